@@ -1,0 +1,35 @@
+"""Packaging for neuroemu: the packages hw_models, converter, emulator and the neuroemu facade."""
+
+from setuptools import setup
+
+EXTRAS = {
+    "onnx": ["onnx>=1.14"],
+    "nir": ["nir>=1.0"],
+    "aedat": ["lz4>=4.0"],
+    "demo": ["scikit-learn>=1.3"],
+    "test": ["pytest>=7", "hypothesis>=6", "onnx>=1.14", "nir>=1.0", "lz4>=4.0",
+             "scikit-learn>=1.3"],
+}
+EXTRAS["dev"] = sorted(set(sum(EXTRAS.values(), [])) | {"ruff"})
+
+setup(
+    name="neuroemu",
+    version="0.1.0",
+    description="Event-driven neuromorphic hardware emulator for converted CNNs",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=["hw_models", "converter", "emulator", "neuroemu"],
+    package_data={"neuroemu": ["assets/*"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.24",
+        "numba>=0.58",
+        "scipy>=1.10",
+        "h5py>=3.8",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+    ],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["neuroemu=neuroemu.cli:main"]},
+)
