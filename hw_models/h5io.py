@@ -1,0 +1,165 @@
+"""HDF5 files for core networks: versioned, written atomically, readable by plain h5py.
+
+Layout (version 1)::
+
+    /                      attrs: format="neuroemu.CoreNetwork", version=1, output, readout,
+                                  input_layout,
+                                  profile ("" if none), meta (JSON text)
+    /placement             int32 (n_cores, 3) (chip, x, y) per core          [optional]
+    /populations/NNNN      one group per population in declaration order; attrs name, kind,
+                           shape, threshold, reset, decay_u, decay_v, v_init, v_min, v_max,
+                           overflow, spike_rule, spiking, encoding, input_max
+        bias               int64 (n,)                                        [optional]
+        core               int32 (n,) global core index per neuron           [optional]
+    /projections/NNNN      attrs name, source, target, kind, exponent, delay, kernel, stride,
+                           padding (top, bottom, left, right), dilation
+        weights            integer array, shape per kind (see hw_models.network.Projection)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import FileFormatError, NetworkError
+from .network import (FORMAT_NAME, FORMAT_VERSION, CoreNetwork, Population, Projection,
+                      meta_json)
+
+_POP_ATTRS = ("name", "kind", "threshold", "reset", "decay_u", "decay_v", "v_init", "v_min",
+              "v_max", "overflow", "spike_rule", "spiking", "encoding", "input_max")
+_PROJ_ATTRS = ("name", "source", "target", "kind", "exponent", "delay")
+_PROJ_TUPLES = ("kernel", "stride", "padding", "dilation")
+
+
+def atomic_h5(path: str | os.PathLike):
+    """Context manager yielding an open h5py.File on a temporary file in the target folder,
+    renamed onto ``path`` only when the block finishes without error."""
+    return _AtomicH5(Path(path))
+
+
+class _AtomicH5:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> h5py.File:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.fh = h5py.File(self.tmp, "w")
+        return self.fh
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.fh.close()
+        finally:
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+            else:
+                self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
+    net.validate()
+    path = Path(path)
+    with atomic_h5(path) as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["version"] = FORMAT_VERSION
+        f.attrs["output"] = net.output
+        f.attrs["readout"] = net.readout
+        f.attrs["input_layout"] = net.input_layout
+        f.attrs["profile"] = net.profile or ""
+        f.attrs["meta"] = meta_json(net.meta)
+        if net.placement is not None:
+            f.create_dataset("placement", data=np.asarray(net.placement, np.int32))
+        g = f.create_group("populations")
+        for i, p in enumerate(net.populations):
+            pg = g.create_group(f"{i:04d}")
+            for a in _POP_ATTRS:
+                pg.attrs[a] = getattr(p, a)
+            pg.attrs["shape"] = np.asarray(p.shape, np.int64)
+            if p.bias is not None:
+                pg.create_dataset("bias", data=p.bias, compression="gzip")
+            if p.core is not None:
+                pg.create_dataset("core", data=p.core, compression="gzip")
+        g = f.create_group("projections")
+        for i, pr in enumerate(net.projections):
+            pg = g.create_group(f"{i:04d}")
+            for a in _PROJ_ATTRS:
+                pg.attrs[a] = getattr(pr, a)
+            for a in _PROJ_TUPLES:
+                pg.attrs[a] = np.asarray(getattr(pr, a), np.int64)
+            pg.create_dataset("weights", data=pr.weights, compression="gzip")
+    return path
+
+
+def _attr(group, name, path):
+    try:
+        v = group.attrs[name]
+    except KeyError:
+        raise FileFormatError(f"{path}: {group.name} lacks the attribute {name!r}") from None
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v
+
+
+def load_network(path: str | os.PathLike) -> CoreNetwork:
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such network file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise FileFormatError(f"{path}: not a readable HDF5 file (corrupt or truncated?): "
+                              f"{exc}") from exc
+    try:
+        with f:
+            fmt = f.attrs.get("format")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            if fmt != FORMAT_NAME:
+                raise FileFormatError(f"{path}: not a neuroemu core network (format attribute "
+                                      f"{fmt!r}, expected {FORMAT_NAME!r})")
+            version = int(f.attrs.get("version", -1))
+            if version > FORMAT_VERSION or version < 1:
+                raise FileFormatError(f"{path}: core-network format version {version} is not "
+                                      f"supported (this neuroemu reads 1..{FORMAT_VERSION})")
+            pops = []
+            for key in sorted(f["populations"]):
+                g = f["populations"][key]
+                kw = {a: _attr(g, a, path) for a in _POP_ATTRS}
+                kw["shape"] = tuple(int(s) for s in g.attrs["shape"])
+                kw["bias"] = g["bias"][()] if "bias" in g else None
+                kw["core"] = g["core"][()] if "core" in g else None
+                pops.append(Population(**kw))
+            projs = []
+            for key in sorted(f["projections"]):
+                g = f["projections"][key]
+                kw = {a: _attr(g, a, path) for a in _PROJ_ATTRS}
+                for a in _PROJ_TUPLES:
+                    kw[a] = tuple(int(s) for s in g.attrs[a])
+                kw["weights"] = g["weights"][()]
+                projs.append(Projection(**kw))
+            net = CoreNetwork(
+                populations=pops, projections=projs, output=_attr(f, "output", path),
+                readout=_attr(f, "readout", path),
+                input_layout=_attr(f, "input_layout", path),
+                placement=f["placement"][()] if "placement" in f else None,
+                profile=_attr(f, "profile", path) or None,
+                meta=json.loads(_attr(f, "meta", path)))
+    except (OSError, KeyError, ValueError) as exc:
+        if isinstance(exc, (FileFormatError, NetworkError)):
+            raise
+        raise FileFormatError(f"{path}: damaged core-network file: {exc}") from exc
+    try:
+        return net.validate()
+    except NetworkError as exc:
+        raise FileFormatError(f"{path}: the stored network is invalid: {exc}") from exc
