@@ -104,14 +104,14 @@ class _Builder:
         p.decay_v = int(_pick(rng, (0, 0, 0, 300, 1500)))
         # a persistent current (decay_u 0) integrates the drive: aim higher
         gain = 4.0 if p.decay_u == 0 else 1.0
-        p.threshold = max(1, int(drive * gain * rng.uniform(0.6, 2.5)))
+        p.threshold = max(1, int(drive * gain * rng.uniform(1.0, 4.0)))
         p.reset = ov.get("reset") or _pick(rng, ("subtract", "zero"))
         p.spike_rule = ov.get("spike_rule") or _pick(rng, (">=", ">"))
         p.overflow = ov.get("overflow") or _pick(rng, ("saturate", "saturate", "wrap", "raise"))
         th = p.threshold
         if p.overflow == "raise":
             # sometimes tight (likely to raise), mostly roomy (likely not)
-            span = int(th * _pick(rng, (1.2, 3, 20, 200)))
+            span = int(th * _pick(rng, (2, 10, 100, 1000)))
         else:
             span = int(th * _pick(rng, (1.1, 1.5, 2, 4)))  # small: clamps/wraps happen
         p.v_max = max(th + 1, span)
