@@ -520,12 +520,13 @@ class Graph:
         """A table: name, kind, inputs, output shape, parameter count."""
         rows = [f"Graph {self.name!r}: input {self.input_shape} ({self.input_layout}), "
                 f"input_scale {self.input_scale}, output {self.output_name!r}"]
-        rows.append(f"{'name':<28}{'kind':<16}{'shape':<18}{'params':>10}  inputs")
+        w = max([len(n) for n in self.layers] + [4]) + 2
+        rows.append(f"{'name':<{w}}{'kind':<16}{'shape':<18}{'params':>10}  inputs")
         total = 0
         for l in self.layers.values():
             n = int(sum(a.size for a in l.weights.values()))
             total += n
-            rows.append(f"{l.name:<28}{l.kind:<16}{str(l.shape):<18}{n:>10}  "
+            rows.append(f"{l.name:<{w}}{l.kind:<16}{str(l.shape):<18}{n:>10}  "
                         f"{', '.join(l.inputs)}")
         rows.append(f"total parameters: {total}")
         return "\n".join(rows)

@@ -1,0 +1,179 @@
+"""NIR graphs → :class:`~converter.graph.Graph` (needs the optional ``nir`` package).
+
+A modest but exact reading of the rate-coded subset of NIR (https://neuroir.org):
+
+* ``Input`` (per-sample shape (C, H, W) or (n,)) and ``Output``;
+* ``Conv2d`` (weight (out, in, kh, kw), stride, padding int/pair/"same"/"valid", dilation,
+  groups = 1, bias) → ``conv2d`` with an HWIO kernel;
+* ``Affine`` (weight (out, in), bias) and ``Linear`` (no bias) → ``dense`` (kernel = weight.T);
+* ``AvgPool2d`` → ``avgpool`` (padded zeros count, as in PyTorch); ``SumPool2d`` → a ``conv2d``
+  with an identity-per-channel kernel (a sum over the window, exactly);
+* ``Flatten`` → ``flatten`` of the whole per-sample tensor (a following Affine/Linear fed by a
+  flattened (C, H, W) tensor has its weight columns permuted to HWC order);
+* ``IF``, ``LIF``, ``CubaLIF``, ``Threshold`` and ``ReLU``-like spiking nodes → ``relu``: in the
+  rate-coded view an integrate-and-fire neuron's firing rate approximates ReLU of its input.
+  Their thresholds and time constants are ignored (a note is kept in the layer params).
+
+Several edges into one node are summed (NIR semantics) with an ``add`` layer.  Anything else
+raises :class:`UnsupportedLayerError` naming the node and its NIR type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hw_models.errors import ConversionError, FileFormatError, UnsupportedLayerError
+from .builder import GraphBuilder
+from .graph import Graph
+
+_SPIKING = ("IF", "LIF", "CubaLIF", "Threshold", "ReLU")
+
+
+def _nir():
+    try:
+        import nir  # noqa: PLC0415  (optional dependency, imported lazily)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("reading NIR graphs needs the 'nir' package: "
+                          "pip install neuroemu[nir]") from exc
+    return nir
+
+
+def _topological(nodes: dict, edges: list, path) -> list[str]:
+    preds = {n: [] for n in nodes}
+    for src, dst in edges:
+        if src not in nodes or dst not in nodes:
+            raise FileFormatError(f"{path}: NIR edge ({src!r}, {dst!r}) names an unknown node")
+        preds[dst].append(src)
+    order, state = [], {}
+
+    def visit(n):
+        if state.get(n) == 1:
+            raise UnsupportedLayerError(f"NIR node {n!r} is part of a cycle (recurrent "
+                                        f"graphs are not supported)")
+        if state.get(n) == 2:
+            return
+        state[n] = 1
+        for p in preds[n]:
+            visit(p)
+        state[n] = 2
+        order.append(n)
+
+    for n in nodes:
+        visit(n)
+    return order, preds
+
+
+def graph_from_nir(nir_graph, name: str = "nir", input_scale: float | None = None,
+                   path: str = "<NIR graph>") -> Graph:
+    """Convert an in-memory ``nir.NIRGraph`` to a :class:`Graph`."""
+    nodes = dict(nir_graph.nodes)
+    order, preds = _topological(nodes, list(nir_graph.edges), path)
+    inputs = [n for n in order if type(nodes[n]).__name__ == "Input"]
+    outputs = [n for n in order if type(nodes[n]).__name__ == "Output"]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ConversionError(f"{path}: need exactly one Input and one Output node "
+                              f"(found {inputs}, {outputs})")
+    shp = tuple(int(v) for v in np.ravel(next(iter(nodes[inputs[0]].input_type.values()))))
+    if len(shp) not in (1, 3):
+        raise ConversionError(f"{path}: input shape {shp} must be (C, H, W) or (n,)")
+    b = GraphBuilder(shp, "CHW" if len(shp) == 3 else "C", name=name)
+    where: dict[str, str] = {inputs[0]: b.input(name=inputs[0])}
+    chw: dict[str, tuple] = {}
+    for n in order:
+        if n == inputs[0]:
+            continue
+        node = nodes[n]
+        kind = type(node).__name__
+        srcs = [where[p] for p in preds[n]]
+        if not srcs:
+            raise ConversionError(f"{path}: NIR node {n!r} ({kind}) has no input")
+        if len(srcs) > 1:
+            if any(s in chw for s in srcs):
+                raise UnsupportedLayerError(f"NIR node {n!r} ({kind}): summing flattened "
+                                            f"channels-first tensors is not supported")
+            srcs = [b.add(*srcs, name=f"{n}_sum")]
+        x = srcs[0]
+        if kind == "Output":
+            where[n] = x
+            continue
+        if x in chw and kind not in ("Affine", "Linear") + _SPIKING:
+            raise UnsupportedLayerError(f"NIR node {n!r} ({kind}) follows a Flatten of a "
+                                        f"(C, H, W) tensor; only Affine/Linear may")
+        where[n] = _node(b, n, kind, node, x, chw)
+    graph_out = where[outputs[0]]
+    if graph_out in chw:
+        raise ConversionError(f"{path}: the output is a flattened (C, H, W) tensor")
+    return b.build(output=graph_out, input_scale=input_scale)
+
+
+def _node(b: GraphBuilder, n: str, kind: str, node, x: str, chw: dict) -> str:
+    if kind == "Conv2d":
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.ndim != 4 or int(node.groups) != 1:
+            raise UnsupportedLayerError(f"NIR node {n!r} (Conv2d): only groups=1 with a 4-D "
+                                        f"weight is supported")
+        pad = node.padding
+        if not isinstance(pad, str):
+            pad = tuple(int(v) for v in np.ravel(pad))
+            pad = pad * 2 if len(pad) == 1 else pad
+        bias = None if node.bias is None or np.ndim(node.bias) == 0 else node.bias
+        return b.conv2d(x, w.transpose(2, 3, 1, 0), bias, tuple(np.ravel(node.stride)) if
+                        np.size(node.stride) > 1 else int(np.ravel(node.stride)[0]),
+                        pad, tuple(np.ravel(node.dilation)) if np.size(node.dilation) > 1
+                        else int(np.ravel(node.dilation)[0]), name=n)
+    if kind in ("Affine", "Linear"):
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.ndim != 2:
+            raise UnsupportedLayerError(f"NIR node {n!r} ({kind}): weight must be 2-D")
+        k = w.T
+        if x in chw:
+            c, h, wd = chw[x]
+            k = k.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(c * h * wd, -1)
+        bias = getattr(node, "bias", None) if kind == "Affine" else None
+        return b.dense(x, k, bias, name=n)
+    if kind in ("AvgPool2d", "SumPool2d"):
+        k = tuple(int(v) for v in np.ravel(node.kernel_size))
+        k = k * 2 if len(k) == 1 else k
+        st = tuple(int(v) for v in np.ravel(node.stride))
+        st = st * 2 if len(st) == 1 else st
+        p = tuple(int(v) for v in np.ravel(node.padding))
+        p = p * 2 if len(p) == 1 else p
+        pad = (p[0], p[0], p[1], p[1])
+        if kind == "AvgPool2d":
+            return b.avgpool(x, k, st, pad, count_include_pad=True, name=n)
+        c = b.shape(x)[-1]
+        kernel = np.zeros(k + (c, c))
+        kernel[:, :, np.arange(c), np.arange(c)] = 1.0
+        return b.conv2d(x, kernel, None, st, pad, name=n)
+    if kind == "Flatten":
+        s = b.shape(x)
+        y = b.flatten(x, name=n)
+        if len(s) == 3 and s[2] > 1 and s[0] * s[1] > 1:
+            chw[y] = (s[2], s[0], s[1])
+        return y
+    if kind in _SPIKING:
+        y = b.relu(x, name=n)
+        b.layer(y).params["from_nir"] = kind
+        if x in chw:
+            chw[y] = chw[x]
+        return y
+    raise UnsupportedLayerError(f"NIR node {n!r} of type {kind!r} is not supported")
+
+
+def load_nir(path, input_scale: float | None = None) -> Graph:
+    """Read a NIR file (HDF5 written by ``nir.write``) as a float :class:`Graph`."""
+    nir = _nir()
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        g = nir.read(str(path))
+    except Exception as exc:  # h5py and NIR raise many kinds on corrupt files
+        raise FileFormatError(f"{path}: cannot read NIR graph ({type(exc).__name__}: "
+                              f"{exc})") from exc
+    return graph_from_nir(g, name=path.stem, input_scale=input_scale, path=str(path))
+
+
+__all__ = ["load_nir", "graph_from_nir"]
