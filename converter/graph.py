@@ -257,11 +257,15 @@ def _pad(x: np.ndarray, pad: tuple, value: float = 0.0) -> np.ndarray:
     return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
 
 
+#: elements of one im2col buffer (float64: 32 MB); the batch is processed in chunks this size
+_COLS_BUDGET = 4_000_000
+
+
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias=None, strides=(1, 1), padding=(0, 0, 0, 0),
            dilation=(1, 1)) -> np.ndarray:
     """Batched NHWC cross-correlation (see ``conv2d`` in the module docstring).
 
-    Accumulates one matmul per kernel tap, so memory stays at one output-sized buffer.
+    im2col in batch chunks of at most ``_COLS_BUDGET`` elements, one matmul per chunk.
     """
     kh, kw, cin, cout = kernel.shape
     sh, sw = strides
@@ -270,19 +274,20 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias=None, strides=(1, 1), padding
     n, hp, wp, _ = xp.shape
     ho = (hp - (kh - 1) * dh - 1) // sh + 1
     wo = (wp - (kw - 1) * dw - 1) // sw + 1
-    out = np.zeros((n, ho, wo, cout), dtype=np.result_type(x, kernel))
-    if cin == 1:
+    dtype = np.result_type(x, kernel)
+    k2 = kernel.reshape(kh * kw * cin, cout).astype(dtype, copy=False)
+    out = np.empty((n, ho, wo, cout), dtype=dtype)
+    step = max(1, _COLS_BUDGET // max(1, ho * wo * kh * kw * cin))
+    for s in range(0, n, step):
+        xs = xp[s:s + step]
+        cols = np.empty((xs.shape[0], ho, wo, kh * kw * cin), dtype=dtype)
         for a in range(kh):
             for b in range(kw):
-                tap = xp[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
-                         b * dw:b * dw + sw * (wo - 1) + 1:sw, :]
-                out += tap * kernel[a, b, 0]
-    else:
-        for a in range(kh):
-            for b in range(kw):
-                tap = xp[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
-                         b * dw:b * dw + sw * (wo - 1) + 1:sw, :]
-                out += tap @ kernel[a, b]
+                j = (a * kw + b) * cin
+                cols[..., j:j + cin] = xs[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
+                                          b * dw:b * dw + sw * (wo - 1) + 1:sw, :]
+        m = cols.shape[0] * ho * wo
+        out[s:s + step] = (cols.reshape(m, -1) @ k2).reshape(cols.shape[0], ho, wo, cout)
     if bias is not None:
         out += bias
     return out
