@@ -18,6 +18,19 @@ event engine:
 
 The raw result is the dict agreed for both simulators (see ``prompts/common.md``).  Clarity
 wins over speed; a 100-neuron network runs 50 samples × 64 steps in about a second.
+
+Readings of the contract where its wording leaves a choice (the engine must make the same):
+
+* a synaptic event (and an input MAC) is a *structural* delivery: a synapse whose weight is 0
+  still counts, as on a chip that reads the weight from memory;
+* a spike whose arrival step ``t + delay`` exceeds T is never delivered (no synaptic event), but
+  its messages are counted when it is emitted;
+* input events with ``step + 1 > T`` are ignored;
+* the max-pool gate passes every spike the winner has arriving this step (a repeated input
+  event: k spikes → ``k · w[c]``, k synaptic events); a window lying wholly in the padding
+  never passes; a max-pool gate fed by an analog input is rejected (it has no spikes);
+* overflow ``raise`` reports the lowest sample that overflows, its first step, and the first
+  population in processing order that overflowed at that step.
 """
 
 from __future__ import annotations
