@@ -1,0 +1,556 @@
+"""``convert(graph, calibration, method, weight_bits, profile, steps, **options) → CoreNetwork``.
+
+The pipeline (DESIGN.md "Conversion"):
+
+1. :func:`converter.passes.prepare`: fold BatchNorm (ECC's CMB, own ε), ReLU before max-pool.
+2. :func:`_plan`: walk the folded graph once and decide populations and projections:
+   ``input`` → the input population; every ReLU after a linear chain (conv/dense, zero padding,
+   add, concat, flatten/reshape) → a spiking population whose incoming projections are the terms
+   of that chain; maxpool → a spiking gate projection (``kind="maxpool"``) into a *relay*
+   population (weight = threshold, so every passed spike re-emits), or an average by option;
+   avgpool / global_avgpool → an ``avgpool`` projection into an *average* population (which
+   inherits the λ of its input); the logits → the read-out population (non-spiking for readout
+   ``"v"``).  A ``concat`` is never materialised: each consumer gets one projection per concat
+   input with the matching kernel slice (channel slice for conv, the HWC flat rows for dense).
+   A residual ``add`` is one population with several incoming projections (``identity`` for a
+   direct shortcut).
+3. λ per population from calibration (:mod:`converter.normalise`); populations meeting at an
+   ``add`` or ``concat`` share one λ (the maximum; option ``share=False`` turns it off: with one
+   projection per source the conversion is exact either way).  The input has
+   ``λ_in = input_scale`` (analog, events) or ``input_scale·input_max`` (rate, bernoulli), so the
+   first layer's float weights are ``W·input_scale/λ_1`` (resp. ``·input_max``) and the raw
+   integer pixels drive it directly.
+4. Method specifics: ``robust`` (Rueckauer et al. 2017: percentile 99.9 of non-zero activations,
+   reset by subtraction), ``max`` (Diehl et al. 2015: max-norm, reset by subtraction), ``ecc``
+   (Wu et al., "Tandem/ECC" explicit current control: max-based current normalisation, threshold
+   amplified to an integer by the quantisation step, thresholding for residual elimination
+   ``v_init = ρ·θ`` with ρ = 0.5 — or ``tre="bias"``: ``ρθ/T`` added to the bias every step —,
+   and CMB BatchNorm folding), ``rmp`` (Han et al. 2020, "RMP-SNN: residual membrane potential
+   neuron", CVPR: reset by subtraction and the float threshold scaled by ``rmp_scale`` = 0.8).
+5. :func:`converter.quantise.quantise_population` per population (θ, exponents, weights, bias)
+   under the profile's formats; state range, overflow policy and spike rule from the profile.
+6. :func:`converter.mapping.map_to_cores` when that module exists (option ``map``).
+
+Everything the conversion decided is in ``net.meta``: ``method``, ``profile``, ``weight_bits``,
+``options`` (resolved), ``lambda`` (per population), ``quantisation`` (per population: θ,
+exponents, clipped fraction, RMS/max rounding error), ``ann_macs``, ``notes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw_models.errors import ConversionError, UnsupportedLayerError
+from hw_models.network import CoreNetwork, Population, Projection, DECAY_ONE
+from hw_models.profiles import get_profile
+from .graph import Graph, pair
+from .normalise import activation_scales, share_scales
+from .passes import count_macs, prepare
+from .quantise import quantise_population
+
+__all__ = ["convert", "METHODS", "OPTION_DEFAULTS"]
+
+METHODS = ("ecc", "robust", "max", "rmp")
+
+#: every option of :func:`convert` and its default (``None`` = decided by method or graph)
+OPTION_DEFAULTS = {
+    "reset": "subtract", "encoding": "analog", "input_max": 255, "input_scale": None,
+    "maxpool": "gate", "readout": "v", "timing": "sync", "percentile": None,
+    "per_channel": False, "rho": 0.5, "tre": None, "rmp_scale": 0.8, "map": True,
+    "share": True, "batch_size": 128,
+}
+_CHOICES = {"reset": ("subtract", "zero"), "encoding": ("analog", "rate", "bernoulli", "events"),
+            "maxpool": ("gate", "avg"), "readout": ("v", "spikes"),
+            "timing": ("sync", "hardware"), "tre": ("vinit", "bias", "none")}
+_METHOD_DEFAULTS = {"ecc": {"percentile": 100.0, "tre": "vinit"},
+                    "robust": {"percentile": 99.9, "tre": "none"},
+                    "max": {"percentile": 100.0, "tre": "none"},
+                    "rmp": {"percentile": 100.0, "tre": "none"}}
+
+
+# ----------------------------------------------------------------------------------------------
+# options
+
+def _options(method: str, steps, options: dict) -> dict:
+    if method not in METHODS:
+        raise ConversionError(f"unknown method {method!r}; choose one of {METHODS}")
+    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise ConversionError(f"unknown option(s) {unknown}; known options: "
+                              f"{sorted(OPTION_DEFAULTS)}")
+    opt = dict(OPTION_DEFAULTS)
+    opt.update(_METHOD_DEFAULTS[method])
+    opt.update({k: v for k, v in options.items() if v is not None or k == "input_scale"})
+    for k, choices in _CHOICES.items():
+        if opt[k] not in choices:
+            raise ConversionError(f"option {k}={opt[k]!r} is invalid; choose one of {choices}")
+    if isinstance(opt["input_max"], bool) or not isinstance(opt["input_max"], (int, np.integer)) \
+            or opt["input_max"] < 1:
+        raise ConversionError(f"option input_max must be a positive integer, got "
+                              f"{opt['input_max']!r}")
+    for k, lo, hi in (("percentile", 0.0, 100.0), ("rho", 0.0, 1.0), ("rmp_scale", 0.0, 1.0)):
+        v = opt[k]
+        if not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) \
+                or not (lo < float(v) <= hi if k != "rho" else lo <= float(v) < hi):
+            raise ConversionError(f"option {k} must be a number in "
+                                  f"{'[' if k == 'rho' else '('}{lo}, {hi}"
+                                  f"{')' if k == 'rho' else ']'}, got {v!r}")
+        opt[k] = float(v)
+    if opt["input_scale"] is not None:
+        s = opt["input_scale"]
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.floating)) \
+                or not np.isfinite(s) or s <= 0:
+            raise ConversionError(f"option input_scale must be a positive number, got {s!r}")
+        opt["input_scale"] = float(s)
+    for k in ("per_channel", "map", "share"):
+        if not isinstance(opt[k], (bool, np.bool_)):
+            raise ConversionError(f"option {k} must be True or False, got {opt[k]!r}")
+        opt[k] = bool(opt[k])
+    if not isinstance(opt["batch_size"], (int, np.integer)) or opt["batch_size"] < 1:
+        raise ConversionError(f"option batch_size must be a positive integer, "
+                              f"got {opt['batch_size']!r}")
+    if opt["tre"] == "bias" and steps is None:
+        raise ConversionError("option tre='bias' adds ρθ/T to the bias every step and needs "
+                              "steps=T")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                              or steps < 1):
+        raise ConversionError(f"steps must be a positive integer or None, got {steps!r}")
+    opt["input_max"] = int(opt["input_max"])
+    return opt
+
+
+# ----------------------------------------------------------------------------------------------
+# planning: graph → populations and (float) projections
+
+@dataclass
+class _Term:
+    name: str
+    source: str
+    kind: str  # dense | conv | avgpool | maxpool | identity
+    weights: np.ndarray
+    geom: dict = field(default_factory=dict)
+    rows_channel: np.ndarray | None = None  # dense: source channel of each row
+
+
+@dataclass
+class _Pop:
+    name: str
+    shape: tuple
+    role: str  # neuron | relay | avg | output
+    stat: str | None = None  # graph layer whose activations give λ
+    terms: list = field(default_factory=list)
+    bias: np.ndarray | None = None
+
+    @property
+    def inherits(self) -> bool:
+        return self.role in ("relay", "avg")
+
+
+class _Planner:
+    def __init__(self, g: Graph, opt: dict):
+        self.g, self.opt = g, opt
+        self.pops: dict[str, _Pop] = {}
+        self.vals: dict = {}
+        self.groups: list = []
+        self.names: set = {"input"}
+
+    def _pname(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.names:
+            i += 1
+            name = f"{base}#{i}"
+        self.names.add(name)
+        return name
+
+    def _parts(self, v, layer):
+        """(pop, channel offset, channels) parts and pending padding of a pop/concat value."""
+        if v[0] == "pop":
+            return [(v[1], 0, self.pops_shape(v[1])[-1])], v[2]
+        if v[0] == "concat":
+            return v[1], v[2]
+        raise ConversionError(f"layer {layer.name!r} ({layer.kind}) takes a linear pre-activation"
+                              f" (no ReLU in between); two linear layers in a row cannot become"
+                              f" one projection — insert a ReLU or merge them before converting")
+
+    def pops_shape(self, name):
+        return self.g.layer(self.g.input_name).shape if name == "input" else \
+            self.pops[name].shape
+
+    def run(self):
+        g = self.g
+        for layer in g:
+            k, name = layer.kind, layer.name
+            ins = [self.vals[i] for i in layer.inputs]
+            v = ins[0] if ins else None
+            if k == "input":
+                self.vals[name] = ("pop", "input", (0, 0, 0, 0))
+            elif k == "zeropad":
+                parts, pad = self._parts(v, layer)
+                pad = tuple(a + b for a, b in zip(pad, layer.params["padding"]))
+                self.vals[name] = (v[0], v[1], pad) if v[0] == "pop" else ("concat", parts, pad)
+            elif k == "conv2d":
+                parts, pad = self._parts(v, layer)
+                pad = tuple(a + b for a, b in zip(pad, layer.params.get("padding", (0,) * 4)))
+                kern = layer.weights["kernel"]
+                geom = {"kernel": kern.shape[:2], "stride": pair(layer.params.get("strides", 1)),
+                        "padding": pad, "dilation": pair(layer.params.get("dilation", 1))}
+                terms = []
+                for i, (src, off, c) in enumerate(parts):
+                    terms.append(_Term(name if len(parts) == 1 else f"{name}[{i}]", src, "conv",
+                                       kern[:, :, off:off + c, :], geom))
+                self.vals[name] = ("lin", terms, layer.weights.get("bias"), layer.shape)
+            elif k == "dense":
+                self.vals[name] = ("lin", self._dense_terms(layer, v), layer.weights.get("bias"),
+                                   layer.shape)
+            elif k in ("flatten", "reshape"):
+                if v[0] == "lin":
+                    raise ConversionError(f"layer {name!r} ({k}) reshapes a linear "
+                                          f"pre-activation; only spiking outputs can be "
+                                          f"reshaped")
+                if any(v[2]):
+                    raise ConversionError(f"layer {name!r} ({k}) follows zero padding; padding "
+                                          f"is only supported before conv and pooling layers")
+                src_shape = self._value_shape(v)
+                if len(layer.shape) != 1 and tuple(layer.shape) != tuple(src_shape):
+                    raise UnsupportedLayerError(f"layer {name!r} (reshape) changes the spatial "
+                                                f"shape {src_shape} -> {layer.shape}; only "
+                                                f"flattening is supported")
+                self.vals[name] = v if v[0] == "pop" else ("concat", v[1], v[2], "flat")
+            elif k == "add":
+                terms, bias, group = [], np.zeros(layer.shape[-1]), []
+                for src_name, x in zip(layer.inputs, ins):
+                    if x[0] == "lin":
+                        terms += x[1]
+                        if x[2] is not None:
+                            bias = bias + x[2]
+                        group += [t.source for t in x[1]]
+                    elif x[0] == "pop" and not any(x[2]):
+                        c = self.pops_shape(x[1])[-1]
+                        terms.append(_Term(f"{name}<-{x[1]}", x[1], "identity", np.ones(c)))
+                        group.append(x[1])
+                    else:
+                        raise ConversionError(f"layer {name!r} (add): input {src_name!r} is a "
+                                              f"concat or padded map; not supported in an add")
+                self.groups.append(sorted(set(group)))
+                self.vals[name] = ("lin", terms, bias, layer.shape)
+            elif k == "concat":
+                parts, off = [], 0
+                for src_name, x in zip(layer.inputs, ins):
+                    if x[0] == "lin" or any(x[2]) or len(x) > 3:
+                        raise ConversionError(f"layer {name!r} (concat): input {src_name!r} must "
+                                              f"be a spiking (ReLU/pool) output, unpadded")
+                    sub, _ = self._parts(x, layer)
+                    for src, o, c in sub:
+                        parts.append((src, off + o, c))
+                    off += sum(c for _, _, c in sub)
+                self.groups.append(sorted({p[0] for p in parts}))
+                self.vals[name] = ("concat", parts, (0, 0, 0, 0))
+            elif k == "relu":
+                if v[0] == "lin":
+                    self.vals[name] = ("pop", self._new_pop(name, layer.shape, "neuron", v, name),
+                                       (0, 0, 0, 0))
+                else:  # ReLU of a spiking output is the identity
+                    self.vals[name] = v
+            elif k in ("maxpool", "avgpool"):
+                self.vals[name] = ("pop", self._pool(layer, v), (0, 0, 0, 0))
+            elif k == "global_avgpool":
+                if v[0] != "pop" or any(v[2]):
+                    raise ConversionError(f"layer {name!r} (global_avgpool) must follow a "
+                                          f"spiking (ReLU) map")
+                h, w, c = self.pops_shape(v[1])
+                pn = self._pname(name)
+                self.pops[pn] = _Pop(pn, (1, 1, c), "avg", terms=[_Term(
+                    name, v[1], "avgpool", np.full(c, 1.0 / (h * w)),
+                    {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0)})])
+                self.vals[name] = ("pop", pn, (0, 0, 0, 0))
+            elif k == "softmax":
+                self.vals[name] = v
+            elif k == "batchnorm":
+                raise ConversionError(f"batchnorm {name!r} survived folding")  # pragma: no cover
+            else:
+                raise UnsupportedLayerError(f"layer {name!r}: kind {k!r} cannot be converted")
+        logits = g.logits_name
+        v = self.vals[logits]
+        if v[0] == "lin":
+            out = self._new_pop(logits, g.layer(logits).shape, "output", v, logits)
+        elif v[0] == "pop":
+            src = v[1]
+            shp = self.pops_shape(src)
+            on = self._pname(f"{logits}_out")
+            self.pops[on] = _Pop(on, shp, "output", stat=logits,
+                                 terms=[_Term(f"{on}<-{src}", src, "identity", np.ones(shp[-1]))])
+            out = on
+        else:
+            raise ConversionError(f"the output {logits!r} is a concat; add a dense read-out")
+        return out
+
+    def _value_shape(self, v):
+        if v[0] == "pop":
+            return self.pops_shape(v[1])
+        s = self.pops_shape(v[1][0][0])
+        return tuple(s[:-1]) + (sum(c for _, _, c in v[1]),)
+
+    def _new_pop(self, stat, shape, role, v, base):
+        pn = self._pname(base)
+        _, terms, bias, _ = v
+        for t in terms:
+            self._check_shape(t, shape, base)
+        self.pops[pn] = _Pop(pn, tuple(shape), role, stat=stat, terms=terms,
+                             bias=None if bias is None else np.asarray(bias, np.float64))
+        return pn
+
+    def _check_shape(self, t, shape, base):
+        if t.kind == "dense" and len(shape) != 1:
+            raise ConversionError(f"layer {base!r}: dense output shape {shape}")  # pragma: no cover
+
+    def _dense_terms(self, layer, v):
+        kern = layer.weights["kernel"]
+        if v[0] == "lin":
+            self._parts(v, layer)
+        if any(v[2]):
+            raise ConversionError(f"layer {layer.name!r} (dense) follows zero padding")
+        if v[0] == "pop":
+            shp = self.pops_shape(v[1])
+            ch = np.arange(kern.shape[0]) % shp[-1]
+            return [_Term(layer.name, v[1], "dense", kern, rows_channel=ch)]
+        parts = v[1]
+        full = self._value_shape(v)
+        idx_all = np.arange(int(np.prod(full))).reshape(full)
+        terms = []
+        for i, (src, off, c) in enumerate(parts):
+            rows = idx_all[..., off:off + c].reshape(-1)
+            shp = self.pops_shape(src)
+            terms.append(_Term(f"{layer.name}[{i}]", src, "dense", kern[rows],
+                               rows_channel=np.arange(rows.size) % shp[-1]))
+        return terms
+
+    def _pool(self, layer, v):
+        k, name = layer.kind, layer.name
+        if v[0] != "pop":
+            raise ConversionError(f"layer {name!r} ({k}) must follow a spiking (ReLU) output, "
+                                  f"got {'a linear pre-activation' if v[0] == 'lin' else 'a concat'}"
+                                  f"; put the ReLU before the pooling")
+        p = layer.params
+        pool = pair(p["pool"])
+        pad = tuple(a + b for a, b in zip(v[2], p.get("padding", (0, 0, 0, 0))))
+        geom = {"kernel": pool, "stride": pair(p.get("strides", pool)), "padding": pad}
+        c = self.pops_shape(v[1])[-1]
+        pn = self._pname(name)
+        if k == "maxpool" and self.opt["maxpool"] == "gate":
+            if any(v[2]):
+                raise ConversionError(f"maxpool {name!r} after zero padding: padded zeros would "
+                                      f"enter the max; not supported")
+            term = _Term(name, v[1], "maxpool", np.ones(c), geom)
+            role = "relay"
+        else:
+            if k == "avgpool" and any(pad) and not p.get("count_include_pad", True):
+                raise UnsupportedLayerError(
+                    f"avgpool {name!r}: padding with count_include_pad=False gives a different "
+                    f"divisor at the borders, which one pooling weight cannot express")
+            term = _Term(name, v[1], "avgpool", np.full(c, 1.0 / (pool[0] * pool[1])), geom)
+            role = "avg"
+        self.pops[pn] = _Pop(pn, tuple(layer.shape), role, terms=[term])
+        return pn
+
+
+# ----------------------------------------------------------------------------------------------
+
+def _normalised(t: _Term, lam_s: np.ndarray, lam_t: np.ndarray, extra: float) -> np.ndarray:
+    """Float weights of a term in threshold units of the target: W·λ_S/λ_T·extra."""
+    w = t.weights
+    ls = np.asarray(lam_s, np.float64)
+    lt = np.asarray(lam_t, np.float64)
+    if t.kind == "dense":
+        rs = ls[t.rows_channel % ls.size] if ls.size > 1 else ls
+        out = w * (extra / lt)[None, :] if lt.size > 1 else w * (extra / float(lt[0]))
+        return out * rs[:, None] if ls.size > 1 else out * float(rs[0])
+    if t.kind == "conv":
+        out = w * (extra / lt) if lt.size > 1 else w * (extra / float(lt[0]))
+        return out * ls[None, None, :, None] if ls.size > 1 else out * float(ls[0])
+    return w * ls * extra / lt  # (C,) weights of pooling / identity projections
+
+
+def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: int | None = 8,
+            profile="loihi1", steps: int | None = None, **options) -> CoreNetwork:
+    """Convert a float :class:`~converter.graph.Graph` to an integer :class:`CoreNetwork`.
+
+    Parameters
+    ----------
+    graph : the float network (any importer or :class:`~converter.builder.GraphBuilder`).
+    calibration : float array in the graph's own input layout and units (e.g. pixels/255 for
+        the Keras models), or None: weights-only scales (λ = 1 for every layer), for feasibility
+        studies — fast, and never materialises conv synapses.
+    method : ``"ecc"`` | ``"robust"`` | ``"max"`` | ``"rmp"`` (module docstring).
+    weight_bits : signed weight bits, at most the profile's; None = "float" (2^23 resolution,
+        needs a profile with float weights such as ``"ideal"``).
+    profile : a profile name or :class:`~hw_models.profiles.ChipProfile`.
+    steps : run length T, needed only for ``tre="bias"``.
+    options : ``reset`` (subtract|zero), ``encoding`` (analog|rate|bernoulli|events),
+        ``input_max`` (255), ``input_scale`` (model units per raw unit; default the graph's, else
+        1/input_max), ``maxpool`` (gate|avg), ``readout`` (v|spikes), ``timing``
+        (sync: delay 0 | hardware: delay 1), ``percentile``, ``per_channel``, ``rho`` (0.5),
+        ``tre`` (vinit|bias|none), ``rmp_scale`` (0.8), ``map`` (True), ``share`` (True),
+        ``batch_size`` (128, calibration batches).
+
+    Raises :class:`ConversionError` (unknown option or value, impossible profile, NaN weights,
+    unsupported structure) naming the thing at fault.
+    """
+    if not isinstance(graph, Graph):
+        raise ConversionError(f"convert() takes a converter.graph.Graph, got "
+                              f"{type(graph).__name__} (use converter.load_model first)")
+    opt = _options(method, steps, options)
+    prof = get_profile(profile)
+    if weight_bits is not None:
+        if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, np.integer)) \
+                or not 2 <= weight_bits <= 24:
+            raise ConversionError(f"weight_bits must be an integer in [2, 24] or None, "
+                                  f"got {weight_bits!r}")
+        weight_bits = int(weight_bits)
+        if prof.weight_bits is not None and weight_bits > prof.weight_bits:
+            raise ConversionError(f"weight_bits={weight_bits} exceeds the {prof.weight_bits}-bit "
+                                  f"weights of profile {prof.name!r}")
+    elif prof.weight_bits is not None:
+        raise ConversionError(f"weight_bits=None (float weights) is impossible on profile "
+                              f"{prof.name!r} ({prof.weight_bits}-bit weights); use "
+                              f"profile='ideal' for float studies")
+    for layer in graph:
+        for wn, arr in layer.weights.items():
+            if not np.all(np.isfinite(arr)):
+                raise ConversionError(f"layer {layer.name!r} ({layer.kind}): weight {wn!r} "
+                                      f"contains NaN or infinite values")
+    notes = []
+    if opt["reset"] not in prof.native_resets:
+        notes.append(f"reset {opt['reset']!r} is not native on {prof.name} "
+                     f"(native: {list(prof.native_resets)})")
+    g = prepare(graph)
+    planner = _Planner(g, opt)
+    out_name = planner.run()
+    pops = planner.pops
+
+    # ---- λ per population --------------------------------------------------------------
+    in_scale = opt["input_scale"] if opt["input_scale"] is not None else graph.input_scale
+    if in_scale is None:
+        in_scale = 1.0 / opt["input_max"]
+        notes.append(f"graph has no input_scale; assumed 1/input_max = {in_scale:.6g}")
+    lam_in = in_scale * (opt["input_max"] if opt["encoding"] in ("rate", "bernoulli") else 1.0)
+    stats = [p.stat for p in pops.values() if p.stat is not None]
+    if calibration is None:
+        lam = {s: np.ones(1) for s in stats}
+        silent = []
+        notes.append("no calibration: weights-only scales (λ = 1 for every layer)")
+    else:
+        lam = activation_scales(g, stats, calibration, opt["percentile"], opt["per_channel"],
+                                opt["batch_size"])
+        silent = lam.pop("_silent")
+        if silent:
+            notes.append(f"layers never active on the calibration data (λ set to 1 or the "
+                         f"largest channel's): {silent}")
+    lam_pop = {"input": np.array([lam_in]), graph.input_name: np.array([lam_in])}
+    for p in pops.values():
+        if p.stat is not None:
+            lam_pop[p.name] = np.asarray(lam[p.stat], np.float64)
+    for _ in range(4):  # inheritance and sharing, until stable
+        for p in pops.values():
+            if p.inherits:
+                lam_pop[p.name] = lam_pop[p.terms[0].source]
+        if opt["share"]:
+            lam_pop = share_scales(lam_pop, [gr for gr in planner.groups
+                                             if graph.input_name not in gr and "input" not in gr])
+    # ---- populations -------------------------------------------------------------------
+    in_layer = g.layer(g.input_name)
+    in_pop_name = "input"
+    populations = [Population(in_pop_name, in_layer.shape, kind="input",
+                               encoding=opt["encoding"], input_max=opt["input_max"])]
+    projections, qrep, lam_rep = [], {}, {}
+    delay = 0 if opt["timing"] == "sync" else 1
+    vmin, vmax = prof.v_min_unscaled, prof.v_max_unscaled
+    for p in pops.values():
+        lt = lam_pop[p.name]
+        spiking = p.role != "output" or opt["readout"] == "spikes"
+        extra = 1.0
+        if method == "rmp" and p.role in ("neuron", "output") and spiking:
+            extra = 1.0 / opt["rmp_scale"]  # threshold × rmp_scale  ≡  weights ÷ rmp_scale
+        fw = {}
+        for t in p.terms:
+            src = in_pop_name if t.source == "input" else t.source
+            fw[t.name] = (src, t, _normalised(t, lam_pop.get(t.source, lam_pop["input"]), lt,
+                                              extra))
+        bias = None
+        if p.bias is not None:
+            bias = np.broadcast_to(p.bias * extra / lt, p.shape).reshape(-1).copy()
+        if method == "ecc" and opt["tre"] == "bias" and p.role in ("neuron", "avg"):
+            add = opt["rho"] / steps
+            bias = np.full(int(np.prod(p.shape)), add) if bias is None else bias + add
+        relay = p.role == "relay" and all(np.allclose(w, 1.0) for _, _, w in fw.values())
+        for _, t, w in fw.values():
+            if not np.all(np.isfinite(w)):
+                raise ConversionError(f"population {p.name!r}: projection {t.name!r} has "
+                                      f"non-finite normalised weights (λ = {lt})")
+        q = quantise_population(p.name, {k: w for k, (_, _, w) in fw.items()}, bias,
+                                weight_bits, prof, fixed_theta=1 if relay else None)
+        theta = q["theta"]
+        v_init = 0
+        if relay and prof.spike_rule == ">":
+            v_init = 1  # v = 1 + θ > θ: every passed spike re-emits; the residue stays 1
+        elif method == "ecc" and opt["tre"] == "vinit" and p.role in ("neuron", "avg"):
+            v_init = int(round(opt["rho"] * theta))
+        if not vmin <= v_init <= vmax or theta > vmax:
+            raise ConversionError(f"population {p.name!r}: threshold {theta} / v_init {v_init} "
+                                  f"outside the state range [{vmin}, {vmax}] of {prof.name}")
+        populations.append(Population(
+            p.name, p.shape, threshold=theta, reset=opt["reset"], decay_u=DECAY_ONE, decay_v=0,
+            bias=q["bias"], v_init=v_init, v_min=vmin, v_max=vmax, overflow=prof.v_overflow,
+            spike_rule=prof.spike_rule, spiking=spiking))
+        for k, (src, t, _) in fw.items():
+            geom = dict(t.geom)
+            projections.append(Projection(
+                t.name, src, p.name, t.kind, q["weights"][k], exponent=q["exponents"][k],
+                delay=delay, kernel=geom.get("kernel", (1, 1)), stride=geom.get("stride", (1, 1)),
+                padding=geom.get("padding", (0, 0, 0, 0)),
+                dilation=geom.get("dilation", (1, 1))))
+        del fw
+        qrep[p.name] = dict(q["report"], role=p.role, v_init=v_init)
+        lam_rep[p.name] = {"max": float(np.max(lt)), "mean": float(np.mean(lt)),
+                           "per_channel": int(np.size(lt)) > 1,
+                           "inherited": p.inherits, "layer": p.stat}
+    if prof.max_delay is not None and delay > prof.max_delay:
+        raise ConversionError(f"timing='hardware' needs delay 1 but profile {prof.name!r} "
+                              f"allows at most {prof.max_delay}")
+    layout = {"C": "flat"}.get(graph.input_layout, graph.input_layout)
+    meta = {
+        "method": method, "profile": prof.name, "weight_bits": weight_bits, "steps": steps,
+        "options": dict(opt, input_scale=in_scale), "lambda_input": lam_in,
+        "lambda": lam_rep, "quantisation": qrep, "ann_macs": count_macs(g)["total"],
+        "graph": graph.name, "calibration_samples": 0 if calibration is None else
+        int(len(calibration)), "float_weights": weight_bits is None,
+        "reset_native": opt["reset"] in prof.native_resets,
+        "population_roles": {p.name: p.role for p in pops.values()},
+        "notes": notes,
+    }
+    if weight_bits is None:
+        notes.append("float conversion: integers with 2^23 resolution (θ = ⌊(2^23−1)/max|W'|⌋),"
+                     " numerically as fine as float32")
+    net = CoreNetwork(populations, projections, output=out_name, readout=opt["readout"],
+                      input_layout=layout, profile=prof.name, meta=meta)
+    net.validate()
+    if opt["map"]:
+        net = _map(net, prof)
+    return net
+
+
+def _map(net: CoreNetwork, prof) -> CoreNetwork:
+    try:
+        from .mapping import map_to_cores
+    except ImportError:
+        net.meta["mapping"] = None
+        net.meta["notes"].append("converter.mapping not available: network left unmapped")
+        return net
+    mapped, report = map_to_cores(net, prof)
+    if hasattr(report, "to_dict"):
+        summary = report.to_dict()
+    else:  # pragma: no cover - depends on the mapping module
+        summary = str(report)
+    mapped.meta = dict(mapped.meta, mapping=summary)
+    return mapped

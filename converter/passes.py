@@ -1,0 +1,182 @@
+"""Graph → graph passes run before conversion: BatchNorm folding, max-pool/ReLU ordering, MACs.
+
+Every pass returns a **new** :class:`~converter.graph.Graph`; the input graph is never changed.
+Layers a pass does not touch are shallow copies that share their (read-only by convention)
+weight arrays with the original, so a pass over a 138 M-weight VGG-16 costs no extra memory.
+
+BatchNorm folding (Wu et al., "ECC", the CMB step; Rueckauer et al. 2017, Sec. 2.2)
+---------------------------------------------------------------------------------
+With the layer's **own** ε, ``s = γ / √(σ² + ε)`` and ``t = β − μ·s`` (so ``BN(x) = x·s + t``):
+
+* *backward* (the usual case, BN right after a conv/dense whose only consumer it is):
+  ``W′ = W·s`` per output channel, ``b′ = (b − μ)·s + β``.
+* *forward* (BN whose input is not a foldable linear layer, e.g. ``relu → BN → conv``): the affine
+  map is folded into the single following linear layer, ``W′[…, c, o] = W[…, c, o]·s[c]``,
+  ``b′ = b + Σ W[…, c, o]·t[c]``.  This is exact only when the following layer sees no zero
+  padding (a padded zero would have to become ``t``), so it is done for a dense layer (directly or
+  after a flatten) and for an unpadded convolution; otherwise the BN is refused.
+
+Any other BN (no linear neighbour, a conv with several consumers, a padded conv after it) raises
+:class:`ConversionError` naming it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw_models.errors import ConversionError
+from .graph import Graph, Layer
+
+__all__ = ["fold_batchnorm", "relu_before_maxpool", "count_macs", "bn_affine", "prepare"]
+
+
+def _shallow(layer: Layer, **changes) -> Layer:
+    """A new Layer sharing weight arrays (a pass that changes weights passes new arrays)."""
+    new = Layer(layer.name, layer.kind, list(layer.inputs), dict(layer.params),
+                dict(layer.weights), tuple(layer.shape))
+    for k, v in changes.items():
+        setattr(new, k, v)
+    return new
+
+
+def bn_affine(bn: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, t)`` with ``BN(x) = x·s + t``, using the layer's own epsilon."""
+    w = bn.weights
+    eps = float(bn.params["epsilon"])
+    denom = w["var"] + eps
+    if np.any(denom <= 0):
+        raise ConversionError(f"batchnorm {bn.name!r}: var + epsilon must be > 0 "
+                              f"(epsilon {eps}, min var {float(w['var'].min())})")
+    s = w["gamma"] / np.sqrt(denom)
+    return s, w["beta"] - w["mean"] * s
+
+
+def _rewire(layers: list, old: str, new: str) -> None:
+    for l in layers:
+        if old in l.inputs:
+            l.inputs = [new if i == old else i for i in l.inputs]
+
+
+def fold_batchnorm(graph: Graph) -> Graph:
+    """Fold every ``batchnorm`` into a neighbouring conv/dense (see the module docstring).
+
+    Returns a new graph without batchnorm layers whose float forward pass equals the original
+    up to float64 rounding.
+    """
+    layers = [_shallow(l) for l in graph]
+    out_name = graph.output_name
+    while True:
+        by = {l.name: l for l in layers}
+        bn = next((l for l in layers if l.kind == "batchnorm"), None)
+        if bn is None:
+            break
+        s, t = bn_affine(bn)
+        src = by[bn.inputs[0]]
+        src_consumers = [l.name for l in layers if src.name in l.inputs]
+        if src.kind in ("conv2d", "dense") and src_consumers == [bn.name]:
+            k = src.weights["kernel"] * s  # broadcast over the last (output) axis
+            b = src.weights.get("bias")
+            b = np.zeros(k.shape[-1]) if b is None else b
+            src.weights = dict(src.weights, kernel=k, bias=(b - bn.weights["mean"]) * s
+                               + bn.weights["beta"])
+        else:
+            _fold_forward(bn, s, t, layers, by)
+        layers = [l for l in layers if l.name != bn.name]
+        _rewire(layers, bn.name, bn.inputs[0])
+        if out_name == bn.name:
+            out_name = bn.inputs[0]
+    return graph.replace(layers, output_name=out_name)
+
+
+def _fold_forward(bn: Layer, s: np.ndarray, t: np.ndarray, layers: list, by: dict) -> None:
+    cons = [l for l in layers if bn.name in l.inputs]
+    why = (f"batchnorm {bn.name!r} cannot be folded: its input {bn.inputs[0]!r} "
+           f"({by[bn.inputs[0]].kind}) is not a conv/dense layer used only by it")
+    if len(cons) != 1:
+        raise ConversionError(f"{why}, and it feeds {len(cons)} layers (forward folding needs "
+                              f"exactly one following conv/dense)")
+    nxt = cons[0]
+    chan = None
+    if nxt.kind == "flatten":
+        after = [l for l in layers if nxt.name in l.inputs]
+        if len(after) == 1 and after[0].kind == "dense":
+            c = bn.shape[-1]
+            chan = np.arange(int(np.prod(bn.shape))) % c
+            nxt = after[0]
+    if nxt.kind == "dense":
+        k = nxt.weights["kernel"]
+        sc = s if chan is None else s[chan]
+        tc = t if chan is None else t[chan]
+        b = nxt.weights.get("bias")
+        b = np.zeros(k.shape[1]) if b is None else b
+        nxt.weights = dict(nxt.weights, kernel=k * sc[:, None], bias=b + tc @ k)
+        return
+    if nxt.kind == "conv2d" and not any(nxt.params.get("padding", (0, 0, 0, 0))):
+        k = nxt.weights["kernel"]
+        b = nxt.weights.get("bias")
+        b = np.zeros(k.shape[3]) if b is None else b
+        nxt.weights = dict(nxt.weights, kernel=k * s[None, None, :, None],
+                           bias=b + np.einsum("abco,c->o", k, t))
+        return
+    raise ConversionError(f"{why}, and the layer after it, {nxt.name!r} ({nxt.kind}), is not a "
+                          f"dense layer or an unpadded conv2d into which it could be folded "
+                          f"exactly")
+
+
+def relu_before_maxpool(graph: Graph) -> Graph:
+    """Rewrite ``z → maxpool → relu`` as ``z → relu → maxpool`` (exact: max and ReLU commute).
+
+    Spiking max-pool gates pool spike trains, i.e. ReLU outputs; this puts every maxpool after
+    its ReLU.  Layer names are kept (the ReLU keeps its name, placed before the pool).
+    """
+    layers = [_shallow(l) for l in graph]
+    out = graph.output_name
+    changed = True
+    while changed:
+        changed = False
+        by = {l.name: l for l in layers}
+        for i, m in enumerate(layers):
+            if m.kind != "maxpool" or by[m.inputs[0]].kind in ("relu", "maxpool", "input"):
+                continue
+            cons = [l for l in layers if m.name in l.inputs]
+            if len(cons) != 1 or cons[0].kind != "relu" or m.name == graph.output_name:
+                continue
+            r = cons[0]
+            src = m.inputs[0]
+            new_r = _shallow(r, inputs=[src])
+            new_m = _shallow(m, inputs=[r.name])
+            rest = [l for l in layers if l.name not in (m.name, r.name)]
+            _rewire(rest, r.name, m.name)
+            if out == r.name:
+                out = m.name
+            j = [l.name for l in layers].index(m.name)
+            before = [l for l in layers[:j] if l.name not in (m.name, r.name)]
+            after = [l for l in layers[j:] if l.name not in (m.name, r.name)]
+            layers = before + [new_r, new_m] + after
+            changed = True
+            break
+    return graph.replace(layers, output_name=out)
+
+
+def prepare(graph: Graph) -> Graph:
+    """The standard pre-conversion passes: BN folding, then ReLU before max-pool."""
+    return relu_before_maxpool(fold_batchnorm(graph))
+
+
+def count_macs(graph: Graph) -> dict:
+    """Multiply-accumulates of one float forward pass, per layer and ``"total"``.
+
+    conv2d: ``Ho·Wo·Cout·kh·kw·Cin``; dense: ``nin·nout``; BN (if unfolded): one per element.
+    Pooling, adds and ReLUs are not counted (they are not MACs), as in the conversion papers.
+    """
+    out = {}
+    for l in graph:
+        if l.kind == "conv2d":
+            kh, kw, ci, co = l.weights["kernel"].shape
+            out[l.name] = int(l.shape[0] * l.shape[1] * co * kh * kw * ci)
+        elif l.kind == "dense":
+            out[l.name] = int(l.weights["kernel"].size)
+        elif l.kind == "batchnorm":
+            out[l.name] = int(np.prod(l.shape))
+    out["total"] = int(sum(out.values()))
+    return out
