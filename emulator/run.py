@@ -1,0 +1,109 @@
+"""``emulator.run``: the public entry point — check the inputs, run an engine, wrap a Result.
+
+Everything a user can get wrong is checked here, before any work, and reported as a
+:class:`~hw_models.errors.DataError` that names the offending thing: the input shape against the
+network's layout, non-integer values, the first value outside ``[0, input_max]`` (with its
+sample), the wrong kind of input for the network's encoding, unknown population names in
+``record``, label count.  Then the compiled engine (:mod:`emulator.engine`) — or, with
+``reference=True``, the dense NumPy reference (:mod:`emulator.reference`) — runs the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw_models.errors import DataError
+
+from .result import Result
+
+
+def _check_array_input(net, inputs) -> np.ndarray:
+    inp = net.input
+    if hasattr(inputs, "offsets"):
+        raise DataError(f"network input {inp.name!r} has encoding {inp.encoding!r}: pass an "
+                        f"integer array of shape (N, {', '.join(map(str, net.user_input_shape()))}"
+                        f"), not an EventBatch")
+    x = np.asarray(inputs)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.integer)
+                                 or np.issubdtype(x.dtype, np.floating)
+                                 or x.dtype == np.bool_):
+        raise DataError(f"inputs must be an integer array, got dtype {x.dtype}")
+    if x.ndim == len(net.user_input_shape()):
+        raise DataError(f"inputs have shape {x.shape}: pass a batch (N, "
+                        f"{', '.join(map(str, net.user_input_shape()))}); for one sample use "
+                        f"x[None]")
+    x = net.to_internal_input(x)  # shape check (DataError naming the layout)
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x) | (x != np.round(x))
+        if bad.any():
+            s = int(np.argwhere(bad)[0][0])
+            raise DataError(f"inputs must be integer-valued; sample {s} holds "
+                            f"{x[s][bad[s]].reshape(-1)[0]!r} (quantise to 0..{inp.input_max})")
+    flat = x.reshape(len(x), -1)
+    if flat.size:
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+        badl = np.flatnonzero((lo < 0) | (hi > inp.input_max))
+        if badl.size:
+            s = int(badl[0])
+            val = lo[s] if lo[s] < 0 else hi[s]
+            raise DataError(f"input value {val!r} in sample {s} is outside [0, {inp.input_max}] "
+                            f"(the range of input population {inp.name!r})")
+    return np.ascontiguousarray(x.astype(np.int64))
+
+
+def _check_event_input(net, inputs):
+    inp = net.input
+    if not hasattr(inputs, "offsets"):
+        raise DataError(f"network input {inp.name!r} has encoding 'events': pass an EventBatch "
+                        f"(emulator.event_input), not {type(inputs).__name__}")
+    if tuple(inputs.shape) != tuple(inp.shape):
+        raise DataError(f"EventBatch shape {tuple(inputs.shape)} does not match input "
+                        f"population {inp.name!r} shape {inp.shape}")
+    if hasattr(inputs, "validate"):
+        inputs.validate()
+    return inputs
+
+
+def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, reference: bool = False,
+        threads: int | None = None, batch_size: int | None = None,
+        progress: bool = False) -> Result:
+    """Run ``net`` on a batch of ``inputs`` for ``steps`` steps and return a :class:`Result`.
+
+    ``inputs``: an integer array (N, *net.user_input_shape()) in the network's input layout with
+    values in ``[0, input_max]`` (float arrays are accepted only if integer-valued), or an
+    :class:`~emulator.event_input.EventBatch` for an ``events`` input.  ``labels`` (N,) gives
+    the accuracy curve.  ``record`` names populations whose spikes are kept as (sample, step,
+    neuron) rows.  ``seed`` keys the random input encoders.  ``reference=True`` runs the dense
+    NumPy reference instead of the engine (same result, much slower).  ``threads`` bounds the
+    engine's threads (default: Numba's), ``batch_size`` the samples per compiled call,
+    ``progress`` shows a progress bar.
+    """
+    net.validate()
+    if int(steps) < 1:
+        raise DataError(f"steps must be a positive integer, got {steps}")
+    record = tuple([record] if isinstance(record, str) else record)
+    names = [p.name for p in net.populations]
+    unknown = [r for r in record if r not in names]
+    if unknown:
+        raise DataError(f"cannot record unknown population(s) {unknown}; the network has "
+                        f"{names}")
+    if net.input.encoding == "events":
+        x = _check_event_input(net, inputs)
+        n = x.n_samples if hasattr(x, "n_samples") else len(x.offsets) - 1
+    else:
+        x = _check_array_input(net, inputs)
+        n = len(x)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise DataError(f"labels have shape {labels.shape}, expected ({n},) (one per sample)")
+    if reference:
+        from .reference import simulate as ref_simulate
+        raw = ref_simulate(net, x, int(steps), record=record, seed=seed)
+    else:
+        from .engine import simulate
+        raw = simulate(net, x, int(steps), record=record, seed=seed, threads=threads,
+                       batch_size=batch_size, progress=progress)
+    sizes = {p.name: p.size for p in net.populations}
+    meta = {"engine": "reference" if reference else "numba", "seed": int(seed)}
+    return Result(raw, int(steps), labels=labels, sizes=sizes, meta=meta)
