@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def _read_keras3_vars(h5: h5py.File, layer_cfgs: list) -> dict[str, list[np.ndar
         by_key[key] = arrays
     counters: dict[str, int] = {}
     for cls, cfg, _ in layer_cfgs:
-        snake = "".join("_" + c.lower() if c.isupper() else c for c in cls).lstrip("_")
+        if cls in _INPUT:  # Keras 3 does not save InputLayer objects
+            continue
+        snake = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", cls))
+        snake = snake.lower()
         n = counters.get(snake, 0)
         counters[snake] = n + 1
         key = snake if n == 0 else f"{snake}_{n}"
