@@ -1,0 +1,187 @@
+"""ONNX import: the real reference models, and synthetic graphs checked against ONNX's own
+reference evaluator (``onnx.reference``, pure NumPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converter.load import load_model
+from hw_models.errors import FileFormatError, UnsupportedLayerError
+from tests.conftest import require_data
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def _model(name):
+    return require_data("models", name)
+
+
+# ---------------------------------------------------------------------------------------------
+# real models
+
+@pytest.mark.slow
+def test_mnist8_accuracy_full(mnist):
+    """ONNX zoo MNIST (opset 8, SAME_UPPER, Add biases, constant Reshape): 98.91 %, raw input."""
+    g = load_model(_model("mnist-8.onnx"), input_scale=1.0)
+    x, y = mnist
+    assert int((g.predict(x[:, None].astype(np.float64)).argmax(1) == y).sum()) == 9891
+
+
+def test_mnist8_first_1000_and_shapes(mnist):
+    g = load_model(_model("mnist-8.onnx"))
+    assert g.input_shape == (1, 28, 28) and g.input_layout == "CHW"
+    assert [(l.kind, l.shape) for l in g] == [
+        ("input", (28, 28, 1)), ("conv2d", (28, 28, 8)), ("relu", (28, 28, 8)),
+        ("maxpool", (14, 14, 8)), ("conv2d", (14, 14, 16)), ("relu", (14, 14, 16)),
+        ("maxpool", (4, 4, 16)), ("flatten", (256,)), ("dense", (10,))]
+    convs = [l for l in g if l.kind == "conv2d"]
+    assert all("bias" in l.weights for l in convs)  # the Add nodes were folded
+    assert convs[0].params["padding"] == (2, 2, 2, 2)
+    x, y = mnist
+    assert int((g.predict(x[:1000, None] * 1.0).argmax(1) == y[:1000]).sum()) == 987
+
+
+def test_torch_cnn_logits(mnist):
+    g = load_model(_model("torch_cnn.onnx"))
+    assert [(l.kind, l.shape) for l in g] == [
+        ("input", (28, 28, 1)), ("conv2d", (28, 28, 16)), ("relu", (28, 28, 16)),
+        ("avgpool", (14, 14, 16)), ("conv2d", (14, 14, 32)), ("relu", (14, 14, 32)),
+        ("avgpool", (7, 7, 32)), ("flatten", (1568,)), ("dense", (64,)), ("relu", (64,)),
+        ("dense", (10,))]
+    ref = np.load(_model("torch_cnn_logits_splitB.npy"))
+    x, y = mnist
+    logits = g.predict(x[8000:, None] / 255.0)
+    np.testing.assert_allclose(logits, ref, atol=1e-4, rtol=0)
+    assert float((logits.argmax(1) == y[8000:]).mean()) == pytest.approx(0.989)
+
+
+def test_truncated_onnx_is_file_format_error(tmp_path):
+    data = _model("torch_cnn.onnx").read_bytes()
+    bad = tmp_path / "cut.onnx"
+    bad.write_bytes(data[: len(data) // 3])
+    with pytest.raises(FileFormatError, match="cut.onnx"):
+        load_model(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic graphs
+
+def _f(name, arr):
+    return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
+
+
+def _i(name, arr):
+    return numpy_helper.from_array(np.asarray(arr, dtype=np.int64), name)
+
+
+def _make(nodes, inits, in_shape, out_shape, opset=15):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_shape])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8  # opset 15: onnx.reference runs BatchNormalization-13 in training mode
+    onnx.checker.check_model(model)
+    return model
+
+
+def _compare(model, tmp_path, x, atol=1e-4):
+    from onnx.reference import ReferenceEvaluator
+    p = tmp_path / "m.onnx"
+    onnx.save(model, str(p))
+    g = load_model(p)
+    want = ReferenceEvaluator(model).run(None, {"x": x.astype(np.float32)})[0]
+    got = g.predict(x.astype(np.float32))
+    np.testing.assert_allclose(got, want.reshape(got.shape), atol=atol, rtol=1e-5)
+    return g
+
+
+def test_synthetic_cnn_all_ops(rng, tmp_path):
+    """Pad, Conv (SAME_LOWER / explicit pads / stride / dilation), BN, Clip, residual Add,
+    Concat, Mul by a per-channel constant, AveragePool excluding pads, MaxPool with ceil_mode,
+    GlobalAveragePool, Flatten, Gemm (transB, alpha, beta), MatMul + bias Add, Softmax."""
+    c = 3
+    w1 = rng.normal(size=(4, c, 3, 3)) * 0.5
+    w2 = rng.normal(size=(4, 4, 3, 3)) * 0.3
+    w3 = rng.normal(size=(4, 8, 2, 2)) * 0.3
+    inits = [
+        _i("pads", [0, 0, 1, 0, 0, 0, 0, 2]),
+        _f("w1", w1), _f("b1", rng.normal(size=4)),
+        _f("w2", w2),
+        _f("sc", rng.uniform(0.5, 2, 4)), _f("bb", rng.normal(size=4)),
+        _f("mu", rng.normal(size=4)), _f("va", rng.uniform(0.5, 2, 4)),
+        _f("lo", 0.0), _f("hi", 1.5),
+        _f("cm", rng.uniform(0.5, 2, (1, 8, 1, 1))),
+        _f("w3", w3), _f("b3", rng.normal(size=(4, 1, 1))),
+        _f("gw", rng.normal(size=(5, 4))), _f("gb", rng.normal(size=5)),
+        _f("mw", rng.normal(size=(5, 6))), _f("mb", rng.normal(size=(1, 6))),
+    ]
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
+        helper.make_node("Conv", ["p", "w1", "b1"], ["c1"], auto_pad="SAME_LOWER",
+                         kernel_shape=[3, 3]),
+        helper.make_node("Conv", ["c1", "w2"], ["c2"], pads=[2, 1, 2, 1], dilations=[2, 1],
+                         kernel_shape=[3, 3]),
+        helper.make_node("BatchNormalization", ["c2", "sc", "bb", "mu", "va"], ["bn"],
+                         epsilon=1e-3),
+        helper.make_node("Clip", ["bn", "lo", "hi"], ["r1"]),
+        helper.make_node("Add", ["r1", "c1"], ["res"]),
+        helper.make_node("Concat", ["res", "c1"], ["cat"], axis=1),
+        helper.make_node("Mul", ["cat", "cm"], ["scaled"]),
+        helper.make_node("AveragePool", ["scaled"], ["ap"], kernel_shape=[3, 3],
+                         strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0),
+        helper.make_node("Conv", ["ap", "w3"], ["c3"], strides=[1, 1], kernel_shape=[2, 2]),
+        helper.make_node("Add", ["c3", "b3"], ["c3b"]),
+        helper.make_node("Relu", ["c3b"], ["r3"]),
+        helper.make_node("MaxPool", ["r3"], ["mp"], kernel_shape=[2, 2], strides=[2, 2],
+                         ceil_mode=1),
+        helper.make_node("GlobalAveragePool", ["mp"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["fl"], axis=1),
+        helper.make_node("Gemm", ["fl", "gw", "gb"], ["gm"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Relu", ["gm"], ["gr"]),
+        helper.make_node("Identity", ["gr"], ["gi"]),
+        helper.make_node("MatMul", ["gi", "mw"], ["mm"]),
+        helper.make_node("Add", ["mm", "mb"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
+    ]
+    model = _make(nodes, inits, [c, 9, 10], [6])
+    x = rng.normal(size=(4, c, 9, 10)).astype(np.float32)
+    from onnx.reference import ReferenceEvaluator
+    p = tmp_path / "m.onnx"
+    onnx.save(model, str(p))
+    g = load_model(p)
+    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    got = g.forward(x, outputs=[g.output_name])[g.output_name]  # the softmax probabilities
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    kinds = [l.kind for l in g]
+    assert kinds.count("conv2d") == 3 and "zeropad" in kinds and "concat" in kinds
+    assert g.logits_name != g.output_name and g.predict(x).shape == (4, 6)
+
+
+def test_flatten_of_nchw_permutes_dense_rows(rng, tmp_path):
+    w = rng.normal(size=(3, 2, 3, 3))
+    fc = rng.normal(size=(3 * 4 * 4, 5))
+    inits = [_f("w", w), _f("fc", fc), _i("shape", [-1, 48])]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Reshape", ["c", "shape"], ["f"]),
+             helper.make_node("MatMul", ["f", "fc"], ["y"])]
+    g = _compare(_make(nodes, inits, [2, 4, 4], [5]), tmp_path, rng.normal(size=(3, 2, 4, 4)))
+    assert g.input_shape == (2, 4, 4)
+
+
+def test_unsupported_op_names_node(tmp_path):
+    nodes = [helper.make_node("Sigmoid", ["x"], ["y"], name="squash")]
+    p = tmp_path / "s.onnx"
+    onnx.save(_make(nodes, [], [4], [4]), str(p))
+    with pytest.raises(UnsupportedLayerError, match="squash.*Sigmoid"):
+        load_model(p)
+
+
+def test_grouped_conv_refused(rng, tmp_path):
+    inits = [_f("w", rng.normal(size=(4, 1, 3, 3)))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], group=4, name="dw")]
+    p = tmp_path / "g.onnx"
+    onnx.save(_make(nodes, inits, [4, 5, 5], [4, 3, 3]), str(p))
+    with pytest.raises(UnsupportedLayerError, match="dw.*group"):
+        load_model(p)
