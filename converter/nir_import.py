@@ -40,7 +40,7 @@ def _nir():
     return nir
 
 
-def _topological(nodes: dict, edges: list, path) -> list[str]:
+def _topological(nodes: dict, edges: list, path) -> tuple[list[str], dict]:
     preds = {n: [] for n in nodes}
     for src, dst in edges:
         if src not in nodes or dst not in nodes:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from converter.builder import GraphBuilder
+from converter.graph import conv2d
 from converter.load import load_model
 from hw_models.errors import ConversionError, FileFormatError, UnsupportedLayerError
 
@@ -84,7 +85,9 @@ def test_builder_chw_input(rng):
     g = b.build(output=b.conv2d(b.input(), k))
     x = rng.normal(size=(2, 2, 5, 5))
     assert g.input_shape == (2, 5, 5)
-    assert g.predict(x.reshape(2, -1).reshape(2, 2, 5, 5)).shape == (2, 3, 3, 2)
+    want = conv2d(x.transpose(0, 2, 3, 1), k)
+    np.testing.assert_allclose(g.predict(x), want)
+    assert want.shape == (2, 3, 3, 2)
 
 
 # ---------------------------------------------------------------------------------------------
