@@ -1,0 +1,244 @@
+"""Engine throughput: synaptic events per second against the NumPy reference and dense PyTorch.
+
+Run ``python benchmarks/engine.py`` (``--quick`` for a short run).  For a LeNet-size and a
+CIFAR VGG-size integer network (random int8 weights, rate-coded random inputs, IF neurons with
+thresholds tuned layer by layer to a target activity), prints:
+
+* measured activity (spikes per spiking neuron per step) and synaptic events per sample-step;
+* engine time per sample-step and synaptic events per second on 1 and 2 threads;
+* the dense NumPy reference (LeNet only; its dense matrices do not fit for VGG);
+* a dense time-stepped PyTorch float32 simulation of the same network (conv2d/linear on the
+  spike tensors every step; ``torch.set_num_threads(1)`` for the single-thread figure), if
+  ``import torch`` works;
+* an activity sweep showing where dense PyTorch overtakes the event engine.
+
+Figures only: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from emulator import engine, reference
+from hw_models.network import CoreNetwork, Population, Projection, conv_output_size
+
+V_RANGE = dict(v_min=-(2**23), v_max=2**23 - 1, overflow="saturate")
+
+
+# ---- networks -------------------------------------------------------------------------------
+def build(spec, input_shape, seed, delay=1):
+    """A CoreNetwork from a layer list: ("conv", c_out, k, pad) | ("pool", k) | ("dense", n)."""
+    rng = np.random.default_rng(seed)
+    h, w, c = input_shape
+    pops = [Population("input", (h, w, c), kind="input", encoding="rate", input_max=255)]
+    projs = []
+    prev = pops[0]
+    for i, layer in enumerate(spec):
+        last = i == len(spec) - 1
+        name = "out" if last else f"l{i}_{layer[0]}"
+        if layer[0] == "conv":
+            _, co, k, pad = layer
+            oh = conv_output_size(h, k, 1, pad, pad)
+            ow = conv_output_size(w, k, 1, pad, pad)
+            shape = (oh, ow, co)
+            wts = rng.integers(-100, 128, size=(k, k, c, co)).astype(np.int8)
+            geo = dict(padding=(pad, pad, pad, pad))
+            kind = "conv"
+            h, w, c = shape
+        elif layer[0] == "pool":
+            k = layer[1]
+            shape = (h // k, w // k, c)
+            wts = np.ones(c, np.int8) * 32
+            geo = dict(kernel=(k, k), stride=(k, k))
+            kind = "avgpool"
+            h, w = shape[:2]
+        else:
+            n = layer[1]
+            shape = (n,)
+            wts = rng.integers(-100, 128, size=(prev.size, n)).astype(np.int8)
+            geo = {}
+            kind = "dense"
+        pop = Population(name, shape, threshold=1000, spiking=not last, **V_RANGE)
+        pops.append(pop)
+        projs.append(Projection(f"p{i}", prev.name, name, kind, wts, delay=delay, **geo))
+        prev = pop
+    return CoreNetwork(pops, projs, output="out", readout="v").validate()
+
+
+LENET = [("conv", 6, 5, 0), ("pool", 2), ("conv", 16, 5, 0), ("pool", 2), ("dense", 120),
+         ("dense", 84), ("dense", 10)]
+VGG = [("conv", 64, 3, 1), ("conv", 64, 3, 1), ("pool", 2), ("conv", 128, 3, 1),
+       ("conv", 128, 3, 1), ("pool", 2), ("conv", 256, 3, 1), ("conv", 256, 3, 1), ("pool", 2),
+       ("dense", 256), ("dense", 10)]
+
+
+def inputs(net, n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(n,) + net.input.shape)
+    x[rng.random(x.shape) < 0.5] = 0
+    return x.astype(np.int64)
+
+
+def activity(net, raw, n, T):
+    """Spikes per neuron per step over the spiking non-input populations."""
+    sp = [p for p in net.populations if not p.is_input and p.spiking]
+    return sum(raw["pop"][p.name]["spikes"] for p in sp) / (n * T * sum(p.size for p in sp))
+
+
+def tune(net, target, x, T):
+    """Set every spiking layer's threshold (in order) so that its own rate ≈ target."""
+    for p in net.populations[1:]:
+        if not p.spiking:
+            continue
+        lo, hi = 1.0, 2.0**22
+        for _ in range(14):
+            mid = (lo * hi) ** 0.5
+            p.threshold = int(mid)
+            raw = engine.simulate(net, x, T)
+            rate = raw["pop"][p.name]["spikes"] / (len(x) * T * p.size)
+            lo, hi = (mid, hi) if rate > target else (lo, mid)
+        p.threshold = max(1, int((lo * hi) ** 0.5))
+    return net
+
+
+# ---- timing ---------------------------------------------------------------------------------
+def time_engine(net, x, T, threads, reps=3):
+    engine.simulate(net, x[:2], T, threads=threads)  # compile and pack
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        raw = engine.simulate(net, x, T, threads=threads)
+        best = min(best, time.perf_counter() - t0)
+    return best, raw
+
+
+def time_reference(net, x, T):
+    """Per-sample cost of the reference with its set-up (dense matrices) taken out."""
+    t = []
+    for n in (2, len(x)):
+        t0 = time.perf_counter()
+        reference.simulate(net, x[:n], T)
+        t.append(time.perf_counter() - t0)
+    return (t[1] - t[0]) / (len(x) - 2)
+
+
+def torch_sim(net, x, T, threads):
+    """Dense time-stepped float32 simulation of the same IF network: seconds per sample."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+    pops = {p.name: p for p in net.populations}
+    layers = []
+    for pr in net.projections:
+        w = torch.tensor(pr.effective_weights, dtype=torch.float32)
+        if pr.kind == "conv":
+            layers.append(("conv", w.permute(3, 2, 0, 1).contiguous(), pr.padding[0]))
+        elif pr.kind == "avgpool":
+            c = w.shape[0]
+            k = pr.kernel[0]
+            layers.append(("pool", w.view(c, 1, 1, 1).repeat(1, 1, k, k), k))
+        else:
+            layers.append(("dense", w.t().contiguous(), None))
+    thr = [float(pops[pr.target].threshold) for pr in net.projections]
+    n = len(x)
+    xi = torch.tensor(x, dtype=torch.float32).permute(0, 3, 1, 2)
+    imax = float(net.input.input_max)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        spikes = [None] * (len(layers) + 1)
+        v = [None] * len(layers)
+        for t in range(1, T + 1):
+            prev = spikes[:]
+            spikes[0] = (torch.floor(t * xi / imax) > torch.floor((t - 1) * xi / imax)).float()
+            for i, (kind, w, a) in enumerate(layers):
+                s = prev[i]  # delay 1: last step's spikes of the source
+                if s is None:
+                    continue
+                if kind == "conv":
+                    q = F.conv2d(s, w, padding=a)
+                elif kind == "pool":
+                    q = F.conv2d(s, w, stride=a, groups=w.shape[0])
+                else:
+                    q = F.linear(s.reshape(n, -1), w)
+                v[i] = q if v[i] is None else v[i] + q
+                if i < len(layers) - 1:
+                    fire = v[i] >= thr[i]
+                    v[i] = v[i] - fire * thr[i]
+                    spikes[i + 1] = fire.float()
+        return (time.perf_counter() - t0) / n
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def bench(name, spec, shape, n, T, target, ref_samples, quick):
+    net = build(spec, shape, seed=1)
+    x = inputs(net, n, 2)
+    tune(net, target, x[:4], T)
+    rows = []
+    t1, raw = time_engine(net, x, T, 1)
+    ev = raw["totals"]["synaptic_events"]
+    act = activity(net, raw, n, T)
+    per = n * T
+    print(f"\n== {name}: {sum(p.size for p in net.populations[1:]):,} neurons, "
+          f"{n} samples x {T} steps, activity {act:.3f} spikes/neuron/step, "
+          f"{ev / per:,.0f} synaptic events per sample-step")
+    rows.append(("engine 1 thread", t1 / per, ev / t1))
+    t2, _ = time_engine(net, x, T, 2)
+    rows.append(("engine 2 threads", t2 / per, ev / t2))
+    if ref_samples:
+        tr = time_reference(net, x[:ref_samples], T)
+        rows.append(("NumPy reference", tr / T, ev / per / (tr / T)))
+    if have_torch():
+        for th in (1, 2):
+            tt = min(torch_sim(net, x, T, th) for _ in range(2))
+            rows.append((f"dense torch {th} thread" + ("s" if th > 1 else ""), tt / T,
+                         ev / per / (tt / T)))
+    base = rows[0][1]
+    print(f"{'':<22}{'µs/sample-step':>16}{'syn events/s':>16}{'engine-1t speed-up':>20}")
+    for label, sec, eps in rows:
+        print(f"{label:<22}{sec * 1e6:>16.1f}{eps:>16.3e}{sec / base:>19.1f}x")
+    return net, x
+
+
+def sweep(net, x, T, targets):
+    if not have_torch():
+        print("\n(no torch: activity sweep skipped)")
+        return
+    tt = min(torch_sim(net, x, T, 1) for _ in range(2)) / T
+    print(f"\n== activity sweep (1 thread; dense torch {tt * 1e6:.1f} µs/sample-step at any "
+          f"activity)")
+    print(f"{'target':>8}{'measured':>10}{'engine µs/s-step':>18}{'syn events/s':>15}"
+          f"{'torch/engine':>14}")
+    for target in targets:
+        tune(net, target, x[:4], T)
+        te, raw = time_engine(net, x, T, 1, reps=2)
+        act = activity(net, raw, len(x), T)
+        per = len(x) * T
+        print(f"{target:>8.2f}{act:>10.3f}{te / per * 1e6:>18.1f}"
+              f"{raw['totals']['synaptic_events'] / te:>15.3e}{tt / (te / per):>14.2f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer samples and steps")
+    ap.add_argument("--target", type=float, default=0.1, help="activity to tune for")
+    a = ap.parse_args(argv)
+    T = 16 if a.quick else 32
+    net, x = bench("LeNet-5 (28x28x1)", LENET, (28, 28, 1), 32 if a.quick else 128, T,
+                   a.target, 6, a.quick)
+    sweep(net, x[:32], T, (0.02, 0.05, 0.1, 0.2, 0.3, 0.5))
+    bench("VGG (32x32x3, 64-128-256)", VGG, (32, 32, 3), 4 if a.quick else 8, T, a.target,
+          0, a.quick)
+
+
+if __name__ == "__main__":
+    main()
