@@ -99,6 +99,8 @@ def load_data(path: str | os.PathLike, split: str | None = None) -> Dataset:
     ``split`` (``"train"`` / ``"test"``) picks the N-MNIST label list or the CIFAR batches of a
     folder; default test.  Raises :class:`DataError` / :class:`FileFormatError` with the path.
     """
+    if isinstance(path, Dataset):
+        return path
     name = str(path)
     if name in BUILTIN and not Path(name).exists():
         return _builtin(name)

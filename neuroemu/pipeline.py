@@ -1,0 +1,685 @@
+"""One-call pipelines: model file → core network → run → report.
+
+The facade is the only layer that sees both the converter and the emulator (DESIGN.md).  Every
+function here is what a CLI sub-command calls, so the command line and Python give the same
+numbers:
+
+* :func:`load_graph` — a model file (Keras, ONNX, NIR, or a neuroemu ``.npz``) or ``digits``;
+* :func:`convert_model` — import, convert, remember the float reference in ``net.meta``;
+* :func:`fit` — the feasibility report of a model or network on a chip profile;
+* :func:`evaluate` — run a network on data: accuracy per step, agreement with the float network,
+  steps to reach the float accuracy, synaptic operations, energy next to the ANN's MAC energy,
+  latency (:class:`Evaluation`);
+* :func:`sweep` — a resumable (method × weight bits) grid in one HDF5 file;
+* :func:`demo` — all of it on the bundled digits CNN, plots and summary in one folder.
+
+Data are checked (shape, integer range) *before* any conversion or simulation starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hw_models.errors import ConversionError, DataError, FileFormatError, NeuroemuError
+
+from .data import Dataset, check_images, load_data
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DIGITS_MODEL = ASSETS / "digits_cnn.npz"
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+
+def graph_from_npz(path: str | os.PathLike):
+    """A Graph from a neuroemu model ``.npz``: an ``architecture`` JSON string (see
+    ``examples/train_digits.py``) and arrays ``<layer>/kernel``, ``<layer>/bias``."""
+    from converter.builder import GraphBuilder
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "architecture" not in z.files:
+                raise FileFormatError(f"{path}: a neuroemu model .npz needs an 'architecture' "
+                                      f"entry (this looks like a data file: pass it as --data)")
+            rec = json.loads(str(z["architecture"]))
+            arrays = {k: z[k] for k in z.files if k != "architecture"}
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"{path}: cannot read model ({exc})") from exc
+    arch = rec["architecture"]
+    first = arch[0]
+    b = GraphBuilder(first["shape"], first.get("layout"), name=rec.get("name", path.stem))
+    x = b.input()
+    for spec in arch[1:]:
+        kind, name = spec["kind"], spec.get("name")
+        w = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{name}/")}
+        if kind == "conv2d":
+            x = b.conv2d(x, w["kernel"], w.get("bias"), strides=spec.get("strides", 1),
+                         padding=spec.get("padding", "valid"), name=name)
+        elif kind == "dense":
+            x = b.dense(x, w["kernel"], w.get("bias"), name=name)
+        elif kind in ("avgpool", "maxpool"):
+            x = getattr(b, kind)(x, spec["pool"], spec.get("strides"), name=name)
+        elif kind in ("relu", "flatten", "softmax", "global_avgpool"):
+            x = getattr(b, kind)(x, name=name)
+        else:
+            raise ConversionError(f"{path}: layer {name!r}: kind {kind!r} is not supported in "
+                                  f"a neuroemu model .npz")
+    g = b.build(x, input_scale=rec.get("input_scale"))
+    g.input_max = rec.get("input_max")  # remembered for the defaults below
+    g.record = rec
+    return g
+
+
+def load_graph(model, input_scale: float | None = None):
+    """``"digits"`` (the bundled demo CNN), a neuroemu ``.npz`` or any file
+    :func:`converter.load.load_model` reads."""
+    if not isinstance(model, (str, os.PathLike)):
+        return model  # already a Graph
+    if str(model) == "digits" and not Path("digits").exists():
+        model = DIGITS_MODEL
+    path = Path(model)
+    if path.suffix.lower() == ".npz":
+        if not path.exists():
+            raise FileFormatError(f"{path}: no such model file")
+        g = graph_from_npz(path)
+        if input_scale is not None:
+            g.input_scale = float(input_scale)
+        return g
+    from converter.load import load_model
+    return load_model(path, input_scale)
+
+
+def is_network_file(path) -> bool:
+    """True for an HDF5 file written by :meth:`CoreNetwork.save`."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except OSError:
+        return False
+    return (fmt.decode() if isinstance(fmt, bytes) else fmt) == "neuroemu.CoreNetwork"
+
+
+def load_network(path):
+    from hw_models.network import CoreNetwork
+    return CoreNetwork.load(path)
+
+
+def ann_macs(graph) -> int:
+    """Multiply-accumulates of the float network per sample (conv and dense layers)."""
+    try:
+        from converter.passes import count_macs
+        m = count_macs(graph)
+        if isinstance(m, dict):
+            return int(m["total"]) if "total" in m else int(sum(m.values()))
+        return int(m)
+    except (ImportError, AttributeError):
+        pass
+    total = 0
+    for l in graph:
+        if l.kind == "conv2d":
+            kh, kw, cin, cout = l.weights["kernel"].shape
+            total += int(np.prod(l.shape[:2])) * kh * kw * cin * cout
+        elif l.kind == "dense":
+            total += int(l.weights["kernel"].size)
+    return total
+
+
+def _input_defaults(graph, data: Dataset | None, input_max, input_scale):
+    """(input_max, input_scale): explicit values win, then the model's record, then the data."""
+    if input_max is None:
+        input_max = getattr(graph, "input_max", None) or (data.input_max if data else None) or 255
+    if input_scale is None:
+        input_scale = graph.input_scale if graph.input_scale is not None else 1.0 / input_max
+    return int(input_max), float(input_scale)
+
+
+def float_predictions(graph, x_raw, input_scale: float) -> np.ndarray:
+    """Float-network class predictions for raw integer data."""
+    return graph.predict(np.asarray(x_raw, np.float64) * input_scale).argmax(axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# convert / fit
+
+def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
+                  profile: str = "loihi1", steps: int | None = None, *,
+                  calib_samples: int | None = 500, eval_data=None, eval_samples: int | None = None,
+                  input_scale: float | None = None, input_max: int | None = None,
+                  graph=None, **options):
+    """Import ``model``, convert it with ``calibration`` data, and store in ``net.meta`` what a
+    later run needs to compare with the float network: ``float_reference`` (predictions and
+    accuracy on ``eval_data`` with its fingerprint), ``ann_macs``, ``convert_options``."""
+    convert = _converter_fn("convert")
+    graph = graph if graph is not None else load_graph(model, input_scale)
+    calib = calibration if isinstance(calibration, Dataset) else load_data(calibration, "train")
+    if calib.kind != "images":
+        raise DataError(f"{calib.source}: calibration needs images (for event data convert an "
+                        f"analog model and run it with events)")
+    calib = calib.subset(calib_samples)
+    input_max, input_scale = _input_defaults(graph, calib, input_max, input_scale)
+    xc = check_images(calib.x, graph.input_shape, input_max, f"calibration {calib.source}")
+    ev = None
+    if eval_data is not None:
+        ev = eval_data if isinstance(eval_data, Dataset) else load_data(eval_data)
+        ev = ev.subset(eval_samples)
+        check_images(ev.x, graph.input_shape, input_max, f"data {ev.source}")
+    opts = dict(options, input_max=input_max, input_scale=input_scale)
+    net = convert(graph, xc.astype(np.float64) * input_scale, method=method, weight_bits=bits,
+                  profile=profile, steps=steps, **opts)
+    meta = dict(net.meta)
+    meta.setdefault("ann_macs", ann_macs(graph))
+    meta["convert_options"] = dict(method=method, weight_bits=bits, profile=profile, steps=steps,
+                                   model=str(model), calibration=calib.source,
+                                   calib_samples=len(calib), **{k: _jsonable(v)
+                                                                for k, v in opts.items()})
+    if ev is not None:
+        meta["float_reference"] = float_reference(graph, ev, input_scale)
+    net.meta = meta
+    return net
+
+
+def float_reference(graph, ds: Dataset, input_scale: float) -> dict:
+    x = check_images(ds.x, graph.input_shape, None, f"data {ds.source}")
+    pred = float_predictions(graph, x, input_scale)
+    ref = {"source": ds.source, "samples": len(ds), "fingerprint": ds.fingerprint(),
+           "predictions": pred.astype(int).tolist()}
+    if ds.y is not None:
+        ref["accuracy"] = float(np.mean(pred == ds.y))
+    return ref
+
+
+def _jsonable(v):
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(i) for i in v]
+    return v
+
+
+def _converter_fn(name):
+    import converter
+    fn = getattr(converter, name, None)
+    if fn is not None and not callable(fn):      # the submodule of the same name
+        fn = getattr(fn, name, None)
+    if fn is None:
+        import importlib
+        for mod in ("converter.convert", "converter.pipeline", "converter.feasibility",
+                    "converter.mapping", "converter.core"):
+            try:
+                fn = getattr(importlib.import_module(mod), name, None)
+            except ImportError:
+                continue
+            if fn is not None:
+                break
+    if fn is None:
+        raise NeuroemuError(f"converter.{name} is not available in this installation")
+    return fn
+
+
+def _emulator_run():
+    import emulator
+    fn = getattr(emulator, "run", None)
+    if fn is None:
+        import importlib
+        for mod in ("emulator.run", "emulator.api", "emulator.simulator", "emulator.engine"):
+            try:
+                m = importlib.import_module(mod)
+            except ImportError:
+                continue
+            fn = getattr(m, "run", None)
+            if callable(fn):
+                break
+    if fn is None or not callable(fn):
+        raise NeuroemuError("emulator.run is not available in this installation")
+    return fn
+
+
+def fit(model_or_net, profile: str | None = None, input_scale: float | None = None):
+    """Feasibility report (``str()``, ``to_dict()``, ``ok``) of a model or network on a profile.
+
+    A network file is checked as it is; a model is checked as a graph (the converter's estimate).
+    """
+    obj = model_or_net
+    if isinstance(obj, (str, os.PathLike)):
+        obj = load_network(obj) if is_network_file(obj) else load_graph(obj, input_scale)
+    if profile is None:
+        profile = getattr(obj, "profile", None) or "loihi1"
+    try:
+        feasibility = _converter_fn("feasibility")
+    except NeuroemuError:
+        feasibility = _feasibility_fallback
+    return feasibility(obj, profile)
+
+
+def _feasibility_fallback(obj, profile):
+    """Until ``converter.feasibility`` exists: map a graph with weights-only scales and count."""
+    from hw_models.network import CoreNetwork
+    from hw_models.resources import check_network
+    if not isinstance(obj, CoreNetwork):
+        obj = _converter_fn("convert")(obj, None, profile=profile,
+                                       weight_bits=_profile_bits(profile))
+    return _TextReport(check_network(obj, profile))
+
+
+def _profile_bits(profile):
+    from hw_models.profiles import get_profile
+    return get_profile(profile).weight_bits
+
+
+class _TextReport:
+    def __init__(self, rep):
+        self.rep, self.ok = rep, rep.ok
+
+    def to_dict(self):
+        return self.rep.to_dict()
+
+    def __str__(self):
+        d = self.rep.to_dict()
+        lines = [f"feasibility on {d['profile']}: {'OK' if self.ok else 'limits NOT met'}",
+                 "totals: " + ", ".join(f"{k} {v:,}" for k, v in d["totals"].items())]
+        lines += [f"  violation: {v['message']}" for v in d["violations"]]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+@dataclass
+class Evaluation:
+    """What ``neuroemu run`` prints; :meth:`to_dict` is JSON-able, ``str()`` is the text."""
+
+    samples: int
+    steps: int
+    profile: str
+    accuracy: np.ndarray                  # (T,) SNN accuracy per step (NaN without labels)
+    float_accuracy: float | None
+    agreement: np.ndarray | None          # (T,) fraction of samples agreeing with the float net
+    steps_to_float: int | None            # first step at which accuracy ≥ float accuracy
+    settle_steps: float                   # mean step after which each prediction stays put
+    synops_per_sample: float
+    energy: object                        # hw_models.energy.EnergyReport
+    latency: object                       # hw_models.energy.LatencyReport (settle steps)
+    ann_macs: int | None
+    float_source: str = ""
+    result: object = field(default=None, repr=False)
+    wall_seconds: float = 0.0
+
+    @property
+    def final_accuracy(self) -> float:
+        return float(self.accuracy[-1])
+
+    def to_dict(self) -> dict:
+        e = self.energy.to_dict() if self.energy is not None else None
+        return {"samples": self.samples, "steps": self.steps, "profile": self.profile,
+                "final_accuracy": _nan(self.final_accuracy),
+                "float_accuracy": self.float_accuracy, "float_source": self.float_source,
+                "final_agreement": None if self.agreement is None
+                else float(self.agreement[-1]),
+                "steps_to_float_accuracy": self.steps_to_float,
+                "mean_settle_steps": self.settle_steps,
+                "synops_per_sample": self.synops_per_sample,
+                "energy_per_sample_j": None if self.energy is None
+                else float(self.energy.per_sample),
+                "ann_macs_per_sample": self.ann_macs,
+                "energy": e, "latency": self.latency.to_dict() if self.latency else None,
+                "wall_seconds": round(self.wall_seconds, 3)}
+
+    def __str__(self) -> str:
+        T = self.steps
+        fa = "unknown (convert with --eval-data or pass --model)" if self.float_accuracy is None \
+            else f"{self.float_accuracy:.2%}"
+        reach = ("not reached" if self.steps_to_float is None else f"step {self.steps_to_float}")
+        lines = [f"samples {self.samples}, steps {T}, profile {self.profile}",
+                 f"accuracy at step {T}: {_pct(self.final_accuracy)}   float network: {fa}",
+                 f"float accuracy reached at: {reach}"]
+        if self.agreement is not None:
+            lines.append(f"agreement with the float network at step {T}: "
+                         f"{self.agreement[-1]:.2%}")
+        lines.append(f"synaptic operations per sample: {self.synops_per_sample:,.0f}")
+        if self.energy is not None:
+            e = self.energy
+            ann = ""
+            if self.ann_macs:
+                from hw_models.profiles import E_MAC_FP32, E_MAC_INT8
+                ann = (f"   ANN: {self.ann_macs:,} MACs = {_j(self.ann_macs * E_MAC_FP32)} FP32, "
+                       f"{_j(self.ann_macs * E_MAC_INT8)} INT8 (Horowitz 2014)")
+            lines.append(f"energy per sample on {self.profile}: {_j(e.per_sample)}{ann}")
+        if self.latency is not None:
+            lines.append(f"latency: mean settle step {self.settle_steps:.1f} = "
+                         f"{self.latency.seconds * 1e3:.3g} ms on {self.profile}")
+        return "\n".join(lines)
+
+
+def _pct(v):
+    return "n/a (no labels)" if v is None or np.isnan(v) else f"{v:.2%}"
+
+
+def _nan(v):
+    return None if v is None or np.isnan(v) else float(v)
+
+
+def _j(joules: float) -> str:
+    for unit, f in (("J", 1), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+        if abs(joules) >= f:
+            return f"{joules / f:.3g} {unit}"
+    return f"{joules:.3g} J"
+
+
+def prepare_inputs(net, ds: Dataset, steps: int):
+    """Engine input for ``ds``: raw images checked against the network's input population, or
+    event streams binned into ``steps``.  Raises DataError before any work on a mismatch."""
+    inp = net.input
+    if ds.kind == "events":
+        if inp.encoding != "events":
+            raise DataError(f"{ds.source}: event data needs a network with an 'events' input "
+                            f"(this one has {inp.encoding!r})")
+        from emulator.event_input import bin_events
+        shape = tuple(inp.shape)
+        if len(shape) != 3 or tuple(shape[:2]) != tuple(ds.sensor or shape[:2]):
+            raise DataError(f"{ds.source}: sensor {ds.sensor} does not match the network input "
+                            f"{shape}")
+        return bin_events(ds.x, shape, steps)
+    return check_images(ds.x, net.user_input_shape(),
+                        None if inp.encoding == "events" else inp.input_max,
+                        f"data {ds.source}")
+
+
+def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
+             record=(), seed: int = 0, profile: str | None = None, threads=None,
+             progress: bool = False, input_scale: float | None = None) -> Evaluation:
+    """Run ``net`` on ``data`` for ``steps`` and report (see :class:`Evaluation`)."""
+    from hw_models.energy import energy_report, latency_report
+    t0 = time.perf_counter()
+    if isinstance(net, (str, os.PathLike)):
+        net = load_network(net)
+    ds = data if isinstance(data, Dataset) else load_data(data)
+    ds = ds.subset(samples)
+    if steps is None or int(steps) < 1:
+        raise DataError(f"steps must be >= 1, got {steps}")
+    steps = int(steps)
+    x = prepare_inputs(net, ds, steps)          # refuses wrong shapes before any work
+    for name in record:
+        net.population(name)                     # unknown population: error before the run
+    profile = profile or net.profile or "loihi1"
+    # float reference: stored at convert time for these exact samples, or recomputed
+    fref, fsrc = None, ""
+    if model is not None:
+        graph = load_graph(model, input_scale)
+        opts = net.meta.get("convert_options", {})
+        scale = input_scale or opts.get("input_scale") or graph.input_scale
+        if scale is None:
+            scale = 1.0 / net.input.input_max
+        if ds.kind != "images":
+            raise DataError("--model recomputes the float network on images only")
+        fref = float_predictions(graph, check_images(ds.x, graph.input_shape, None, "data"),
+                                 scale)
+        fsrc = f"recomputed with {model}"
+        macs = ann_macs(graph)
+    else:
+        macs = net.meta.get("ann_macs")
+        ref = net.meta.get("float_reference")
+        if ref:
+            full = ds if ds.info.get("start", 0) == 0 else None
+            if full is not None and len(ds) <= ref["samples"]:
+                whole = load_data(data) if not isinstance(data, Dataset) else data
+                if whole.fingerprint() == ref["fingerprint"] or \
+                        whole.subset(ref["samples"]).fingerprint() == ref["fingerprint"]:
+                    fref = np.asarray(ref["predictions"][:len(ds)])
+                    fsrc = f"stored at conversion ({ref['source']})"
+    run = _emulator_run()
+    res = run(net, x, steps, labels=ds.y, record=tuple(record), seed=seed, threads=threads,
+              progress=progress)
+    pred = np.asarray(res.predictions)          # (T, N)
+    acc = np.asarray(res.accuracy, float) if ds.y is not None else np.full(steps, np.nan)
+    agreement = None if fref is None else (pred == fref[None, :]).mean(axis=1)
+    float_acc = None
+    if fref is not None and ds.y is not None:
+        float_acc = float(np.mean(fref == ds.y))
+    steps_to = None
+    if float_acc is not None:
+        hit = np.nonzero(acc >= float_acc - 1e-12)[0]
+        steps_to = int(hit[0]) + 1 if len(hit) else None
+    settle = settle_steps(pred)
+    counters = {k: v for k, v in dict(res.counters).items()}
+    from hw_models.energy import COUNTER_NAMES
+    costed = {k: counters[k] for k in COUNTER_NAMES if k in counters}
+    try:
+        energy = energy_report(costed, profile, steps=steps, samples=len(ds), ann_macs=macs,
+                               strict=False)
+        latency = latency_report(float(settle.mean()), profile)
+    except NeuroemuError:
+        energy = latency = None
+    synops = float(np.sum(counters.get("synaptic_events", 0))) / len(ds)
+    ev = Evaluation(samples=len(ds), steps=steps, profile=str(profile), accuracy=acc,
+                    float_accuracy=float_acc, agreement=agreement, steps_to_float=steps_to,
+                    settle_steps=float(settle.mean()), synops_per_sample=synops, energy=energy,
+                    latency=latency, ann_macs=None if macs is None else int(macs),
+                    float_source=fsrc, result=res, wall_seconds=time.perf_counter() - t0)
+    return ev
+
+
+def settle_steps(pred: np.ndarray) -> np.ndarray:
+    """Per sample, the first step (1-based) from which the prediction never changes again."""
+    pred = np.asarray(pred)
+    T = pred.shape[0]
+    differs = pred != pred[-1][None, :]
+    last = np.where(differs.any(axis=0), T - np.argmax(differs[::-1], axis=0), 0)
+    return last + 1
+
+
+def save_evaluation(ev: Evaluation, net, path, extra: dict | None = None) -> Path:
+    """Write the run's Result with the report, float reference, energy per event class,
+    profile and every conversion option in its ``meta`` (atomic, see docs/formats.md)."""
+    res = ev.result
+    meta = dict(getattr(res, "meta", {}) or {})
+    meta.update({"report": ev.to_dict(), "profile": ev.profile,
+                 "convert_options": net.meta.get("convert_options", {}),
+                 "float_accuracy": ev.float_accuracy,
+                 "accuracy": [_nan(a) for a in ev.accuracy],
+                 "agreement": None if ev.agreement is None else ev.agreement.tolist(),
+                 "core_usage": core_usage(net, ev.profile),
+                 "populations": [p.name for p in net.populations if not p.is_input]})
+    meta.update(extra or {})
+    res.meta = meta
+    res.save(path)
+    return Path(path)
+
+
+def core_usage(net, profile) -> dict | None:
+    """``{"limits": {name: max}, "usage": {name: [per core]}, "population": [per core]}``."""
+    try:
+        from hw_models.resources import check_network
+        rep = check_network(net, profile)
+    except (ImportError, NeuroemuError):
+        return None
+    on = np.asarray(rep.on_chip, bool)
+    return {"limits": {k: (None if v is None else int(v)) for k, v in rep.limits.items()},
+            "usage": {k: np.asarray(v)[on].astype(int).tolist() for k, v in rep.usage.items()},
+            "population": [p for p, o in zip(rep.core_population, on) if o]}
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep
+
+def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
+          methods=("ecc", "robust"), steps: int = 256, samples: int | None = None,
+          calib_samples: int | None = 500, profile: str = "loihi1", seed: int = 0,
+          input_scale: float | None = None, input_max: int | None = None, progress: bool = False,
+          log=None, **options) -> Path:
+    """Run the (method × bits) grid, one point per group of ``out``; resumes a stopped sweep.
+
+    Settings other than the grid must match an existing ``out``.  Each point stores the accuracy
+    per step (so every T ≤ ``steps`` is in the file), final predictions, counters totals and per
+    population, energy per event class, feasibility, and the conversion options.
+    """
+    from .sweep import SweepFile, point_key
+    log = log or (lambda s: None)
+    graph = load_graph(model, input_scale)
+    calib = load_data(calibration, "train").subset(calib_samples)
+    ds = load_data(data).subset(samples)
+    input_max, input_scale = _input_defaults(graph, calib, input_max, input_scale)
+    check_images(calib.x, graph.input_shape, input_max, f"calibration {calib.source}")
+    check_images(ds.x, graph.input_shape, input_max, f"data {ds.source}")
+    grid = [(m, b) for m in methods for b in bits]
+    config = {"model": str(model), "calibration": calib.source, "calib_samples": len(calib),
+              "data": ds.source, "samples": len(ds), "steps": int(steps), "profile": profile,
+              "seed": seed, "input_max": input_max, "input_scale": input_scale,
+              "options": {k: _jsonable(v) for k, v in sorted(options.items())}}
+    sf = SweepFile(out, config, [point_key(m, b) for m, b in grid])
+    todo = [(m, b) for m, b in grid if point_key(m, b) not in sf]
+    if len(todo) < len(grid):
+        log(f"resuming {out}: {len(grid) - len(todo)} of {len(grid)} points already done")
+    fref = float_reference(graph, ds, input_scale)
+    from tqdm import tqdm
+    bar = tqdm(todo, desc="sweep", unit="point", disable=not progress)
+    for m, b in bar:
+        bar.set_postfix_str(point_key(m, b))
+        t0 = time.perf_counter()
+        net = convert_model(model, calib, m, b, profile, steps, calib_samples=None, graph=graph,
+                            input_scale=input_scale, input_max=input_max, **options)
+        net.meta["float_reference"] = fref
+        ev = evaluate(net, ds, steps, seed=seed, profile=profile)
+        try:
+            rep = fit(net, profile)
+            feas = {"ok": bool(rep.ok), "report": str(rep)}
+        except NeuroemuError as exc:
+            feas = {"ok": False, "report": str(exc)}
+        res = ev.result
+        counters = dict(res.counters)
+        tree = {"method": m, "bits": int(b) if str(b).isdigit() else str(b),
+                "accuracy": np.asarray(ev.accuracy, float),
+                "agreement": np.asarray(ev.agreement, float),
+                "predictions_final": np.asarray(res.predictions)[-1].astype(np.int16),
+                "float_accuracy": ev.float_accuracy if ev.float_accuracy is not None
+                else float("nan"),
+                "steps_to_float_accuracy": -1 if ev.steps_to_float is None
+                else ev.steps_to_float,
+                "synops_per_sample": ev.synops_per_sample,
+                "energy_per_sample": float(ev.energy.per_sample) if ev.energy else float("nan"),
+                "energy": _flat_dict(ev.energy.to_dict()) if ev.energy else {},
+                "counters": {k: float(np.sum(v)) for k, v in counters.items()
+                             if np.ndim(v) == 0 or isinstance(v, np.ndarray)},
+                "per_population": _per_pop(res),
+                "feasible": feas["ok"], "feasibility": feas["report"],
+                "convert_options": net.meta.get("convert_options", {}),
+                "wall_seconds": time.perf_counter() - t0}
+        sf.add(point_key(m, b), tree)
+        log(f"{point_key(m, b)}: accuracy {ev.final_accuracy:.2%} at T={steps}, "
+            f"{ev.synops_per_sample:,.0f} synops/sample")
+    return Path(out)
+
+
+def _flat_dict(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool)) and v is not None}
+
+
+def _per_pop(res) -> dict:
+    out = {}
+    per = getattr(res, "per_population", None) or {}
+    for pop, cnt in dict(per).items():
+        if isinstance(cnt, dict):
+            out[str(pop)] = {k: float(np.sum(v)) for k, v in cnt.items()}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+
+def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
+         progress: bool = False, log=print) -> dict:
+    """Convert, check, run, sweep and plot the bundled digits CNN (or, with ``mnist``, the shared
+    ``tests_99.20`` Keras model on MNIST) into ``out_dir``; returns the summary dict."""
+    from emulator import plots
+    from .sweep import read_sweep
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if mnist:
+        from . import datasets
+        model = datasets.data_path("models", "tests_99.20.json")
+        if not model.exists():
+            raise DataError(datasets.missing_reason("models", "tests_99.20.json"))
+        full = load_data("mnist")
+        calib, test = full.subset(500), full.subset(100 if quick else 1000, start=8000)
+        scale, imax, steps = 1 / 255, 255, (48 if quick else 128)
+        bits = (4, 6, 8) if quick else (3, 4, 5, 6, 8)
+    else:
+        model = DIGITS_MODEL
+        calib = load_data("digits-train").subset(300)
+        test = load_data("digits").subset(150 if quick else None)
+        scale, imax, steps = 1 / 16, 16, (32 if quick else 64)
+        bits = (3, 4, 6, 8) if quick else (2, 3, 4, 5, 6, 8)
+    methods = ("ecc", "robust")
+    profile = "loihi1"
+    graph = load_graph(model, scale)
+    log(f"model {model} ({ann_macs(graph):,} MACs per sample), {len(test)} test samples, "
+        f"{steps} steps, profile {profile}")
+    net = convert_model(model, calib, "ecc", 8, profile, steps, calib_samples=None, graph=graph,
+                        eval_data=test, input_scale=scale, input_max=imax)
+    net.save(out / "network.h5")
+    rep = fit(net, profile)
+    (out / "feasibility.txt").write_text(str(rep) + "\n")
+    (out / "feasibility.json").write_text(json.dumps(_jsonify(rep.to_dict()), indent=2) + "\n")
+    log(f"feasibility on {profile}: {'fits' if rep.ok else 'limits NOT met'}")
+    pops = [p.name for p in net.populations if not p.is_input]
+    ev = evaluate(net, test, steps, record=pops, profile=profile, progress=progress)
+    save_evaluation(ev, net, out / "result.h5")
+    log(str(ev))
+    sweep(model, calib, test, out / "sweep.h5", bits=bits, methods=methods, steps=steps,
+          calib_samples=None, profile=profile, input_scale=scale, input_max=imax,
+          progress=progress)
+    sw = read_sweep(out / "sweep.h5")
+    figs = {}
+    res = ev.result
+    figs["raster"] = plots.spike_raster(res, sample=0, populations=pops,
+                                        path=out / "raster.png")
+    figs["accuracy"] = plots.sweep_accuracy_vs_steps(sw, path=out / "accuracy.png")
+    figs["bits"] = plots.sweep_accuracy_vs_bits(sw, path=out / "bits.png")
+    figs["energy"] = plots.sweep_energy_vs_accuracy(sw, path=out / "energy.png")
+    figs["rates"] = plots.result_firing_rates(res, populations=pops, path=out / "rates.png")
+    cu = core_usage(net, profile)
+    if cu:
+        figs["cores"] = plots.core_utilisation(cu["usage"], cu["limits"], cu["population"],
+                                               title=f"core utilisation on {profile}",
+                                               path=out / "cores.png")
+    summary = {"model": str(model), "profile": profile, "steps": steps,
+               "test_samples": len(test), "feasible": bool(rep.ok),
+               "evaluation": ev.to_dict(),
+               "sweep": {k: {"method": p["method"], "bits": p["bits"],
+                             "accuracy": _nan(float(p["accuracy"][-1])),
+                             "energy_per_sample_j": p["energy_per_sample"],
+                             "synops_per_sample": p["synops_per_sample"]}
+                         for k, p in sw["points"].items()},
+               "files": {k: str(out / f"{k}.png") for k in figs},
+               "wall_seconds": round(time.perf_counter() - t_start, 2)}
+    (out / "summary.json").write_text(json.dumps(_jsonify(summary), indent=2) + "\n")
+    lines = [f"neuroemu demo — {summary['model']} on {profile}", "", str(ev), "",
+             "weight-bit sweep (accuracy at the last step):"]
+    for k, p in summary["sweep"].items():
+        lines.append(f"  {p['method']:<8} {str(p['bits']):>3} bits  {_pct(p['accuracy'])}  "
+                     f"{_j(p['energy_per_sample_j'])}/sample")
+    lines += ["", f"feasibility: {'fits' if rep.ok else 'limits NOT met'} "
+              f"(see feasibility.txt)", f"wall time {summary['wall_seconds']} s"]
+    (out / "summary.txt").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def _jsonify(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonify(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonify(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, float) and np.isnan(o):
+        return None
+    return o
