@@ -1,1 +1,32 @@
-"""converter package."""
+"""Model import, the float graph IR and its reference forward pass, conversion passes, and the
+mapping of a converted network onto chip cores.
+
+``load_model(path)`` → :class:`Graph`; ``convert(graph, calibration, method=…, weight_bits=…,
+profile=…)`` → :class:`hw_models.network.CoreNetwork`; ``feasibility(graph_or_net, profile)`` →
+a report.  Importing this package needs neither ``onnx`` nor ``nir``: they are imported only when
+a file of that kind is read.
+"""
+
+from .builder import GraphBuilder
+from .graph import KINDS, Graph, Layer, infer_shape, same_padding
+from .keras_import import load_keras
+from .load import load_model
+from .nir_import import graph_from_nir, load_nir
+from .onnx_import import load_onnx
+
+_LAZY = {"convert": "converter.convert", "feasibility": "converter.feasibility",
+         "map_to_cores": "converter.mapping"}
+
+
+def __getattr__(name):
+    # convert/feasibility import hw_models.profiles and the passes; load them on first use so
+    # that ``import converter`` stays light.
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'converter' has no attribute {name!r}")
+
+
+__all__ = ["Graph", "Layer", "KINDS", "infer_shape", "same_padding", "GraphBuilder",
+           "load_model", "load_keras", "load_onnx", "load_nir", "graph_from_nir",
+           "convert", "feasibility", "map_to_cores"]
