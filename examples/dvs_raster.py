@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import emulator
-    from converter import convert
+    from converter.convert import convert
 
     path = datasets.data_path("dvs_gesture", f"{args.clip}.bs2")
     events, _ = load_dvs_gesture_clip(path)

@@ -122,7 +122,7 @@ def _total(counter) -> int:
 def convert_for(graph, calibration, encoding: str, input_max: int, input_scale: float,
                 options: dict):
     """``converter.convert`` with the input scaling of one encoding (see module docstring)."""
-    from converter import convert
+    from converter.convert import convert
     return convert(graph, calibration, encoding=encoding, input_max=input_max,
                    input_scale=input_scale, **options)
 
