@@ -205,7 +205,10 @@ def _jsonable(v):
 
 def _converter_fn(name):
     import converter
-    fn = getattr(converter, name, None)
+    try:
+        fn = getattr(converter, name, None)
+    except ImportError:                          # lazily exported module not written yet
+        fn = None
     if fn is not None and not callable(fn):      # the submodule of the same name
         fn = getattr(fn, name, None)
     if fn is None:
