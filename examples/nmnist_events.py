@@ -11,11 +11,12 @@ spike; nothing is re-encoded into rates.
 
 Scaling.  A pixel with n events over T steps spikes at n / T per step, while the CNN saw
 x = n / c.  One unit of spike rate (one spike per step) therefore stands for T / c model units.
-The converter's rate rule maps an input spike rate r to the model value
-``r · input_max · input_scale`` (first-layer weights ``W · input_scale · input_max`` divided by
-the first layer's normalisation scale), so events are converted with ``input_max = 1`` and
-``input_scale = T / c``: the network is converted *for* a step count T, and a different T needs
-a different first-layer weight scale.  Biases are per step, so they are independent of T.
+``converter.convert`` gives an ``events`` input the scale ``λ_in = input_scale`` (model units per
+spike per step; ``input_max`` plays no part, unlike the rate rule ``λ_in = input_scale ·
+input_max``), so the first-layer float weights become ``W · (T / c) / λ_1``: events are
+converted with ``input_scale = T / c`` (``input_max = 1``).  The network is converted *for* a
+step count T; another T needs another first-layer weight scale.  Biases act per step and do not
+depend on T.
 
 Baselines, the same CNN fed the count frames:
 
@@ -135,6 +136,7 @@ def run_net(net, inputs, steps: int, labels, record=()) -> dict:
     n = len(labels)
     return {"accuracy": np.asarray(res.accuracy, dtype=float),
             "synops": _total(res.counters["synaptic_events"]) / n,
+            "input_macs": _total(res.counters.get("input_macs", 0)) / n,
             "result": res, "seconds": time.perf_counter() - t}
 
 
@@ -160,6 +162,8 @@ def measure(n_test: int | None, n_calib: int, steps_list, baseline_steps, option
         r = run_net(net, batch, T, te_y)
         r["input_spikes"] = len(batch.steps) / len(te_y)
         out["events"][T] = r
+        out["notes"] = list(net.meta.get("notes", []))
+        out["resolved"] = {k: net.meta.get(k) for k in ("method", "profile", "weight_bits")}
         log(f"events   T={T:4d}: accuracy {r['accuracy'][-1]:.3f}  "
             f"synops/sample {r['synops']:.0f}  ({r['seconds']:.1f} s)")
     n_int = counts(te_s)
@@ -184,17 +188,17 @@ def measure(n_test: int | None, n_calib: int, steps_list, baseline_steps, option
 def table(m: dict) -> str:
     """The measured numbers as a Markdown table (one row per encoding and T)."""
     rows = ["| input | T (steps) | SNN accuracy at T | float CNN (frames) | synaptic events "
-            "/ sample | input spikes / sample |",
-            "|---|---:|---:|---:|---:|---:|"]
+            "/ sample | input spikes / sample | off-chip input MACs / sample |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for T, r in m["events"].items():
         rows.append(f"| events (1 event = 1 spike) | {T} | {r['accuracy'][-1]:.3f} | "
-                    f"{m['float']:.3f} | {r['synops']:,.0f} | {r['input_spikes']:,.0f} |")
+                    f"{m['float']:.3f} | {r['synops']:,.0f} | {r['input_spikes']:,.0f} | 0 |")
     for enc, label in (("analog", "count frame, analog current"),
                        ("rate", "count frame, regular rate spikes")):
         for T, r in m[enc].items():
             spikes = "— (current)" if enc == "analog" else f"{r['input_spikes']:,.0f}"
             rows.append(f"| {label} | {T} | {r['accuracy'][-1]:.3f} | {m['float']:.3f} | "
-                        f"{r['synops']:,.0f} | {spikes} |")
+                        f"{r['synops']:,.0f} | {spikes} | {r['input_macs']:,.0f} |")
     return "\n".join(rows)
 
 
@@ -226,24 +230,28 @@ DOC_HEAD = """# Event-camera input: N-MNIST events into a converted spiking CNN
 * **Input to the SNN**: the raw events of each test sample, binned into T steps over the same
   window (`emulator.event_input.bin_events`); **every event is one input spike**, delivered once
   (a pixel with two events in one step sends two spikes).  No rate re-encoding.
-* **Conversion**: `converter.convert(..., encoding="events", input_max=1, input_scale=T/c, {opts})`,
+* **Conversion**: `converter.convert(..., encoding="events", input_max=1, input_scale=T/c, {opts})`
+  (the converter's defaults otherwise: ECC current normalisation on the maximum activation,
+  `v_init = θ/2`, reset by subtraction, `timing="sync"`, i.e. delay 0, all layers within a step),
   calibrated on the count frames of {n_calib} training samples.
 
 ## Scaling: why `input_scale = T / c`
 
 A pixel with n events over T steps spikes at `n / T` per step; the CNN saw `x = n / c` for it.  One
-spike per step therefore stands for `T / c` model units.  The converter's rate rule reads an input
-spike rate r as the model value `r · input_max · input_scale` (first-layer float weights
-`W · input_scale · input_max` before normalisation), so `input_max = 1, input_scale = T / c`.  The
-first-layer weights thus depend on T: a network converted for T steps must run with events binned
-into T steps.  Biases act per step and do not depend on T.  With few steps a first-layer neuron
-would need more than one spike per step; the excess stays in `v` (reset by subtraction) and is lost
-when the run ends, which is why small T costs accuracy.
+spike per step therefore stands for `T / c` model units.  `converter.convert` gives an `events`
+input the scale `λ_in = input_scale` (model units per spike per step; `input_max` plays no part,
+unlike the rate rule `λ_in = input_scale · input_max`), so the first-layer float weights become
+`W · (T / c) / λ_1` and a first-layer neuron's rate over the run is `(W·x + b) / λ_1`, as for any
+converted layer.  The first-layer weights thus depend on T: a network converted for T steps must
+run with events binned into T steps.  Biases act per step and do not depend on T.  With few
+steps a first-layer neuron would need more than one spike per step; the excess stays in `v`
+(reset by subtraction) and is lost when the run ends, which is why small T costs accuracy.
 
 The baselines feed the same CNN the count frames themselves: the integer counts n as a constant
 analog current every step (`input_max` = the largest count, `input_scale = 1 / c`), or as regular
 rate-coded spike trains of rate `n / input_max` (the same scaling; their input spike count grows
-with T, the events' does not).
+with T, the events' does not).  Here `input_max = {imax}`, the largest count in the test and
+calibration frames.
 
 ## Results ({n_test} N-MNIST test samples, {events:,.0f} events per sample on average)
 
@@ -252,16 +260,30 @@ with T, the events' does not).
 
 def write_doc(m: dict, path: Path, command: str, curve_T: int) -> str:
     rec = load_record()
-    opts = ", ".join(f"{k}={v!r}" for k, v in m["options"].items()) or "defaults"
+    opts = ", ".join(f"{k}={v!r}" for k, v in m.get("resolved", m["options"]).items())
     text = DOC_HEAD.format(command=command, date=_dt.date.today().isoformat(),
                            float_record=rec["float_test_accuracy"], c=m["c"], opts=opts,
                            n_calib=m["n_calib"], n_test=m["n_test"],
-                           events=m["events_per_sample"])
+                           events=m["events_per_sample"], imax=m["input_max_frames"])
     text += table(m) + "\n\n"
     text += ("Synaptic events are actual deliveries counted by the engine (borders and strides "
              "respected), summed over all projections, divided by the number of samples.  The "
              "analog baseline's first layer is driven by a current (its multiply-accumulates are "
-             "off-chip input work, not synaptic events).\n\n")
+             "off-chip input work, not synaptic events).\n\n"
+             "Reading the table: with events, the first layer receives every camera event once "
+             "whatever T is (about `events × 5·5/2² × 16` deliveries), which is most of the "
+             "T = 1 count; the deeper layers add work in proportion to T.  The analog baseline "
+             "has no first-layer synaptic events (its input is a current computed off-chip from a "
+             "complete count frame, so it can only start once the recording is over); the rate "
+             "baseline re-encodes the frame, and its input spikes grow with T (at T ≤ 2 almost no "
+             "pixel reaches one spike, so the read-out has almost nothing to go on).\n\n")
+    reach = [T for T, r in m["events"].items() if r["accuracy"][-1] >= m["float"]]
+    if reach:
+        T = min(reach)
+        text += (f"The events network first matches the float accuracy at T = {T}, with "
+                 f"{m['events'][T]['synops'] / 1e6:.2f} M synaptic events per sample.\n\n")
+    if m.get("notes"):
+        text += "Converter notes: " + "; ".join(m["notes"]) + ".\n\n"
     if curve_T in m["events"]:
         text += (f"Accuracy of the events network converted for T = {curve_T}, read out after "
                  f"t of its {curve_T} steps (i.e. having seen only the first t/{curve_T} of each "
