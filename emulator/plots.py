@@ -247,6 +247,8 @@ def _float_acc(sweep):
 def _by_method(sweep):
     out = {}
     for p in sweep["points"].values():
+        if p.get("status") == "failed":   # the converter refused this point (reason stored)
+            continue
         out.setdefault(p["method"], []).append(p)
     return out
 

@@ -288,6 +288,9 @@ def cmd_sweep(args) -> int:
     print(f"{'point':<14}{'accuracy':>10}{'synops/sample':>16}{'energy/sample':>16}  fits")
     from .pipeline import _j, _pct
     for k, p in sw["points"].items():
+        if p.get("status") == "failed":
+            print(f"{k:<14}  cannot convert: {p['error']}")
+            continue
         print(f"{k:<14}{_pct(float(p['accuracy'][-1])):>10}{p['synops_per_sample']:>16,.0f}"
               f"{_j(p['energy_per_sample']):>16}  {'yes' if p['feasible'] else 'no'}")
     print(f"wrote {args.output} ({len(sw['points'])} points)")

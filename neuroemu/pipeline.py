@@ -545,8 +545,18 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
     for m, b in bar:
         bar.set_postfix_str(point_key(m, b))
         t0 = time.perf_counter()
-        net = convert_model(model, calib, m, b, profile, steps, calib_samples=None, graph=graph,
-                            input_scale=input_scale, input_max=input_max, **options)
+        try:
+            net = convert_model(model, calib, m, b, profile, steps, calib_samples=None,
+                                graph=graph, input_scale=input_scale, input_max=input_max,
+                                **options)
+        except ConversionError as exc:  # an impossible point is a result, not a crash
+            sf.add(point_key(m, b), {"method": m, "bits": int(b), "status": "failed",
+                                     "error": str(exc), "accuracy": np.full(steps, np.nan),
+                                     "float_accuracy": fref.get("accuracy", float("nan")),
+                                     "synops_per_sample": float("nan"),
+                                     "energy_per_sample": float("nan"), "feasible": False})
+            log(f"{point_key(m, b)}: cannot convert: {exc}")
+            continue
         net.meta["float_reference"] = fref
         ev = evaluate(net, ds, steps, seed=seed, profile=profile)
         try:
@@ -556,7 +566,7 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
             feas = {"ok": False, "report": str(exc)}
         res = ev.result
         counters = dict(res.counters)
-        tree = {"method": m, "bits": int(b) if str(b).isdigit() else str(b),
+        tree = {"method": m, "bits": int(b), "status": "done",
                 "accuracy": np.asarray(ev.accuracy, float),
                 "agreement": np.asarray(ev.agreement, float),
                 "predictions_final": np.asarray(res.predictions)[-1].astype(np.int16),
@@ -618,7 +628,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
         calib = load_data("digits-train").subset(300)
         test = load_data("digits").subset(150 if quick else None)
         scale, imax, steps = 1 / 16, 16, (32 if quick else 64)
-        bits = (3, 4, 6, 8) if quick else (2, 3, 4, 5, 6, 8)
+        bits = (3, 4, 6, 8) if quick else (3, 4, 5, 6, 7, 8)
     methods = ("ecc", "robust")
     profile = "loihi1"
     graph = load_graph(model, scale)
@@ -659,7 +669,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
                              "accuracy": _nan(float(p["accuracy"][-1])),
                              "energy_per_sample_j": p["energy_per_sample"],
                              "synops_per_sample": p["synops_per_sample"]}
-                         for k, p in sw["points"].items()},
+                         for k, p in sw["points"].items() if p.get("status") != "failed"},
                "files": {k: str(out / f"{k}.png") for k in figs},
                "wall_seconds": round(time.perf_counter() - t_start, 2)}
     (out / "summary.json").write_text(json.dumps(_jsonify(summary), indent=2) + "\n")
