@@ -76,6 +76,7 @@ class Packed(NamedTuple):
     readout: int          # 0: argmax v, 1: argmax spike counts
     encoding: int
     input_max: int
+    pos: np.ndarray       # int32 (n_neurons, 3): (y, x, c) of every neuron (no divisions)
     n_neurons: int
     n_deliv: int          # length of the per-sample delivered-spike counter
     n_mpcount: int        # length of the per-sample max-pool count state
@@ -267,6 +268,11 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         pop[i, P_MAXD] = max((pr.delay for pr in net.projections if pr.source == p.name),
                              default=0)
 
+    pos = np.zeros((n_neurons, 3), np.int32)
+    for i, p in enumerate(pops):
+        b = pop[i, P_BASE]
+        hh, ww, cc = pop[i, P_H], pop[i, P_W], pop[i, P_C]
+        pos[b:b + p.size] = np.stack(np.unravel_index(np.arange(p.size), (hh, ww, cc)), axis=1)
     msg, hops = _routing(net, pop, core, place, ev_core, n_neurons, n_cores, analog)
     order = np.array([idx[n] for n in net.order() if not pops[idx[n]].is_input], np.int64)
     mp = max((p.size for p in pops), default=1)
@@ -279,7 +285,7 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                     rows_ptr=arr(rows_ptr), rows_k=arr(rows[1]), rows_o=arr(rows[2]),
                     cols_ptr=arr(cols_ptr), cols_k=arr(cols[1]), cols_o=arr(cols[2]),
                     input_pop=idx[inp.name], output_pop=idx[net.output],
-                    readout=0 if net.readout == "v" else 1, encoding=ENC[inp.encoding],
+                    readout=0 if net.readout == "v" else 1, encoding=ENC[inp.encoding], pos=pos,
                     input_max=inp.input_max, n_neurons=n_neurons, n_deliv=max(doff, 1),
                     n_mpcount=max(moff, 1), max_size=mp)
     static = Static(names=[p.name for p in pops], proj_names=[pr.name for pr in net.projections],

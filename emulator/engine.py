@@ -85,6 +85,14 @@ def _dec(x, delta):
     return -(((-x) * (4096 - delta)) >> 12)
 
 
+@njit(cache=True, inline="always")
+def _dec_bf(x, f):
+    """dec(x, δ) with f = 4096 − δ, branch-free: sign(x) · ((|x| · f) >> 12)."""
+    sg = x >> 63
+    m = (((x ^ sg) - sg) * f) >> 12
+    return (m ^ sg) - sg
+
+
 # ---- scatter of one spike list --------------------------------------------------------------
 @njit(cache=True, nogil=True, boundscheck=False)
 def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
@@ -99,10 +107,12 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
             deliv[s, doff + ring[a + e]] += 1
     if kind == 0:  # dense
         nt = J[k, J_NTGT]
+        av = acc[:nt]
         for e in range(cnt):
             row = woff + ring[a + e] * nt
+            wv = w[row:row + nt]  # views, not index sums: lets LLVM vectorise the add
             for i in range(nt):
-                acc[i] += w[row + i]
+                av[i] += wv[i]
         return
     if kind == 4:  # identity
         c = J[k, J_C]
@@ -115,14 +125,13 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
     roff, coff = J[k, J_ROFF], J[k, J_COFF]
     rp, rk, ro = pk.rows_ptr, pk.rows_k, pk.rows_o
     cp, ck, co = pk.cols_ptr, pk.cols_k, pk.cols_o
-    wc = W * Cc
+    pos = pk.pos
+    sb = pk.pop[J[k, J_SRC], P_BASE]
     if kind == 1:  # conv
         fast = J[k, J_FAST] == 1
         for e in range(cnt):
             j = ring[a + e]
-            y = j // wc
-            x = (j - y * wc) // Cc
-            c = j - y * wc - x * Cc
+            y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
             c0 = cp[coff + x]
             c1 = cp[coff + x + 1]
             n = c1 - c0
@@ -135,21 +144,24 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
                     kr0 = kw - 1 - ck[c1 - 1]
                     ab = (oy * OW + co[c1 - 1]) * OC
                     wb = woff + ((c * kh + ky) * kw + kr0) * OC
-                    for i in range(n * OC):
-                        acc[ab + i] += w[wb + i]
+                    L = n * OC
+                    av = acc[ab:ab + L]
+                    wv = w[wb:wb + L]
+                    for i in range(L):
+                        av[i] += wv[i]
                 else:
                     for ci in range(c0, c1):
                         ab = (oy * OW + co[ci]) * OC
                         wb = woff + ((c * kh + ky) * kw + kw - 1 - ck[ci]) * OC
+                        av = acc[ab:ab + OC]
+                        wv = w[wb:wb + OC]
                         for i in range(OC):
-                            acc[ab + i] += w[wb + i]
+                            av[i] += wv[i]
         return
     if kind == 2:  # avgpool
         for e in range(cnt):
             j = ring[a + e]
-            y = j // wc
-            x = (j - y * wc) // Cc
-            c = j - y * wc - x * Cc
+            y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
             wv = w[woff + c]
             for ri in range(rp[roff + y], rp[roff + y + 1]):
                 oy = ro[ri]
@@ -165,9 +177,7 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
         mpc[moff + ring[a + e]] += 1
     for e in range(cnt):
         j = ring[a + e]
-        y = j // wc
-        x = (j - y * wc) // Cc
-        c = j - y * wc - x * Cc
+        y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
         for ri in range(rp[roff + y], rp[roff + y + 1]):
             oy = ro[ri]
             for ci in range(cp[coff + x], cp[coff + x + 1]):
@@ -256,6 +266,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     mpc = np.zeros(pk.n_mpcount, np.int64)
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)
+    resid = np.zeros(P[pk.input_pop, P_SIZE] if enc == 1 else 1, np.int64)
     if enc == 0:
         for k in range(J.shape[0]):
             if J[k, J_ANALOG] == 1:
@@ -276,11 +287,13 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             dst = ring_off[ip] + slot * ring_cap[ip]
             cnt = 0
             if enc == 1:
+                # ⌊t·x/M⌋ > ⌊(t−1)·x/M⌋  ⇔  the residue (t−1)·x mod M plus x reaches M
                 for j in range(nin):
-                    xv = np.int64(xrow[j])
-                    if (t * xv) // M > ((t - 1) * xv) // M:
-                        ring[dst + cnt] = j
-                        cnt += 1
+                    rr = resid[j] + xrow[j]
+                    f = rr >= M
+                    resid[j] = rr - M * f
+                    ring[dst + cnt] = j
+                    cnt += f
             elif enc == 2:
                 hs = _splitmix(_splitmix(_splitmix(np.uint64(seed)) ^ np.uint64(sg))
                                ^ np.uint64(t))
@@ -323,57 +336,30 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 sl = ts % (P[sp, P_MAXD] + 1)
                 _scatter(pk, k, ring, ring_off[sp] + sl * ring_cap[sp],
                          rcnt[rcnt_off[sp] + sl], acc, deliv, mpc, mpev, mpcore, core, s)
-            n = P[p, P_SIZE]
             b = P[p, P_BASE]
-            thr, du, dv = P[p, P_THR], P[p, P_DU], P[p, P_DV]
-            vmin, vmax, pol = P[p, P_VMIN], P[p, P_VMAX], P[p, P_OVF]
-            span = vmax - vmin + 1
-            spiking, rule, reset = P[p, P_SPIKING] == 1, P[p, P_RULE], P[p, P_RESET]
-            has_an = P[p, P_ANALOG] == 1
+            n = P[p, P_SIZE]
             slot = t % (P[p, P_MAXD] + 1)
             dst = ring_off[p] + slot * ring_cap[p]
+            cnt, nsat, bad = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
+                                     pk.bias[b:b + n], act[s, b:b + n], ring[dst:dst + n])
+            if bad >= 0:
+                ovf[s, 0] = t
+                ovf[s, 1] = p
+                ovf[s, 2] = bad
+                ovf[s, 3] = v[b + bad]
+                sat[s, p] += nsat
+                return
             rs = rec_slot[p]
-            cnt = 0
-            nsat = 0
-            for i in range(n):
-                q = np.int64(acc[i])
-                acc[i] = 0
-                if has_an:
-                    q += icur[b + i]
-                if q != 0:
-                    act[s, b + i] += 1
-                uu = _dec(u[b + i], du) + q
-                u[b + i] = uu
-                vv = _dec(v[b + i], dv) + uu + pk.bias[b + i]
-                if vv > vmax or vv < vmin:
-                    nsat += 1
-                    if pol == 0:
-                        vv = vmax if vv > vmax else vmin
-                    elif pol == 1:
-                        r = (vv - vmin) % span
-                        if r < 0:
-                            r += span
-                        vv = vmin + r
-                    else:
-                        ovf[s, 0] = t
-                        ovf[s, 1] = p
-                        ovf[s, 2] = i
-                        ovf[s, 3] = vv
-                        sat[s, p] += nsat
-                        return
-                if spiking and (vv >= thr if rule == 0 else vv > thr):
-                    vv = vv - thr if reset == 0 else np.int64(0)
-                    ring[dst + cnt] = i
-                    cnt += 1
-                    spk[s, b + i] += 1
-                    if rs >= 0:
-                        r_ = rec_n[s]
-                        if r_ < cap:
-                            rec_buf[s, r_, 0] = rs
-                            rec_buf[s, r_, 1] = t
-                            rec_buf[s, r_, 2] = i
-                        rec_n[s] = r_ + 1
-                v[b + i] = vv
+            for e in range(cnt):
+                i = ring[dst + e]
+                spk[s, b + i] += 1
+                if rs >= 0:
+                    r_ = rec_n[s]
+                    if r_ < cap:
+                        rec_buf[s, r_, 0] = rs
+                        rec_buf[s, r_, 1] = t
+                        rec_buf[s, r_, 2] = i
+                    rec_n[s] = r_ + 1
             rcnt[rcnt_off[p] + slot] = cnt
             sat[s, p] += nsat
         # -- read-out
@@ -392,6 +378,71 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     bc = spk[s, ob + i]
                     best = i
         pred[t - 1, s] = best
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _update(P, p, acc, icur, u, v, bias, act, out):
+    """Steps 2–3 of the contract for population p, in passes LLVM can vectorise.
+
+    Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
+    counts active updates, applies the range policy, writes the spiking neurons' ids to
+    ``out``.  Returns (number of spikes, saturations, first neuron that overflowed under
+    'raise' or -1; v of that neuron is left at its out-of-range value)."""
+    n = u.shape[0]
+    thr, du, dv = P[p, P_THR], P[p, P_DU], P[p, P_DV]
+    vmin, vmax, pol = P[p, P_VMIN], P[p, P_VMAX], P[p, P_OVF]
+    b = P[p, P_BASE]
+    # u ← dec(u) + Q (active iff Q ≠ 0);  v ← dec(v) + u + b;  one fused, branch-free pass
+    fu = 4096 - du
+    fv = 4096 - dv
+    nsat = 0
+    has_an = P[p, P_ANALOG] == 1
+    for i in range(n):
+        q = np.int64(acc[i])
+        acc[i] = 0
+        if has_an:
+            q += icur[b + i]
+        act[i] += q != 0
+        uu = _dec_bf(u[i], fu) + q
+        u[i] = uu
+        vv = _dec_bf(v[i], fv) + uu + bias[i]
+        v[i] = vv
+        nsat += (vv > vmax) | (vv < vmin)
+    # range policy
+    if nsat:
+        if pol == 0:
+            for i in range(n):
+                v[i] = min(max(v[i], vmin), vmax)
+        elif pol == 1:
+            span = vmax - vmin + 1
+            for i in range(n):
+                if v[i] > vmax or v[i] < vmin:
+                    r = (v[i] - vmin) % span
+                    if r < 0:
+                        r += span
+                    v[i] = vmin + r
+        else:
+            for i in range(n):
+                if v[i] > vmax or v[i] < vmin:
+                    return 0, nsat, i
+    # spikes and reset
+    cnt = 0
+    if P[p, P_SPIKING] == 1:
+        th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
+        if P[p, P_RESET] == 0:
+            for i in range(n):
+                f = v[i] >= th
+                out[cnt] = i
+                cnt += f
+                v[i] -= thr * f
+        else:
+            for i in range(n):
+                f = v[i] >= th
+                out[cnt] = i
+                cnt += f
+                if f:
+                    v[i] = 0
+    return cnt, nsat, -1
 
 
 @njit(cache=True, parallel=True)
