@@ -14,6 +14,11 @@ are normalised by the converter on count frames of the clip cut into slices, lik
 network would be, so the firing rates are in the usual conversion regime.
 
     input 32x32x2 -> conv 8@5x5 s2 -> ReLU -> conv 16@3x3 s2 -> ReLU -> dense 10 (read-out)
+
+The read-out is converted with ``readout="spikes"`` so that it spikes and has a raster too.
+The figure is drawn here rather than with :func:`emulator.plots.spike_raster`: that function
+stacks all layers on one neuron axis, where the 10 read-out neurons beside 2,048 input neurons
+would be a sliver; one panel per layer, each with its own neuron axis, keeps every layer legible.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def plot_raster(spikes: dict, sizes: dict, steps: int, step_ms: float, title: st
     import matplotlib.pyplot as plt
 
     names = list(spikes)
-    ratios = [max(1.0, np.log2(sizes[n]) - 4) for n in names]
+    ratios = [max(1.4, np.log2(sizes[n]) - 4) for n in names]
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 8),
                              sharex=True, gridspec_kw={"height_ratios": ratios, "hspace": 0.12})
     axes = np.atleast_1d(axes)
@@ -103,9 +108,9 @@ def plot_raster(spikes: dict, sizes: dict, steps: int, step_ms: float, title: st
     axes[-1].set_xlim(0, steps * step_ms)
     axes[-1].set_xlabel(f"time (ms)  —  {steps} steps of {step_ms:.2f} ms", fontsize=9)
     axes[0].set_title(title, fontsize=11)
-    fig.text(0.01, 0.005, caption, fontsize=8, va="bottom", wrap=True)
+    fig.text(0.01, 0.008, caption, fontsize=8, va="bottom")
     fig.subplots_adjust(left=0.09, right=0.86, top=0.95,
-                        bottom=0.085 + 0.018 * caption.count("\n"))
+                        bottom=0.075 + 0.02 * (caption.count("\n") + 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -134,7 +139,7 @@ def main(argv=None) -> int:
     c = float(np.percentile(calib[calib > 0], 99))
     graph = random_graph()
     net = convert(graph, calib / c, encoding="events", input_max=1, input_scale=T / c,
-                  weight_bits=8)
+                  weight_bits=8, readout="spikes")
     batch = bin_events(events, SHAPE, T)
     names = [p.name for p in net.populations]
     res = emulator.run(net, batch, T, record=tuple(names))
@@ -146,10 +151,12 @@ def main(argv=None) -> int:
     gesture = GESTURES[args.clip - 1] if 1 <= args.clip <= 10 else "?"
     title = (f"DVS128 Gesture clip {args.clip} (appears to be '{gesture}'), "
              f"{len(batch.steps):,} events, 128x128 downscaled to {SHAPE[0]}x{SHAPE[1]}")
-    caption = (f"RANDOM WEIGHTS (seed {SEED}), not trained: activity only, no recognition. "
+    caption = (f"RANDOM WEIGHTS (seed {SEED}), not trained: activity only, no recognition.\n"
                f"Network {' -> '.join(names)}; one event = one input spike "
-               f"(neuron = (y*{SHAPE[1]} + x)*2 + polarity, OFF=0/ON=1); "
-               f"converted with encoding='events', input_scale=T/c, c={c:g}, 8-bit weights."
+               f"(neuron = (y*{SHAPE[1]} + x)*2 + polarity, OFF=0/ON=1).\n"
+               f"Converted with encoding='events', input_scale=T/c, c={c:g} (99th percentile of "
+               f"non-zero counts in 20 slices of the clip), 8-bit weights, "
+               f"readout='spikes'."
                + ("" if out_pop.spiking else f"\nThe read-out '{out_pop.name}' does not spike "
                   f"(it integrates v), so its panel is empty.")
                + f"\nCommand: python examples/dvs_raster.py --clip {args.clip} --steps {T}")

@@ -258,6 +258,28 @@ calibration frames.
 """
 
 
+DOC_TAIL = """
+## DVS Gesture raster
+
+![DVS Gesture raster](images/dvs_gesture_raster.png)
+
+`python examples/dvs_raster.py` feeds DVS128 Gesture clip 1 (128x128 downscaled to 32x32, every
+event one spike, 150 steps over its 1.45 s) through a small conv network and records every
+population.  **The weights are random** (seeded): ten clips, one per class, cannot train a gesture
+classifier, so the figure shows the event path and each layer's activity, not recognition.
+
+## Running events from the command line / Python
+
+```python
+from emulator.event_input import bin_events, load_nmnist
+samples, labels = load_nmnist("path/to/nmnist", split="test")     # <id>.bs2 + test100.txt
+batch = bin_events(samples, (34, 34, 2), T)          # every event, window = each sample's span
+net = converter.convert(graph, frames, encoding="events", input_max=1, input_scale=T / c)
+result = emulator.run(net, batch, T, labels=labels)
+```
+"""
+
+
 def write_doc(m: dict, path: Path, command: str, curve_T: int) -> str:
     rec = load_record()
     opts = ", ".join(f"{k}={v!r}" for k, v in m.get("resolved", m["options"]).items())
@@ -288,6 +310,7 @@ def write_doc(m: dict, path: Path, command: str, curve_T: int) -> str:
         text += (f"Accuracy of the events network converted for T = {curve_T}, read out after "
                  f"t of its {curve_T} steps (i.e. having seen only the first t/{curve_T} of each "
                  f"recording):\n\n" + curve(m, curve_T) + "\n")
+    text += DOC_TAIL
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return text
