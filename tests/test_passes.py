@@ -1,0 +1,155 @@
+"""BN folding, ReLU/max-pool reordering, MAC counting and streaming normalisation scales."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converter.builder import GraphBuilder
+from converter.normalise import activation_scales, share_scales
+from converter.passes import count_macs, fold_batchnorm, prepare, relu_before_maxpool
+from hw_models.errors import ConversionError, DataError
+
+# float64 throughout: folded and unfolded graphs agree to rounding (stated tolerance)
+RTOL, ATOL = 1e-9, 1e-9
+
+
+def _bn(b, x, rng, c, eps=1e-3):
+    return b.batchnorm(x, rng.normal(1, 0.3, c), rng.normal(0, 0.5, c), rng.normal(0, 0.5, c),
+                       rng.uniform(0.2, 2.0, c), epsilon=eps)
+
+
+def _bn_cnn(rng, forward=False):
+    b = GraphBuilder((8, 8, 2))
+    x = b.input()
+    x = b.conv2d(x, rng.normal(0, 0.5, (3, 3, 2, 4)), rng.normal(0, 0.1, 4), padding="same")
+    x = _bn(b, x, rng, 4, eps=1e-5)
+    x = b.relu(x)
+    x = b.maxpool(x, 2)
+    if forward:
+        x = _bn(b, x, rng, 4)  # after a pool: folded forward into the unpadded conv
+    x = b.conv2d(x, rng.normal(0, 0.5, (3, 3, 4, 3)), None)
+    x = b.relu(x)
+    if forward:
+        x = _bn(b, x, rng, 3)  # BN -> flatten -> dense: folded forward
+    x = b.flatten(x)
+    x = b.dense(x, rng.normal(0, 0.5, (12, 5)), rng.normal(0, 0.1, 5))
+    x = _bn(b, x, rng, 5)
+    x = b.relu(x)
+    x = b.dense(x, rng.normal(0, 0.5, (5, 3)))
+    return b.build(output=b.softmax(x))
+
+
+@pytest.mark.parametrize("forward", [False, True])
+def test_fold_batchnorm_matches_float(rng, forward):
+    g = _bn_cnn(rng, forward)
+    f = fold_batchnorm(g)
+    assert not any(l.kind == "batchnorm" for l in f)
+    assert any(l.kind == "batchnorm" for l in g)  # the input graph is untouched
+    x = rng.uniform(0, 1, (16, 8, 8, 2))
+    np.testing.assert_allclose(f.predict(x), g.predict(x), rtol=RTOL, atol=ATOL)
+
+
+def test_fold_uses_the_layers_own_epsilon(rng):
+    b = GraphBuilder((4,))
+    x = b.input()
+    x = b.dense(x, rng.normal(size=(4, 3)))
+    x = b.batchnorm(x, var=np.full(3, 1e-4), epsilon=0.5)
+    g = b.build()
+    f = fold_batchnorm(g)
+    w = f.layer(g.layer("dense_1").name).weights["kernel"]
+    np.testing.assert_allclose(w, g.layer("dense_1").weights["kernel"] / np.sqrt(0.5 + 1e-4))
+
+
+def test_unfoldable_batchnorm_is_named(rng):
+    b = GraphBuilder((6, 6, 2))
+    x = b.input()
+    x = b.conv2d(x, rng.normal(size=(3, 3, 2, 2)))
+    x = b.relu(x)
+    x = b.batchnorm(x, name="bn_bad")
+    x = b.conv2d(x, rng.normal(size=(3, 3, 2, 2)), padding="same")  # padded: not exact
+    g = b.build()
+    with pytest.raises(ConversionError, match="bn_bad"):
+        fold_batchnorm(g)
+    # a conv feeding two layers (BN and a shortcut) cannot absorb the BN either
+    b = GraphBuilder((6, 6, 2))
+    x = b.input()
+    c = b.conv2d(x, rng.normal(size=(1, 1, 2, 2)))
+    n = b.batchnorm(c, name="bn_shared")
+    y = b.add(c, n)
+    with pytest.raises(ConversionError, match="bn_shared"):
+        fold_batchnorm(b.build(output=b.relu(y)))
+
+
+def test_relu_before_maxpool_is_exact(rng):
+    b = GraphBuilder((8, 8, 1))
+    x = b.input()
+    x = b.conv2d(x, rng.normal(size=(3, 3, 1, 4)))
+    x = b.maxpool(x, 2, name="pool")
+    x = b.relu(x, name="act")
+    x = b.flatten(x)
+    g = b.build(output=b.dense(x, rng.normal(size=(36, 3))))
+    f = relu_before_maxpool(g)
+    kinds = [l.kind for l in f]
+    assert kinds.index("relu") < kinds.index("maxpool")
+    x = rng.normal(size=(10, 8, 8, 1))
+    np.testing.assert_allclose(f.predict(x), g.predict(x), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(prepare(g).predict(x), g.predict(x), rtol=RTOL, atol=ATOL)
+
+
+def test_count_macs(rng):
+    b = GraphBuilder((5, 5, 2))
+    x = b.input()
+    x = b.conv2d(x, rng.normal(size=(3, 3, 2, 4)))  # 3x3 out: 9*4*9*2 = 648
+    x = b.flatten(b.relu(x))
+    g = b.build(output=b.dense(x, rng.normal(size=(36, 10))))  # 360
+    m = count_macs(g)
+    assert m["conv2d_1"] == 648 and m["dense_1"] == 360 and m["total"] == 1008
+
+
+# ---- normalisation ---------------------------------------------------------------------------
+
+def _relu_graph(c=3):
+    b = GraphBuilder((c,))
+    x = b.input()
+    return b.build(output=b.dense(x, np.eye(c), name="d")), "d"
+
+
+def _order_stat(v, p):
+    v = np.sort(v)
+    return v[int(np.ceil(p / 100 * v.size)) - 1]
+
+
+def test_max_and_percentile_scales_streaming(rng):
+    g, name = _relu_graph()
+    x = np.maximum(rng.normal(0, 1, (5000, 3)), 0) * np.array([1.0, 2.0, 4.0])
+    lam = activation_scales(g, [name], x, percentile=100)[name]
+    assert lam == pytest.approx([x.max()])
+    for bs in (64, 5000):
+        lam = activation_scales(g, [name], x, percentile=99.0, batch_size=bs)[name]
+        want = _order_stat(x[x > 0], 99.0)
+        # upper edge of the bin holding the ceil(q·n)-th value: at most max/bins above it
+        assert want - 1e-12 <= lam[0] <= want + x.max() / 2048 + 1e-12
+    per = activation_scales(g, [name], x, percentile=99.0, per_channel=True)[name]
+    for c in range(3):
+        col = x[:, c]
+        want = _order_stat(col[col > 0], 99.0)
+        assert want - 1e-12 <= per[c] <= want + col.max() / 2048 + 1e-12
+        # activations ≤ λ at the chosen percentile of the non-zero values
+        assert np.mean(col[col > 0] <= per[c]) >= 0.99
+
+
+def test_silent_layer_and_bad_calibration(rng):
+    g, name = _relu_graph()
+    out = activation_scales(g, [name], -np.ones((10, 3)), percentile=99.9)
+    assert out[name] == pytest.approx([1.0]) and out["_silent"] == [name]
+    with pytest.raises(DataError, match="NaN"):
+        activation_scales(g, [name], np.full((2, 3), np.nan))
+    with pytest.raises(DataError, match="percentile"):
+        activation_scales(g, [name], np.ones((2, 3)), percentile=0)
+
+
+def test_share_scales_takes_the_max():
+    s = share_scales({"a": np.array([1.0]), "b": np.array([3.0]), "c": np.array([2.0])},
+                     [["a", "b"]])
+    assert s["a"] == s["b"] == 3.0 and s["c"] == 2.0
