@@ -561,7 +561,7 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
         ev = evaluate(net, ds, steps, seed=seed, profile=profile)
         try:
             rep = fit(net, profile)
-            feas = {"ok": bool(rep.ok), "report": str(rep)}
+            feas = {"ok": bool(getattr(rep, "fits", rep.ok)), "report": str(rep)}
         except NeuroemuError as exc:
             feas = {"ok": False, "report": str(exc)}
         res = ev.result
@@ -640,7 +640,8 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
     rep = fit(net, profile)
     (out / "feasibility.txt").write_text(str(rep) + "\n")
     (out / "feasibility.json").write_text(json.dumps(_jsonify(rep.to_dict()), indent=2) + "\n")
-    log(f"feasibility on {profile}: {'fits' if rep.ok else 'limits NOT met'}")
+    fits = bool(getattr(rep, "fits", rep.ok))
+    log(f"feasibility on {profile}: {'fits' if fits else 'limits NOT met'}")
     pops = [p.name for p in net.populations if not p.is_input]
     ev = evaluate(net, test, steps, record=pops, profile=profile, progress=progress)
     save_evaluation(ev, net, out / "result.h5")
@@ -663,7 +664,8 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
                                                title=f"core utilisation on {profile}",
                                                path=out / "cores.png")
     summary = {"model": str(model), "profile": profile, "steps": steps,
-               "test_samples": len(test), "feasible": bool(rep.ok),
+               "test_samples": len(test), "feasible": fits,
+               "runs_natively": bool(rep.ok),
                "evaluation": ev.to_dict(),
                "sweep": {k: {"method": p["method"], "bits": p["bits"],
                              "accuracy": _nan(float(p["accuracy"][-1])),
@@ -678,7 +680,8 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
     for k, p in summary["sweep"].items():
         lines.append(f"  {p['method']:<8} {str(p['bits']):>3} bits  {_pct(p['accuracy'])}  "
                      f"{_j(p['energy_per_sample_j'])}/sample")
-    lines += ["", f"feasibility: {'fits' if rep.ok else 'limits NOT met'} "
+    lines += ["", f"feasibility: {'fits' if fits else 'limits NOT met'}"
+              f"{'' if rep.ok or not fits else ' (needs features the chip lacks)'} "
               f"(see feasibility.txt)", f"wall time {summary['wall_seconds']} s"]
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     return summary

@@ -46,7 +46,7 @@ def test_fit_text_and_json(net_file, capsys):
 
 def test_fit_exit_3_when_limits_not_met(net_file, capsys):
     assert main(["fit", str(net_file), "--profile", "truenorth"]) == 3
-    assert "violation" in capsys.readouterr().out
+    assert "violation" in capsys.readouterr().out.lower()
 
 
 def test_run_report_and_plots(net_file, tmp_path, capsys):
