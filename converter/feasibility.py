@@ -106,7 +106,7 @@ class FeasibilityReport:
                      f"{r['cores']:,}" if r["on_chip"] else "off-chip",
                      _n(r["synapses"]), _n(r["stored_entries"])]
             for n in LIMIT_NAMES:
-                u = r[n]
+                u = r["limits"][n]
                 mx = "∞" if u["max"] is None else f"{u['max']:,}"
                 flag = "!" if u["max"] is not None and u["worst"] > u["max"] else ""
                 cells.append(f"{u['worst']:,}/{mx}{flag}")
@@ -330,8 +330,7 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
                "max_fanout_cores": r["max_fanout_cores"]}
         if mapping is not None and name in mapping.tiles:
             row["tile"] = mapping.tiles[name]["tile"]
-        for n in LIMIT_NAMES:
-            row[n] = {"worst": r[n]["worst"], "max": r[n]["max"], "core": r[n]["core"]}
+        row["limits"] = {n: dict(r["limits"][n]) for n in LIMIT_NAMES}
         layers.append(row)
     missing = missing_features(net, prof)
     fits = not violations

@@ -106,8 +106,10 @@ class Violation:
 
 @dataclass
 class ResourceReport:
-    """Per-core usage (struct of arrays, indexed by global core id), per-population summary,
-    totals and violations.  ``limits`` maps each usage name to the profile's maximum (None =
+    """Per-core usage (struct of arrays, indexed by global core id), per-population summary
+    (``populations[name]``: shape, neurons, cores, synapses, stored_entries, offchip_synapses,
+    max_fanout_cores, grid, and ``limits[limit] = {worst, core, max}``), totals and
+    violations.  ``limits`` maps each usage name to the profile's maximum (None =
     unlimited).  Cores that hold only analog input neurons are off-chip (``on_chip`` False)."""
 
     profile: str
@@ -518,11 +520,12 @@ def check_network(net: CoreNetwork, profile, keep_fanout: bool = False) -> Resou
                "offchip_synapses": int(offchip[p.name]),
                "max_fanout_cores": int(max_fanout.get(p.name, 0)),
                "grid": (grids.get(p.name) is not None) if not any_shared else False}
+        row["limits"] = {}
         for ln in LIMIT_NAMES:
             u = usage[ln][onk]
             worst = int(onk[np.argmax(u)]) if len(onk) else -1
-            row[ln] = {"worst": int(u.max()) if len(u) else 0, "core": worst,
-                       "max": limits[ln]}
+            row["limits"][ln] = {"worst": int(u.max()) if len(u) else 0, "core": worst,
+                                 "max": limits[ln]}
             lim = limits[ln]
             if lim is not None and len(u) and int(u.max()) > lim:
                 nbad = int((u > lim).sum())
