@@ -60,31 +60,34 @@ def load_record(path: Path = RECORD) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def build_graph(weights: Path = WEIGHTS, record: Path = RECORD):
+def build_graph(weights: Path = WEIGHTS):
     """The float :class:`~converter.graph.Graph` of the trained CNN (NumPy only, no torch).
 
-    Layers follow the ``architecture`` list of the JSON record; arrays ``<name>_kernel`` and
-    ``<name>_bias`` come from the npz (conv HWIO, dense (nin, nout), channels-last).
+    Reads the npz written by ``train_nmnist.py``: the JSON string ``architecture`` (the training
+    record; its ``architecture`` list holds GraphBuilder calls in order) and the arrays
+    ``<layer>/kernel`` (conv HWIO, dense (nin, nout)) and ``<layer>/bias``.  The graph's
+    ``input_scale`` is ``1 / c`` (model units per event).
     """
-    rec = load_record(record)
-    b = GraphBuilder(input_shape=tuple(rec["input_shape_hwc"]), name="nmnist_cnn")
-    x = b.input()
     with np.load(weights, allow_pickle=False) as z:
-        w = {k: z[k] for k in z.files}
-    for layer in rec["architecture"]:
-        name = layer["name"]
-        if layer["kind"] == "conv2d":
-            x = b.conv2d(x, w[f"{name}_kernel"], w[f"{name}_bias"], strides=layer["stride"],
-                         padding=layer["padding"], name=name)
-        elif layer["kind"] == "dense":
-            x = b.dense(x, w[f"{name}_kernel"], w[f"{name}_bias"], name=name)
-        elif layer["kind"] == "flatten":
-            x = b.flatten(x, name=name)
+        rec = json.loads(str(z["architecture"]))
+        w = {k: z[k] for k in z.files if k != "architecture"}
+    arch = rec["architecture"]
+    b = GraphBuilder(input_shape=tuple(arch[0]["shape"]), input_layout=arch[0]["layout"],
+                     name=rec["name"])
+    x = b.input()
+    for spec in arch[1:]:
+        kind, name = spec["kind"], spec["name"]
+        if kind == "conv2d":
+            x = b.conv2d(x, w[f"{name}/kernel"], w[f"{name}/bias"], strides=spec["strides"],
+                         padding=spec["padding"], name=name)
+        elif kind == "dense":
+            x = b.dense(x, w[f"{name}/kernel"], w[f"{name}/bias"], name=name)
+        elif kind in ("relu", "flatten"):
+            x = getattr(b, kind)(x, name=name)
         else:
-            raise ValueError(f"{record}: unknown layer kind {layer['kind']!r} in {name!r}")
-        if layer.get("activation") == "relu":
-            x = b.relu(x, name=f"{name}_relu")
-    return b.build(output=x, input_scale=1.0 / rec["count_scale_c"])
+            raise ValueError(f"{weights}: layer {name!r} has kind {kind!r}, not one of "
+                             f"conv2d, dense, relu, flatten")
+    return b.build(output=x, input_scale=rec["input_scale"])
 
 
 # ---------------------------------------------------------------- data

@@ -48,13 +48,18 @@ WEIGHT_DECAY = 1e-4
 PERCENTILE = 99.0
 SHAPE = NMNIST_SHAPE + (2,)  # (H, W, C): OFF = channel 0, ON = channel 1
 
+#: layer list in the neuroemu model-npz schema (``neuroemu.pipeline.graph_from_npz``): GraphBuilder
+#: calls in order; weights ``<name>/kernel`` and ``<name>/bias`` in the npz
 ARCH = [
-    {"kind": "conv2d", "name": "conv1", "filters": 16, "kernel": 5, "stride": 2,
-     "padding": "valid", "activation": "relu"},
-    {"kind": "conv2d", "name": "conv2", "filters": 32, "kernel": 3, "stride": 2,
-     "padding": "valid", "activation": "relu"},
+    {"kind": "input", "shape": list(SHAPE), "layout": "HWC"},
+    {"kind": "conv2d", "name": "conv1", "filters": 16, "kernel": 5, "strides": 2,
+     "padding": "valid"},
+    {"kind": "relu", "name": "conv1_relu"},
+    {"kind": "conv2d", "name": "conv2", "filters": 32, "kernel": 3, "strides": 2,
+     "padding": "valid"},
+    {"kind": "relu", "name": "conv2_relu"},
     {"kind": "flatten", "name": "flatten"},
-    {"kind": "dense", "name": "dense", "units": 10, "activation": None},
+    {"kind": "dense", "name": "dense", "units": 10},
 ]
 
 
@@ -99,19 +104,22 @@ def accuracy(model, x, y) -> float:
         return int((model(x).argmax(1) == y).sum()) / len(y)
 
 
-def export(model, path_npz: Path) -> dict:
-    """Save channels-last weights: conv kernels HWIO, dense (nin, nout)."""
+def export(model, path_npz: Path, record: dict) -> dict:
+    """Save channels-last weights (conv kernels HWIO, dense (nin, nout)) as ``<layer>/kernel``,
+    ``<layer>/bias``, plus the record as the JSON string ``architecture`` (the neuroemu model
+    npz schema, so ``neuroemu run --model examples/nmnist_cnn.npz`` reads it)."""
     sd = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     arrays = {
-        "conv1_kernel": sd["conv1.weight"].transpose(2, 3, 1, 0),  # OIHW -> HWIO
-        "conv1_bias": sd["conv1.bias"],
-        "conv2_kernel": sd["conv2.weight"].transpose(2, 3, 1, 0),
-        "conv2_bias": sd["conv2.bias"],
-        "dense_kernel": sd["dense.weight"].T.copy(),  # (out, in) -> (in, out)
-        "dense_bias": sd["dense.bias"],
+        "conv1/kernel": sd["conv1.weight"].transpose(2, 3, 1, 0),  # OIHW -> HWIO
+        "conv1/bias": sd["conv1.bias"],
+        "conv2/kernel": sd["conv2.weight"].transpose(2, 3, 1, 0),
+        "conv2/bias": sd["conv2.bias"],
+        "dense/kernel": sd["dense.weight"].T.copy(),  # (out, in) -> (in, out)
+        "dense/bias": sd["dense.bias"],
     }
-    np.savez(path_npz, **arrays)
-    return {k: list(v.shape) for k, v in arrays.items()}
+    record["weights"] = {k: list(v.shape) for k, v in arrays.items()}
+    np.savez(path_npz, architecture=np.array(json.dumps(record)), **arrays)
+    return record["weights"]
 
 
 def main(argv=None) -> int:
@@ -159,17 +167,19 @@ def main(argv=None) -> int:
     model.eval()
     train_acc = accuracy(model, xtr_t, ytr_t)
     test_acc = accuracy(model, xte_t, yte_t)
-    shapes = export(model, args.out)
     record = {
+        "name": "nmnist_cnn",
         "description": "Small ReLU CNN on N-MNIST count frames (ECC section 4.5 normalisation)",
         "trained_on": "the 1,000 shared N-MNIST training samples (train1K.txt) only",
         "tested_on": "the 100 shared N-MNIST test samples (test100.txt)",
         "input_shape_hwc": list(SHAPE),
         "channels": "0 = OFF polarity, 1 = ON polarity",
         "architecture": ARCH,
-        "weights": shapes,
         "weight_layout": "conv kernels HWIO, dense (nin, nout), flatten in H, W, C order",
         "count_scale_c": c,
+        "input_scale": 1.0 / c,
+        "input_scale_meaning": "model units per event (count frame x = n / c); for an events "
+                               "network converted for T steps use input_scale = T / c",
         "count_scale_rule": f"{PERCENTILE:g}th percentile of the non-zero per-pixel event "
                             f"counts of the training frames",
         "window": "t0 = first event of each sample, window = its span (no event dropped)",
@@ -182,6 +192,7 @@ def main(argv=None) -> int:
         "command": "python examples/train_nmnist.py",
         "date": _dt.date.today().isoformat(),
     }
+    export(model, args.out, record)
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"c = {c:g}; float accuracy: train {train_acc:.3f}, test {test_acc:.3f} "
           f"-> {args.out}")
