@@ -16,9 +16,9 @@ exact definition of each limit):
    sources' fan-out, so sources are revisited after their targets).
 
 A population whose **single neuron** already exceeds a limit (e.g. a fan-in of 4608 on a chip
-with 4096 input axons) cannot fit however it is split: it is still mapped (with that limit
-relaxed to the single-neuron value, so the rest of the network can be studied) and reported as
-a violation naming the layer, the limit and the value — never silently truncated.
+with 4096 input axons) cannot fit however it is split: it is still mapped (tiled by its other
+limits, that one ignored, so the rest of the network can be studied) and reported as a
+violation naming the layer, the limit and the value — never silently truncated.
 
 Cores are numbered in layer order and **placed** on the chip mesh in the same order, filling
 one chip before the next: core g of the on-chip sequence goes to chip ``g // cores_per_chip``,
@@ -187,10 +187,6 @@ class _NotVector(Exception):
     pass
 
 
-def _relaxed(limit, at_min):
-    return None if limit is None else max(int(limit), int(at_min))
-
-
 def _fits(u: _Usage, lim: dict):
     ok = np.ones(np.shape(u.neurons), bool)
     for arr, name in ((u.neurons, "neurons"), (u.inax, "input_axons"),
@@ -201,18 +197,21 @@ def _fits(u: _Usage, lim: dict):
 
 
 def _own_limits(profile, u_min: dict, pop_name: str, single: list):
-    """Profile limits, each relaxed to the single-neuron value when that already exceeds it
-    (recorded in ``single``)."""
+    """Profile limits (memory in stored entries).  A limit that a single neuron already
+    exceeds is recorded in ``single`` and dropped for this population (None), so the layer is
+    still tiled by its other limits — best effort, reported, never truncated."""
+    bps = max(profile.bits_per_synapse, 1)
     lim = {"neurons": profile.neurons_per_core, "input_axons": profile.input_axons_per_core,
            "memory_bits": profile.synaptic_memory_bits_per_core}
     if lim["memory_bits"] is not None:
-        lim["memory_bits"] = lim["memory_bits"] // max(profile.bits_per_synapse, 1)  # entries
+        lim["memory_bits"] = lim["memory_bits"] // bps  # in entries
     out = {}
     for k, v in lim.items():
-        out[k] = _relaxed(v, u_min[k]) if v is not None else None
+        out[k] = v
         if v is not None and u_min[k] > v:
-            shown_v = v * profile.bits_per_synapse if k == "memory_bits" else v
-            shown_u = u_min[k] * profile.bits_per_synapse if k == "memory_bits" else u_min[k]
+            out[k] = None
+            scale = bps if k == "memory_bits" else 1
+            shown_v, shown_u = v * scale, u_min[k] * scale
             single.append({"population": pop_name, "limit": k, "value": int(shown_u),
                            "max": int(shown_v), "message":
                            f"layer {pop_name!r}: a single neuron needs {k} = {shown_u} > "
