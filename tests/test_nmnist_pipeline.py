@@ -92,3 +92,20 @@ def test_every_event_delivered_once(pipeline):
     got[:, 1] -= 1  # recorded steps are engine steps 1..T; EventBatch steps are 0..T-1
     key = lambda a: np.lexsort((a[:, 2], a[:, 1], a[:, 0]))  # noqa: E731
     assert np.array_equal(got[key(got)], want[key(want)])
+
+
+def test_example_quick_runs(ne, capsys):
+    """``examples/nmnist_events.py --quick`` runs and prints its table (no doc written)."""
+    assert ne.main(["--quick", "--n-test", "4", "--n-calib", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "| events (1 event = 1 spike) | 5 |" in out
+    assert "count frame, analog current" in out
+
+
+@pytest.mark.slow
+def test_dvs_raster_example(tmp_path):
+    """``examples/dvs_raster.py`` writes a PNG for a DVS Gesture clip."""
+    require_data("dvs_gesture", "1.bs2")
+    out = tmp_path / "raster.png"
+    assert _example("dvs_raster").main(["--steps", "40", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
