@@ -264,6 +264,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     rcnt = np.zeros(rcnt_total, np.int64)
     acc = np.zeros(pk.max_size, pk.w.dtype)
     mpc = np.zeros(pk.n_mpcount, np.int64)
+    mask = np.zeros(((pk.max_size + 15) >> 3) << 3, np.uint8)  # spike marks for _update
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)
     resid = np.zeros(P[pk.input_pop, P_SIZE] if enc == 1 else 1, np.int64)
@@ -341,7 +342,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             slot = t % (P[p, P_MAXD] + 1)
             dst = ring_off[p] + slot * ring_cap[p]
             cnt, nsat, bad = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
-                                     pk.bias[b:b + n], act[s, b:b + n], ring[dst:dst + n])
+                                     pk.bias[b:b + n], act[s, b:b + n], ring[dst:dst + n], mask)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -381,7 +382,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update(P, p, acc, icur, u, v, bias, act, out):
+def _update(P, p, acc, icur, u, v, bias, act, out, mask):
     """Steps 2–3 of the contract for population p, in passes LLVM can vectorise.
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
@@ -425,23 +426,28 @@ def _update(P, p, acc, icur, u, v, bias, act, out):
             for i in range(n):
                 if v[i] > vmax or v[i] < vmin:
                     return 0, nsat, i
-    # spikes and reset
+    # spikes and reset: a vectorised pass marks and resets, then only marked 8-blocks are
+    # compacted into the spike list (most blocks are empty at typical activity)
     cnt = 0
     if P[p, P_SPIKING] == 1:
         th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
-        if P[p, P_RESET] == 0:
-            for i in range(n):
-                f = v[i] >= th
+        keep = 1 - P[p, P_RESET]  # subtract: v − θ;  zero: 0
+        tot = 0
+        for i in range(n):
+            f = v[i] >= th
+            mask[i] = f
+            tot += f
+            v[i] = v[i] - f * (thr * keep + v[i] * (1 - keep))
+        if tot:
+            m64 = mask.view(np.uint64)
+            for wi in range(n >> 3):
+                if m64[wi] != 0:
+                    for i in range(wi << 3, (wi << 3) + 8):
+                        out[cnt] = i
+                        cnt += mask[i]
+            for i in range((n >> 3) << 3, n):
                 out[cnt] = i
-                cnt += f
-                v[i] -= thr * f
-        else:
-            for i in range(n):
-                f = v[i] >= th
-                out[cnt] = i
-                cnt += f
-                if f:
-                    v[i] = 0
+                cnt += mask[i]
     return cnt, nsat, -1
 
 
