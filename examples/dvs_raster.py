@@ -95,8 +95,8 @@ def plot_raster(spikes: dict, sizes: dict, steps: int, step_ms: float, title: st
         rows = rows[rows[:, 0] == sample] if len(rows) else rows.reshape(0, 3)
         colour = COLOURS[k % len(COLOURS)]
         ms = 0.6 if len(rows) > 20000 else 1.5
-        ax.plot((rows[:, 1] - 0.5) * step_ms, rows[:, 2], marker=".", ms=ms, ls="none", color=colour, alpha=0.6 if len(rows) > 20000 else 0.9,
-                rasterized=True)
+        ax.plot((rows[:, 1] - 0.5) * step_ms, rows[:, 2], marker=".", ms=ms, ls="none",
+                color=colour, alpha=0.6 if len(rows) > 20000 else 0.9, rasterized=True)
         rate = len(rows) / (sizes[name] * steps) if sizes[name] else 0.0
         ax.set_ylim(-0.5, sizes[name] - 0.5)
         ax.set_ylabel(f"{name}\nneuron", fontsize=9)
