@@ -16,8 +16,9 @@ exact definition of each limit):
    sources' fan-out, so sources are revisited after their targets).
 
 A population whose **single neuron** already exceeds a limit (e.g. a fan-in of 4608 on a chip
-with 4096 input axons) cannot fit however it is split: it is still mapped (tiled by its other
-limits, that one ignored, so the rest of the network can be studied) and reported as a
+with 4096 input axons) cannot fit however it is split: it is still mapped (tiled as if that
+limit were the single-neuron value plus an eighth of the limit, so the rest of the network can
+be studied) and reported as a
 violation naming the layer, the limit and the value — never silently truncated.
 
 Cores are numbered in layer order and **placed** on the chip mesh in the same order, filling
@@ -197,9 +198,11 @@ def _fits(u: _Usage, lim: dict):
 
 
 def _own_limits(profile, u_min: dict, pop_name: str, single: list):
-    """Profile limits (memory in stored entries).  A limit that a single neuron already
-    exceeds is recorded in ``single`` and dropped for this population (None), so the layer is
-    still tiled by its other limits — best effort, reported, never truncated."""
+    """Profile limits (memory in stored entries).  A limit L that a single neuron already
+    exceeds (value v) is recorded in ``single`` and raised to ``v + L // 8`` for this
+    population: the layer is tiled as if the chip had just what one neuron needs plus an
+    eighth of the limit as headroom (for shortcut inputs, more output channels per core) —
+    best effort, reported, never truncated."""
     bps = max(profile.bits_per_synapse, 1)
     lim = {"neurons": profile.neurons_per_core, "input_axons": profile.input_axons_per_core,
            "memory_bits": profile.synaptic_memory_bits_per_core}
@@ -209,7 +212,7 @@ def _own_limits(profile, u_min: dict, pop_name: str, single: list):
     for k, v in lim.items():
         out[k] = v
         if v is not None and u_min[k] > v:
-            out[k] = None
+            out[k] = int(u_min[k]) + v // 8
             scale = bps if k == "memory_bits" else 1
             shown_v, shown_u = v * scale, u_min[k] * scale
             single.append({"population": pop_name, "limit": k, "value": int(shown_u),

@@ -125,16 +125,24 @@ def summary_table(reports) -> str:
 
 
 def utilisation_figure(reports, path):
-    """Per model × chip, box plots over cores of used/max for every limit."""
+    """Rows = models, columns = chips: for every per-core limit, the spread over the on-chip
+    cores of use / maximum (box: quartiles, whiskers: min–max; above 1 = over the limit)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = list(reports)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 4.2), sharey=True,
-                             squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        res = reports[key].resources
+    models = list(dict.fromkeys(m for m, _ in reports))
+    chips = list(dict.fromkeys(p for _, p in reports))
+    fig, axes = plt.subplots(len(models), len(chips), figsize=(3.6 * len(chips),
+                                                                3.2 * len(models)),
+                             sharey=True, squeeze=False)
+    for (i, m), (j, p) in ((a, b) for a in enumerate(models) for b in enumerate(chips)):
+        ax = axes[i][j]
+        if (m, p) not in reports:
+            ax.set_axis_off()
+            continue
+        rep = reports[m, p]
+        res = rep.resources
         on = res.on_chip
         data, labels = [], []
         for n in LIMIT_NAMES:
@@ -149,9 +157,12 @@ def utilisation_figure(reports, path):
         else:
             ax.text(0.5, 0.5, "no per-core limits", ha="center", transform=ax.transAxes)
         ax.axhline(1.0, color="red", lw=0.8, ls="--", label="limit")
-        ax.set_title(f"{key[0]} on {key[1]}\n{reports[key].cores:,} cores", fontsize=9)
-        ax.set_xlabel("limit")
-    axes[0][0].set_ylabel("use per core / maximum (min–max, quartiles)")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_title(f"{m} on {p}: {rep.cores:,} cores, {rep.chips:,} chip(s)", fontsize=8)
+        if i == len(models) - 1:
+            ax.set_xlabel("per-core limit")
+        if j == 0:
+            ax.set_ylabel("use / maximum over cores")
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle("Core utilisation per limit")
     fig.tight_layout()
