@@ -1,0 +1,255 @@
+"""convert(): structure, options, profile-exact quantisation, λ sharing, SNN ≈ float."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from converter.builder import GraphBuilder
+from converter.convert import convert
+from converter.normalise import activation_scales
+from converter.passes import prepare
+from hw_models.errors import ConversionError
+from hw_models.profiles import get_profile
+
+emulator = pytest.importorskip("emulator", reason="emulator.run not available yet")
+
+
+def _cnn(rng, bn=True, c=(4, 6), name="cnn"):
+    b = GraphBuilder((1, 12, 12), input_layout="CHW", name=name)
+    x = b.input()
+    x = b.conv2d(x, rng.normal(0, 0.6, (3, 3, 1, c[0])), rng.normal(0, 0.05, c[0]),
+                 padding="same")
+    if bn:
+        x = b.batchnorm(x, rng.normal(1, 0.2, c[0]), rng.normal(0, 0.2, c[0]),
+                        rng.normal(0, 0.2, c[0]), rng.uniform(0.5, 2, c[0]))
+    x = b.relu(x)
+    x = b.maxpool(x, 2)
+    x = b.conv2d(x, rng.normal(0, 0.4, (3, 3, c[0], c[1])), rng.normal(0, 0.05, c[1]))
+    x = b.relu(x)
+    x = b.avgpool(x, 2)
+    x = b.flatten(x)
+    x = b.dense(x, rng.normal(0, 0.3, (4 * c[1], 16)), rng.normal(0, 0.05, 16))
+    x = b.relu(x)
+    x = b.dense(x, rng.normal(0, 0.4, (16, 5)), rng.normal(0, 0.05, 5))
+    return b.build(output=b.softmax(x), input_scale=1 / 255)
+
+
+def _residual_concat(rng):
+    b = GraphBuilder((10, 10, 2), name="rescat")
+    x = b.input()
+    a = b.relu(b.conv2d(x, rng.normal(0, 0.5, (3, 3, 2, 4)), padding="same"), name="a")
+    h = b.relu(b.conv2d(a, rng.normal(0, 0.4, (3, 3, 4, 4)), padding="same"), name="h")
+    r = b.add(b.conv2d(h, rng.normal(0, 0.4, (3, 3, 4, 4)), padding="same"), a, name="res")
+    r = b.relu(r, name="r")
+    s = b.relu(b.conv2d(a, rng.normal(0, 0.4, (1, 1, 4, 3))), name="s")
+    cat = b.concat(r, s, name="cat")
+    y = b.relu(b.conv2d(cat, rng.normal(0, 0.4, (3, 3, 7, 5)), strides=2), name="y")
+    cat2 = b.flatten(b.concat(y, b.maxpool(b.relu(b.conv2d(cat, rng.normal(
+        0, 0.4, (3, 3, 7, 2))), name="z"), 2, name="zp"), name="cat2"))
+    out = b.dense(cat2, rng.normal(0, 0.3, (4 * 4 * 7, 6)), rng.normal(0, 0.1, 6))
+    return b.build(output=out, input_scale=1 / 255)
+
+
+def _agreement(g, net, x_raw, steps=256):
+    ref = g.predict(x_raw.astype(np.float64) * g.input_scale).argmax(1)
+    res = emulator.run(net, x_raw, steps)
+    return float(np.mean(res.predictions[-1] == ref))
+
+
+# ---- options and errors -----------------------------------------------------------------------
+
+def test_option_errors(rng):
+    g = _cnn(rng)
+    with pytest.raises(ConversionError, match="unknown option"):
+        convert(g, None, reste="zero")
+    with pytest.raises(ConversionError, match="reset"):
+        convert(g, None, reset="half")
+    with pytest.raises(ConversionError, match="method"):
+        convert(g, None, method="magic")
+    with pytest.raises(ConversionError, match="percentile"):
+        convert(g, None, percentile=0)
+    with pytest.raises(ConversionError, match="steps"):
+        convert(g, None, tre="bias")
+    with pytest.raises(ConversionError, match="exceeds the 8-bit"):
+        convert(g, None, weight_bits=10, profile="loihi1")
+    with pytest.raises(ConversionError, match="ideal"):
+        convert(g, None, weight_bits=None, profile="loihi1")
+    with pytest.raises(ConversionError, match="LSB"):
+        convert(g, None, weight_bits=2, profile="loihi1")
+
+
+def test_nan_weights_named(rng):
+    g = _cnn(rng)
+    g.layer("dense_1").weights["kernel"][0, 0] = np.nan
+    with pytest.raises(ConversionError, match="dense_1"):
+        convert(g, None)
+
+
+def test_structure_and_meta(rng):
+    g = _cnn(rng)
+    net = convert(g, rng.uniform(0, 1, (40, 1, 12, 12)), method="robust", map=False)
+    kinds = {p.name: p.kind for p in net.projections}
+    assert sorted(kinds.values()) == ["avgpool", "conv", "conv", "dense", "dense", "maxpool"]
+    assert net.input_layout == "CHW" and net.input.encoding == "analog"
+    assert net.population(net.output).spiking is False
+    m = net.meta
+    assert m["method"] == "robust" and m["profile"] == "loihi1" and m["weight_bits"] == 8
+    assert m["options"]["percentile"] == 99.9 and m["options"]["reset"] == "subtract"
+    assert not m["reset_native"]  # Loihi 1 resets to zero natively
+    assert set(m["quantisation"]) == {p.name for p in net.populations if not p.is_input}
+    assert all(p.delay == 0 for p in net.projections)
+    hw = convert(g, None, timing="hardware", readout="spikes", map=False)
+    assert all(p.delay == 1 for p in hw.projections)
+    assert hw.population(hw.output).spiking and hw.readout == "spikes"
+
+
+@pytest.mark.parametrize("profile", ["loihi1", "loihi2", "speck", "truenorth", "ideal"])
+def test_quantisation_respects_profile(rng, profile):
+    prof = get_profile(profile)
+    g = _cnn(rng)
+    cal = rng.uniform(0, 1, (30, 1, 12, 12))
+    top = prof.weight_bits or 8
+    for bits in range(2, top + 1):
+        if prof.weight_mixed_sign_loses_lsb and bits == 2:
+            continue  # refused (test_option_errors)
+        net = convert(g, cal, method="ecc", weight_bits=bits, profile=profile, map=False)
+        wmax = (1 << (bits - 1)) - 1
+        by = {p.name: p for p in net.populations}
+        for pr in net.projections:
+            w = pr.weights.astype(np.int64)
+            assert np.abs(w).max() <= wmax, (profile, bits, pr.name)
+            lo, hi = prof.weight_exponent_range
+            assert max(lo, 0) <= pr.exponent <= max(hi, 0)
+            if prof.weight_mixed_sign_loses_lsb and (w > 0).any() and (w < 0).any():
+                assert np.all(w % 2 == 0), (bits, pr.name)
+        for p in net.populations:
+            if p.is_input:
+                continue
+            assert 1 <= p.threshold
+            if prof.threshold_max is not None:
+                assert p.threshold <= prof.threshold_max
+            assert p.v_max == prof.v_max_unscaled and p.v_min == prof.v_min_unscaled
+            assert p.overflow == prof.v_overflow and p.spike_rule == prof.spike_rule
+            assert p.v_min <= p.v_init <= p.v_max
+            if p.bias is not None and prof.bias_max is not None:
+                k = net.meta["quantisation"][p.name]["bias"]["exponent"]
+                assert k <= prof.bias_exponent_max
+                assert np.all(p.bias % (1 << k) == 0)
+                m = p.bias >> k
+                assert m.max() <= prof.bias_max and m.min() >= prof.bias_min
+        assert by  # populations exist
+        q = net.meta["quantisation"]
+        assert all(0 <= r["clipped_fraction"] <= 1 and r["rms_error"] >= 0 for r in q.values())
+
+
+@pytest.mark.slow
+def test_weights_only_vgg16_is_fast():
+    """calibration=None converts a 224×224 VGG-16 (138 M weights) in seconds."""
+    rng = np.random.default_rng(0)
+    b = GraphBuilder((224, 224, 3))
+    x = b.input()
+    cin = 3
+    for block, (n, c) in enumerate([(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]):
+        for _ in range(n):
+            x = b.relu(b.conv2d(x, rng.standard_normal((3, 3, cin, c), np.float32) * 0.05,
+                                np.zeros(c), padding="same"))
+            cin = c
+        x = b.maxpool(x, 2)
+    x = b.flatten(x)
+    for nin, nout in ((25088, 4096), (4096, 4096)):
+        x = b.relu(b.dense(x, rng.standard_normal((nin, nout), np.float32) * 0.01))
+    x = b.dense(x, rng.standard_normal((4096, 1000), np.float32) * 0.01)
+    g = b.build(output=x, input_scale=1 / 255)
+    t = time.perf_counter()
+    net = convert(g, None, method="ecc", weight_bits=8, profile="loihi2", map=False)
+    dt = time.perf_counter() - t
+    assert sum(p.weights.size for p in net.projections) > 138_000_000
+    assert dt < 60, f"VGG-16 weights-only conversion took {dt:.1f} s"
+
+
+# ---- λ sharing and normalisation --------------------------------------------------------------
+
+def test_add_and_concat_share_lambda(rng):
+    g = _residual_concat(rng)
+    cal = rng.integers(0, 256, (40, 10, 10, 2)) / 255
+    net = convert(g, cal, method="robust", map=False)
+    lam = net.meta["lambda"]
+    assert lam["h"]["max"] == lam["a"]["max"]  # sources of the residual add
+    assert lam["r"]["max"] == lam["s"]["max"]  # inputs of concat 'cat'
+    raw = activation_scales(prepare(g), ["a", "h"], cal, 99.9)
+    assert lam["a"]["max"] == pytest.approx(max(raw["a"][0], raw["h"][0]))
+    kinds = sorted(p.kind for p in net.incoming("r"))
+    assert kinds == ["conv", "identity"]
+    assert len(net.incoming("y")) == 2  # one conv projection per concat input
+    unshared = convert(g, cal, method="robust", map=False, share=False)
+    assert unshared.meta["lambda"]["h"]["max"] != unshared.meta["lambda"]["a"]["max"]
+
+
+def test_normalised_activations_and_argmax(rng):
+    """Dividing every ReLU output by its λ keeps the argmax and puts the chosen percentile of
+    the non-zero activations at ≤ 1."""
+    g = prepare(_cnn(rng, bn=True))
+    cal = rng.uniform(0, 1, (200, 1, 12, 12))
+    names = [l.name for l in g if l.kind == "relu"]
+    for p, per_channel in ((99.9, False), (100, False), (99.0, True)):
+        lam = activation_scales(g, names, cal, p, per_channel)
+        acts = g.forward(cal, outputs=names + [g.logits_name])
+        for n in names:
+            a = acts[n] / lam[n]
+            nz = a[a > 0]
+            assert np.mean(nz <= 1 + 1e-12) >= p / 100 - 1e-9
+        net = convert(_cnn(rng, bn=True), cal, method="robust", percentile=p,
+                      per_channel=per_channel, weight_bits=None, profile="ideal", map=False)
+        assert net.meta["options"]["percentile"] == p
+
+
+# ---- SNN vs float -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["robust", "ecc", "max", "rmp"])
+def test_float_snn_matches_reference_cnn(rng, method):
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (60, 1, 12, 12))
+    net = convert(g, x[:40] / 255, method=method, weight_bits=None, profile="ideal", map=False)
+    assert _agreement(g, net, x) >= (0.85 if method == "rmp" else 0.9)
+
+
+def test_float_snn_matches_reference_residual_concat(rng):
+    g = _residual_concat(rng)
+    x = rng.integers(0, 256, (60, 10, 10, 2))
+    net = convert(g, x[:40] / 255, method="ecc", weight_bits=None, profile="ideal", map=False)
+    assert _agreement(g, net, x) >= 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_tests_99_20_float_snn_agrees(mnist):
+    """tests_99.20 at float precision, 256 steps: ≥ 97 % agreement on 100 MNIST samples."""
+    from conftest import require_data
+    from converter.load import load_model
+    g = load_model(require_data("models", "tests_99.20.json"), input_scale=1 / 255)
+    x, _ = mnist
+    net = convert(g, x[:500, None] / 255, method="ecc", weight_bits=None, profile="ideal",
+                  map=False)
+    assert _agreement(g, net, x[8000:8100, None]) >= 0.97
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("fname,scale", [("cifar10_81.45.h5", 1 / 255),
+                                         ("keras_bn_maxpool.keras", 1 / 255),
+                                         ("mnist-8.onnx", 1.0), ("torch_cnn.onnx", 1 / 255)])
+def test_shared_models_convert(fname, scale, rng):
+    from conftest import require_data
+    from converter.load import load_model
+    g = load_model(require_data("models", fname))
+    shape = g.input_shape
+    cal = rng.integers(0, 256, (20,) + shape) * scale
+    for method in ("ecc", "robust", "rmp"):
+        net = convert(g, cal, method=method, weight_bits=8, profile="loihi1",
+                      input_scale=scale, map=False)
+        net.validate()
+        assert net.meta["ann_macs"] > 0
+    if fname.startswith("cifar"):
+        assert sum(p.kind == "maxpool" for p in net.projections) == 2
