@@ -51,10 +51,6 @@ def int_dtype(max_abs: int):
     return np.int64
 
 
-def _round_even(x: np.ndarray) -> np.ndarray:
-    return 2.0 * np.round(x / 2.0)
-
-
 def quantise_population(name: str, weights: dict, bias, bits: int | None, profile,
                         fixed_theta: int | None = None, headroom_bits: int = 2) -> dict:
     """Quantise the float projections into one population.
@@ -113,16 +109,9 @@ def quantise_population(name: str, weights: dict, bias, bits: int | None, profil
         e = 0
         while e < E and peak[p] * theta / 2.0 ** e > lim:
             e += 1
-        scaled = w * (theta / 2.0 ** e)
-        q = _round_even(scaled) if (lsb and mixed[p]) else np.round(scaled)
-        clipped = int(np.count_nonzero(np.abs(q) > lim))
-        np.clip(q, -lim, lim, out=q)
-        err = np.abs(q * (2.0 ** e / theta) - w)
-        sq = float(np.sum(err * err)) if w.size else 0.0
-        mx = float(err.max()) if w.size else 0.0
-        del err
-        out_w[p] = q.astype(int_dtype(lim))
-        del q, scaled
+        q, clipped, sq, mx = _quantise_array(w, theta / 2.0 ** e, lim, lsb and mixed[p],
+                                             int_dtype(lim), bits is not None and bits <= 16)
+        out_w[p] = q
         out_e[p] = e
         rep_p[p] = {"exponent": e, "clipped_fraction": clipped / max(w.size, 1),
                     "rms_error": float(np.sqrt(sq / max(w.size, 1))), "max_error": mx,
@@ -140,6 +129,43 @@ def quantise_population(name: str, weights: dict, bias, bits: int | None, profil
               "bias": b_rep}
     return {"theta": theta, "E": E, "weights": out_w, "exponents": out_e, "bias": b_int,
             "report": report}
+
+
+_CHUNK = 1 << 22
+
+
+def _quantise_array(w: np.ndarray, scale: float, lim: int, even: bool, dtype,
+                    single: bool) -> tuple:
+    """``round(w·scale)`` (to even if ``even``) clipped to ±lim, in cache-sized chunks.
+
+    Returns (int array, clipped count, Σ err², max err) with err = |q/scale − w|.  ``single``
+    computes in float32 (exact enough for ≤ 16-bit mantissas; float64 otherwise).
+    """
+    flat = w.reshape(-1)
+    out = np.empty(flat.size, dtype)
+    ft = np.float32 if single else np.float64
+    clipped, sq, mx = 0, 0.0, 0.0
+    inv = 1.0 / scale
+    for i in range(0, flat.size, _CHUNK):
+        c = flat[i:i + _CHUNK].astype(ft)
+        q = c * ft(scale)
+        if even:
+            q *= ft(0.5)
+            np.round(q, out=q)
+            q *= ft(2.0)
+        else:
+            np.round(q, out=q)
+        clipped += int(np.count_nonzero(np.abs(q) > lim))
+        np.clip(q, -lim, lim, out=q)
+        out[i:i + _CHUNK] = q
+        q *= ft(inv)
+        q -= c
+        np.abs(q, out=q)
+        if q.size:
+            mx = max(mx, float(q.max()))
+            sq += float(np.dot(q.astype(np.float64), q.astype(np.float64))) if not single \
+                else float(np.dot(q, q))
+    return out.reshape(w.shape), clipped, sq, mx
 
 
 def _quantise_bias(b: np.ndarray, theta: int, profile) -> tuple[np.ndarray, dict]:

@@ -167,7 +167,7 @@ def test_weights_only_vgg16_is_fast():
     net = convert(g, None, method="ecc", weight_bits=8, profile="loihi2", map=False)
     dt = time.perf_counter() - t
     assert sum(p.weights.size for p in net.projections) > 138_000_000
-    assert dt < 60, f"VGG-16 weights-only conversion took {dt:.1f} s"
+    assert dt < 30, f"VGG-16 weights-only conversion took {dt:.1f} s"
 
 
 # ---- λ sharing and normalisation --------------------------------------------------------------
