@@ -137,6 +137,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="50 samples, reduced grid")
     ap.add_argument("--samples", type=int, default=1000, help="MNIST evaluation samples")
+    ap.add_argument("--other-samples", type=int, default=None,
+                    help="evaluation samples for the MNIST models without a fidelity target "
+                         "(keras_bn_maxpool, torch_cnn, mnist-8); default --samples")
     ap.add_argument("--cifar-samples", type=int, default=500, help="CIFAR-10 evaluation samples")
     ap.add_argument("--models", default="tests_99.20,cifar10_81.45,keras_bn_maxpool,torch_cnn,"
                     "mnist-8", help="comma-separated model names")
@@ -147,6 +150,7 @@ def main(argv=None) -> int:
     if a.quick:
         a.samples, a.cifar_samples, a.grid = min(a.samples, 50), min(a.cifar_samples, 50), \
             "reduced"
+        a.other_samples = min(a.other_samples or 50, 50)
     names = [m for m in a.models.split(",") if m]
     for m in names:
         if m not in MODELS:
@@ -156,6 +160,8 @@ def main(argv=None) -> int:
     with tqdm(total=per * len(names), unit="run") as bar:
         for m in names:
             n = a.cifar_samples if MODELS[m][1] == "cifar" else a.samples
+            if m not in ("tests_99.20", "cifar10_81.45") and a.other_samples:
+                n = a.other_samples
             results.append(bench_model(m, n, a.grid, bar))
             text = render(results, "python benchmarks/fidelity.py " + " ".join(
                 argv if argv is not None else sys.argv[1:]))

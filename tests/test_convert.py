@@ -253,3 +253,46 @@ def test_shared_models_convert(fname, scale, rng):
         assert net.meta["ann_macs"] > 0
     if fname.startswith("cifar"):
         assert sum(p.kind == "maxpool" for p in net.projections) == 2
+
+
+def test_mapping_and_roundtrip(rng, tmp_path):
+    g = _cnn(rng)
+    net = convert(g, None, method="ecc", weight_bits=8, profile="loihi1")
+    if net.meta.get("mapping") is None:
+        pytest.skip("converter.mapping not available")
+    assert all(p.core is not None for p in net.populations)
+    assert 1 <= net.meta["mapping"]["cores"] <= net.n_cores  # the input may sit off-chip
+    from hw_models.network import CoreNetwork
+    back = CoreNetwork.load(net.save(tmp_path / "net.h5"))
+    assert back.meta["quantisation"] == net.meta["quantisation"]
+
+
+def test_tre_bias_and_vinit(rng):
+    g = _cnn(rng)
+    cal = rng.uniform(0, 1, (20, 1, 12, 12))
+    v = convert(g, cal, method="ecc", weight_bits=8, profile="ideal", map=False)
+    b = convert(g, cal, method="ecc", weight_bits=8, profile="ideal", steps=64, tre="bias",
+                map=False)
+    for p in v.populations:
+        role = v.meta["population_roles"].get(p.name)
+        if role == "neuron":
+            assert p.v_init == round(0.5 * p.threshold)
+            pb = b.population(p.name)
+            assert pb.v_init == 0
+            # the per-step bias carries ρθ/T on top of the layer bias
+            raw = convert(g, cal, method="ecc", weight_bits=8, profile="ideal", tre="none",
+                          map=False).population(p.name).bias_array()
+            np.testing.assert_allclose(pb.bias_array() - raw, 0.5 * pb.threshold / 64, atol=1)
+
+
+@pytest.mark.parametrize("profile,encoding,reset", [("loihi2", "analog", "subtract"),
+                                                     ("ideal", "rate", "subtract"),
+                                                     ("loihi1", "analog", "zero")])
+def test_quantised_snn_close_to_float(rng, profile, encoding, reset):
+    """8-bit ECC on chips with v > θ (relays use v_init = 1), rate input and reset to zero."""
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (60, 1, 12, 12))
+    net = convert(g, x[:40] / 255, method="ecc", weight_bits=8, profile=profile,
+                  encoding=encoding, reset=reset, map=False)
+    assert net.population(net.populations[1].name).reset == reset
+    assert _agreement(g, net, x) >= (0.75 if reset == "zero" else 0.85)
