@@ -3,7 +3,7 @@
 A :class:`~converter.graph.Graph` is converted with weights-only scales (``calibration=None``,
 method ``"max"``, the profile's weight bits — options override) and mapped with
 :func:`converter.mapping.map_to_cores`; a :class:`~hw_models.network.CoreNetwork` is mapped
-when it is not mapped yet (or was mapped for another profile) and otherwise checked as it is.
+when it is not mapped yet and otherwise checked as it is (``remap=True`` re-tiles it).
 Counting is analytic (:mod:`hw_models.resources`): a VGG-16 at 224 × 224 takes seconds.
 
 The report answers two questions:
@@ -268,8 +268,9 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
 
     ``convert_options`` go to :func:`converter.convert.convert` for a Graph (defaults:
     ``method="max"``, ``weight_bits`` = the profile's, ``calibration=None``).  For a
-    CoreNetwork, ``remap`` None maps it when a population has no cores or it was made for
-    another profile, True always re-maps, False checks it as it is.
+    CoreNetwork, ``remap`` None maps it only when a population has no cores (a mapped network,
+    e.g. from a file, is checked as it is, whatever profile it was made for), True always
+    re-maps, False never does.
     """
     t0 = time.perf_counter()
     prof = get_profile(profile)
@@ -280,8 +281,12 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
                                   f"Graph, not to a CoreNetwork")
         net = graph_or_net
         if remap is None:
-            remap = (any(p.core is None for p in net.populations)
-                     or (net.profile is not None and get_profile(net.profile).name != prof.name))
+            remap = any(p.core is None for p in net.populations)
+            made_for = net.profile and get_profile(net.profile).name
+            if not remap and made_for and made_for != prof.name:
+                notes.append(f"the network was mapped for {made_for}; it is checked with that "
+                             f"mapping (feasibility(..., remap=True) re-tiles it for "
+                             f"{prof.name})")
     else:
         from .convert import convert
         from .graph import Graph

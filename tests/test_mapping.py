@@ -145,13 +145,15 @@ def test_feasibility_report_reads_and_serialises(study):
     assert "emulator" in reset["message"]
     rows = f.core_table()
     assert len(rows) >= f.cores and {"chip", "x", "y", "input_axons"} <= set(rows[0])
-    # a mapped network is checked as it is; asking for another chip re-maps it
+    # a mapped network is checked as it is; remap=True re-tiles it for another chip
     net = convert(g, None, method="max", profile="loihi1", reset="zero", maxpool="avg")
     f1 = feasibility(net, "loihi1")
     assert f1.cores == f.cores and not any(m["feature"] == "reset"
                                            for m in f1.missing_features)
     f2 = feasibility(net, "loihi2")
-    assert f2.profile == "loihi2" and f2.cores < f1.cores
+    assert f2.cores == f1.cores and any("mapped for loihi1" in n for n in f2.notes)
+    f3 = feasibility(net, "loihi2", remap=True)
+    assert f3.profile == "loihi2" and f3.cores < f1.cores
 
 
 def test_example_runs_small(tmp_path):
