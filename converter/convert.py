@@ -451,6 +451,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     for p in pops.values():
         if p.stat is not None:
             lam_pop[p.name] = np.asarray(lam[p.stat], np.float64)
+            if p.role == "output":  # one λ for all logits, or the argmax would change
+                lam_pop[p.name] = np.array([lam_pop[p.name].max()])
     for _ in range(4):  # inheritance and sharing, until stable
         for p in pops.values():
             if p.inherits:

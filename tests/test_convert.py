@@ -296,3 +296,13 @@ def test_quantised_snn_close_to_float(rng, profile, encoding, reset):
                   encoding=encoding, reset=reset, map=False)
     assert net.population(net.populations[1].name).reset == reset
     assert _agreement(g, net, x) >= (0.75 if reset == "zero" else 0.85)
+
+
+def test_per_channel_scales_keep_the_argmax(rng):
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (60, 1, 12, 12))
+    net = convert(g, x[:40] / 255, method="robust", per_channel=True, weight_bits=None,
+                  profile="ideal", map=False)
+    assert net.meta["lambda"][net.output]["per_channel"] is False  # one λ for the logits
+    assert any(v["per_channel"] for v in net.meta["lambda"].values())
+    assert _agreement(g, net, x) >= 0.9
