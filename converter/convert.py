@@ -22,11 +22,15 @@ The pipeline (DESIGN.md "Conversion"):
    integer pixels drive it directly.
 4. Method specifics: ``robust`` (Rueckauer et al. 2017: percentile 99.9 of non-zero activations,
    reset by subtraction), ``max`` (Diehl et al. 2015: max-norm, reset by subtraction), ``ecc``
-   (Wu et al., "Tandem/ECC" explicit current control: max-based current normalisation, threshold
+   (Wu et al., "Explicit current control" for CNN-to-SNN conversion, Front. Neurosci. 16:759900,
+   2022, doi:10.3389/fnins.2022.759900: max-based current normalisation, threshold
    amplified to an integer by the quantisation step, thresholding for residual elimination
    ``v_init = ρ·θ`` with ρ = 0.5 — or ``tre="bias"``: ``ρθ/T`` added to the bias every step —,
    and CMB BatchNorm folding), ``rmp`` (Han et al. 2020, "RMP-SNN: residual membrane potential
-   neuron", CVPR: reset by subtraction and the float threshold scaled by ``rmp_scale`` = 0.8).
+   neuron", CVPR: reset by subtraction and the float threshold scaled by ``rmp_scale`` = 0.8;
+   applied literally to every spiking ReLU population — not to relays, average populations or
+   a non-spiking read-out — so a layer fires ``1/rmp_scale`` times faster than its λ says and
+   the next layer sees that gain; it is the baseline, not a tuned method).
 5. :func:`converter.quantise.quantise_population` per population (θ, exponents, weights, bias)
    under the profile's formats; state range, overflow policy and spike rule from the profile.
 6. :func:`converter.mapping.map_to_cores` when that module exists (option ``map``).
