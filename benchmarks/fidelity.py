@@ -105,6 +105,7 @@ def render(results: list, cmd: str) -> str:
     for r in results:
         out += [f"## {r['name']} — float accuracy {100 * r['float_acc']:.2f} % "
                 f"on {r['n']} samples, ANN {r['macs'] / 1e6:.2f} MMACs/sample", "",
+                f"One sample = {100 / r['n']:.2f} accuracy points.", "",
                 "| method | weight bits | " + " | ".join(f"T={t}" for t in TS)
                 + " | Δ@256 | MOps/sample | input MMACs | s |",
                 "|---|---|" + "---|" * len(TS) + "---|---|---|---|"]
@@ -146,6 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", choices=("full", "reduced"), default="full",
                     help="reduced: robust and RMP only at float and 8 bits")
     ap.add_argument("--out", default=None, help="write the markdown table here")
+    ap.add_argument("--append", action="store_true",
+                    help="append this run's tables to --out (its own header and command)")
     a = ap.parse_args(argv)
     if a.quick:
         a.samples, a.cifar_samples, a.grid = min(a.samples, 50), min(a.cifar_samples, 50), \
@@ -157,6 +160,7 @@ def main(argv=None) -> int:
             ap.error(f"unknown model {m!r}; known: {', '.join(MODELS)}")
     per = 15 if a.grid == "full" else 9
     results = []
+    head = Path(a.out).read_text() if a.append and a.out and Path(a.out).exists() else None
     with tqdm(total=per * len(names), unit="run") as bar:
         for m in names:
             n = a.cifar_samples if MODELS[m][1] == "cifar" else a.samples
@@ -166,7 +170,10 @@ def main(argv=None) -> int:
             text = render(results, "python benchmarks/fidelity.py " + " ".join(
                 argv if argv is not None else sys.argv[1:]))
             if a.out:
-                Path(a.out).write_text(text)
+                Path(a.out).write_text(text if head is None else
+                                       head.rstrip() + "\n\n" + text.replace(
+                                           "# Conversion fidelity", "# Conversion fidelity "
+                                           "(additional run)", 1))
     print(text)
     return 0
 
