@@ -29,6 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from hw_models.errors import DataError, SimulationError, StateOverflowError
 from hw_models.rng import GOLDEN, MASK, MUL1, MUL2
@@ -438,16 +439,17 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask):
             mask[i] = f
             tot += f
             v[i] = v[i] - f * (thr * keep + v[i] * (1 - keep))
+        for i in range(n, ((n + 7) >> 3) << 3):
+            mask[i] = 0  # marks of a larger population processed before
         if tot:
+            # each mark is one byte 0/1: the lowest set bit of a word is the next spike
             m64 = mask.view(np.uint64)
-            for wi in range(n >> 3):
-                if m64[wi] != 0:
-                    for i in range(wi << 3, (wi << 3) + 8):
-                        out[cnt] = i
-                        cnt += mask[i]
-            for i in range((n >> 3) << 3, n):
-                out[cnt] = i
-                cnt += mask[i]
+            for wi in range((n + 7) >> 3):
+                wd = m64[wi]
+                while wd != 0:
+                    out[cnt] = (wi << 3) + (trailing_zeros(wd) >> 3)
+                    cnt += 1
+                    wd &= wd - np.uint64(1)
     return cnt, nsat, -1
 
 
