@@ -22,6 +22,22 @@ core, see :meth:`CoreNetwork.core_assignment`) and a :class:`~hw_models.profiles
 ``thresholds``    distinct threshold values of the neurons on the core (Loihi: threshold
                   profiles; 1 when a core holds one population).
 
+Per chip (numbers from the profile; None = not limited):
+
+* **Loihi 1**: all five limits as above — 1024 compartments, 4096 input axons, 4096 output
+  axons (routing-table entries), 1 Mbit synaptic memory at ``8 + 10`` bits per explicit
+  synapse (weight + target index; no weight sharing, so a conv layer stores every synapse), 8
+  threshold profiles.
+* **Loihi 2**: 8192 neurons per core; fan-in, fan-out and synaptic memory are shared flexibly
+  and not published as fixed numbers, so they are not limited (the counts are still reported).
+* **TrueNorth**: 256 neurons, 256 input axons (crossbar rows), 256 output axons (one per
+  neuron; read the per-core sum together with ``max_fanout_cores``), a 256 × 256 crossbar
+  (1 bit per synapse: weights live in the neuron's 4 axon-type values, checked separately as
+  a missing feature by the converter's feasibility report).
+* **Speck**: its ``output_axons_per_core = 2`` means destination cores per *core*, which this
+  module does not count (the Loihi-meaning sum it reports overstates the use); weight sharing
+  applies.
+
 What counts as a synapse: for ``dense`` projections every *non-zero* weight (a zero entry of a
 dense matrix is simply not stored); for ``conv``, ``avgpool``, ``maxpool`` and ``identity``
 every connection the geometry defines (valid kernel tap × input channel × output channel,
