@@ -8,8 +8,14 @@ counters) is :func:`emulator.engine.simulate`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
-from numba.cpython.unsafe.numbers import trailing_zeros
+from numba import config, njit, prange
+
+if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrinsic has no body
+    def trailing_zeros(w):
+        w = int(w)
+        return (w & -w).bit_length() - 1
+else:
+    from numba.cpython.unsafe.numbers import trailing_zeros
 
 from hw_models.rng import GOLDEN, MUL1, MUL2
 
