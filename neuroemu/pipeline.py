@@ -620,9 +620,9 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
         if not model.exists():
             raise DataError(datasets.missing_reason("models", "tests_99.20.json"))
         full = load_data("mnist")
-        calib, test = full.subset(500), full.subset(100 if quick else 1000, start=8000)
-        scale, imax, steps = 1 / 255, 255, (48 if quick else 128)
-        bits = (4, 6, 8) if quick else (3, 4, 5, 6, 8)
+        calib, test = full.subset(500), full.subset(100 if quick else 300, start=8000)
+        scale, imax, steps = 1 / 255, 255, (32 if quick else 64)
+        bits = (4, 6, 8) if quick else (3, 4, 6, 8)
     else:
         model = DIGITS_MODEL
         calib = load_data("digits-train").subset(300)

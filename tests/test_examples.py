@@ -40,6 +40,7 @@ def test_raster(tmp_path):
     assert (tmp_path / "rates.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_train_digits_quick(tmp_path):
     pytest.importorskip("torch")
     out = _run("train_digits.py", "--epochs", "1", "-o", str(tmp_path / "d.npz"))
