@@ -94,13 +94,15 @@ def _bands(n: int, t: int):
 
 
 def _axis_worst(n_in, n_out, k, s, p, d, sizes):
-    """For each band size: (max valid taps per band, max distinct inputs per band)."""
+    """For each band size: max valid taps per band, max distinct inputs per band, and the
+    mean over inputs of the number of bands reaching an input (the fan-out factor)."""
     taps, touched = np.zeros(len(sizes), np.int64), np.zeros(len(sizes), np.int64)
+    reach = np.zeros(len(sizes), np.float64)
     for i, t in enumerate(sizes):
         st, en = _bands(n_out, int(t))
-        tp, tu, _ = window_axis(n_in, n_out, k, s, p, d, st, en)
-        taps[i], touched[i] = tp.max(), tu.max()
-    return taps, touched
+        tp, tu, rc = window_axis(n_in, n_out, k, s, p, d, st, en)
+        taps[i], touched[i], reach[i] = tp.max(), tu.max(), rc.mean()
+    return taps, touched, reach
 
 
 class _Usage:
@@ -121,19 +123,24 @@ def _map_candidates(pop, incoming, by, profile):
     u = _Usage(shp)
     u.neurons = np.broadcast_to(TH * TW * TC, shp)
     sharing = profile.weight_sharing
+    u.fan = {}  # source name -> mean destination cores per source neuron, per candidate
     for pr in incoming:
         S = by[pr.source]
         if pr.kind == "identity":
             inax = TH * TW * TC
             u.inax = u.inax + inax
             u.stored = u.stored + (TC if sharing else inax)
+            u.fan[S.name] = u.fan.get(S.name, 0.0) + np.ones(shp)
             continue
         (sh, sw, sc) = S.shape
         (kh, kw), (sy, sx), (pt, _, pl, _), (dy, dx) = (pr.kernel, pr.stride, pr.padding,
                                                         pr.dilation)
-        ty, uy = _axis_worst(sh, h, kh, sy, pt, dy, th)
-        tx, ux = _axis_worst(sw, w, kw, sx, pl, dx, tw)
+        ty, uy, ry = _axis_worst(sh, h, kh, sy, pt, dy, th)
+        tx, ux, rx = _axis_worst(sw, w, kw, sx, pl, dx, tw)
         TY, UY, TX, UX = ty[:, None, None], uy[:, None, None], tx[None, :, None], ux[None, :, None]
+        ncg = (-(-c // TC)) if pr.kind == "conv" else 1
+        u.fan[S.name] = u.fan.get(S.name, 0.0) + np.broadcast_to(
+            ry[:, None, None] * rx[None, :, None] * ncg, shp)
         if pr.kind == "conv":
             u.inax = u.inax + UY * UX * sc
             syn = TY * TX * sc * TC
@@ -223,14 +230,31 @@ def _own_limits(profile, u_min: dict, pop_name: str, single: list):
     return out
 
 
-def _tile_map(pop, incoming, by, profile, single):
+def _fanout_penalty(u, by, profile, own_cores):
+    """Estimated extra cores the sources need so that their output axons fit, per candidate:
+    a source of n neurons whose neurons reach f cores on average needs ≥ n·f / limit cores."""
+    lim = profile.output_axons_per_core
+    pen = np.zeros(np.shape(u.neurons))
+    if lim is None:
+        return pen
+    for name, f in u.fan.items():
+        own = own_cores.get(name)
+        if own is None:  # off-chip analog input or not tiled yet
+            continue
+        pen = pen + np.maximum(0.0, by[name].size * np.asarray(f) / lim - own)
+    return pen
+
+
+def _tile_map(pop, incoming, by, profile, single, own_cores=None):
     (TH, TW, TC), grid, u = _map_candidates(pop, incoming, by, profile)
     u_min = {"neurons": int(u.neurons[-1, -1, -1]), "input_axons": int(np.min(u.inax)),
              "memory_bits": int(np.min(u.stored))}
     lim = _own_limits(profile, u_min, pop.name, single)
     ok = _fits(u, lim)
-    score = np.where(ok, grid, _BIG)
-    # tie-break: fewest cores, then fewest total input axons, then larger channel groups
+    # fewest cores of this layer plus the cores its sources will need for their fan-out
+    pen = _fanout_penalty(u, by, profile, own_cores or {})
+    score = np.where(ok, np.ceil(grid + pen).astype(np.int64), _BIG)
+    # tie-break: fewest total input axons, then larger channel groups
     inax = np.broadcast_to(u.inax, score.shape)
     key = np.lexsort((-np.broadcast_to(TC, score.shape).reshape(-1),
                       (np.broadcast_to(grid, score.shape) * inax).reshape(-1),
@@ -372,7 +396,9 @@ def map_to_cores(net: CoreNetwork, profile) -> tuple[CoreNetwork, MappingReport]
         inc = [pr for pr in net.incoming(p.name) if pr.source not in off]
         dense_in = any(pr.kind == "dense" for pr in inc)
         if len(p.shape) == 3 and not dense_in:
-            cands[p.name] = _tile_map(p, inc, by, profile, single)
+            cands[p.name] = _tile_map(p, inc, by, profile, single,
+                                      {k: _tiles_count(by[k], v[0]) for k, v in cands.items()
+                                       if v})
         else:
             try:
                 cands[p.name] = _tile_vector(p, inc, by, profile, single)
