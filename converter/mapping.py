@@ -9,7 +9,11 @@ exact definition of each limit):
 1. **Own limits** (neurons, input axons, synaptic memory, thresholds) depend only on a
    population's own tiling and its incoming projections.  All candidate tile sizes (every value
    of ``⌈n/k⌉`` per axis) are scored at once with per-axis window terms; the worst tile of a grid
-   is the product of the per-axis worst bands, so the search is exact and vectorised.
+   is the product of the per-axis worst bands, so the feasibility test is exact and vectorised.
+   Among the tiles that fit, the mapper takes the one minimising this layer's cores plus an
+   estimate of the extra cores its sources will need for their fan-out (a source of n neurons
+   whose neurons reach f of these cores on average needs at least n·f / output-axon-limit
+   cores) — greedy, layer by layer, not a global optimum.
 2. **Output axons** of a population depend on the tilings of its *targets*.  Once every
    population has its tiling, populations whose cores send to too many destination cores are
    re-tiled more finely, in reverse layer order (a finer tiling of a population raises its
