@@ -145,3 +145,68 @@ def test_help_reads_well():
     sub = subprocess.run([sys.executable, "-m", "neuroemu", "plot", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "raster" in sub and "core utilisation" in sub
+
+
+# ---- DATA formats accepted by every command ----------------------------------------------
+
+def _idx(path, arr, code=0x08):
+    import gzip
+    import struct
+    head = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(head + arr.astype(">u1").tobytes())
+
+
+def test_data_formats(tmp_path, rng):
+    import pickle
+    from neuroemu.data import load_data
+    x = rng.integers(0, 256, (7, 28, 28)).astype(np.uint8)
+    y = rng.integers(0, 10, 7).astype(np.uint8)
+    d = tmp_path / "mnist"
+    d.mkdir()
+    _idx(d / "t10k-images-idx3-ubyte.gz", x)
+    _idx(d / "t10k-labels-idx1-ubyte.gz", y)
+    for src in (d, d / "t10k-images-idx3-ubyte.gz"):
+        ds = load_data(src)
+        np.testing.assert_array_equal(ds.x, x)
+        np.testing.assert_array_equal(ds.y, y)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    assert load_data(tmp_path / "d.npz").x.shape == (7, 28, 28)
+    c = tmp_path / "cifar-10-batches-py"
+    c.mkdir()
+    data = rng.integers(0, 256, (3, 3072)).astype(np.uint8)
+    for proto in (2, 4):
+        (c / "test_batch").write_bytes(pickle.dumps(
+            {b"batch_label": b"t", b"labels": [1, 2, 3], b"data": data,
+             b"filenames": [b"a", b"b", b"c"]}, protocol=proto))
+        ds = load_data(tmp_path)
+        assert ds.x.shape == (3, 3, 32, 32) and ds.y.tolist() == [1, 2, 3]
+        np.testing.assert_array_equal(ds.x.reshape(3, -1), data)
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_cifar_unpickler_refuses_code(tmp_path):
+    import pickle
+    from hw_models.errors import FileFormatError
+    from neuroemu.data import read_cifar_batch
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(pickle.dumps({b"data": _Evil(), b"labels": [1]}))
+    with pytest.raises(FileFormatError, match="refusing to unpickle"):
+        read_cifar_batch(p)
+
+
+def test_nmnist_folder(tmp_path):
+    from hw_models.errors import DataError
+    from neuroemu.data import load_data
+    from neuroemu import datasets
+    if datasets.missing_reason("nmnist", "test100.txt"):
+        pytest.skip(datasets.missing_reason("nmnist", "test100.txt"))
+    ds = load_data(datasets.data_path("nmnist"))
+    assert ds.kind == "events" and len(ds) == 100 and ds.sensor == (34, 34)
+    with pytest.raises(DataError, match="no such data"):
+        load_data(tmp_path / "missing")
