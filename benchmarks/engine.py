@@ -213,7 +213,7 @@ def bench(name, spec, shape, n, T, target, ref_samples, quick):
             rows.append((f"dense torch {th} thread" + ("s" if th > 1 else ""), tt / T,
                          ev / per / (tt / T)))
     base = rows[0][1]
-    print(f"{'':<22}{'µs/sample-step':>16}{'syn events/s':>16}{'engine-1t speed-up':>20}")
+    print(f"{'':<22}{'µs/sample-step':>16}{'syn events/s':>16}{'time / engine-1t':>20}")
     for label, sec, eps in rows:
         print(f"{label:<22}{sec * 1e6:>16.1f}{eps:>16.3e}{sec / base:>19.1f}x")
     return net, x
