@@ -202,6 +202,8 @@ def core_utilisation(usage: dict, limits: dict, populations=None, title: str | N
     if not names:
         raise DataError("no limited resources to plot")
     n_cores = len(next(iter(usage.values())))
+    if n_cores > 24:
+        return _core_heatmap(usage, limits, names, populations, title, path)
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * n_cores * len(names) / 3 + 4), 4.5))
     width = 0.8 / len(names)
     x = np.arange(n_cores)
@@ -217,6 +219,34 @@ def core_utilisation(usage: dict, limits: dict, populations=None, title: str | N
     ax.set_ylabel("utilisation (% of the chip's per-core limit)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.16), ncol=3, frameon=False)
+    return _finish(fig, ax, title or "core utilisation per limit", path)
+
+
+def _core_heatmap(usage, limits, names, populations, title, path):
+    """Many cores: one row per limit, one column per core, colour = % of the limit."""
+    pct = np.array([100 * np.asarray(usage[k], float) / float(limits[k]) for k in names])
+    n_cores = pct.shape[1]
+    fig, ax = plt.subplots(figsize=(11, 2.2 + 0.45 * len(names)))
+    vmax = max(100.0, float(pct.max()))
+    im = ax.imshow(pct, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0,
+                   vmax=vmax)
+    if pct.max() > 100:
+        over = np.argwhere(pct > 100)
+        ax.scatter(over[:, 1], over[:, 0], marker="x", color="r", s=12, label="over the limit")
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.18), fontsize=8, frameon=False)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels([f"{k} (max {limits[k]:,})" for k in names], fontsize=8)
+    ax.set_xlabel("core index")
+    if populations is not None and len(populations) == n_cores:
+        pops = list(populations)
+        starts = [i for i in range(n_cores) if i == 0 or pops[i] != pops[i - 1]]
+        for i in starts[1:]:
+            ax.axvline(i - 0.5, color="w", lw=0.8)
+        sec = ax.secondary_xaxis("top")
+        ends = starts[1:] + [n_cores]
+        sec.set_xticks([(a + b - 1) / 2 for a, b in zip(starts, ends)])
+        sec.set_xticklabels([pops[a] for a in starts], fontsize=7, rotation=30, ha="left")
+    fig.colorbar(im, ax=ax, label="utilisation (% of per-core limit)", pad=0.01)
     return _finish(fig, ax, title or "core utilisation per limit", path)
 
 

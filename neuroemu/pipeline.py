@@ -620,8 +620,8 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
         if not model.exists():
             raise DataError(datasets.missing_reason("models", "tests_99.20.json"))
         full = load_data("mnist")
-        calib, test = full.subset(500), full.subset(100 if quick else 300, start=8000)
-        scale, imax, steps = 1 / 255, 255, (32 if quick else 64)
+        calib, test = full.subset(500), full.subset(100 if quick else 200, start=8000)
+        scale, imax, steps = 1 / 255, 255, (32 if quick else 48)
         bits = (4, 6, 8) if quick else (3, 4, 6, 8)
     else:
         model = DIGITS_MODEL
