@@ -55,7 +55,8 @@ def _colors(n):
 
 def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None = None,
                  title: str | None = None, path=None, max_steps: int | None = None):
-    """Spikes of one sample, layers stacked bottom (first) to top (last).
+    """Spikes of one sample, layers stacked bottom (first) to top (last), one colour and one
+    equal-height band per layer (neuron index scaled to its band).
 
     ``result`` is a Result with recorded populations or a dict ``{population: (E, 3) rows
     (sample, step, neuron)}`` (then ``sizes`` gives each population's neuron count).
@@ -67,33 +68,32 @@ def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None =
     if not names:
         raise DataError("no recorded spikes to plot: run with --record POP,... (recorded: "
                         f"{sorted(spikes)})")
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    offset, ticks, labels = 0, [], []
-    total = 0
-    for name, col in zip(names, _colors(len(names))):
+    fig, ax = plt.subplots(figsize=(9, 2.0 + 0.8 * len(names)))
+    ticks, labels, total = [], [], 0
+    for band, (name, col) in enumerate(zip(names, _colors(len(names)))):
         rows = np.asarray(spikes[name]).reshape(-1, 3)
         rows = rows[rows[:, 0] == sample]
         if max_steps is not None:
             rows = rows[rows[:, 1] <= max_steps]
         n = int(sizes.get(name, rows[:, 2].max() + 1 if len(rows) else 1))
-        ax.scatter(rows[:, 1], rows[:, 2] + offset, s=1.5, marker="|", color=col,
-                   linewidths=0.6, label=f"{name} ({len(rows)} spikes, {n} neurons)",
-                   rasterized=True)
-        ticks.append(offset + n / 2)
-        labels.append(name)
-        offset += n
-        ax.axhline(offset - 0.5, color="0.85", lw=0.6)
+        # every layer gets a band of equal height: neuron i of n sits at band + i / n, so a
+        # 10-neuron read-out is as visible as a 20,000-neuron convolution
+        ax.scatter(rows[:, 1], band + (rows[:, 2] + 0.5) / max(n, 1), s=2, marker="|",
+                   color=col, linewidths=0.6, rasterized=True)
+        ticks.append(band + 0.5)
+        labels.append(f"{name}\n{n:,} neurons\n{len(rows):,} spikes")
+        if band:
+            ax.axhline(band, color="0.6", lw=0.8)
         total += len(rows)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels, fontsize=8)
+    for t, col in zip(ax.get_yticklabels(), _colors(len(names))):
+        t.set_color(col)
     ax.set_xlabel("time step")
-    ax.set_ylabel("neuron index (layers stacked)")
-    ax.set_ylim(-0.5, offset - 0.5)
+    ax.set_ylabel("neuron index within each layer (0 at the bottom of its band)")
+    ax.set_ylim(0, len(names))
     if steps:
         ax.set_xlim(0, (max_steps or steps) + 1)
-    sec = ax.secondary_yaxis("right")
-    sec.set_yticks(ticks)
-    sec.set_yticklabels(labels, fontsize=8)
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2, fontsize=8, markerscale=6,
-              frameon=False)
     return _finish(fig, ax, title or f"spike raster, sample {sample} ({total} spikes)", path)
 
 
