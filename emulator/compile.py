@@ -46,8 +46,9 @@ from hw_models.network import CoreNetwork, DECAY_ONE
 POP_COLS = 20
 # projection columns
 (J_KIND, J_SRC, J_TGT, J_DELAY, J_H, J_W, J_C, J_OH, J_OW, J_OC, J_KH, J_KW, J_WOFF, J_ROFF,
- J_COFF, J_DOFF, J_NSRC, J_NTGT, J_ANALOG, J_FAST, J_MOFF, J_SY, J_SX, J_PT, J_PL) = range(25)
-PROJ_COLS = 25
+ J_COFF, J_DOFF, J_NSRC, J_NTGT, J_ANALOG, J_FAST, J_MOFF, J_SY, J_SX, J_PT, J_PL,
+ J_TOFF) = range(26)
+PROJ_COLS = 26
 KINDS = {"dense": 0, "conv": 1, "avgpool": 2, "maxpool": 3, "identity": 4}
 ENC = {"analog": 0, "rate": 1, "bernoulli": 2, "events": 3}
 RESET = {"subtract": 0, "zero": 1}
@@ -76,6 +77,8 @@ class Packed(NamedTuple):
     readout: int          # 0: argmax v, 1: argmax spike counts
     encoding: int
     input_max: int
+    pool_ptr: np.ndarray  # avgpool: per source, its targets pool_tgt[ptr[j]:ptr[j+1]] (CSR)
+    pool_tgt: np.ndarray
     pos: np.ndarray       # int32 (n_neurons, 3): (y, x, c) of every neuron (no divisions)
     n_neurons: int
     n_deliv: int          # length of the per-sample delivered-spike counter
@@ -169,6 +172,7 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
     bound = np.zeros(len(pops))
     woff = doff = moff = 0
     rows_ptr, cols_ptr = [], []
+    pool_ptr, pool_tgt = [], []
     for k, pr in enumerate(net.projections):
         src, tgt = pops[idx[pr.source]], pops[idx[pr.target]]
         r = proj[k]
@@ -235,6 +239,12 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                                   shape=(ns, n_cores))
                 m.sum_duplicates()
                 tot = np.bincount(srcs, minlength=ns)
+                if pr.kind == "avgpool":  # few targets per source: an explicit list is small
+                    srt = np.argsort(srcs, kind="stable")
+                    r[J_TOFF] = len(pool_ptr)
+                    start = sum(len(t) for t in pool_tgt)
+                    pool_ptr.extend((start + np.concatenate([[0], np.cumsum(tot)])).tolist())
+                    pool_tgt.append(tgt_i[srt])
                 bnd = float(np.abs(eff).max() * kh * kw) if eff.size else 0.0
         elif pr.kind == "dense":
             hist = np.bincount(tcore, minlength=n_cores)
@@ -286,7 +296,9 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                     cols_ptr=arr(cols_ptr), cols_k=arr(cols[1]), cols_o=arr(cols[2]),
                     input_pop=idx[inp.name], output_pop=idx[net.output],
                     readout=0 if net.readout == "v" else 1, encoding=ENC[inp.encoding], pos=pos,
-                    input_max=inp.input_max, n_neurons=n_neurons, n_deliv=max(doff, 1),
+                    input_max=inp.input_max, n_neurons=n_neurons, pool_ptr=arr(pool_ptr),
+                    pool_tgt=(np.concatenate(pool_tgt).astype(np.int64) if pool_tgt
+                              else np.zeros(1, np.int64)), n_deliv=max(doff, 1),
                     n_mpcount=max(moff, 1), max_size=mp)
     static = Static(names=[p.name for p in pops], proj_names=[pr.name for pr in net.projections],
                     n_cores=n_cores, core=core, msg=msg, hops=hops, ev_tot=ev_tot,

@@ -21,9 +21,9 @@ from hw_models.rng import GOLDEN, MUL1, MUL2
 
 from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_FAST, J_KH, J_KIND, J_KW,
                       J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_SRC, J_SX, J_SY,
-                      J_TGT, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H, P_INHI, P_INLO, P_INPUT,
-                      P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING, P_THR, P_VINIT, P_VMAX,
-                      P_VMIN)
+                      J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H, P_INHI,
+                      P_INLO, P_INPUT, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING, P_THR,
+                      P_VINIT, P_VMAX, P_VMIN)
 
 _GOLDEN = np.uint64(GOLDEN)
 _MUL1 = np.uint64(MUL1)
@@ -143,15 +143,15 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
                         for i in range(OC):
                             av[i] += wv[i]
         return
-    if kind == 2:  # avgpool
+    if kind == 2:  # avgpool: explicit (short) target list per source
+        tp = pk.pool_ptr
+        tg = pk.pool_tgt
+        toff = J[k, J_TOFF]
         for e in range(cnt):
             j = ring[a + e]
-            y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
-            wv = w[woff + c]
-            for ri in range(rp[roff + y], rp[roff + y + 1]):
-                oy = ro[ri]
-                for ci in range(cp[coff + x], cp[coff + x + 1]):
-                    acc[(oy * OW + co[ci]) * Cc + c] += wv
+            wv = w[woff + pos[sb + j, 2]]
+            for ti in range(tp[toff + j], tp[toff + j + 1]):
+                acc[tg[ti]] += wv
         return
     # maxpool gate: count this step's arrivals first, then pass the winners
     moff = J[k, J_MOFF]
@@ -383,17 +383,26 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask):
     fv = 4096 - dv
     nsat = 0
     has_an = P[p, P_ANALOG] == 1
-    for i in range(n):
-        q = np.int64(acc[i])
-        acc[i] = 0
-        if has_an:
-            q += icur[b + i]
-        act[i] += q != 0
-        uu = _dec_bf(u[i], fu) + q
-        u[i] = uu
-        vv = _dec_bf(v[i], fv) + uu + bias[i]
-        v[i] = vv
-        nsat += (vv > vmax) | (vv < vmin)
+    if has_an:
+        for i in range(n):
+            q = np.int64(acc[i]) + icur[b + i]
+            acc[i] = 0
+            act[i] += np.int32(q != 0)
+            uu = _dec_bf(u[i], fu) + q
+            u[i] = uu
+            vv = _dec_bf(v[i], fv) + uu + bias[i]
+            v[i] = vv
+            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
+    else:  # the same without the analog current (a branch in the loop blocks vectorising)
+        for i in range(n):
+            q = np.int64(acc[i])
+            acc[i] = 0
+            act[i] += np.int32(q != 0)
+            uu = _dec_bf(u[i], fu) + q
+            u[i] = uu
+            vv = _dec_bf(v[i], fv) + uu + bias[i]
+            v[i] = vv
+            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
     # range policy
     if nsat:
         if pol == 0:
@@ -416,13 +425,19 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask):
     cnt = 0
     if P[p, P_SPIKING] == 1:
         th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
-        keep = 1 - P[p, P_RESET]  # subtract: v − θ;  zero: 0
         tot = 0
-        for i in range(n):
-            f = v[i] >= th
-            mask[i] = f
-            tot += f
-            v[i] = v[i] - f * (thr * keep + v[i] * (1 - keep))
+        if P[p, P_RESET] == 0:  # subtract
+            for i in range(n):
+                f = v[i] >= th
+                mask[i] = f
+                tot += np.int64(f)
+                v[i] = v[i] - thr if f else v[i]
+        else:  # to zero
+            for i in range(n):
+                f = v[i] >= th
+                mask[i] = f
+                tot += np.int64(f)
+                v[i] = 0 if f else v[i]
         for i in range(n, ((n + 7) >> 3) << 3):
             mask[i] = 0  # marks of a larger population processed before
         if tot:
