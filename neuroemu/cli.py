@@ -224,10 +224,12 @@ def _say(args, *msg):
 def cmd_convert(args) -> int:
     from .pipeline import convert_model
     t0 = time.perf_counter()
+    _say(args, f"converting {args.model} ({args.method}, {args.bits}-bit, {args.profile}) …")
     net = convert_model(args.model, args.calibration, args.method, args.bits, args.profile,
                         args.steps, calib_samples=args.calib_samples, eval_data=args.eval_data,
                         eval_samples=args.eval_samples, input_scale=args.input_scale,
-                        input_max=args.input_max, **_options(args))
+                        input_max=args.input_max, progress=not args.quiet,
+                        **_options(args))
     net.save(args.output)
     print(net.summary())
     for note in net.meta.get("notes", []):

@@ -152,12 +152,18 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
                   profile: str = "loihi1", steps: int | None = None, *,
                   calib_samples: int | None = 500, eval_data=None, eval_samples: int | None = None,
                   input_scale: float | None = None, input_max: int | None = None,
-                  graph=None, **options):
+                  graph=None, progress: bool = False, **options):
     """Import ``model``, convert it with ``calibration`` data, and store in ``net.meta`` what a
     later run needs to compare with the float network: ``float_reference`` (predictions and
     accuracy on ``eval_data`` with its fingerprint), ``ann_macs``, ``convert_options``."""
+    from tqdm import tqdm
     convert = _converter_fn("convert")
+    bar = tqdm(total=4, desc="convert", unit="stage", leave=False, disable=not progress,
+               bar_format="{desc}: {n}/{total} stages {postfix} [{elapsed}]")
+    bar.set_postfix_str("load model")
     graph = graph if graph is not None else load_graph(model, input_scale)
+    bar.update()
+    bar.set_postfix_str("check data")
     calib = calibration if isinstance(calibration, Dataset) else load_data(calibration, "train")
     if calib.kind != "images":
         raise DataError(f"{calib.source}: calibration needs images (for event data convert an "
@@ -171,8 +177,12 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
         ev = ev.subset(eval_samples)
         check_images(ev.x, graph.input_shape, input_max, f"data {ev.source}")
     opts = dict(options, input_max=input_max, input_scale=input_scale)
+    bar.update()
+    bar.set_postfix_str(f"calibrate on {len(xc)} samples, quantise, map")
     net = convert(graph, xc.astype(np.float64) * input_scale, method=method, weight_bits=bits,
                   profile=profile, steps=steps, **opts)
+    bar.update()
+    bar.set_postfix_str("float reference")
     meta = dict(net.meta)
     meta.setdefault("ann_macs", ann_macs(graph))
     meta["convert_options"] = dict(method=method, weight_bits=bits, profile=profile, steps=steps,
@@ -182,6 +192,8 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
     if ev is not None:
         meta["float_reference"] = float_reference(graph, ev, input_scale)
     net.meta = meta
+    bar.update()
+    bar.close()
     return net
 
 
@@ -338,7 +350,8 @@ class Evaluation:
         T = self.steps
         fa = "unknown (convert with --eval-data or pass --model)" if self.float_accuracy is None \
             else f"{self.float_accuracy:.2%}"
-        reach = ("not reached" if self.steps_to_float is None else f"step {self.steps_to_float}")
+        reach = ("not reached" if self.steps_to_float is None else
+                 f"step {self.steps_to_float} (and kept to the end)")
         lines = [f"samples {self.samples}, steps {T}, profile {self.profile}",
                  f"accuracy at step {T}: {_pct(self.final_accuracy)}   float network: {fa}",
                  f"float accuracy reached at: {reach}"]
@@ -446,9 +459,8 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     if fref is not None and ds.y is not None:
         float_acc = float(np.mean(fref == ds.y))
     steps_to = None
-    if float_acc is not None:
-        hit = np.nonzero(acc >= float_acc - 1e-12)[0]
-        steps_to = int(hit[0]) + 1 if len(hit) else None
+    if float_acc is not None:   # first step from which the accuracy stays >= the float one
+        steps_to = res.steps_to_accuracy(float_acc - 1e-12)
     settle = settle_steps(pred)
     counters = {k: v for k, v in dict(res.counters).items()}
     from hw_models.energy import COUNTER_NAMES
