@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model file or 'digits'")
     p.add_argument("--calibration", required=True, metavar="DATA",
                    help="calibration data (normalisation statistics)")
-    p.add_argument("--steps", type=_positive, help="run length (needed for --tre bias)")
+    p.add_argument("--steps", type=_positive, help="run length T (needed for event input and "
+                   "--tre bias)")
     p.add_argument("--eval-data", metavar="DATA", help="also store the float network's "
                    "predictions on DATA in the network file, for `run` to compare against")
     p.add_argument("--eval-samples", type=_positive)
@@ -255,6 +256,11 @@ def cmd_fit(args) -> int:
 def cmd_run(args) -> int:
     from .pipeline import evaluate, _jsonify, load_network, save_evaluation
     net = load_network(args.network)
+    made_for = net.meta.get("steps")
+    if net.input.encoding == "events" and made_for and made_for != args.steps:
+        _say(args, f"note: {args.network} was converted for {made_for} steps; events binned "
+                   f"into {args.steps} steps arrive at a different rate (reconvert with "
+                   f"--steps {args.steps})")
     ev = evaluate(net, args.data, args.steps, samples=args.samples, model=args.model,
                   record=args.record, seed=args.seed, profile=args.profile,
                   threads=args.threads, progress=not args.quiet)

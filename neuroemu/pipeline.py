@@ -165,18 +165,27 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
     bar.update()
     bar.set_postfix_str("check data")
     calib = calibration if isinstance(calibration, Dataset) else load_data(calibration, "train")
-    if calib.kind != "images":
-        raise DataError(f"{calib.source}: calibration needs images (for event data convert an "
-                        f"analog model and run it with events)")
     calib = calib.subset(calib_samples)
     input_max, input_scale = _input_defaults(graph, calib, input_max, input_scale)
-    xc = check_images(calib.x, graph.input_shape, input_max, f"calibration {calib.source}")
+    if calib.kind == "events":  # calibrate on event counts per pixel (what the events deliver)
+        xc = event_counts(graph, calib)
+        options.setdefault("encoding", "events")
+    else:
+        xc = check_images(calib.x, graph.input_shape, input_max, f"calibration {calib.source}")
     ev = None
     if eval_data is not None:
         ev = eval_data if isinstance(eval_data, Dataset) else load_data(eval_data)
         ev = ev.subset(eval_samples)
-        check_images(ev.x, graph.input_shape, input_max, f"data {ev.source}")
+        if ev.kind == "images":
+            check_images(ev.x, graph.input_shape, input_max, f"data {ev.source}")
     opts = dict(options, input_max=input_max, input_scale=input_scale)
+    if opts.get("encoding") == "events":
+        # one event is one spike in one step: over T steps the float input count/c arrives as
+        # a rate, so the converter's scale per spike per step is T/c (docs/events.md)
+        if not steps:
+            raise DataError("event input needs --steps at conversion (the run length T sets "
+                            "the scale of one event: input_scale = T x the model's scale)")
+        opts.update(input_max=1, input_scale=input_scale * int(steps))
     bar.update()
     bar.set_postfix_str(f"calibrate on {len(xc)} samples, quantise, map")
     net = convert(graph, xc.astype(np.float64) * input_scale, method=method, weight_bits=bits,
@@ -197,8 +206,20 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
     return net
 
 
+def event_counts(graph, ds: Dataset) -> np.ndarray:
+    """Events per pixel and polarity channel, shaped as the model's input (N, H, W, C)."""
+    from emulator.event_input import count_frames
+    shape = tuple(graph.layers[graph.input_name].shape)
+    if len(shape) != 3 or shape[:2] != tuple(ds.sensor or ()) or shape[2] not in (1, 2):
+        raise DataError(f"{ds.source}: events from a {ds.sensor} sensor do not fit the model "
+                        f"input {shape} (H, W, 1 or 2 polarity channels)")
+    x = count_frames(ds.x, shape, window_us=None, scale=1.0)
+    return np.rint(x).reshape((len(x),) + tuple(graph.input_shape))
+
+
 def float_reference(graph, ds: Dataset, input_scale: float) -> dict:
-    x = check_images(ds.x, graph.input_shape, None, f"data {ds.source}")
+    x = event_counts(graph, ds) if ds.kind == "events" else \
+        check_images(ds.x, graph.input_shape, None, f"data {ds.source}")
     pred = float_predictions(graph, x, input_scale)
     ref = {"source": ds.source, "samples": len(ds), "fingerprint": ds.fingerprint(),
            "predictions": pred.astype(int).tolist()}

@@ -210,3 +210,22 @@ def test_nmnist_folder(tmp_path):
     assert ds.kind == "events" and len(ds) == 100 and ds.sensor == (34, 34)
     with pytest.raises(DataError, match="no such data"):
         load_data(tmp_path / "missing")
+
+
+def test_nmnist_events_convert_and_run(tmp_path, capsys):
+    """Event-camera data end to end: calibrate on event counts, run the binned events."""
+    from pathlib import Path
+    from neuroemu import datasets
+    if datasets.missing_reason("nmnist", "test100.txt"):
+        pytest.skip(datasets.missing_reason("nmnist", "test100.txt"))
+    model = Path(__file__).resolve().parents[1] / "examples" / "nmnist_cnn.npz"
+    if not model.exists():
+        pytest.skip("examples/nmnist_cnn.npz absent")
+    net = tmp_path / "nm.h5"
+    assert main(["convert", str(model), "--calibration", "nmnist-train", "--calib-samples",
+                 "100", "--eval-data", "nmnist", "--steps", "40", "-o", str(net), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(net), "--data", "nmnist", "--steps", "40", "--samples", "40",
+                 "--json", "-q"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["final_accuracy"] > 0.7 and d["final_agreement"] > 0.7
