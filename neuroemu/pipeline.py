@@ -561,8 +561,11 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
     calib = load_data(calibration, "train").subset(calib_samples)
     ds = load_data(data).subset(samples)
     input_max, input_scale = _input_defaults(graph, calib, input_max, input_scale)
-    check_images(calib.x, graph.input_shape, input_max, f"calibration {calib.source}")
-    check_images(ds.x, graph.input_shape, input_max, f"data {ds.source}")
+    for d, what in ((calib, "calibration"), (ds, "data")):   # refuse before any work
+        if d.kind == "events":
+            event_counts(graph, d.subset(1))
+        else:
+            check_images(d.x, graph.input_shape, input_max, f"{what} {d.source}")
     grid = [(m, b) for m in methods for b in bits]
     config = {"model": str(model), "calibration": calib.source, "calib_samples": len(calib),
               "data": ds.source, "samples": len(ds), "steps": int(steps), "profile": profile,
