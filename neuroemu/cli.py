@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -19,9 +20,10 @@ from hw_models.errors import NeuroemuError
 
 EXIT_ERROR, EXIT_USAGE, EXIT_LIMITS, EXIT_INTERRUPT = 1, 2, 3, 130
 
-DATA_HELP = ("data: a built-in name (digits, digits-train, mnist, cifar10, nmnist, "
-             "nmnist-train), an MNIST IDX file or folder, an .npz with x and y, a CIFAR-10 "
-             "python batch or folder, or an N-MNIST folder (.bs2 + train1K.txt/test100.txt)")
+DATA_HELP = textwrap.fill(
+    "DATA: a built-in name (digits, digits-train, mnist, cifar10, nmnist, nmnist-train), an "
+    "MNIST IDX file or folder, an .npz with x and y, a CIFAR-10 python batch or folder, or an "
+    "N-MNIST folder (.bs2 files + train1K.txt/test100.txt).", 88)
 
 EPILOG = """\
 examples:
@@ -29,7 +31,7 @@ examples:
   neuroemu convert digits --calibration digits-train --method ecc --bits 8 \\
            --eval-data digits -o net.h5
   neuroemu fit net.h5 --profile loihi1            # feasibility report (exit 3 if it does not fit)
-  neuroemu run net.h5 --data digits --steps 64 --record conv1_relu,logits -o run.h5
+  neuroemu run net.h5 --data digits --steps 64 --record conv1_relu,conv2_relu -o run.h5
   neuroemu sweep digits --calibration digits-train --data digits --bits 4:8 \\
            --methods ecc,robust --steps 64 -o sweep.h5   # rerun the same line to resume
   neuroemu plot raster run.h5 -o raster.png
@@ -111,10 +113,10 @@ def _options(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="neuroemu", description=(
+    ap = _Parser(prog="neuroemu", description=textwrap.fill(
         "Event-driven neuromorphic hardware emulator: convert a trained ReLU CNN into integer "
         "spiking cores that respect a chip's limits, check it fits, run it step by step "
-        "counting every synaptic event, and report accuracy, energy and latency."),
+        "counting every synaptic event, and report accuracy, energy and latency.", 88),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version",
                     version=f"neuroemu {__import__('neuroemu').__version__}")
