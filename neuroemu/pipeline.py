@@ -708,7 +708,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
                              "energy_per_sample_j": p["energy_per_sample"],
                              "synops_per_sample": p["synops_per_sample"]}
                          for k, p in sw["points"].items() if p.get("status") != "failed"},
-               "files": {k: str(out / f"{k}.png") for k in figs},
+               "files": {k: str((out / f"{k}.png").resolve()) for k in figs},
                "wall_seconds": round(time.perf_counter() - t_start, 2)}
     (out / "summary.json").write_text(json.dumps(_jsonify(summary), indent=2) + "\n")
     lines = [f"neuroemu demo — {summary['model']} on {profile}", "", str(ev), "",
