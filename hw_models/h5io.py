@@ -60,10 +60,19 @@ class _AtomicH5:
             self.fh.close()
         finally:
             if exc_type is None:
+                # mkstemp creates the file 0600; a result file is meant to be read by other
+                # tools and users, so give it the mode a plain open() would have.
+                os.chmod(self.tmp, 0o666 & ~_current_umask())
                 os.replace(self.tmp, self.path)
             else:
                 self.tmp.unlink(missing_ok=True)
         return False
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:

@@ -277,3 +277,17 @@ def test_to_internal_input_wrong_shape():
     net = _layout_net("CHW")
     with pytest.raises(DataError, match=r"\(2, 3, 4\).*\(4, 2, 3\).*CHW"):
         net.to_internal_input(np.zeros((1, 2, 3, 4)))
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the final file must be readable by others
+    under the usual umask, like any file open() would create."""
+    import os
+    from hw_models.h5io import atomic_h5
+    old = os.umask(0o022)
+    try:
+        with atomic_h5(tmp_path / "r.h5") as f:
+            f.attrs["x"] = 1
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "r.h5").st_mode & 0o777) == 0o644
