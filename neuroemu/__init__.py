@@ -7,7 +7,7 @@ not compile anything:
 * ``run`` — from :mod:`emulator`;
 * ``get_profile`` — from :mod:`hw_models.profiles`;
 * ``load_data`` — :mod:`neuroemu.data`; ``convert_model``, ``fit``, ``evaluate``, ``sweep``,
-  ``demo`` — :mod:`neuroemu.pipeline`.
+  ``demo`` — :mod:`neuroemu.pipeline` (``demo`` from :mod:`neuroemu.run_demo`).
 """
 
 __version__ = "0.1.0"
@@ -23,7 +23,7 @@ _LAZY = {
     "fit": ("neuroemu.pipeline", "fit"),
     "evaluate": ("neuroemu.pipeline", "evaluate"),
     "sweep": ("neuroemu.pipeline", "sweep"),
-    "demo": ("neuroemu.pipeline", "demo"),
+    "demo": ("neuroemu.run_demo", "demo"),
 }
 
 __all__ = sorted(_LAZY)

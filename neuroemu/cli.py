@@ -361,7 +361,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .pipeline import demo
+    from .run_demo import demo
     t0 = time.perf_counter()
     summary = demo(args.output, quick=args.quick, mnist=args.data, progress=not args.quiet,
                    log=(lambda *a: None) if args.quiet else print)

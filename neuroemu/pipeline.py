@@ -11,7 +11,8 @@ numbers:
   steps to reach the float accuracy, synaptic operations, energy next to the ANN's MAC energy,
   latency (:class:`Evaluation`);
 * :func:`sweep` — a resumable (method × weight bits) grid in one HDF5 file;
-* :func:`demo` — all of it on the bundled digits CNN, plots and summary in one folder.
+* :func:`demo` — all of it on the bundled digits CNN, plots and summary in one folder (defined
+  in :mod:`neuroemu.run_demo`, still importable from here).
 
 Data are checked (shape, integer range) *before* any conversion or simulation starts.
 """
@@ -638,91 +639,6 @@ def _per_pop(res) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# demo
-
-def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
-         progress: bool = False, log=print) -> dict:
-    """Convert, check, run, sweep and plot the bundled digits CNN (or, with ``mnist``, the shared
-    ``tests_99.20`` Keras model on MNIST) into ``out_dir``; returns the summary dict."""
-    from emulator import plots
-    from .sweep import read_sweep
-    t_start = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if mnist:
-        from . import datasets
-        model = datasets.data_path("models", "tests_99.20.json")
-        if not model.exists():
-            raise DataError(datasets.missing_reason("models", "tests_99.20.json"))
-        full = load_data("mnist")
-        calib, test = full.subset(500), full.subset(100 if quick else 200, start=8000)
-        scale, imax, steps = 1 / 255, 255, (32 if quick else 48)
-        bits = (4, 6, 8) if quick else (3, 4, 6, 8)
-    else:
-        model = DIGITS_MODEL
-        calib = load_data("digits-train").subset(300)
-        test = load_data("digits").subset(150 if quick else None)
-        scale, imax, steps = 1 / 16, 16, (32 if quick else 64)
-        bits = (3, 4, 6, 8) if quick else (3, 4, 5, 6, 7, 8)
-    methods = ("ecc", "robust")
-    profile = "loihi1"
-    graph = load_graph(model, scale)
-    log(f"model {model} ({ann_macs(graph):,} MACs per sample), {len(test)} test samples, "
-        f"{steps} steps, profile {profile}")
-    net = convert_model(model, calib, "ecc", 8, profile, steps, calib_samples=None, graph=graph,
-                        eval_data=test, input_scale=scale, input_max=imax)
-    net.save(out / "network.h5")
-    rep = fit(net, profile)
-    (out / "feasibility.txt").write_text(str(rep) + "\n")
-    (out / "feasibility.json").write_text(json.dumps(_jsonify(rep.to_dict()), indent=2) + "\n")
-    fits = bool(getattr(rep, "fits", rep.ok))
-    log(f"feasibility on {profile}: {'fits' if fits else 'limits NOT met'}")
-    pops = [p.name for p in net.populations if not p.is_input and p.spiking]
-    ev = evaluate(net, test, steps, record=pops, profile=profile, progress=progress)
-    save_evaluation(ev, net, out / "result.h5")
-    log(str(ev))
-    sweep(model, calib, test, out / "sweep.h5", bits=bits, methods=methods, steps=steps,
-          calib_samples=None, profile=profile, input_scale=scale, input_max=imax,
-          progress=progress)
-    sw = read_sweep(out / "sweep.h5")
-    figs = {}
-    res = ev.result
-    figs["raster"] = plots.spike_raster(res, sample=0, populations=pops,
-                                        path=out / "raster.png")
-    figs["accuracy"] = plots.sweep_accuracy_vs_steps(sw, path=out / "accuracy.png")
-    figs["bits"] = plots.sweep_accuracy_vs_bits(sw, path=out / "bits.png")
-    figs["energy"] = plots.sweep_energy_vs_accuracy(sw, path=out / "energy.png")
-    figs["rates"] = plots.result_firing_rates(res, populations=pops, path=out / "rates.png")
-    cu = core_usage(net, profile)
-    if cu:
-        figs["cores"] = plots.core_utilisation(cu["usage"], cu["limits"], cu["population"],
-                                               title=f"core utilisation on {profile}",
-                                               path=out / "cores.png")
-    summary = {"model": str(model), "profile": profile, "steps": steps,
-               "test_samples": len(test), "feasible": fits,
-               "runs_natively": bool(rep.ok),
-               "evaluation": ev.to_dict(),
-               "sweep": {k: {"method": p["method"], "bits": p["bits"],
-                             "accuracy": _nan(float(p["accuracy"][-1])),
-                             "energy_per_sample_j": p["energy_per_sample"],
-                             "synops_per_sample": p["synops_per_sample"]}
-                         for k, p in sw["points"].items() if p.get("status") != "failed"},
-               "files": {k: str((out / f"{k}.png").resolve()) for k in figs},
-               "wall_seconds": round(time.perf_counter() - t_start, 2)}
-    (out / "summary.json").write_text(json.dumps(_jsonify(summary), indent=2) + "\n")
-    lines = [f"neuroemu demo — {summary['model']} on {profile}", "", str(ev), "",
-             "weight-bit sweep (accuracy at the last step):"]
-    for k, p in summary["sweep"].items():
-        lines.append(f"  {p['method']:<8} {str(p['bits']):>3} bits  {_pct(p['accuracy'])}  "
-                     f"{_j(p['energy_per_sample_j'])}/sample")
-    lines += ["", f"feasibility: {'fits' if fits else 'limits NOT met'}"
-              f"{'' if rep.ok or not fits else ' (needs features the chip lacks)'} "
-              f"(see feasibility.txt)", f"wall time {summary['wall_seconds']} s"]
-    (out / "summary.txt").write_text("\n".join(lines) + "\n")
-    return summary
-
-
 def _jsonify(o):
     if isinstance(o, dict):
         return {str(k): _jsonify(v) for k, v in o.items()}
@@ -735,3 +651,11 @@ def _jsonify(o):
     if isinstance(o, float) and np.isnan(o):
         return None
     return o
+
+
+def __getattr__(name):
+    # ``demo`` moved to neuroemu.run_demo (which imports this module, hence the lazy import)
+    if name == "demo":
+        from .run_demo import demo
+        return demo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
