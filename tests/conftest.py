@@ -1,13 +1,17 @@
-"""Shared fixtures: the reference-data helper, seeds."""
+"""Shared fixtures and helpers: the reference-data helper, example loading, seeds."""
 
 from __future__ import annotations
 
+import importlib.util
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from neuroemu import datasets
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def require_data(*parts: str):
@@ -16,6 +20,14 @@ def require_data(*parts: str):
     if reason:
         pytest.skip(reason)
     return datasets.data_path(*parts)
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` as a fresh module (examples are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture

@@ -28,21 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw_models.network import (CoreNetwork, Population, Projection, conv_output_size)
-
-try:  # the real class, once it exists
-    from emulator.event_input import EventBatch
-except ImportError:  # pragma: no cover - a minimal stand-in with the same fields
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class EventBatch:  # type: ignore[no-redef]
-        steps: np.ndarray
-        neurons: np.ndarray
-        offsets: np.ndarray
-        shape: tuple
-        n_steps: int
-
+from emulator.event_input import EventBatch
+from hw_models.network import CoreNetwork, Population, Projection, conv_output_size
 
 ENCODINGS = ("analog", "rate", "bernoulli", "events")
 WEIGHT_DTYPES = (np.int8, np.int16, np.int32)

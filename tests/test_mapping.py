@@ -4,7 +4,6 @@ report reads and serialises, and VGG-16 / ResNet-18 are reported quickly."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 import netgen
+from conftest import load_example
 from converter.convert import convert
 from converter.feasibility import FeasibilityReport, feasibility
 from converter.mapping import map_to_cores
@@ -24,13 +24,6 @@ from hw_models.resources import check_network
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "feasibility_study.py"
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("feasibility_study", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def tiny(**kw):
@@ -116,7 +109,7 @@ def test_layer_too_big_is_a_named_violation():
 
 @pytest.fixture(scope="module")
 def study():
-    return _example()
+    return load_example("feasibility_study")
 
 
 @pytest.mark.parametrize("model", ["vgg16", "resnet18"])

@@ -6,33 +6,22 @@ skips, naming what is missing, when the shared data is absent.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from conftest import require_data
+from conftest import load_example, require_data
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 N_SAMPLES = 6
 STEPS = 12
 
 pytestmark = pytest.mark.data
 
 
-def _example(name: str):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def ne():
     require_data("nmnist", "test100.txt")
     require_data("nmnist", "train1K.txt")
-    return _example("nmnist_events")
+    return load_example("nmnist_events")
 
 
 @pytest.fixture(scope="module")
@@ -107,5 +96,5 @@ def test_dvs_raster_example(tmp_path):
     """``examples/dvs_raster.py`` writes a PNG for a DVS Gesture clip."""
     require_data("dvs_gesture", "1.bs2")
     out = tmp_path / "raster.png"
-    assert _example("dvs_raster").main(["--steps", "40", "--out", str(out)]) == 0
+    assert load_example("dvs_raster").main(["--steps", "40", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
