@@ -41,6 +41,9 @@ __all__ = ["COUNTER_NAMES", "EnergyReport", "energy_report", "LatencyReport", "l
 #: Counter names produced by the engine, in report order.
 COUNTER_NAMES = ("synaptic_events", "neuron_updates_active", "neuron_updates_inactive",
                  "spikes", "messages", "hops", "saturations", "input_macs")
+#: totals a Result also carries, derived from the counters above (accepted, cross-checked, not
+#: costed twice): neuron_updates = neuron_updates_active + neuron_updates_inactive
+DERIVED_COUNTERS = ("neuron_updates",)
 
 # counter → (report field, profile cost attribute)
 _COSTED = (
@@ -178,7 +181,7 @@ def energy_report(counters: Mapping[str, Number], profile: "ChipProfile | str",
     if not isinstance(counters, Mapping):
         raise DataError(f"counters must be a mapping name → count, got "
                         f"{type(counters).__name__}")
-    unknown = sorted(set(counters) - set(COUNTER_NAMES))
+    unknown = sorted(set(counters) - set(COUNTER_NAMES) - set(DERIVED_COUNTERS))
     if unknown and strict:
         raise DataError(f"unknown energy counter(s) {unknown}; known counters: "
                         f"{list(COUNTER_NAMES)}")
@@ -188,6 +191,12 @@ def energy_report(counters: Mapping[str, Number], profile: "ChipProfile | str",
                               or steps < 0):
         raise DataError(f"steps must be None or an integer >= 0, got {steps!r}")
     counts = {name: _count(name, counters.get(name, 0)) for name in COUNTER_NAMES}
+    if "neuron_updates" in counters and ("neuron_updates_active" in counters
+                                         or "neuron_updates_inactive" in counters):
+        both = counts["neuron_updates_active"] + counts["neuron_updates_inactive"]
+        if _count("neuron_updates", counters["neuron_updates"]) != both:
+            raise DataError(f"neuron_updates ({counters['neuron_updates']}) is not the sum of "
+                            f"the active and inactive updates ({both})")
 
     parts = {field: counts[counter] * getattr(prof, cost) for counter, field, cost in _COSTED}
     static = 0.0 if steps is None else \

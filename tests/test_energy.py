@@ -139,3 +139,16 @@ def test_latency():
     for bad in (-1, float("nan"), "3", True):
         with pytest.raises(DataError):
             latency_report(bad, "loihi1")
+
+
+def test_result_counters_with_derived_total_are_accepted_and_checked():
+    """emulator.Result.counters carries neuron_updates = active + inactive; the energy model must
+    take a Result's counters as they are, cost updates once, and refuse an inconsistent total."""
+    from hw_models.energy import energy_report
+    from hw_models.errors import DataError
+    base = {"synaptic_events": 10, "neuron_updates_active": 3, "neuron_updates_inactive": 4}
+    plain = energy_report(base, "loihi1")
+    with_total = energy_report({**base, "neuron_updates": 7}, "loihi1")
+    assert with_total.total == plain.total
+    with pytest.raises(DataError, match="not the sum"):
+        energy_report({**base, "neuron_updates": 8}, "loihi1")
