@@ -53,6 +53,13 @@ def _colors(n):
 # ---------------------------------------------------------------------------------------------
 # raster
 
+def _float_line(ax, float_accuracy):
+    """The float network's accuracy as a dashed reference line (nothing if unknown)."""
+    if float_accuracy is not None and np.isfinite(float_accuracy):
+        ax.axhline(100 * float_accuracy, color="k", ls="--", lw=1.2,
+                   label=f"float network ({100 * float_accuracy:.2f} %)")
+
+
 def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None = None,
                  title: str | None = None, path=None, max_steps: int | None = None):
     """Spikes of one sample, layers stacked bottom (first) to top (last), one colour and one
@@ -68,7 +75,7 @@ def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None =
     if not names:
         raise DataError("no recorded spikes to plot: run with --record POP,... (recorded: "
                         f"{sorted(spikes)})")
-    fig, ax = plt.subplots(figsize=(9, 2.0 + 0.8 * len(names)))
+    fig, ax = plt.subplots(figsize=(9, max(3.6, 2.0 + 0.8 * len(names))))
     ticks, labels, total = [], [], 0
     for band, (name, col) in enumerate(zip(names, _colors(len(names)))):
         rows = np.asarray(spikes[name]).reshape(-1, 3)
@@ -90,7 +97,7 @@ def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None =
     for t, col in zip(ax.get_yticklabels(), _colors(len(names))):
         t.set_color(col)
     ax.set_xlabel("time step")
-    ax.set_ylabel("neuron index within each layer (0 at the bottom of its band)")
+    ax.set_ylabel("neuron index in its layer\n(0 at the bottom of each band)")
     ax.set_ylim(0, len(names))
     if steps:
         ax.set_xlim(0, (max_steps or steps) + 1)
@@ -107,9 +114,7 @@ def accuracy_vs_steps(curves: dict, float_accuracy: float | None = None,
     for (label, acc), col in zip(curves.items(), _colors(len(curves))):
         acc = np.asarray(acc, float)
         ax.plot(np.arange(1, len(acc) + 1), 100 * acc, color=col, lw=1.6, label=label)
-    if float_accuracy is not None and np.isfinite(float_accuracy):
-        ax.axhline(100 * float_accuracy, color="k", ls="--", lw=1.2,
-                   label=f"float network ({100 * float_accuracy:.2f} %)")
+    _float_line(ax, float_accuracy)
     ax.set_xlabel("time step T")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -128,9 +133,7 @@ def accuracy_vs_bits(series: dict, float_accuracy: float | None = None, step: in
         b, a = np.asarray(bits)[o], 100 * np.asarray(acc, float)[o]
         allbits |= set(b.tolist())
         ax.plot(b, a, "o-", color=col, label=label)
-    if float_accuracy is not None and np.isfinite(float_accuracy):
-        ax.axhline(100 * float_accuracy, color="k", ls="--", lw=1.2,
-                   label=f"float network ({100 * float_accuracy:.2f} %)")
+    _float_line(ax, float_accuracy)
     ax.set_xticks(sorted(allbits))
     ax.set_xlabel("weight bits (signed)")
     ax.set_ylabel("accuracy (%)" + (f" at T = {step}" if step else ""))
