@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw_models.errors import ConversionError
-from .graph import Graph, Layer, infer_shape, pair, same_padding_2d
+from .graph import Graph, Layer, finite_weight, infer_shape, pair, same_padding_2d
 
 
 class GraphBuilder:
@@ -80,11 +80,7 @@ class GraphBuilder:
         for k, v in (weights or {}).items():
             if v is None:
                 continue
-            arr = np.array(v, dtype=np.float64)
-            if not np.all(np.isfinite(arr)):
-                raise ConversionError(f"layer {name!r} ({kind}): weight {k!r} contains NaN or "
-                                      f"infinite values")
-            w[k] = arr
+            w[k] = finite_weight(v, name, kind, k, copy=True)
         params = dict(params or {})
         shape = infer_shape(kind, params, w, [self._layers[s].shape for s in inputs], name)
         self._layers[name] = Layer(name, kind, list(inputs), params, w, shape)

@@ -66,6 +66,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from hw_models.errors import ConversionError, DataError
+from hw_models.network import conv_output_size
 
 KINDS = ("input", "conv2d", "dense", "avgpool", "maxpool", "global_avgpool", "batchnorm",
          "flatten", "reshape", "relu", "add", "concat", "zeropad", "softmax")
@@ -134,14 +135,23 @@ def same_padding_2d(hw: tuple, pool: tuple, strides: tuple, dilation=(1, 1),
 # ----------------------------------------------------------------------------------------------
 # shape inference
 
+def finite_weight(arr, layer: str, kind: str, wname: str, copy: bool = False) -> np.ndarray:
+    """``arr`` as float64 (a copy if ``copy``); ConversionError naming the layer if it holds
+    NaN or infinite values."""
+    arr = np.array(arr, dtype=np.float64) if copy else np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ConversionError(f"layer {layer!r} ({kind}): weight {wname!r} contains NaN or "
+                              f"infinite values")
+    return arr
+
+
 def _window_out(size: int, k: int, s: int, before: int, after: int, d: int, name: str,
                 what: str) -> int:
     eff = (k - 1) * d + 1
-    span = size + before + after - eff
-    if span < 0:
+    if size + before + after < eff:
         raise ConversionError(f"layer {name!r}: {what} window {eff} larger than padded input "
                               f"{size + before + after}")
-    return span // s + 1
+    return conv_output_size(size, k, s, before, after, d)
 
 
 def _spatial(kind: str, name: str, s: tuple, params: dict, k: tuple) -> tuple[int, int]:
@@ -272,8 +282,7 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias=None, strides=(1, 1), padding
     dh, dw = dilation
     xp = _pad(x, padding)
     n, hp, wp, _ = xp.shape
-    ho = (hp - (kh - 1) * dh - 1) // sh + 1
-    wo = (wp - (kw - 1) * dw - 1) // sw + 1
+    ho, wo = conv_output_size(hp, kh, sh, 0, 0, dh), conv_output_size(wp, kw, sw, 0, 0, dw)
     dtype = np.result_type(x, kernel)
     k2 = kernel.reshape(kh * kw * cin, cout).astype(dtype, copy=False)
     out = np.empty((n, ho, wo, cout), dtype=dtype)
@@ -444,11 +453,7 @@ class Graph:
                 if arr is None:
                     del layer.weights[wname]
                     continue
-                arr = np.asarray(arr, dtype=np.float64)
-                if not np.all(np.isfinite(arr)):
-                    raise ConversionError(f"layer {layer.name!r} ({layer.kind}): weight {wname!r} "
-                                          f"contains NaN or infinite values")
-                layer.weights[wname] = arr
+                layer.weights[wname] = finite_weight(arr, layer.name, layer.kind, wname)
             layer.shape = infer_shape(layer.kind, layer.params, layer.weights,
                                       [seen[s] for s in layer.inputs], layer.name)
             seen[layer.name] = layer.shape
