@@ -368,6 +368,18 @@ def _identity(pr, S, T, src_core, tgt_core, acc: _Acc, sharing: bool, want_pairs
         acc.add_fanout(S.name, np.ones(S.size), src_core)
 
 
+def _taps(oy, ox, gy, gx, h: int, w: int):
+    """Per window tap (ky, kx): (flat source position ``y * w + x``, mask of the targets whose
+    tap lands inside the ``h × w`` input), for target positions ``oy``, ``ox`` (arrays)."""
+    (kh, sy, pt, dy), (kw, sx, pl, dx) = gy, gx
+    for ky in range(kh):
+        y = oy * sy - pt + ky * dy
+        for kx in range(kw):
+            x = ox * sx - pl + kx * dx
+            ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            yield y[ok] * w + x[ok], ok
+
+
 def _conv_like_exact(pr, S, T, src_core, tgt_core, acc: _Acc, sharing: bool):
     """Any assignment: synapses from per-target valid-tap counts, distinct (source, core)
     pairs tap by tap (memory bounded by the number of such pairs)."""
@@ -386,7 +398,6 @@ def _conv_like_exact(pr, S, T, src_core, tgt_core, acc: _Acc, sharing: bool):
     else:
         acc.stored += np.bincount(tgt_core, weights=per_t.reshape(-1),
                                   minlength=n).astype(np.int64)
-    (kh, sy, pt, dy), (kw, sx, pl, dx) = gy, gx
     keys = []
     if pr.kind == "conv":
         # distinct (target position, core) pairs, then per tap the source position
@@ -394,12 +405,8 @@ def _conv_like_exact(pr, S, T, src_core, tgt_core, acc: _Acc, sharing: bool):
         u = np.unique((pos * n + tc3.reshape(oh * ow, oc)).reshape(-1))
         tpos, tcore = u // n, u % n
         oy, ox = tpos // ow, tpos % ow
-        for ky in range(kh):
-            y = oy * sy - pt + ky * dy
-            for kx in range(kw):
-                x = ox * sx - pl + kx * dx
-                ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-                keys.append(np.unique((y[ok] * w + x[ok]) * n + tcore[ok]))
+        for spos, ok in _taps(oy, ox, gy, gx, h, w):
+            keys.append(np.unique(spos * n + tcore[ok]))
         spos_core = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
         sp, cr = spos_core // n, spos_core % n
         full = ((sp[:, None] * c + np.arange(c)[None, :]) * n + cr[:, None]).reshape(-1)
@@ -407,12 +414,8 @@ def _conv_like_exact(pr, S, T, src_core, tgt_core, acc: _Acc, sharing: bool):
     else:
         oy, ox, ch = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(oc), indexing="ij")
         oy, ox, ch, tcr = oy.reshape(-1), ox.reshape(-1), ch.reshape(-1), tc3.reshape(-1)
-        for ky in range(kh):
-            y = oy * sy - pt + ky * dy
-            for kx in range(kw):
-                x = ox * sx - pl + kx * dx
-                ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-                keys.append(np.unique(((y[ok] * w + x[ok]) * c + ch[ok]) * n + tcr[ok]))
+        for spos, ok in _taps(oy, ox, gy, gx, h, w):
+            keys.append(np.unique((spos * c + ch[ok]) * n + tcr[ok]))
         acc.pairs.setdefault(S.name, []).append(np.unique(np.concatenate(keys)))
 
 
