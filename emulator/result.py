@@ -159,19 +159,12 @@ class Result:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Result":
         """Read a file written by :meth:`save`; anything else raises FileFormatError."""
-        import h5py
+        from hw_models.h5io import check_format, open_h5
         path = Path(path)
-        if not path.is_file():
-            raise FileFormatError(f"{path}: no such result file")
         try:
-            with h5py.File(path, "r") as f:
-                if f.attrs.get("format") != FORMAT_NAME:
-                    raise FileFormatError(f"{path}: not a neuroemu result file (format "
-                                          f"{f.attrs.get('format')!r})")
-                ver = int(f.attrs.get("version", -1))
-                if ver != FORMAT_VERSION:
-                    raise FileFormatError(f"{path}: result format version {ver} is not "
-                                          f"supported (this is version {FORMAT_VERSION})")
+            with open_h5(path, "result") as f:
+                check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "result",
+                             version_min=FORMAT_VERSION)
                 pops = json.loads(f.attrs["populations"])
                 projs = json.loads(f.attrs["projections"])
                 recorded = json.loads(f.attrs["recorded"])

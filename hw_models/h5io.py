@@ -109,6 +109,42 @@ def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
     return path
 
 
+def open_h5(path: str | os.PathLike, what: str = "results") -> h5py.File:
+    """Open an HDF5 file for reading, turning a missing, truncated or corrupt file into a
+    FileFormatError that names it (``what``: "network", "result", "sweep" …)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such {what} file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise FileFormatError(f"{path}: not a readable HDF5 {what} file — truncated or corrupt "
+                              f"(an interrupted copy?); regenerate it ({exc})") from None
+
+
+def attr_str(obj, name: str, default=None):
+    """A string attribute of an HDF5 object (h5py may hand back ``bytes``); ``default`` if
+    absent."""
+    v = obj.attrs.get(name, default)
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def check_format(f, path, name: str, version_max: int, what: str, version_min: int = 1,
+                 hint: str = "") -> int:
+    """Raise FileFormatError unless ``f`` carries ``format == name`` and a ``version`` in
+    ``[version_min, version_max]``; returns the version.  ``what`` names the file kind in the
+    message ("core network", "result", "sweep"), ``hint`` is appended to the format error."""
+    fmt = attr_str(f, "format")
+    if fmt != name:
+        raise FileFormatError(f"{path}: not a neuroemu {what} file (format attribute {fmt!r}, "
+                              f"expected {name!r}){hint}")
+    version = int(f.attrs.get("version", -1))
+    if not version_min <= version <= version_max:
+        raise FileFormatError(f"{path}: {what} format version {version} is not supported "
+                              f"(this neuroemu reads {version_min}..{version_max})")
+    return version
+
+
 def _attr(group, name, path):
     try:
         v = group.attrs[name]
@@ -123,24 +159,10 @@ def _attr(group, name, path):
 
 def load_network(path: str | os.PathLike) -> CoreNetwork:
     path = Path(path)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such network file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: not a readable HDF5 file (corrupt or truncated?): "
-                              f"{exc}") from exc
+    f = open_h5(path, "network")
     try:
         with f:
-            fmt = f.attrs.get("format")
-            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            if fmt != FORMAT_NAME:
-                raise FileFormatError(f"{path}: not a neuroemu core network (format attribute "
-                                      f"{fmt!r}, expected {FORMAT_NAME!r})")
-            version = int(f.attrs.get("version", -1))
-            if version > FORMAT_VERSION or version < 1:
-                raise FileFormatError(f"{path}: core-network format version {version} is not "
-                                      f"supported (this neuroemu reads 1..{FORMAT_VERSION})")
+            check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "core network")
             pops = []
             for key in sorted(f["populations"]):
                 g = f["populations"][key]

@@ -310,10 +310,9 @@ def cmd_sweep(args) -> int:
 
 
 def _file_format(path: Path) -> str:
-    from .sweep import open_h5
+    from hw_models.h5io import attr_str, open_h5
     with open_h5(path) as f:
-        fmt = f.attrs.get("format", "")
-        return fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+        return str(attr_str(f, "format", ""))
 
 
 def cmd_plot(args) -> int:

@@ -99,12 +99,13 @@ def load_graph(model, input_scale: float | None = None):
 def is_network_file(path) -> bool:
     """True for an HDF5 file written by :meth:`CoreNetwork.save`."""
     import h5py
+    from hw_models.h5io import attr_str
+    from hw_models.network import FORMAT_NAME
     try:
         with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
+            return attr_str(f, "format") == FORMAT_NAME
     except OSError:
         return False
-    return (fmt.decode() if isinstance(fmt, bytes) else fmt) == "neuroemu.CoreNetwork"
 
 
 def load_network(path):

@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 
 from hw_models.errors import DataError, FileFormatError
-from hw_models.h5io import atomic_h5
+from hw_models.h5io import atomic_h5, attr_str, check_format, open_h5
 
 FORMAT_NAME = "neuroemu.Sweep"
 FORMAT_VERSION = 1
@@ -90,18 +90,6 @@ def _jdefault(o):
     return str(o)
 
 
-def open_h5(path: str | os.PathLike, what: str = "results") -> h5py.File:
-    """Open an HDF5 file for reading, turning a truncated/corrupt file into a clear error."""
-    path = Path(path)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such {what} file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: not a readable HDF5 {what} file — truncated or corrupt "
-                              f"(an interrupted copy?); regenerate it ({exc})") from None
-
-
 # ---------------------------------------------------------------------------------------------
 
 class SweepFile:
@@ -117,16 +105,10 @@ class SweepFile:
             stale.unlink(missing_ok=True)  # left by a writer that was killed mid-append
         if self.path.exists():
             with open_h5(self.path, "sweep") as f:
-                if _str(f.attrs.get("format")) != FORMAT_NAME:
-                    raise FileFormatError(f"{self.path}: exists but is not a neuroemu sweep "
-                                          f"file (format {_str(f.attrs.get('format'))!r}); "
-                                          f"choose another -o")
-                version = int(f.attrs.get("version", -1))
-                if not 1 <= version <= FORMAT_VERSION:
-                    raise FileFormatError(f"{self.path}: sweep format version {version} is "
-                                          f"not supported (reads 1..{FORMAT_VERSION})")
-                self.config = json.loads(_str(f.attrs["config"]))
-                self.grid = json.loads(_str(f.attrs.get("grid", "[]")))
+                check_format(f, self.path, FORMAT_NAME, FORMAT_VERSION, "sweep",
+                             hint="; it exists: choose another -o")
+                self.config = json.loads(attr_str(f, "config"))
+                self.grid = json.loads(attr_str(f, "grid", "[]"))
                 self.done = list(f["points"]) if "points" in f else []
             if config is not None and _canon(config) != _canon(self.config):
                 diff = sorted(k for k in set(config) | set(self.config)
@@ -178,20 +160,15 @@ class SweepFile:
 def read_sweep(path: str | os.PathLike) -> dict:
     """``{"config": …, "grid": […], "points": {key: tree}}`` from a sweep file."""
     with open_h5(path, "sweep") as f:
-        if _str(f.attrs.get("format")) != FORMAT_NAME:
-            raise FileFormatError(f"{path}: not a neuroemu sweep file")
+        check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "sweep")
         try:
-            grid = json.loads(_str(f.attrs.get("grid", "[]")))
+            grid = json.loads(attr_str(f, "grid", "[]"))
             keys = [k for k in grid if k in f["points"]] + \
                 [k for k in f["points"] if k not in grid]
-            return {"config": json.loads(_str(f.attrs["config"])), "grid": grid,
+            return {"config": json.loads(attr_str(f, "config")), "grid": grid,
                     "points": {k: read_tree(f["points"][k]) for k in keys}}
         except (KeyError, OSError, ValueError) as exc:
             raise FileFormatError(f"{path}: damaged sweep file ({exc})") from None
-
-
-def _str(v):
-    return v.decode() if isinstance(v, bytes) else v
 
 
 def _canon(v):
