@@ -80,11 +80,14 @@ def _positive(text: str) -> int:
     return v
 
 
-def _conversion_options(p):
+def _conversion_options(p, grid: bool = False):
+    """The conversion options of ``convert``; ``sweep`` (``grid``) takes all but --method and
+    --bits, which it replaces by its --methods × --bits grid."""
     g = p.add_argument_group("conversion options")
-    g.add_argument("--method", choices=("ecc", "robust", "max", "rmp"), default="ecc",
-                   help="normalisation method (default ecc)")
-    g.add_argument("--bits", type=int, default=8, help="signed weight bits (default 8)")
+    if not grid:
+        g.add_argument("--method", choices=("ecc", "robust", "max", "rmp"), default="ecc",
+                       help="normalisation method (default ecc)")
+        g.add_argument("--bits", type=int, default=8, help="signed weight bits (default 8)")
     g.add_argument("--profile", default="loihi1", help="chip profile (default loihi1)")
     g.add_argument("--calib-samples", type=_positive, default=500,
                    help="calibration samples used (default 500)")
@@ -179,18 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated methods (default ecc,robust)")
     p.add_argument("--steps", type=_positive, default=256)
     p.add_argument("--samples", type=_positive)
-    p.add_argument("--profile", default="loihi1")
-    p.add_argument("--calib-samples", type=_positive, default=500)
-    p.add_argument("--input-max", type=int)
-    p.add_argument("--input-scale", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after", type=_positive, help=argparse.SUPPRESS)  # test hook
     p.add_argument("-o", "--output", required=True, type=Path)
-    for k in ("reset", "encoding", "maxpool", "readout", "timing", "tre"):
-        p.add_argument(f"--{k}")
-    for k in ("percentile", "rho", "rmp-scale"):
-        p.add_argument(f"--{k}", type=float)
-    p.add_argument("--per-channel", action="store_true", default=None)
+    _conversion_options(p, grid=True)
 
     p = add("plot", "draw a figure from a result, sweep or network file",
             "kinds:\n  raster    spike raster of recorded populations (result)\n"
