@@ -375,15 +375,90 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask):
     ``out``.  Returns (number of spikes, saturations, first neuron that overflowed under
     'raise' or -1; v of that neuron is left at its out-of-range value)."""
     n = u.shape[0]
+    if P[p, P_OVF] == 0 and P[p, P_ANALOG] == 0:
+        # the common case in one fused pass: Q, activity, u, v, clamp, spike mark and reset
+        nsat, tot = _update_fused(P, p, acc, u, v, bias, act, mask)
+    else:
+        nsat, bad = _update_general(P, p, acc, icur, u, v, bias, act)
+        if bad >= 0:
+            return 0, nsat, bad
+        tot = 0
+        if P[p, P_SPIKING] == 1:
+            tot = _mark_reset(P, p, v, mask)
+    # only marked 8-blocks are compacted into the spike list (most are empty at typical
+    # activity); each mark is one byte 0/1: the lowest set bit of a word is the next spike
+    cnt = 0
+    if tot:
+        for i in range(n, ((n + 7) >> 3) << 3):
+            mask[i] = 0  # marks of a larger population processed before
+        m64 = mask.view(np.uint64)
+        for wi in range((n + 7) >> 3):
+            wd = m64[wi]
+            while wd != 0:
+                out[cnt] = (wi << 3) + (trailing_zeros(wd) >> 3)
+                cnt += 1
+                wd &= wd - np.uint64(1)
+    return cnt, nsat, -1
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _update_fused(P, p, acc, u, v, bias, act, mask):
+    """Saturating population without analog input: one branch-free pass per neuron (u, v,
+    clamp, spike mark, reset), specialised for IF neurons (δu = 4096: u = Q is never read
+    again, so it is not stored; δv = 0).  Returns (saturations, spikes)."""
+    n = u.shape[0]
     thr, du, dv = P[p, P_THR], P[p, P_DU], P[p, P_DV]
+    vmin, vmax = P[p, P_VMIN], P[p, P_VMAX]
+    spiking = P[p, P_SPIKING] == 1
+    th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
+    sub = thr if P[p, P_RESET] == 0 else np.int64(0)
+    zero = np.int64(P[p, P_RESET])  # 1: reset to zero
+    fu = 4096 - du
+    fv = 4096 - dv
+    nsat = np.int64(0)
+    tot = np.int64(0)
+    if du == 4096 and dv == 0:
+        for i in range(n):
+            q = np.int64(acc[i])
+            acc[i] = 0
+            act[i] += np.int32(q != 0)
+            vv = v[i] + q + bias[i]
+            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
+            vv = min(max(vv, vmin), vmax)
+            f = (vv >= th) & spiking
+            mask[i] = f
+            tot += np.int64(f)
+            v[i] = (vv - sub) * (1 - zero) if f else vv
+    else:
+        for i in range(n):
+            q = np.int64(acc[i])
+            acc[i] = 0
+            act[i] += np.int32(q != 0)
+            uu = _dec_bf(u[i], fu) + q
+            u[i] = uu
+            vv = _dec_bf(v[i], fv) + uu + bias[i]
+            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
+            vv = min(max(vv, vmin), vmax)
+            f = (vv >= th) & spiking
+            mask[i] = f
+            tot += np.int64(f)
+            v[i] = (vv - sub) * (1 - zero) if f else vv
+    return nsat, tot
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _update_general(P, p, acc, icur, u, v, bias, act):
+    """u, v and the range policy for any population.  Returns (saturations, first neuron that
+    overflowed under 'raise' or -1)."""
+    n = u.shape[0]
+    du, dv = P[p, P_DU], P[p, P_DV]
     vmin, vmax, pol = P[p, P_VMIN], P[p, P_VMAX], P[p, P_OVF]
     b = P[p, P_BASE]
     # u ← dec(u) + Q (active iff Q ≠ 0);  v ← dec(v) + u + b;  one fused, branch-free pass
     fu = 4096 - du
     fv = 4096 - dv
     nsat = 0
-    has_an = P[p, P_ANALOG] == 1
-    if has_an:
+    if P[p, P_ANALOG] == 1:
         for i in range(n):
             q = np.int64(acc[i]) + icur[b + i]
             acc[i] = 0
@@ -403,7 +478,6 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask):
             vv = _dec_bf(v[i], fv) + uu + bias[i]
             v[i] = vv
             nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
-    # range policy
     if nsat:
         if pol == 0:
             for i in range(n):
@@ -419,37 +493,30 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask):
         else:
             for i in range(n):
                 if v[i] > vmax or v[i] < vmin:
-                    return 0, nsat, i
-    # spikes and reset: a vectorised pass marks and resets, then only marked 8-blocks are
-    # compacted into the spike list (most blocks are empty at typical activity)
-    cnt = 0
-    if P[p, P_SPIKING] == 1:
-        th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
-        tot = 0
-        if P[p, P_RESET] == 0:  # subtract
-            for i in range(n):
-                f = v[i] >= th
-                mask[i] = f
-                tot += np.int64(f)
-                v[i] = v[i] - thr if f else v[i]
-        else:  # to zero
-            for i in range(n):
-                f = v[i] >= th
-                mask[i] = f
-                tot += np.int64(f)
-                v[i] = 0 if f else v[i]
-        for i in range(n, ((n + 7) >> 3) << 3):
-            mask[i] = 0  # marks of a larger population processed before
-        if tot:
-            # each mark is one byte 0/1: the lowest set bit of a word is the next spike
-            m64 = mask.view(np.uint64)
-            for wi in range((n + 7) >> 3):
-                wd = m64[wi]
-                while wd != 0:
-                    out[cnt] = (wi << 3) + (trailing_zeros(wd) >> 3)
-                    cnt += 1
-                    wd &= wd - np.uint64(1)
-    return cnt, nsat, -1
+                    return nsat, i
+    return nsat, -1
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _mark_reset(P, p, v, mask):
+    """Mark the spiking neurons of p in ``mask`` and reset them; return the spike count."""
+    n = v.shape[0]
+    thr = P[p, P_THR]
+    th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
+    tot = 0
+    if P[p, P_RESET] == 0:  # subtract
+        for i in range(n):
+            f = v[i] >= th
+            mask[i] = f
+            tot += np.int64(f)
+            v[i] = v[i] - thr if f else v[i]
+    else:  # to zero
+        for i in range(n):
+            f = v[i] >= th
+            mask[i] = f
+            tot += np.int64(f)
+            v[i] = 0 if f else v[i]
+    return tot
 
 
 @njit(cache=True, parallel=True)
