@@ -34,6 +34,7 @@ from hw_models.network import DECAY_ONE, CoreNetwork
 from hw_models.profiles import get_profile
 from hw_models.resources import LIMIT_NAMES, ResourceReport, check_network
 from .mapping import MappingReport, map_to_cores
+from .quantise import FLOAT_BITS
 
 __all__ = ["feasibility", "FeasibilityReport", "missing_features"]
 
@@ -297,7 +298,7 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
         opts.setdefault("method", "max")
         if "weight_bits" not in opts:
             wb = prof.weight_bits
-            opts["weight_bits"] = None if wb is None else min(wb, 24)
+            opts["weight_bits"] = None if wb is None else min(wb, FLOAT_BITS)
         calib = opts.pop("calibration", None)
         opts["map"] = False
         net = convert(graph_or_net, calib, profile=prof, **opts)
