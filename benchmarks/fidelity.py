@@ -38,7 +38,9 @@ from converter.passes import count_macs  # noqa: E402
 from neuroemu import datasets  # noqa: E402
 
 TS = (16, 32, 64, 128, 256)
-METHODS = {"robust": {}, "ecc": {}, "rmp": {"rmp_scale": 0.8}}
+#: benchmark label → (convert method, extra options); "ecc-pc" = ECC with per-channel max λ
+METHODS = {"robust": ("robust", {}), "ecc": ("ecc", {}), "rmp": ("rmp", {"rmp_scale": 0.8}),
+           "ecc-pc": ("ecc", {"per_channel": True})}
 BITS = (None, 10, 8, 6, 4)
 MODELS = {  # file, dataset, input_scale
     "tests_99.20": ("tests_99.20.json", "mnist", 1 / 255),
@@ -64,7 +66,7 @@ def _data(kind: str, n: int):
     return x[500:], x[:n], y[:n]
 
 
-def bench_model(name: str, n: int, grid: str, bar) -> dict:
+def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rmp")) -> dict:
     fname, kind, scale = MODELS[name]
     g = load_model(datasets.data_path("models", fname))
     cal_raw, xe, ye = _data(kind, n)
@@ -76,9 +78,10 @@ def bench_model(name: str, n: int, grid: str, bar) -> dict:
     float_acc = float((g.predict(xe.astype(np.float64) * scale).argmax(1) == ye).mean())
     macs = count_macs(g)["total"]
     rows = []
-    for method, extra in METHODS.items():
+    for label in methods:
+        method, extra = METHODS[label]
         for bits in BITS:
-            if grid == "reduced" and method != "ecc" and bits not in (None, 8):
+            if grid == "reduced" and label != "ecc" and bits not in (None, 8):
                 continue
             bar.set_description(f"{name} {method} {bits or 'float'}")
             t0 = time.time()
@@ -86,7 +89,7 @@ def bench_model(name: str, n: int, grid: str, bar) -> dict:
                           input_scale=scale, map=False, **extra)
             res = emulator.run(net, xe, max(TS), labels=ye)
             syn = res.counters["synaptic_events"] / n
-            rows.append({"method": method, "bits": bits,
+            rows.append({"method": label, "bits": bits,
                          "acc": {t: float(res.accuracy[t - 1]) for t in TS},
                          "mops": syn / 1e6, "in_macs": res.counters["input_macs"] / n / 1e6,
                          "seconds": time.time() - t0})
@@ -129,15 +132,16 @@ def render(results: list, cmd: str) -> str:
         if target is None:
             continue
         t, tol = target
-        ecc8 = [row for row in r["rows"] if row["method"] == "ecc" and row["bits"] == 8]
-        if not ecc8:
-            continue
-        acc = ecc8[0]["acc"][t]
-        gap = r["float_acc"] - acc
-        ok = gap <= tol + 1e-12
-        out.append(f"* {r['name']}, ECC 8 bits, T = {t}: SNN {100 * acc:.2f} % vs float "
-                   f"{100 * r['float_acc']:.2f} % (gap {100 * gap:+.2f} points, target ≤ "
-                   f"{100 * tol:.1f}): **{'met' if ok else 'missed'}** on {r['n']} samples.")
+        for label in ("ecc", "ecc-pc"):
+            ecc8 = [row for row in r["rows"] if row["method"] == label and row["bits"] == 8]
+            if not ecc8:
+                continue
+            acc = ecc8[0]["acc"][t]
+            gap = r["float_acc"] - acc
+            ok = gap <= tol + 1e-12
+            out.append(f"* {r['name']}, {label} 8 bits, T = {t}: SNN {100 * acc:.2f} % vs float "
+                       f"{100 * r['float_acc']:.2f} % (gap {100 * gap:+.2f} points, target ≤ "
+                       f"{100 * tol:.1f}): **{'met' if ok else 'missed'}** on {r['n']} samples.")
     out.append("")
     return "\n".join(out)
 
@@ -157,6 +161,8 @@ def main(argv=None) -> int:
                     "mnist-8", help="comma-separated model names")
     ap.add_argument("--grid", choices=("full", "reduced"), default="full",
                     help="reduced: robust and RMP only at float and 8 bits")
+    ap.add_argument("--methods", default="robust,ecc,rmp",
+                    help=f"comma-separated, from {', '.join(METHODS)}")
     ap.add_argument("--out", default=None, help="write the markdown table here")
     ap.add_argument("--append", action="store_true",
                     help="append this run's tables to --out (its own header and command)")
@@ -170,7 +176,11 @@ def main(argv=None) -> int:
     for m in names:
         if m not in MODELS:
             ap.error(f"unknown model {m!r}; known: {', '.join(MODELS)}")
-    per = 15 if a.grid == "full" else 9
+    methods = [m for m in a.methods.split(",") if m]
+    for m in methods:
+        if m not in METHODS:
+            ap.error(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+    per = sum(5 if (a.grid == "full" or m == "ecc") else 2 for m in methods)
     results = []
     head = Path(a.out).read_text() if a.append and a.out and Path(a.out).exists() else None
     with tqdm(total=per * len(names), unit="run") as bar:
@@ -178,7 +188,7 @@ def main(argv=None) -> int:
             n = a.cifar_samples if MODELS[m][1] == "cifar" else a.samples
             if m not in ("tests_99.20", "cifar10_81.45") and a.other_samples:
                 n = a.other_samples
-            results.append(bench_model(m, n, a.grid, bar))
+            results.append(bench_model(m, n, a.grid, bar, methods))
             text = render(results, "python benchmarks/fidelity.py " + " ".join(
                 argv if argv is not None else sys.argv[1:]))
             if a.out:
