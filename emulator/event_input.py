@@ -304,19 +304,17 @@ def read_label_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ids, dtype=np.int64), np.asarray(labels, dtype=np.int64)
 
 
-def load_nmnist(directory: str | os.PathLike | None = None, split: str = "train",
+def load_nmnist(directory: str | os.PathLike, split: str = "train",
                 limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """N-MNIST samples and labels of a split, in label-file order.
 
-    ``directory`` holds ``<id>.bs2`` files and ``train1K.txt`` / ``test100.txt`` (default: the
-    shared ``nmnist`` folder).  ``limit`` reads only the first samples.  Sensor: ``NMNIST_SHAPE``.
+    ``directory`` holds ``<id>.bs2`` files and ``train1K.txt`` / ``test100.txt`` (the shared
+    copy: ``neuroemu.datasets.data_path("nmnist")``; the emulator does not know where shared
+    data lives).  ``limit`` reads only the first samples.  Sensor: ``NMNIST_SHAPE``.
     """
     if split not in NMNIST_LABEL_FILES:
         raise DataError(f"N-MNIST split must be one of {sorted(NMNIST_LABEL_FILES)} "
                         f"(found {split!r})")
-    if directory is None:
-        from neuroemu import datasets  # the one place that knows where shared data lives
-        directory = datasets.data_path("nmnist")
     directory = Path(directory)
     ids, labels = read_label_file(directory / NMNIST_LABEL_FILES[split])
     if limit is not None:

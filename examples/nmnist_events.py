@@ -44,6 +44,7 @@ if str(REPO) not in sys.path:
 
 from converter.builder import GraphBuilder  # noqa: E402
 from emulator.event_input import NMNIST_SHAPE, bin_events, count_frames, load_nmnist  # noqa: E402
+from neuroemu import datasets  # noqa: E402
 
 WEIGHTS = HERE / "nmnist_cnn.npz"
 RECORD = HERE / "nmnist_cnn.json"
@@ -95,7 +96,7 @@ def build_graph(weights: Path = WEIGHTS):
 
 def load_split(split: str, limit: int | None = None):
     """(event arrays, labels) of a shared N-MNIST split."""
-    return load_nmnist(split=split, limit=limit)
+    return load_nmnist(datasets.data_path("nmnist"), split=split, limit=limit)
 
 
 def frames(samples, c: float) -> np.ndarray:

@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from emulator.event_input import NMNIST_SHAPE, count_frames, load_nmnist  # noqa: E402
+from neuroemu import datasets  # noqa: E402
 
 SEED = 0
 SHIFT = 3
@@ -133,8 +134,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(SEED)
 
-    tr_s, tr_y = load_nmnist(split="train")
-    te_s, te_y = load_nmnist(split="test")
+    tr_s, tr_y = load_nmnist(datasets.data_path("nmnist"), split="train")
+    te_s, te_y = load_nmnist(datasets.data_path("nmnist"), split="test")
     xtr, c = frames_and_scale(tr_s)
     xte, _ = frames_and_scale(te_s, c)
     to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa

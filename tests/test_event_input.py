@@ -42,7 +42,7 @@ def test_binning_matches_python_loop(n_steps, window, merge):
 
 
 def test_full_span_keeps_every_event():
-    samples, _ = load_nmnist(split="test", limit=5)
+    samples, _ = load_nmnist(require_data("nmnist"), split="test", limit=5)
     batch = bin_events(samples, (34, 34, 2), 50)
     assert batch.steps.dtype == np.int32 and batch.neurons.dtype == np.int32
     assert batch.offsets.dtype == np.int64
@@ -62,7 +62,7 @@ def test_absolute_t0_and_zero():
 
 
 def test_count_frames_consistent_with_binning():
-    samples, _ = load_nmnist(split="train", limit=8)
+    samples, _ = load_nmnist(require_data("nmnist"), split="train", limit=8)
     shape = (34, 34, 2)
     for scale in (1.0, 8.0):
         frames = count_frames(samples, shape, window_us=200_000, scale=scale)
@@ -120,11 +120,11 @@ def test_crop_downscale_time_window():
 
 def test_load_nmnist_labels():
     require_data("nmnist", "train1K.txt")
-    samples, labels = load_nmnist(split="test")
+    samples, labels = load_nmnist(require_data("nmnist"), split="test")
     assert len(samples) == len(labels) == 100
     assert labels[:4].tolist() == [7, 2, 1, 0]
     with pytest.raises(DataError):
-        load_nmnist(split="valid")
+        load_nmnist(require_data("nmnist"), split="valid")
 
 
 def test_load_dvs_gesture_clip():
