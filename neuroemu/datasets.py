@@ -3,8 +3,10 @@
 The shared reference data lives outside the repository (``../shared/data`` beside the checkout);
 :func:`data_dir` is the one place that knows where.  Set ``NEUROEMU_DATA`` to point elsewhere.
 
-Readers here return NumPy arrays and never unpickle anything: the CIFAR-10 python batches are
-pickles, so they are refused unless converted to ``.npz`` first (see :func:`load_images`).
+Readers here return NumPy arrays and never unpickle anything (``.npz`` with
+``allow_pickle=False``).  The CIFAR-10 python batches are pickles; they are read in
+:mod:`neuroemu.data` (:func:`~neuroemu.data.read_cifar_batch`) through a restricted unpickler
+that admits only what a batch contains.
 """
 
 from __future__ import annotations
