@@ -153,3 +153,38 @@ def test_share_scales_takes_the_max():
     s = share_scales({"a": np.array([1.0]), "b": np.array([3.0]), "c": np.array([2.0])},
                      [["a", "b"]])
     assert s["a"] == s["b"] == 3.0 and s["c"] == 2.0
+
+
+def test_normalised_float_graph_keeps_argmax(rng):
+    """W_l·λ_{l−1}/λ_l, b_l/λ_l (λ_0 = 1, logits unscaled): same argmax, ReLU outputs ÷ λ_l."""
+    b = GraphBuilder((10, 10, 1))
+    x = b.input()
+    x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (3, 3, 1, 4)), rng.normal(0, 0.1, 4)), name="r1")
+    x = b.maxpool(x, 2)
+    x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (2, 2, 4, 6)), rng.normal(0, 0.1, 6)), name="r2")
+    x = b.flatten(b.avgpool(x, 2))
+    x = b.relu(b.dense(x, rng.normal(0, 0.5, (6, 8)), rng.normal(0, 0.1, 8)), name="r3")
+    g = prepare(b.build(output=b.dense(x, rng.normal(0, 0.5, (8, 4)), name="logits")))
+    cal = rng.uniform(0, 1, (300, 10, 10, 1))
+    relus = ["r1", "r2", "r3"]
+    for p in (99.9, 100):
+        lam = activation_scales(g, relus, cal, p)
+        layers, prev = [], 1.0
+        for l in g:
+            l = l.copy()
+            if l.kind in ("conv2d", "dense"):
+                nxt = next((c for c in g.consumers(l.name) if c in lam), None)
+                ln = float(lam[nxt][0]) if nxt else 1.0
+                l.weights["kernel"] = l.weights["kernel"] * prev / ln
+                if "bias" in l.weights:
+                    l.weights["bias"] = l.weights["bias"] / ln
+                prev = ln
+            layers.append(l)
+        n = g.replace(layers)
+        xt = rng.uniform(0, 1, (100, 10, 10, 1))
+        np.testing.assert_array_equal(n.predict(xt).argmax(1), g.predict(xt).argmax(1))
+        a, an = g.forward(xt, relus), n.forward(xt, relus)
+        for r in relus:
+            np.testing.assert_allclose(an[r], a[r] / lam[r][0], rtol=1e-9, atol=1e-12)
+        top = np.concatenate([an[r][an[r] > 0] for r in relus[:1]])
+        assert np.mean(top <= 1 + 1e-12) >= p / 100 - 0.01
