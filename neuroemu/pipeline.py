@@ -452,13 +452,21 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     if model is not None:
         graph = load_graph(model, input_scale)
         opts = net.meta.get("convert_options", {})
-        scale = input_scale or opts.get("input_scale") or graph.input_scale
-        if scale is None:
-            scale = 1.0 / net.input.input_max
-        if ds.kind != "images":
-            raise DataError("--model recomputes the float network on images only")
-        fref = float_predictions(graph, check_images(ds.x, graph.input_shape, None, "data"),
-                                 scale)
+        if ds.kind == "events":
+            # the float CNN sees count frames in its own units; the network's input_scale was
+            # multiplied by T at conversion (one event = T/c model units per step), so it is
+            # not the model's scale
+            scale = input_scale or graph.input_scale
+            if scale is None:
+                raise DataError(f"{model}: the model does not say its input scale; pass "
+                                f"--input-scale (model units per event count)")
+            xf = event_counts(graph, ds)
+        else:
+            scale = input_scale or opts.get("input_scale") or graph.input_scale
+            if scale is None:
+                scale = 1.0 / net.input.input_max
+            xf = check_images(ds.x, graph.input_shape, None, "data")
+        fref = float_predictions(graph, xf, scale)
         fsrc = f"recomputed with {model}"
         macs = ann_macs(graph)
     else:

@@ -229,3 +229,25 @@ def test_nmnist_events_convert_and_run(tmp_path, capsys):
                  "--json", "-q"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["final_accuracy"] > 0.7 and d["final_agreement"] > 0.7
+
+
+def test_nmnist_run_recomputes_float_reference_from_events(tmp_path, capsys):
+    """`run --model` on event data: the float CNN is evaluated on count frames in its own units
+    (not the T-scaled units of the network's input), and must agree with the stored reference."""
+    from pathlib import Path
+    from neuroemu import datasets
+    if datasets.missing_reason("nmnist", "test100.txt"):
+        pytest.skip(datasets.missing_reason("nmnist", "test100.txt"))
+    model = Path(__file__).resolve().parents[1] / "examples" / "nmnist_cnn.npz"
+    net = tmp_path / "nm.h5"
+    assert main(["convert", str(model), "--calibration", "nmnist-train", "--calib-samples",
+                 "100", "--eval-data", "nmnist", "--steps", "30", "-o", str(net), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(net), "--data", "nmnist", "--steps", "30", "--json", "-q"]) == 0
+    stored = json.loads(capsys.readouterr().out)
+    assert main(["run", str(net), "--data", "nmnist", "--steps", "30", "--model", str(model),
+                 "--json", "-q"]) == 0
+    recomputed = json.loads(capsys.readouterr().out)
+    assert recomputed["float_source"].startswith("recomputed")
+    # the shared model scores 0.92 on the 100 test samples (examples/nmnist_cnn.json)
+    assert recomputed["float_accuracy"] == stored["float_accuracy"] == pytest.approx(0.92)
