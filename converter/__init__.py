@@ -14,19 +14,13 @@ from .load import load_model
 from .nir_import import graph_from_nir, load_nir
 from .onnx_import import load_onnx
 
-_LAZY = {"convert": "converter.convert", "feasibility": "converter.feasibility",
-         "map_to_cores": "converter.mapping"}
-
-
-def __getattr__(name):
-    # convert/feasibility import hw_models.profiles and the passes; load them on first use so
-    # that ``import converter`` stays light.
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'converter' has no attribute {name!r}")
-
+# ``convert`` is both a submodule and its main function: importing the function here binds the
+# package attribute to the function (a later ``import converter.convert`` does not rebind it).
+from .convert import convert  # noqa: E402
+from .feasibility import FeasibilityReport, feasibility  # noqa: E402
+from .mapping import MappingReport, map_to_cores  # noqa: E402
 
 __all__ = ["Graph", "Layer", "KINDS", "infer_shape", "same_padding", "GraphBuilder",
            "load_model", "load_keras", "load_onnx", "load_nir", "graph_from_nir",
-           "convert", "feasibility", "map_to_cores"]
+           "convert", "feasibility", "FeasibilityReport", "map_to_cores",
+           "MappingReport"]

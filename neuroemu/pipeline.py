@@ -239,44 +239,14 @@ def _jsonable(v):
 
 
 def _converter_fn(name):
+    """``converter.<name>``, imported on first use so that ``import neuroemu`` stays light."""
     import converter
-    try:
-        fn = getattr(converter, name, None)
-    except ImportError:                          # lazily exported module not written yet
-        fn = None
-    if fn is not None and not callable(fn):      # the submodule of the same name
-        fn = getattr(fn, name, None)
-    if fn is None:
-        import importlib
-        for mod in ("converter.convert", "converter.pipeline", "converter.feasibility",
-                    "converter.mapping", "converter.core"):
-            try:
-                fn = getattr(importlib.import_module(mod), name, None)
-            except ImportError:
-                continue
-            if fn is not None:
-                break
-    if fn is None:
-        raise NeuroemuError(f"converter.{name} is not available in this installation")
-    return fn
+    return getattr(converter, name)
 
 
 def _emulator_run():
     import emulator
-    fn = getattr(emulator, "run", None)
-    if fn is None:
-        import importlib
-        for mod in ("emulator.run", "emulator.api", "emulator.simulator", "emulator.engine"):
-            try:
-                m = importlib.import_module(mod)
-            except ImportError:
-                continue
-            fn = getattr(m, "run", None)
-            if callable(fn):
-                break
-    if fn is None or not callable(fn):
-        raise NeuroemuError("emulator.run is not available in this installation")
-    return fn
+    return emulator.run
 
 
 def fit(model_or_net, profile: str | None = None, input_scale: float | None = None):
