@@ -95,16 +95,32 @@ def _conversion_options(p, grid: bool = False):
                    "record, else the data's range, else 255)")
     g.add_argument("--input-scale", type=float, help="model units per raw unit (default: "
                    "the model's, else 1/input-max)")
-    g.add_argument("--reset", choices=("subtract", "zero"))
-    g.add_argument("--encoding", choices=("analog", "rate", "bernoulli", "events"))
-    g.add_argument("--maxpool", choices=("gate", "avg"))
-    g.add_argument("--readout", choices=("v", "spikes"))
-    g.add_argument("--timing", choices=("sync", "hardware"))
-    g.add_argument("--percentile", type=float)
-    g.add_argument("--per-channel", action="store_true", default=None)
-    g.add_argument("--rho", type=float)
-    g.add_argument("--tre", choices=("vinit", "bias", "none"))
-    g.add_argument("--rmp-scale", type=float)
+    g.add_argument("--reset", choices=("subtract", "zero"),
+                   help="membrane reset after a spike (default subtract, Rueckauer 2017; "
+                        "'zero' is Loihi 1's native reset)")
+    g.add_argument("--encoding", choices=("analog", "rate", "bernoulli", "events"),
+                   help="input coding (default analog: a constant current from the pixels; "
+                        "events: camera events binned into --steps)")
+    g.add_argument("--maxpool", choices=("gate", "avg"),
+                   help="max-pooling as the spiking gate (default) or replaced by averaging")
+    g.add_argument("--readout", choices=("v", "spikes"),
+                   help="prediction = argmax of the output voltage (default) or spike counts")
+    g.add_argument("--timing", choices=("sync", "hardware"),
+                   help="sync: all layers within one step (delay 0, default); hardware: one "
+                        "step per layer (delay 1, as on Loihi)")
+    g.add_argument("--percentile", type=float, metavar="P",
+                   help="activation percentile of the normalisation scale (default 99.9 for "
+                        "robust, 100 = the maximum for the other methods)")
+    g.add_argument("--per-channel", action="store_true", default=None,
+                   help="normalise each channel with its own scale")
+    g.add_argument("--rho", type=float,
+                   help="ECC residual elimination: initial voltage rho x threshold (default 0.5)")
+    g.add_argument("--tre", choices=("vinit", "bias", "none"),
+                   help="residual elimination as initial voltage (default for ecc), as a bias "
+                        "of rho x threshold / T per step (needs --steps), or off (default for "
+                        "the other methods)")
+    g.add_argument("--rmp-scale", type=float, metavar="S",
+                   help="'rmp' method: threshold scale factor (default 0.8)")
 
 
 _OPTION_NAMES = ("reset", "encoding", "maxpool", "readout", "timing", "percentile",
@@ -141,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--tre bias)")
     p.add_argument("--eval-data", metavar="DATA", help="also store the float network's "
                    "predictions on DATA in the network file, for `run` to compare against")
-    p.add_argument("--eval-samples", type=_positive)
+    p.add_argument("--eval-samples", type=_positive, metavar="N",
+                   help="use the first N samples of --eval-data (default all)")
     p.add_argument("-o", "--output", required=True, type=Path, help="network file (.h5)")
     _conversion_options(p)
 
