@@ -41,7 +41,7 @@ from hw_models.errors import DataError, SimulationError, StateOverflowError
 from hw_models.rng import MASK
 
 from . import compile as C
-from .kernels import _run_chunk, mix64, mix64_many  # noqa: F401  (re-exported)
+from .kernels import OUT_SLACK, _run_chunk, mix64, mix64_many  # noqa: F401  (re-exported)
 
 
 # ---- the Python side ------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def _inputs(net, x, T):
 def _ring_layout(pk, in_cap):
     P = pk.pop
     npop = len(P)
-    cap = P[:, C.P_SIZE].copy()
+    cap = P[:, C.P_SIZE] + OUT_SLACK  # spike lists are written with some slack
     cap[pk.input_pop] = in_cap
     depth = P[:, C.P_MAXD] + 1
     ring_off = np.zeros(npop, np.int64)

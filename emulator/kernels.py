@@ -23,12 +23,16 @@ from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_FAST, J_KH, J_KI
                       J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_SRC, J_SX, J_SY,
                       J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H, P_INHI,
                       P_INLO, P_INPUT, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING, P_THR,
-                      P_VINIT, P_VMAX, P_VMIN)
+                      P_VMAX, P_VMIN)
 
 _GOLDEN = np.uint64(GOLDEN)
 _MUL1 = np.uint64(MUL1)
 _MUL2 = np.uint64(MUL2)
 _S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
+_S56 = np.uint64(56)
+_BYTES_TO_BITS = np.uint64(0x0102040810204080)  # 8 bytes 0/1 → 8 bits (in the top byte)
+_BYTE_SUM = np.uint64(0x0101010101010101)       # 8 bytes → their sum (in the top byte)
+OUT_SLACK = 8  # entries a spike list needs after its population size (see _compact)
 
 
 # ---- random numbers (port of hw_models.rng) -------------------------------------------------
@@ -238,18 +242,13 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     P = pk.pop
     J = pk.proj
     nn = pk.n_neurons
-    v = np.zeros(nn, np.int64)
+    v = pk.v0.copy()  # int32 or int64 (see emulator.compile.pack)
     u = np.zeros(nn, np.int64)
-    for p in range(P.shape[0]):
-        if P[p, P_INPUT] == 0:
-            b = P[p, P_BASE]
-            for i in range(P[p, P_SIZE]):
-                v[b + i] = P[p, P_VINIT]
     ring = np.zeros(ring_total, np.int32)
     rcnt = np.zeros(rcnt_total, np.int64)
     acc = np.zeros(pk.max_size, pk.w.dtype)
     mpc = np.zeros(pk.n_mpcount, np.int64)
-    mask = np.zeros(((pk.max_size + 15) >> 3) << 3, np.uint8)  # spike marks for _update
+    mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)
     resid = np.zeros(P[pk.input_pop, P_SIZE] if enc == 1 else 1, np.int64)
@@ -326,13 +325,14 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             n = P[p, P_SIZE]
             slot = t % (P[p, P_MAXD] + 1)
             dst = ring_off[p] + slot * ring_cap[p]
-            cnt, nsat, bad = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
-                                     pk.bias[b:b + n], act[s, b:b + n], ring[dst:dst + n], mask)
+            cnt, nsat, bad, badv = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
+                                           pk.bias[b:b + n], act[s, b:b + n],
+                                           ring[dst:dst + n + OUT_SLACK], mask)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
                 ovf[s, 2] = bad
-                ovf[s, 3] = v[b + bad]
+                ovf[s, 3] = badv
                 sat[s, p] += nsat
                 return
             rs = rec_slot[p]
@@ -368,133 +368,170 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _update(P, p, acc, icur, u, v, bias, act, out, mask):
-    """Steps 2–3 of the contract for population p, in passes LLVM can vectorise.
+    """Steps 2–3 of the contract for population p.
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
     counts active updates, applies the range policy, writes the spiking neurons' ids to
     ``out``.  Returns (number of spikes, saturations, first neuron that overflowed under
-    'raise' or -1; v of that neuron is left at its out-of-range value)."""
+    'raise' or -1, the out-of-range v of that neuron).  ``v`` may be int32 (see
+    :func:`emulator.compile.pack`): every value is computed in int64 and stored only once it
+    lies in ``[v_min, v_max]``."""
     n = u.shape[0]
-    if P[p, P_OVF] == 0 and P[p, P_ANALOG] == 0:
-        # the common case in one fused pass: Q, activity, u, v, clamp, spike mark and reset
-        nsat, tot = _update_fused(P, p, acc, u, v, bias, act, mask)
+    if P[p, P_OVF] == 0:
+        # the common case in one fused, vectorisable pass
+        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask)
     else:
-        nsat, bad = _update_general(P, p, acc, icur, u, v, bias, act)
+        nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act)
         if bad >= 0:
-            return 0, nsat, bad
+            return 0, nsat, bad, badv
         tot = 0
         if P[p, P_SPIKING] == 1:
             tot = _mark_reset(P, p, v, mask)
-    # only marked 8-blocks are compacted into the spike list (most are empty at typical
-    # activity); each mark is one byte 0/1: the lowest set bit of a word is the next spike
     cnt = 0
     if tot:
-        for i in range(n, ((n + 7) >> 3) << 3):
-            mask[i] = 0  # marks of a larger population processed before
-        m64 = mask.view(np.uint64)
-        for wi in range((n + 7) >> 3):
-            wd = m64[wi]
-            while wd != 0:
-                out[cnt] = (wi << 3) + (trailing_zeros(wd) >> 3)
-                cnt += 1
-                wd &= wd - np.uint64(1)
-    return cnt, nsat, -1
+        cnt = _compact(mask, n, out)
+    return cnt, nsat, -1, 0
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update_fused(P, p, acc, u, v, bias, act, mask):
-    """Saturating population without analog input: one branch-free pass per neuron (u, v,
-    clamp, spike mark, reset), specialised for IF neurons (δu = 4096: u = Q is never read
-    again, so it is not stored; δv = 0).  Returns (saturations, spikes)."""
+def _compact(mask, n, out):
+    """Write the indices i < n with ``mask[i] = 1`` to ``out`` in ascending order; return
+    their number.  ``out`` needs :data:`OUT_SLACK` entries of slack after n (written with
+    garbage).  Per 64 neurons, the eight mark words (one byte 0/1 per neuron) are folded into
+    one bit word and a count by multiplications; then eight positions are stored without a
+    data-dependent branch (lowest set bit, clear it), which covers ≤ 8 spikes per 64 neurons,
+    and the loop repeats only for denser words.  (A branch per spike or per 8 neurons costs a
+    misprediction each at typical activity.)"""
+    n64 = (n + 63) >> 6
+    for i in range(n, n64 << 6):
+        mask[i] = 0  # marks of a larger population processed before
+    m64 = mask.view(np.uint64)
+    cnt = 0
+    for blk in range(n64):
+        bits = np.uint64(0)
+        c = np.uint64(0)
+        for k in range(8):
+            wd = m64[(blk << 3) + k]
+            bits |= ((wd * _BYTES_TO_BITS) >> _S56) << np.uint64(8 * k)
+            c += (wd * _BYTE_SUM) >> _S56
+        if bits == 0:
+            continue
+        base = blk << 6
+        nc = np.int64(c)
+        while True:
+            for r in range(8):
+                out[cnt + r] = base + np.int64(trailing_zeros(bits))
+                bits &= bits - np.uint64(1)
+            if nc <= 8:
+                break
+            cnt += 8
+            nc -= 8
+        cnt += nc
+    return cnt
+
+
+@njit(cache=True, inline="always")
+def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
+    """(v after clamp, spike and reset; spiked; saturated) for one neuron, branch-free."""
+    sat = np.int64(vv > vmax) + np.int64(vv < vmin)
+    vv = min(max(vv, vmin), vmax)
+    f = (vv >= th) & spiking
+    return ((vv - sub) * keep if f else vv), f, sat
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
+    """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
+    reset), with a loop specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
+    again, so it is not stored).  Returns (saturations, spikes)."""
     n = u.shape[0]
     thr, du, dv = P[p, P_THR], P[p, P_DU], P[p, P_DV]
     vmin, vmax = P[p, P_VMIN], P[p, P_VMAX]
     spiking = P[p, P_SPIKING] == 1
     th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
     sub = thr if P[p, P_RESET] == 0 else np.int64(0)
-    zero = np.int64(P[p, P_RESET])  # 1: reset to zero
+    keep = np.int64(1 - P[p, P_RESET])  # 0: reset to zero
     fu = 4096 - du
     fv = 4096 - dv
+    ib = P[p, P_BASE]
+    has_an = P[p, P_ANALOG] == 1
     nsat = np.int64(0)
     tot = np.int64(0)
     if du == 4096 and dv == 0:
-        for i in range(n):
-            q = np.int64(acc[i])
-            acc[i] = 0
-            act[i] += np.int32(q != 0)
-            vv = v[i] + q + bias[i]
-            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
-            vv = min(max(vv, vmin), vmax)
-            f = (vv >= th) & spiking
-            mask[i] = f
-            tot += np.int64(f)
-            v[i] = (vv - sub) * (1 - zero) if f else vv
+        if has_an:
+            for i in range(n):
+                q = np.int64(acc[i]) + icur[ib + i]
+                acc[i] = 0
+                act[i] += np.int32(q != 0)
+                vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub,
+                                         keep, spiking)
+                v[i] = vn
+                mask[i] = f
+                tot += np.int64(f)
+                nsat += sat
+        else:  # the same without the analog current (a branch in the loop blocks vectorising)
+            for i in range(n):
+                q = np.int64(acc[i])
+                acc[i] = 0
+                act[i] += np.int32(q != 0)
+                vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub,
+                                         keep, spiking)
+                v[i] = vn
+                mask[i] = f
+                tot += np.int64(f)
+                nsat += sat
     else:
         for i in range(n):
             q = np.int64(acc[i])
+            if has_an:
+                q += icur[ib + i]
             acc[i] = 0
             act[i] += np.int32(q != 0)
             uu = _dec_bf(u[i], fu) + q
             u[i] = uu
-            vv = _dec_bf(v[i], fv) + uu + bias[i]
-            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
-            vv = min(max(vv, vmin), vmax)
-            f = (vv >= th) & spiking
+            vn, f, sat = _clamp_fire(_dec_bf(np.int64(v[i]), fv) + uu + bias[i], vmin, vmax,
+                                     th, sub, keep, spiking)
+            v[i] = vn
             mask[i] = f
             tot += np.int64(f)
-            v[i] = (vv - sub) * (1 - zero) if f else vv
+            nsat += sat
     return nsat, tot
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _update_general(P, p, acc, icur, u, v, bias, act):
-    """u, v and the range policy for any population.  Returns (saturations, first neuron that
-    overflowed under 'raise' or -1)."""
+    """u, v and the 'wrap' or 'raise' range policy.  Returns (saturations, first neuron that
+    overflowed under 'raise' or -1, its out-of-range v)."""
     n = u.shape[0]
-    du, dv = P[p, P_DU], P[p, P_DV]
+    fu, fv = 4096 - P[p, P_DU], 4096 - P[p, P_DV]
     vmin, vmax, pol = P[p, P_VMIN], P[p, P_VMAX], P[p, P_OVF]
-    b = P[p, P_BASE]
-    # u ← dec(u) + Q (active iff Q ≠ 0);  v ← dec(v) + u + b;  one fused, branch-free pass
-    fu = 4096 - du
-    fv = 4096 - dv
+    span = vmax - vmin + 1
+    ib = P[p, P_BASE]
+    has_an = P[p, P_ANALOG] == 1
     nsat = 0
-    if P[p, P_ANALOG] == 1:
-        for i in range(n):
-            q = np.int64(acc[i]) + icur[b + i]
-            acc[i] = 0
-            act[i] += np.int32(q != 0)
-            uu = _dec_bf(u[i], fu) + q
-            u[i] = uu
-            vv = _dec_bf(v[i], fv) + uu + bias[i]
-            v[i] = vv
-            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
-    else:  # the same without the analog current (a branch in the loop blocks vectorising)
-        for i in range(n):
-            q = np.int64(acc[i])
-            acc[i] = 0
-            act[i] += np.int32(q != 0)
-            uu = _dec_bf(u[i], fu) + q
-            u[i] = uu
-            vv = _dec_bf(v[i], fv) + uu + bias[i]
-            v[i] = vv
-            nsat += np.int64(vv > vmax) + np.int64(vv < vmin)
-    if nsat:
-        if pol == 0:
-            for i in range(n):
-                v[i] = min(max(v[i], vmin), vmax)
-        elif pol == 1:
-            span = vmax - vmin + 1
-            for i in range(n):
-                if v[i] > vmax or v[i] < vmin:
-                    r = (v[i] - vmin) % span
-                    if r < 0:
-                        r += span
-                    v[i] = vmin + r
-        else:
-            for i in range(n):
-                if v[i] > vmax or v[i] < vmin:
-                    return nsat, i
-    return nsat, -1
+    bad = -1
+    badv = np.int64(0)
+    for i in range(n):
+        q = np.int64(acc[i])
+        if has_an:
+            q += icur[ib + i]
+        acc[i] = 0
+        act[i] += np.int32(q != 0)
+        uu = _dec_bf(u[i], fu) + q
+        u[i] = uu
+        vv = _dec_bf(np.int64(v[i]), fv) + uu + bias[i]
+        if vv > vmax or vv < vmin:
+            nsat += 1
+            if pol == 1:
+                r = (vv - vmin) % span
+                if r < 0:
+                    r += span
+                vv = vmin + r
+            elif bad < 0:
+                bad = i
+                badv = vv
+        v[i] = vv  # under 'raise' the run stops at the first overflow (its v is returned)
+    return nsat, bad, badv
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
