@@ -223,7 +223,6 @@ def test_float_snn_matches_reference_residual_concat(rng):
     assert _agreement(g, net, x) >= 0.9
 
 
-@pytest.mark.slow
 @pytest.mark.data
 def test_tests_99_20_float_snn_agrees(mnist):
     """tests_99.20 at float precision, 256 steps: ≥ 97 % agreement on 100 MNIST samples."""
