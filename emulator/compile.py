@@ -20,6 +20,9 @@ returns a :class:`Packed` NamedTuple:
 * ``rows_ptr/rows_k/rows_o`` and ``cols_ptr/cols_k/cols_o``: for conv and pools, per source row y
   (column x) the valid (ky, oy) ((kx, ox)) pairs, kx ascending, so the kernel never tests
   borders, strides or dilation in the hot loop.
+* ``pool_ptr/pool_tgt``: avgpool targets per source, CSR (``J_TOFF`` indexes ``pool_ptr``), or
+  for non-overlapping windows (``J_FAST`` = 1) a direct table of one target or −1 per source
+  (``J_TOFF`` indexes ``pool_tgt``).
 * ``in_ptr/in_proj``: projections into each population (CSR, declaration order); ``order``: the
   non-input populations in :meth:`CoreNetwork.order`.
 
@@ -253,11 +256,18 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                 m.sum_duplicates()
                 tot = np.bincount(srcs, minlength=ns)
                 if pr.kind == "avgpool":  # few targets per source: an explicit list is small
-                    srt = np.argsort(srcs, kind="stable")
-                    r[J_TOFF] = len(pool_ptr)
                     start = sum(len(t) for t in pool_tgt)
-                    pool_ptr.extend((start + np.concatenate([[0], np.cumsum(tot)])).tolist())
-                    pool_tgt.append(tgt_i[srt])
+                    if tot.max(initial=0) <= 1:  # non-overlapping: target per source or -1
+                        one = np.full(ns, -1, np.int64)
+                        one[srcs] = tgt_i
+                        r[J_FAST], r[J_TOFF] = 1, start
+                        pool_tgt.append(one)
+                    else:
+                        srt = np.argsort(srcs, kind="stable")
+                        r[J_FAST], r[J_TOFF] = 0, len(pool_ptr)
+                        pool_ptr.extend((start + np.concatenate([[0], np.cumsum(tot)]))
+                                        .tolist())
+                        pool_tgt.append(tgt_i[srt])
                 bnd = float(np.abs(eff).max() * kh * kw) if eff.size else 0.0
         elif pr.kind == "dense":
             hist = np.bincount(tcore, minlength=n_cores)

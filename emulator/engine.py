@@ -131,7 +131,7 @@ def _ring_layout(pk, in_cap):
     P = pk.pop
     npop = len(P)
     cap = P[:, C.P_SIZE] + OUT_SLACK  # spike lists are written with some slack
-    cap[pk.input_pop] = in_cap
+    cap[pk.input_pop] = in_cap + OUT_SLACK
     depth = P[:, C.P_MAXD] + 1
     ring_off = np.zeros(npop, np.int64)
     rcnt_off = np.zeros(npop, np.int64)

@@ -90,14 +90,12 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
     kind = J[k, J_KIND]
     w = pk.w
     woff = J[k, J_WOFF]
-    if kind != 3:
-        doff = J[k, J_DOFF]
-        for e in range(cnt):
-            deliv[s, doff + ring[a + e]] += 1
+    doff = J[k, J_DOFF]  # deliveries per source neuron (all kinds but maxpool)
     if kind == 0:  # dense
         nt = J[k, J_NTGT]
         av = acc[:nt]
         for e in range(cnt):
+            deliv[s, doff + ring[a + e]] += 1
             row = woff + ring[a + e] * nt
             wv = w[row:row + nt]  # views, not index sums: lets LLVM vectorise the add
             for i in range(nt):
@@ -107,6 +105,7 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
         c = J[k, J_C]
         for e in range(cnt):
             j = ring[a + e]
+            deliv[s, doff + j] += 1
             acc[j] += w[woff + j % c]
         return
     W, Cc, OW, OC = J[k, J_W], J[k, J_C], J[k, J_OW], J[k, J_OC]
@@ -120,6 +119,7 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
         fast = J[k, J_FAST] == 1
         for e in range(cnt):
             j = ring[a + e]
+            deliv[s, doff + j] += 1
             y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
             c0 = cp[coff + x]
             c1 = cp[coff + x + 1]
@@ -151,8 +151,17 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
         tp = pk.pool_ptr
         tg = pk.pool_tgt
         toff = J[k, J_TOFF]
+        if J[k, J_FAST] == 1:  # non-overlapping windows: at most one target, a direct table
+            for e in range(cnt):
+                j = ring[a + e]
+                deliv[s, doff + j] += 1
+                ti = tg[toff + j]
+                if ti >= 0:
+                    acc[ti] += w[woff + pos[sb + j, 2]]
+            return
         for e in range(cnt):
             j = ring[a + e]
+            deliv[s, doff + j] += 1
             wv = w[woff + pos[sb + j, 2]]
             for ti in range(tp[toff + j], tp[toff + j + 1]):
                 acc[tg[ti]] += wv
@@ -273,12 +282,15 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             cnt = 0
             if enc == 1:
                 # ⌊t·x/M⌋ > ⌊(t−1)·x/M⌋  ⇔  the residue (t−1)·x mod M plus x reaches M
-                for j in range(nin):
+                tot = 0
+                for j in range(nin):  # vectorised; the marks are compacted as in _update
                     rr = resid[j] + xrow[j]
                     f = rr >= M
                     resid[j] = rr - M * f
-                    ring[dst + cnt] = j
-                    cnt += f
+                    mask[j] = f
+                    tot += np.int64(f)
+                if tot:
+                    cnt = _compact(mask, nin, ring[dst:dst + nin + OUT_SLACK])
             elif enc == 2:
                 hs = _splitmix(_splitmix(_splitmix(np.uint64(seed)) ^ np.uint64(sg))
                                ^ np.uint64(t))
@@ -442,59 +454,80 @@ def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
 @njit(cache=True, nogil=True, boundscheck=False)
 def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
     """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
-    reset), with a loop specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
-    again, so it is not stored).  Returns (saturations, spikes)."""
-    n = u.shape[0]
-    thr, du, dv = P[p, P_THR], P[p, P_DU], P[p, P_DV]
-    vmin, vmax = P[p, P_VMIN], P[p, P_VMAX]
-    spiking = P[p, P_SPIKING] == 1
-    th = thr + P[p, P_RULE]  # v > θ  ⇔  v ≥ θ + 1 for integers
-    sub = thr if P[p, P_RESET] == 0 else np.int64(0)
-    keep = np.int64(1 - P[p, P_RESET])  # 0: reset to zero
-    fu = 4096 - du
-    fv = 4096 - dv
+    reset), with loops specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
+    again, so it is not stored).  Returns (saturations, spikes).  Each loop lives in its own
+    small function: one function holding all of them cost ~80 ns more per call."""
+    thr = P[p, P_THR]
+    cl = (P[p, P_VMIN], P[p, P_VMAX], thr + P[p, P_RULE],  # v > θ  ⇔  v ≥ θ + 1
+          thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(1 - P[p, P_RESET]),
+          P[p, P_SPIKING] == 1)
+    if P[p, P_DU] == 4096 and P[p, P_DV] == 0:
+        if P[p, P_ANALOG] == 1:
+            b = P[p, P_BASE]
+            return _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
+        return _sat_if(acc, v, bias, act, mask, cl)
+    return _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sat_if(acc, v, bias, act, mask, cl):
+    vmin, vmax, th, sub, keep, spiking = cl
+    nsat = np.int64(0)
+    tot = np.int64(0)
+    for i in range(v.shape[0]):
+        q = np.int64(acc[i])
+        acc[i] = 0
+        act[i] += np.int32(q != 0)
+        vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
+                                 spiking)
+        v[i] = vn
+        mask[i] = f
+        tot += np.int64(f)
+        nsat += sat
+    return nsat, tot
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
+    vmin, vmax, th, sub, keep, spiking = cl
+    nsat = np.int64(0)
+    tot = np.int64(0)
+    for i in range(v.shape[0]):
+        q = np.int64(acc[i]) + icur[i]
+        acc[i] = 0
+        act[i] += np.int32(q != 0)
+        vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
+                                 spiking)
+        v[i] = vn
+        mask[i] = f
+        tot += np.int64(f)
+        nsat += sat
+    return nsat, tot
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl):
+    vmin, vmax, th, sub, keep, spiking = cl
+    fu = 4096 - P[p, P_DU]
+    fv = 4096 - P[p, P_DV]
     ib = P[p, P_BASE]
     has_an = P[p, P_ANALOG] == 1
     nsat = np.int64(0)
     tot = np.int64(0)
-    if du == 4096 and dv == 0:
+    for i in range(v.shape[0]):
+        q = np.int64(acc[i])
         if has_an:
-            for i in range(n):
-                q = np.int64(acc[i]) + icur[ib + i]
-                acc[i] = 0
-                act[i] += np.int32(q != 0)
-                vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub,
-                                         keep, spiking)
-                v[i] = vn
-                mask[i] = f
-                tot += np.int64(f)
-                nsat += sat
-        else:  # the same without the analog current (a branch in the loop blocks vectorising)
-            for i in range(n):
-                q = np.int64(acc[i])
-                acc[i] = 0
-                act[i] += np.int32(q != 0)
-                vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub,
-                                         keep, spiking)
-                v[i] = vn
-                mask[i] = f
-                tot += np.int64(f)
-                nsat += sat
-    else:
-        for i in range(n):
-            q = np.int64(acc[i])
-            if has_an:
-                q += icur[ib + i]
-            acc[i] = 0
-            act[i] += np.int32(q != 0)
-            uu = _dec_bf(u[i], fu) + q
-            u[i] = uu
-            vn, f, sat = _clamp_fire(_dec_bf(np.int64(v[i]), fv) + uu + bias[i], vmin, vmax,
-                                     th, sub, keep, spiking)
-            v[i] = vn
-            mask[i] = f
-            tot += np.int64(f)
-            nsat += sat
+            q += icur[ib + i]
+        acc[i] = 0
+        act[i] += np.int32(q != 0)
+        uu = _dec_bf(u[i], fu) + q
+        u[i] = uu
+        vn, f, sat = _clamp_fire(_dec_bf(np.int64(v[i]), fv) + uu + bias[i], vmin, vmax,
+                                 th, sub, keep, spiking)
+        v[i] = vn
+        mask[i] = f
+        tot += np.int64(f)
+        nsat += sat
     return nsat, tot
 
 
