@@ -15,7 +15,11 @@ returns a :class:`Packed` NamedTuple:
   geometry, offsets into the flat weight and window tables; columns ``J_*``).
 * ``w``: all effective weights ``w · 2^e`` in one flat array, laid out for contiguous adds:
   dense ``[j, :]``; conv ``[c, ky, kw−1−kx, co]`` (kx reversed, so that for stride 1 and
-  dilation 1 the targets of one spike on one kernel row are one contiguous accumulator run);
+  dilation 1 the targets of one spike on one kernel row are one contiguous accumulator run),
+  each (c, ky) row followed by :data:`ROW_PAD` zeros (row stride ``J_RS``): a run that ends at
+  the end of its row may then be added with its length rounded up to a multiple of ROW_PAD,
+  adding zeros past its end (the accumulator has that much slack), which spares LLVM's scalar
+  remainder loop on short rows (LeNet's 5 × 6 = 30 outputs);
   pools and identity ``[c]``.  Its dtype (int32 or int64) is the accumulator dtype.
 * ``rows_ptr/rows_k/rows_o`` and ``cols_ptr/cols_k/cols_o``: for conv and pools, per source row y
   (column x) the valid (ky, oy) ((kx, ox)) pairs, kx ascending, so the kernel never tests
@@ -55,8 +59,9 @@ POP_COLS = 20
 # projection columns
 (J_KIND, J_SRC, J_TGT, J_DELAY, J_H, J_W, J_C, J_OH, J_OW, J_OC, J_KH, J_KW, J_WOFF, J_ROFF,
  J_COFF, J_DOFF, J_NSRC, J_NTGT, J_ANALOG, J_FAST, J_MOFF, J_SY, J_SX, J_PT, J_PL,
- J_TOFF) = range(26)
-PROJ_COLS = 26
+ J_TOFF, J_RS) = range(27)
+PROJ_COLS = 27
+ROW_PAD = 8  # zeros after each conv weight row: a row add may round its length up to this
 KINDS = {"dense": 0, "conv": 1, "avgpool": 2, "maxpool": 3, "identity": 4}
 ENC = {"analog": 0, "rate": 1, "bernoulli": 2, "events": 3}
 RESET = {"subtract": 0, "zero": 1}
@@ -203,7 +208,10 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         r[J_OH], r[J_OW], r[J_OC] = pop[idx[pr.target], P_H:P_C + 1]
         eff = pr.weights.astype(np.int64) << pr.exponent
         if pr.kind == "conv":
-            wl = eff[:, ::-1, :, :].transpose(2, 0, 1, 3)  # [c, ky, kw-1-kx, co]
+            kh_, kw_, c_, oc_ = eff.shape
+            wl = np.zeros((c_, kh_, kw_ * oc_ + ROW_PAD), np.int64)
+            wl[:, :, :kw_ * oc_] = eff[:, ::-1, :, :].transpose(2, 0, 1, 3).reshape(c_, kh_, -1)
+            r[J_RS] = kw_ * oc_ + ROW_PAD  # [c, ky, kw-1-kx, co] plus ROW_PAD zeros per row
         else:
             wl = eff
         wparts.append(np.ascontiguousarray(wl).reshape(-1))

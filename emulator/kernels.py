@@ -20,10 +20,10 @@ else:
 from hw_models.rng import GOLDEN, MUL1, MUL2
 
 from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_FAST, J_KH, J_KIND, J_KW,
-                      J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_SRC, J_SX, J_SY,
-                      J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H, P_INHI,
-                      P_INLO, P_INPUT, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING, P_THR,
-                      P_VMAX, P_VMIN)
+                      J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_RS, J_SRC, J_SX,
+                      J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H,
+                      P_INHI, P_INLO, P_INPUT, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING,
+                      P_THR, P_VMAX, P_VMIN, ROW_PAD)
 
 _GOLDEN = np.uint64(GOLDEN)
 _MUL1 = np.uint64(MUL1)
@@ -117,6 +117,7 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
     sb = pk.pop[J[k, J_SRC], P_BASE]
     if kind == 1:  # conv
         fast = J[k, J_FAST] == 1
+        rs = J[k, J_RS]
         for e in range(cnt):
             j = ring[a + e]
             deliv[s, doff + j] += 1
@@ -126,14 +127,16 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
             n = c1 - c0
             if n == 0:
                 continue
+            kr0 = kw - 1 - ck[c1 - 1]
+            L = n * OC
+            if kr0 + n == kw:  # the run ends at its row's end: round up over the zero pad
+                L = (L + ROW_PAD - 1) & -ROW_PAD
             for ri in range(rp[roff + y], rp[roff + y + 1]):
                 ky = rk[ri]
                 oy = ro[ri]
                 if fast:
-                    kr0 = kw - 1 - ck[c1 - 1]
                     ab = (oy * OW + co[c1 - 1]) * OC
-                    wb = woff + ((c * kh + ky) * kw + kr0) * OC
-                    L = n * OC
+                    wb = woff + (c * kh + ky) * rs + kr0 * OC
                     av = acc[ab:ab + L]
                     wv = w[wb:wb + L]
                     for i in range(L):
@@ -141,7 +144,7 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
                 else:
                     for ci in range(c0, c1):
                         ab = (oy * OW + co[ci]) * OC
-                        wb = woff + ((c * kh + ky) * kw + kw - 1 - ck[ci]) * OC
+                        wb = woff + (c * kh + ky) * rs + (kw - 1 - ck[ci]) * OC
                         av = acc[ab:ab + OC]
                         wv = w[wb:wb + OC]
                         for i in range(OC):
@@ -236,7 +239,7 @@ def _analog_current(pk, k, xrow, icur):
                 for ci in range(cp[coff + x], cp[coff + x + 1]):
                     ab = tb + (oy * OW + co[ci]) * OC
                     if kind == 1:
-                        wb = woff + ((c * kh + ky) * kw + kw - 1 - ck[ci]) * OC
+                        wb = woff + (c * kh + ky) * J[k, J_RS] + (kw - 1 - ck[ci]) * OC
                         for i in range(OC):
                             icur[ab + i] += xv * w[wb + i]
                     else:
@@ -255,7 +258,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     u = np.zeros(nn, np.int64)
     ring = np.zeros(ring_total, np.int32)
     rcnt = np.zeros(rcnt_total, np.int64)
-    acc = np.zeros(pk.max_size, pk.w.dtype)
+    acc = np.zeros(pk.max_size + ROW_PAD, pk.w.dtype)  # slack for rounded conv runs
     mpc = np.zeros(pk.n_mpcount, np.int64)
     mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
     enc = pk.encoding
