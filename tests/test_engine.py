@@ -81,6 +81,43 @@ def test_raise_names_population_sample_and_step():
     assert hits > 3
 
 
+
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+def test_state_wider_than_32_bits_is_exact(overflow):
+    """A v range or a bias beyond 32 bits switches the engine's v/bias state to int64."""
+    for seed in (1, 4, 9):
+        net = random_network(seed, overflow=overflow)
+        assert engine.packed_network(net)[0].v0.dtype == np.int32  # narrow by default
+        rng = np.random.default_rng(seed)
+        p = next(p for p in net.populations if not p.is_input)
+        p.v_min, p.v_max, p.v_init = -(2**36), 2**36, 0
+        p.bias = rng.integers(-(2**33), 2**34, p.size)
+        p.threshold = 2**35
+        packed = engine.packed_network(net)[0]
+        assert packed.v0.dtype == np.int64 and packed.bias.dtype == np.int64
+        x = random_inputs(net, 4, seed, STEPS)
+        ref, eng = both(net, x, STEPS, seed)
+        assert ref["pop"][p.name]["spikes"] > 0
+        assert_same(ref, eng)
+
+
+def test_spike_lists_of_mostly_firing_populations():
+    """More than 8 spikes per 64 neurons, sizes that are not multiples of 64, a small
+    population processed after larger ones (the spike-mark compaction in the kernel)."""
+    rng = np.random.default_rng(0)
+    pops = [Population("in", (200,), kind="input", encoding="rate", input_max=4)]
+    projs = []
+    for i, n in enumerate((200, 70, 130, 5)):
+        pops.append(Population(f"h{i}", (n,), threshold=3, bias=np.arange(n) % 7,
+                               reset="subtract" if i % 2 else "zero"))
+        projs.append(Projection(f"p{i}", pops[-2].name, pops[-1].name, "dense",
+                                rng.integers(-2, 6, (pops[-2].size, n)).astype(np.int8)))
+    net = CoreNetwork(pops, projs, output="h3", readout="spikes").validate()
+    x = rng.integers(0, 5, (3, 200))
+    ref, eng = both(net, x, 10, 0)
+    assert ref["pop"]["h0"]["spikes"] > 0.5 * 3 * 10 * 200
+    assert_same(ref, eng)
+
 @pytest.mark.parametrize("seed", [3, 7, 11, 19])
 def test_threads_and_batch_size_do_not_change_results(seed):
     net = random_network(seed, overflow="saturate")
