@@ -202,6 +202,8 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
         from tqdm.auto import tqdm
         bar = tqdm(total=N, unit="sample", desc="emulating", leave=False)
     numba.set_num_threads(nthreads)
+    old_chunk = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(1)  # samples handed out one at a time (dynamic balance)
     try:
         for s0 in range(0, N, bs):
             s1 = min(N, s0 + bs)
@@ -250,6 +252,7 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
                 bar.update(n)
     finally:
         numba.set_num_threads(old_threads)
+        numba.set_parallel_chunksize(old_chunk)
         if bar is not None:
             bar.close()
     return _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpcore_sum,

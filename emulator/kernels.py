@@ -255,6 +255,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     J = pk.proj
     nn = pk.n_neurons
     v = pk.v0.copy()  # int32 or int64 (see emulator.compile.pack)
+    satl = np.zeros(P.shape[0], np.int64)
+    predl = np.zeros(T, np.int64)
     u = np.zeros(nn, np.int64)
     ring = np.zeros(ring_total, np.int32)
     rcnt = np.zeros(rcnt_total, np.int64)
@@ -348,7 +350,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 ovf[s, 1] = p
                 ovf[s, 2] = bad
                 ovf[s, 3] = badv
-                sat[s, p] += nsat
+                satl[p] += nsat
+                sat[s, :] = satl
                 return
             rs = rec_slot[p]
             for e in range(cnt):
@@ -362,7 +365,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                         rec_buf[s, r_, 2] = i
                     rec_n[s] = r_ + 1
             rcnt[rcnt_off[p] + slot] = cnt
-            sat[s, p] += nsat
+            satl[p] += nsat
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -378,7 +381,12 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 if spk[s, ob + i] > bc:
                     bc = spk[s, ob + i]
                     best = i
-        pred[t - 1, s] = best
+        predl[t - 1] = best
+    # per-sample results are kept locally and written once: rows of neighbouring samples
+    # share cache lines, and neighbouring samples usually run on different threads
+    sat[s, :] = satl
+    for t in range(T):
+        pred[t, s] = predl[t]
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
