@@ -84,18 +84,16 @@ def _dec_bf(x, f):
 
 # ---- scatter of one spike list --------------------------------------------------------------
 @njit(cache=True, nogil=True, boundscheck=False)
-def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
+def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
     """Add the contributions of ``ring[a:a+cnt]`` (source ids) through projection k to acc."""
     J = pk.proj
     kind = J[k, J_KIND]
     w = pk.w
     woff = J[k, J_WOFF]
-    doff = J[k, J_DOFF]  # deliveries per source neuron (all kinds but maxpool)
     if kind == 0:  # dense
         nt = J[k, J_NTGT]
         av = acc[:nt]
         for e in range(cnt):
-            deliv[s, doff + ring[a + e]] += 1
             row = woff + ring[a + e] * nt
             wv = w[row:row + nt]  # views, not index sums: lets LLVM vectorise the add
             for i in range(nt):
@@ -105,7 +103,6 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
         c = J[k, J_C]
         for e in range(cnt):
             j = ring[a + e]
-            deliv[s, doff + j] += 1
             acc[j] += w[woff + j % c]
         return
     W, Cc, OW, OC = J[k, J_W], J[k, J_C], J[k, J_OW], J[k, J_OC]
@@ -120,7 +117,6 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
         rs = J[k, J_RS]
         for e in range(cnt):
             j = ring[a + e]
-            deliv[s, doff + j] += 1
             y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
             c0 = cp[coff + x]
             c1 = cp[coff + x + 1]
@@ -157,14 +153,12 @@ def _scatter(pk, k, ring, a, cnt, acc, deliv, mpc, mpev, mpcore, core, s):
         if J[k, J_FAST] == 1:  # non-overlapping windows: at most one target, a direct table
             for e in range(cnt):
                 j = ring[a + e]
-                deliv[s, doff + j] += 1
                 ti = tg[toff + j]
                 if ti >= 0:
                     acc[ti] += w[woff + pos[sb + j, 2]]
             return
         for e in range(cnt):
             j = ring[a + e]
-            deliv[s, doff + j] += 1
             wv = w[woff + pos[sb + j, 2]]
             for ti in range(tp[toff + j], tp[toff + j + 1]):
                 acc[tg[ti]] += wv
@@ -337,7 +331,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 sp = J[k, J_SRC]
                 sl = ts % (P[sp, P_MAXD] + 1)
                 _scatter(pk, k, ring, ring_off[sp] + sl * ring_cap[sp],
-                         rcnt[rcnt_off[sp] + sl], acc, deliv, mpc, mpev, mpcore, core, s)
+                         rcnt[rcnt_off[sp] + sl], acc, mpc, mpev, mpcore, core, s)
             b = P[p, P_BASE]
             n = P[p, P_SIZE]
             slot = t % (P[p, P_MAXD] + 1)
@@ -387,6 +381,32 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     sat[s, :] = satl
     for t in range(T):
         pred[t, s] = predl[t]
+    _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
+    """Spikes delivered per (projection, source neuron) in sample s, from the spike counts
+    instead of a count per spike in the scatter: a spike emitted at step t is delivered iff
+    t + delay ≤ T, so deliveries = spikes − those of the last ``delay`` steps, which are still
+    in the source's ring (its depth exceeds every delay out of it).  Max-pool and analog
+    projections count otherwise."""
+    P = pk.pop
+    J = pk.proj
+    for k in range(J.shape[0]):
+        if J[k, J_ANALOG] == 1 or J[k, J_KIND] == 3:
+            continue
+        sp = J[k, J_SRC]
+        sb = P[sp, P_BASE]
+        doff = J[k, J_DOFF]
+        for j in range(P[sp, P_SIZE]):
+            deliv[s, doff + j] = spk[s, sb + j]
+        depth = P[sp, P_MAXD] + 1
+        for t in range(max(1, T - J[k, J_DELAY] + 1), T + 1):
+            sl = t % depth
+            a = ring_off[sp] + sl * ring_cap[sp]
+            for e in range(rcnt[rcnt_off[sp] + sl]):
+                deliv[s, doff + ring[a + e]] -= 1
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
