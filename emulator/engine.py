@@ -15,21 +15,29 @@ Design (DESIGN.md "The engine"):
   each valid kernel row, one contiguous run for stride-1/dilation-1 columns (the weight copy has
   kx reversed, so consecutive ``ox`` are consecutive memory), a per-(kx, ox) run of ``c_out``
   otherwise; valid (k, o) pairs per input row/column come precomputed, so no border tests.
-  Pools add ``w[c]``; the max-pool gate keeps counts per source and checks the winner of each
-  reached window; identity adds ``w[i mod C]``.  Inner adds run over array *views* (not index
-  sums), which is what lets LLVM vectorise them.
-* **Neuron update in vectorisable passes** (``kernels._update``): one fused branch-free pass for
-  Q, activity, ``u``, ``v`` (``dec`` as ``sign · (|x|·(4096−δ) >> 12)`` with sign masks) and the
-  saturation count; the range policy only when something left the range; one pass marking and
-  resetting spikes, then a trailing-zero scan of the mark words builds the spike list.
+  Weight rows are zero-padded, so a run ending at its row's end is added with its length
+  rounded up to 8 (no scalar remainder loop on short rows such as LeNet's 5 × 6).
+  Pools add ``w[c]`` (non-overlapping windows through a direct target table); the max-pool
+  gate keeps counts per source and checks the winner of each reached window; identity adds
+  ``w[i mod C]``.  Inner adds run over array *views* (not index sums), which is what lets LLVM
+  vectorise them.
+* **Neuron update in one vectorisable pass** (``kernels._update``): for a saturating
+  population Q, activity, ``u``, ``v`` (``dec`` as ``sign · (|x|·(4096−δ) >> 12)`` with sign
+  masks; IF neurons skip both decays and ``u``), the clamp, the spike mark and the reset in one
+  branch-free loop; 'wrap' and 'raise' apply their policy inline.  Every v is stored in range,
+  so v (and the bias) are int32 when the ranges fit: small networks are bound by the memory
+  traffic of this state.  The marks of 64 neurons fold into one bit word, and up to 8 spikes per
+  word are stored without a data-dependent branch (the rate encoder uses the same compaction).
 * **Counting without per-event work**: the kernel counts, per sample, spikes and active updates
-  per neuron and delivered spikes per (projection, source neuron).  Synaptic events, their split
-  by target core, messages and hops follow exactly from these and the geometry tables of
+  per neuron; delivered spikes per (projection, source neuron) follow at the end of a sample
+  (spikes minus those of the last ``delay`` steps, still in the ring).  Synaptic events, their
+  split by target core, messages and hops follow exactly from these and the geometry tables of
   :mod:`emulator.compile` (integer sparse products in :func:`simulate`).  Max-pool deliveries
   depend on the run and are counted directly.
-* **Parallelism over samples** (``prange``) with per-sample state; integers only, so results do
-  not depend on the thread count or the batch size.  Random inputs use
-  :func:`hw_models.rng.mix64` keyed by (seed, sample, step, neuron), ported in :func:`mix64`.
+* **Parallelism over samples** (``prange``, samples handed out one at a time) with per-sample
+  state; integers only, so results do not depend on the thread count or the batch size.
+  Random inputs use :func:`hw_models.rng.mix64` keyed by (seed, sample, step, neuron), ported
+  in :func:`mix64`.
 """
 
 from __future__ import annotations
