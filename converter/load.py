@@ -2,7 +2,8 @@
 
 Dispatch is on content first (a zip is a Keras 3 ``.keras``; an HDF5 file with ``model_config``
 or ``layer_names`` is Keras; an HDF5 file with ``nodes``/``edges`` is NIR) and on the extension
-otherwise (``.onnx``; ``.json`` means a Keras 1 architecture with its ``.h5`` beside it).
+otherwise (``.onnx``; ``.npz`` is neuroemu's own format, :mod:`converter.npz_import`; ``.json``
+means a Keras 1 architecture with its ``.h5`` beside it).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def load_model(path, input_scale: float | None = None) -> Graph:
     suffix = path.suffix.lower()
     with open(path, "rb") as fh:
         head = fh.read(8)
+    if suffix == ".npz":  # before the zip test: an .npz is a zip archive too
+        from .npz_import import load_npz_model  # noqa: PLC0415
+        return load_npz_model(path, input_scale)
     if suffix == ".onnx":
         from .onnx_import import load_onnx  # noqa: PLC0415
         return load_onnx(path, input_scale)
@@ -61,7 +65,7 @@ def load_model(path, input_scale: float | None = None) -> Graph:
         raise FileFormatError(f"{path}: not a valid HDF5 file (bad signature {head!r}; "
                               f"truncated or corrupt?)")
     raise FileFormatError(f"{path}: unknown model format {suffix!r} (supported: .h5/.hdf5 "
-                          f"Keras, .json+.h5 Keras 1, .keras, .onnx, .nir)")
+                          f"Keras, .json+.h5 Keras 1, .keras, .onnx, .nir, neuroemu .npz)")
 
 
 __all__ = ["load_model"]

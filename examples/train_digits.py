@@ -30,7 +30,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "neuroemu" / "assets"
 N_TRAIN = 1300
 INPUT_MAX = 16
 
-#: layer list understood by ``neuroemu.pipeline.graph_from_npz`` (GraphBuilder calls)
+#: layer list understood by ``converter.load_model`` (``converter/npz_import.py``) (GraphBuilder calls)
 ARCHITECTURE = [
     {"kind": "input", "shape": [8, 8, 1], "layout": "HWC"},
     {"kind": "conv2d", "name": "conv1", "padding": "same"},

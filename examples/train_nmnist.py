@@ -49,7 +49,7 @@ WEIGHT_DECAY = 1e-4
 PERCENTILE = 99.0
 SHAPE = NMNIST_SHAPE + (2,)  # (H, W, C): OFF = channel 0, ON = channel 1
 
-#: layer list in the neuroemu model-npz schema (``neuroemu.pipeline.graph_from_npz``): GraphBuilder
+#: layer list in the neuroemu model-npz schema (``converter.load_model`` (``converter/npz_import.py``)): GraphBuilder
 #: calls in order; weights ``<name>/kernel`` and ``<name>/bias`` in the npz
 ARCH = [
     {"kind": "input", "shape": list(SHAPE), "layout": "HWC"},

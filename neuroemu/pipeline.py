@@ -19,7 +19,6 @@ Data are checked (shape, integer range) *before* any conversion or simulation st
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_models.errors import ConversionError, DataError, FileFormatError, NeuroemuError
+from hw_models.errors import ConversionError, DataError, NeuroemuError
 
 from .data import Dataset, check_images, load_data
 
@@ -39,42 +38,9 @@ DIGITS_MODEL = ASSETS / "digits_cnn.npz"
 # models
 
 def graph_from_npz(path: str | os.PathLike):
-    """A Graph from a neuroemu model ``.npz``: an ``architecture`` JSON string (see
-    ``examples/train_digits.py``) and arrays ``<layer>/kernel``, ``<layer>/bias``."""
-    from converter.builder import GraphBuilder
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "architecture" not in z.files:
-                raise FileFormatError(f"{path}: a neuroemu model .npz needs an 'architecture' "
-                                      f"entry (this looks like a data file: pass it as --data)")
-            rec = json.loads(str(z["architecture"]))
-            arrays = {k: z[k] for k in z.files if k != "architecture"}
-    except (OSError, ValueError) as exc:
-        raise FileFormatError(f"{path}: cannot read model ({exc})") from exc
-    arch = rec["architecture"]
-    first = arch[0]
-    b = GraphBuilder(first["shape"], first.get("layout"), name=rec.get("name", path.stem))
-    x = b.input()
-    for spec in arch[1:]:
-        kind, name = spec["kind"], spec.get("name")
-        w = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{name}/")}
-        if kind == "conv2d":
-            x = b.conv2d(x, w["kernel"], w.get("bias"), strides=spec.get("strides", 1),
-                         padding=spec.get("padding", "valid"), name=name)
-        elif kind == "dense":
-            x = b.dense(x, w["kernel"], w.get("bias"), name=name)
-        elif kind in ("avgpool", "maxpool"):
-            x = getattr(b, kind)(x, spec["pool"], spec.get("strides"), name=name)
-        elif kind in ("relu", "flatten", "softmax", "global_avgpool"):
-            x = getattr(b, kind)(x, name=name)
-        else:
-            raise ConversionError(f"{path}: layer {name!r}: kind {kind!r} is not supported in "
-                                  f"a neuroemu model .npz")
-    g = b.build(x, input_scale=rec.get("input_scale"))
-    g.input_max = rec.get("input_max")  # remembered for the defaults below
-    g.record = rec
-    return g
+    """A Graph from a neuroemu model ``.npz`` (:mod:`converter.npz_import`)."""
+    from converter.npz_import import load_npz_model
+    return load_npz_model(path)
 
 
 def load_graph(model, input_scale: float | None = None):
@@ -84,16 +50,8 @@ def load_graph(model, input_scale: float | None = None):
         return model  # already a Graph
     if str(model) == "digits" and not Path("digits").exists():
         model = DIGITS_MODEL
-    path = Path(model)
-    if path.suffix.lower() == ".npz":
-        if not path.exists():
-            raise FileFormatError(f"{path}: no such model file")
-        g = graph_from_npz(path)
-        if input_scale is not None:
-            g.input_scale = float(input_scale)
-        return g
     from converter.load import load_model
-    return load_model(path, input_scale)
+    return load_model(Path(model), input_scale)
 
 
 def is_network_file(path) -> bool:

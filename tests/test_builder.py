@@ -148,3 +148,25 @@ def test_load_model_unknown_and_missing(tmp_path):
     h.write_bytes(b"not hdf5 at all")
     with pytest.raises(FileFormatError, match="bad.h5"):
         load_model(h)
+
+
+def test_load_model_reads_the_projects_npz_models(tmp_path):
+    """converter.load_model reads neuroemu's own .npz models (the demo and N-MNIST CNNs) without
+    the facade, refuses a data .npz with a clear message, and names a layer whose kernel is
+    missing."""
+    import json
+    from pathlib import Path
+    from converter import load_model
+    from hw_models.errors import FileFormatError
+    root = Path(__file__).resolve().parents[1]
+    g = load_model(root / "neuroemu" / "assets" / "digits_cnn.npz")
+    assert g.input_scale == pytest.approx(1 / 16)
+    np.savez(tmp_path / "data.npz", x=np.zeros((2, 8, 8)), y=np.zeros(2))
+    with pytest.raises(FileFormatError, match="architecture"):
+        load_model(tmp_path / "data.npz")
+    arch = {"architecture": [{"kind": "input", "shape": [4, 4, 1]},
+                             {"kind": "flatten", "name": "f"},
+                             {"kind": "dense", "name": "d"}]}
+    np.savez(tmp_path / "bad.npz", architecture=json.dumps(arch))
+    with pytest.raises(FileFormatError, match="'d/kernel'"):
+        load_model(tmp_path / "bad.npz")

@@ -1,0 +1,73 @@
+"""The project's own small model format: one NumPy ``.npz`` (never pickled) holding
+
+* ``architecture``: a JSON string ``{"name", "input_scale", "input_max", "architecture": [...]}``
+  whose list starts with ``{"kind": "input", "shape": [...], "layout": "HWC"|"CHW"|…}`` and
+  continues with one entry per layer: ``{"kind", "name", …}`` where kind is ``conv2d``
+  (``strides``, ``padding`` "valid"|"same"|ints), ``dense``, ``avgpool``/``maxpool`` (``pool``,
+  ``strides``), ``relu``, ``flatten``, ``softmax`` or ``global_avgpool``, applied in order;
+* ``<layer>/kernel`` (HWIO for conv2d, (in, out) for dense) and ``<layer>/bias`` arrays.
+
+The networks the project trains itself (``examples/train_digits.py``,
+``examples/train_nmnist.py``) are saved this way, so they load without any framework.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hw_models.errors import ConversionError, FileFormatError
+from .builder import GraphBuilder
+from .graph import Graph
+
+
+def load_npz_model(path: str | os.PathLike, input_scale: float | None = None) -> Graph:
+    """A :class:`Graph` from a neuroemu model ``.npz`` (see the module docstring)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "architecture" not in z.files:
+                raise FileFormatError(f"{path}: a neuroemu model .npz needs an 'architecture' "
+                                      f"entry (this looks like a data file: pass it as data)")
+            rec = json.loads(str(z["architecture"]))
+            arrays = {k: z[k] for k in z.files if k != "architecture"}
+    except FileFormatError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise FileFormatError(f"{path}: cannot read model ({exc})") from exc
+    try:
+        arch = rec["architecture"]
+        first = arch[0]
+        b = GraphBuilder(first["shape"], first.get("layout"), name=rec.get("name", path.stem))
+    except (KeyError, IndexError, TypeError) as exc:
+        raise FileFormatError(f"{path}: malformed 'architecture' record ({exc!r})") from exc
+    x = b.input()
+    for spec in arch[1:]:
+        kind, name = spec.get("kind"), spec.get("name")
+        w = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{name}/")}
+        if kind in ("conv2d", "dense") and "kernel" not in w:
+            raise FileFormatError(f"{path}: layer {name!r} ({kind}) has no array "
+                                  f"'{name}/kernel'")
+        if kind == "conv2d":
+            x = b.conv2d(x, w["kernel"], w.get("bias"), strides=spec.get("strides", 1),
+                         padding=spec.get("padding", "valid"), name=name)
+        elif kind == "dense":
+            x = b.dense(x, w["kernel"], w.get("bias"), name=name)
+        elif kind in ("avgpool", "maxpool"):
+            x = getattr(b, kind)(x, spec["pool"], spec.get("strides"), name=name)
+        elif kind in ("relu", "flatten", "softmax", "global_avgpool"):
+            x = getattr(b, kind)(x, name=name)
+        else:
+            raise ConversionError(f"{path}: layer {name!r}: kind {kind!r} is not supported in "
+                                  f"a neuroemu model .npz")
+    scale = input_scale if input_scale is not None else rec.get("input_scale")
+    g = b.build(x, input_scale=scale)
+    g.input_max = rec.get("input_max")  # the raw data range the model was trained on
+    g.record = rec
+    return g
+
+
+__all__ = ["load_npz_model"]
