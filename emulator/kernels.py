@@ -269,7 +269,6 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     inb = P[ip, P_BASE]
     M = pk.input_max
     Mu = np.uint64(M)
-    cap = rec_buf.shape[1]
     ep = e_lo
     out = pk.output_pop
     ob, on = P[out, P_BASE], P[out, P_SIZE]
@@ -307,17 +306,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     cnt += 1
                     ep += 1
             rcnt[rcnt_off[ip] + slot] = cnt
-            rs = rec_slot[ip]
-            for e in range(cnt):
-                j = ring[dst + e]
-                spk[s, inb + j] += 1
-                if rs >= 0:
-                    r_ = rec_n[s]
-                    if r_ < cap:
-                        rec_buf[s, r_, 0] = rs
-                        rec_buf[s, r_, 1] = t
-                        rec_buf[s, r_, 2] = j
-                    rec_n[s] = r_ + 1
+            _count_spikes(ring, dst, cnt, spk[s, inb:inb + nin], rec_slot[ip], t, rec_buf[s],
+                          rec_n, s)
         # -- every other population in order
         for oi in range(pk.order.shape[0]):
             p = pk.order[oi]
@@ -347,17 +337,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 satl[p] += nsat
                 sat[s, :] = satl
                 return
-            rs = rec_slot[p]
-            for e in range(cnt):
-                i = ring[dst + e]
-                spk[s, b + i] += 1
-                if rs >= 0:
-                    r_ = rec_n[s]
-                    if r_ < cap:
-                        rec_buf[s, r_, 0] = rs
-                        rec_buf[s, r_, 1] = t
-                        rec_buf[s, r_, 2] = i
-                    rec_n[s] = r_ + 1
+            _count_spikes(ring, dst, cnt, spk[s, b:b + n], rec_slot[p], t, rec_buf[s], rec_n, s)
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
         # -- read-out
@@ -382,6 +362,27 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     for t in range(T):
         pred[t, s] = predl[t]
     _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _count_spikes(ring, dst, cnt, spk, rs, t, rec, rec_n, s):
+    """Count the spikes ``ring[dst:dst+cnt]`` of one population in its per-neuron counts
+    ``spk`` and, if it is recorded (slot ``rs`` ≥ 0), append (rs, t, neuron) rows to ``rec``
+    (rows past its capacity are only counted: the caller reruns with the exact size)."""
+    if rs < 0:
+        for e in range(cnt):
+            spk[ring[dst + e]] += 1
+        return
+    cap = rec.shape[0]
+    for e in range(cnt):
+        i = ring[dst + e]
+        spk[i] += 1
+        r_ = rec_n[s]
+        if r_ < cap:
+            rec[r_, 0] = rs
+            rec[r_, 1] = t
+            rec[r_, 2] = i
+        rec_n[s] = r_ + 1
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
