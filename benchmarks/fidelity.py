@@ -2,15 +2,18 @@
 
     python benchmarks/fidelity.py [--quick] [--samples N] [--cifar-samples N]
                                   [--models tests_99.20,cifar10_81.45,...] [--grid full|reduced]
-                                  [--out docs/fidelity.md]
+                                  [--methods robust,ecc,rmp,ecc-pc,ecc-p99.99,...]
+                                  [--bits float,10,8,6,4] [--steps 256] [--threads 1]
+                                  [--mnist-start 8000] [--out docs/fidelity.md [--append]]
 
 For every model: the float accuracy of the graph on the evaluation images, then for each method
 (robust, ECC, RMP 0.8) and weight precision (float = 2^23 resolution, 10, 8, 6, 4 bits) one
-emulator run of 256 steps, which gives the accuracy at every T (``Result.accuracy[T-1]``); the
-table shows T = 16, 32, 64, 128, 256 and the synaptic operations per sample (MOps over the
-256 steps) next to the ANN's MACs per sample (counted from the graph).
+emulator run of ``--steps`` (256) steps, which gives the accuracy at every T
+(``Result.accuracy[T-1]``); the table shows T = 16, 32, 64, 128, 256 (and the run length if
+larger) and the synaptic operations per sample (MOps over the whole run) next to the ANN's MACs
+per sample (counted from the graph), then the per-layer firing rates of the 8-bit rows.
 
-Data: MNIST evaluation images 8000..9999 (the split on which keras_bn_maxpool and torch_cnn were
+Data: MNIST evaluation images from ``--mnist-start`` (default 8000..: the split on which keras_bn_maxpool and torch_cnn were
 never trained), calibration on images 0..999; CIFAR-10: the shared 1,000-image subset,
 evaluation on images 0..N−1, calibration on images 500..999.  Conversion uses the ``ideal``
 profile (no chip limits, synchronous timing, analog input, v ≥ θ) so that the table isolates
