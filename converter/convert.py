@@ -52,7 +52,7 @@ from hw_models.profiles import get_profile
 from .graph import Graph, pair
 from .normalise import activation_scales, share_scales
 from .passes import count_macs, prepare
-from .quantise import quantise_population
+from .quantise import FLOAT_BITS, quantise_population
 
 __all__ = ["convert", "METHODS", "OPTION_DEFAULTS"]
 
@@ -408,9 +408,9 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     prof = get_profile(profile)
     if weight_bits is not None:
         if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, np.integer)) \
-                or not 2 <= weight_bits <= 24:
-            raise ConversionError(f"weight_bits must be an integer in [2, 24] or None, "
-                                  f"got {weight_bits!r}")
+                or not 2 <= weight_bits <= FLOAT_BITS:
+            raise ConversionError(f"weight_bits must be an integer in [2, {FLOAT_BITS}] or "
+                                  f"None, got {weight_bits!r}")
         weight_bits = int(weight_bits)
         if prof.weight_bits is not None and weight_bits > prof.weight_bits:
             raise ConversionError(f"weight_bits={weight_bits} exceeds the {prof.weight_bits}-bit "

@@ -17,13 +17,17 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
 else:
     from numba.cpython.unsafe.numbers import trailing_zeros
 
+from hw_models.network import DECAY_ONE
 from hw_models.rng import GOLDEN, MUL1, MUL2
 
 from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_FAST, J_KH, J_KIND, J_KW,
                       J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_RS, J_SRC, J_SX,
                       J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H,
-                      P_INHI, P_INLO, P_INPUT, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING,
+                      P_INHI, P_INLO, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING,
                       P_THR, P_VMAX, P_VMIN, ROW_PAD)
+
+#: dec() divides by DECAY_ONE = 2**DECAY_SHIFT; a shift is exact for the non-negative products
+DECAY_SHIFT = DECAY_ONE.bit_length() - 1
 
 _GOLDEN = np.uint64(GOLDEN)
 _MUL1 = np.uint64(MUL1)
@@ -67,18 +71,18 @@ def _dec(x, delta):
     """sign(x) · ⌊|x| · (4096 − δ) / 4096⌋ with the special cases δ = 0 and δ = 4096."""
     if delta == 0:
         return x
-    if delta == 4096:
+    if delta == DECAY_ONE:
         return np.int64(0)
     if x >= 0:
-        return (x * (4096 - delta)) >> 12
-    return -(((-x) * (4096 - delta)) >> 12)
+        return (x * (DECAY_ONE - delta)) >> DECAY_SHIFT
+    return -(((-x) * (DECAY_ONE - delta)) >> DECAY_SHIFT)
 
 
 @njit(cache=True, inline="always")
 def _dec_bf(x, f):
     """dec(x, δ) with f = 4096 − δ, branch-free: sign(x) · ((|x| · f) >> 12)."""
     sg = x >> 63
-    m = (((x ^ sg) - sg) * f) >> 12
+    m = (((x ^ sg) - sg) * f) >> DECAY_SHIFT
     return (m ^ sg) - sg
 
 
@@ -493,7 +497,7 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
     cl = (P[p, P_VMIN], P[p, P_VMAX], thr + P[p, P_RULE],  # v > θ  ⇔  v ≥ θ + 1
           thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(1 - P[p, P_RESET]),
           P[p, P_SPIKING] == 1)
-    if P[p, P_DU] == 4096 and P[p, P_DV] == 0:
+    if P[p, P_DU] == DECAY_ONE and P[p, P_DV] == 0:
         if P[p, P_ANALOG] == 1:
             b = P[p, P_BASE]
             return _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
@@ -540,8 +544,8 @@ def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
 @njit(cache=True, nogil=True, boundscheck=False)
 def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl):
     vmin, vmax, th, sub, keep, spiking = cl
-    fu = 4096 - P[p, P_DU]
-    fv = 4096 - P[p, P_DV]
+    fu = DECAY_ONE - P[p, P_DU]
+    fv = DECAY_ONE - P[p, P_DV]
     ib = P[p, P_BASE]
     has_an = P[p, P_ANALOG] == 1
     nsat = np.int64(0)
@@ -568,7 +572,7 @@ def _update_general(P, p, acc, icur, u, v, bias, act):
     """u, v and the 'wrap' or 'raise' range policy.  Returns (saturations, first neuron that
     overflowed under 'raise' or -1, its out-of-range v)."""
     n = u.shape[0]
-    fu, fv = 4096 - P[p, P_DU], 4096 - P[p, P_DV]
+    fu, fv = DECAY_ONE - P[p, P_DU], DECAY_ONE - P[p, P_DV]
     vmin, vmax, pol = P[p, P_VMIN], P[p, P_VMAX], P[p, P_OVF]
     span = vmax - vmin + 1
     ib = P[p, P_BASE]
