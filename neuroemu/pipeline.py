@@ -366,8 +366,8 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     t0 = time.perf_counter()
     if isinstance(net, (str, os.PathLike)):
         net = load_network(net)
-    ds = data if isinstance(data, Dataset) else load_data(data)
-    ds = ds.subset(samples)
+    whole = data if isinstance(data, Dataset) else load_data(data)
+    ds = whole.subset(samples)
     if steps is None or int(steps) < 1:
         raise DataError(f"steps must be >= 1, got {steps}")
     steps = int(steps)
@@ -403,7 +403,6 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
         if ref:
             full = ds if ds.info.get("start", 0) == 0 else None
             if full is not None and len(ds) <= ref["samples"]:
-                whole = load_data(data) if not isinstance(data, Dataset) else data
                 if whole.fingerprint() == ref["fingerprint"] or \
                         whole.subset(ref["samples"]).fingerprint() == ref["fingerprint"]:
                     fref = np.asarray(ref["predictions"][:len(ds)])
