@@ -264,7 +264,7 @@ def cmd_fit(args) -> int:
         print(json.dumps(_jsonify(rep.to_dict()), indent=2))
     else:
         print(str(rep))
-    return 0 if getattr(rep, "fits", rep.ok) else EXIT_LIMITS
+    return 0 if rep.fits else EXIT_LIMITS
 
 
 def cmd_run(args) -> int:

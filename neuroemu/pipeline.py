@@ -217,41 +217,7 @@ def fit(model_or_net, profile: str | None = None, input_scale: float | None = No
         obj = load_network(obj) if is_network_file(obj) else load_graph(obj, input_scale)
     if profile is None:
         profile = getattr(obj, "profile", None) or "loihi1"
-    try:
-        feasibility = _converter_fn("feasibility")
-    except NeuroemuError:
-        feasibility = _feasibility_fallback
-    return feasibility(obj, profile)
-
-
-def _feasibility_fallback(obj, profile):
-    """Until ``converter.feasibility`` exists: map a graph with weights-only scales and count."""
-    from hw_models.network import CoreNetwork
-    from hw_models.resources import check_network
-    if not isinstance(obj, CoreNetwork):
-        obj = _converter_fn("convert")(obj, None, profile=profile,
-                                       weight_bits=_profile_bits(profile))
-    return _TextReport(check_network(obj, profile))
-
-
-def _profile_bits(profile):
-    from hw_models.profiles import get_profile
-    return get_profile(profile).weight_bits
-
-
-class _TextReport:
-    def __init__(self, rep):
-        self.rep, self.ok = rep, rep.ok
-
-    def to_dict(self):
-        return self.rep.to_dict()
-
-    def __str__(self):
-        d = self.rep.to_dict()
-        lines = [f"feasibility on {d['profile']}: {'OK' if self.ok else 'limits NOT met'}",
-                 "totals: " + ", ".join(f"{k} {v:,}" for k, v in d["totals"].items())]
-        lines += [f"  violation: {v['message']}" for v in d["violations"]]
-        return "\n".join(lines)
+    return _converter_fn("feasibility")(obj, profile)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +329,7 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
              progress: bool = False, input_scale: float | None = None) -> Evaluation:
     """Run ``net`` on ``data`` for ``steps`` and report (see :class:`Evaluation`)."""
     from hw_models.energy import energy_report, latency_report
+    from hw_models.profiles import get_profile
     t0 = time.perf_counter()
     if isinstance(net, (str, os.PathLike)):
         net = load_network(net)
@@ -374,7 +341,8 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     x = prepare_inputs(net, ds, steps)          # refuses wrong shapes before any work
     for name in record:
         net.population(name)                     # unknown population: error before the run
-    profile = profile or net.profile or "loihi1"
+    # a misspelled profile is an error before the run, not a missing energy line after it
+    profile = get_profile(profile or net.profile or "loihi1").name
     # float reference: stored at convert time for these exact samples, or recomputed
     fref, fsrc = None, ""
     if model is not None:
@@ -420,15 +388,9 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     if float_acc is not None:   # first step from which the accuracy stays >= the float one
         steps_to = res.steps_to_accuracy(float_acc - 1e-12)
     settle = settle_steps(pred)
-    counters = {k: v for k, v in dict(res.counters).items()}
-    from hw_models.energy import COUNTER_NAMES
-    costed = {k: counters[k] for k in COUNTER_NAMES if k in counters}
-    try:
-        energy = energy_report(costed, profile, steps=steps, samples=len(ds), ann_macs=macs,
-                               strict=False)
-        latency = latency_report(float(settle.mean()), profile)
-    except NeuroemuError:
-        energy = latency = None
+    counters = dict(res.counters)
+    energy = energy_report(counters, profile, steps=steps, samples=len(ds), ann_macs=macs)
+    latency = latency_report(float(settle.mean()), profile)
     synops = float(np.sum(counters.get("synaptic_events", 0))) / len(ds)
     ev = Evaluation(samples=len(ds), steps=steps, profile=str(profile), accuracy=acc,
                     float_accuracy=float_acc, agreement=agreement, steps_to_float=steps_to,
@@ -467,11 +429,8 @@ def save_evaluation(ev: Evaluation, net, path, extra: dict | None = None) -> Pat
 
 def core_usage(net, profile) -> dict | None:
     """``{"limits": {name: max}, "usage": {name: [per core]}, "population": [per core]}``."""
-    try:
-        from hw_models.resources import check_network
-        rep = check_network(net, profile)
-    except (ImportError, NeuroemuError):
-        return None
+    from hw_models.resources import check_network
+    rep = check_network(net, profile)
     on = np.asarray(rep.on_chip, bool)
     return {"limits": {k: (None if v is None else int(v)) for k, v in rep.limits.items()},
             "usage": {k: np.asarray(v)[on].astype(int).tolist() for k, v in rep.usage.items()},
@@ -534,7 +493,7 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
         ev = evaluate(net, ds, steps, seed=seed, profile=profile)
         try:
             rep = fit(net, profile)
-            feas = {"ok": bool(getattr(rep, "fits", rep.ok)), "report": str(rep)}
+            feas = {"ok": bool(rep.fits), "report": str(rep)}
         except NeuroemuError as exc:
             feas = {"ok": False, "report": str(exc)}
         res = ev.result
@@ -568,8 +527,7 @@ def _flat_dict(d: dict) -> dict:
 
 def _per_pop(res) -> dict:
     out = {}
-    per = getattr(res, "per_population", None) or {}
-    for pop, cnt in dict(per).items():
+    for pop, cnt in res.per_population.items():
         if isinstance(cnt, dict):
             out[str(pop)] = {k: float(np.sum(v)) for k, v in cnt.items()}
     return out

@@ -64,7 +64,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
     rep = fit(net, profile)
     (out / "feasibility.txt").write_text(str(rep) + "\n")
     (out / "feasibility.json").write_text(json.dumps(_jsonify(rep.to_dict()), indent=2) + "\n")
-    fits = bool(getattr(rep, "fits", rep.ok))
+    fits = bool(rep.fits)
     log(f"feasibility on {profile}: {'fits' if fits else 'limits NOT met'}")
     pops = [p.name for p in net.populations if not p.is_input and p.spiking]
     ev = evaluate(net, test, steps, record=pops, profile=profile, progress=progress)

@@ -100,6 +100,22 @@ def test_wrong_data_shape_refused_before_any_work(net_file, tmp_path, capsys, mo
     assert not (tmp_path / "n.h5").exists()
 
 
+def test_unknown_profile_refused_before_any_work(net_file, tmp_path, capsys, monkeypatch):
+    """A misspelled --profile used to run the whole batch and then print no energy; it must be
+    a one-line error before the emulator starts, with no result file."""
+    import neuroemu.pipeline as pl
+
+    def boom(*a, **k):
+        raise AssertionError("the emulator must not start with an unknown profile")
+    monkeypatch.setattr(pl, "_emulator_run", boom)
+    out = tmp_path / "r.h5"
+    assert main(["run", str(net_file), "--data", "digits", "--steps", "4", "--profile",
+                 "loihii", "-o", str(out)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("neuroemu: error:") and "loihii" in err and "loihi1" in err
+    assert not out.exists()
+
+
 def test_values_out_of_range_refused(net_file, tmp_path, capsys):
     bad = tmp_path / "big.npz"
     np.savez(bad, x=np.full((4, 8, 8), 255, np.uint8), y=np.zeros(4, np.int64))
