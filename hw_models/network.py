@@ -365,7 +365,10 @@ class CoreNetwork:
 
     @property
     def n_cores(self) -> int:
-        return 1 + max(int(c.max()) for c in self.core_assignment().values())
+        # as core_assignment() numbers them, without building the per-neuron arrays
+        mapped = max((int(p.core.max()) for p in self.populations if p.core is not None),
+                     default=-1)
+        return mapped + 1 + sum(p.core is None for p in self.populations)
 
     def placement_array(self) -> np.ndarray:
         """(n_cores, 3) (chip, x, y) per core; zeros where no placement is given."""

@@ -291,3 +291,12 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (os.stat(tmp_path / "r.h5").st_mode & 0o777) == 0o644
+
+
+def test_n_cores_matches_core_assignment():
+    """n_cores is computed without building per-neuron arrays; it must equal the count that
+    core_assignment() implies (mapped, partly mapped and unmapped networks)."""
+    from netgen import random_network
+    for seed in range(60):
+        net = random_network(seed)
+        assert net.n_cores == 1 + max(int(c.max()) for c in net.core_assignment().values())
