@@ -7,7 +7,10 @@ The pipeline (DESIGN.md "Conversion"):
    ``input`` → the input population; every ReLU after a linear chain (conv/dense, zero padding,
    add, concat, flatten/reshape) → a spiking population whose incoming projections are the terms
    of that chain; maxpool → a spiking gate projection (``kind="maxpool"``) into a *relay*
-   population (weight = threshold, so every passed spike re-emits), or an average by option;
+   population (weight = threshold, so every passed spike re-emits): option ``maxpool="gate"``
+   passes the spikes of the window's current winner (Rueckauer 2017), ``"runmax"`` passes a
+   spike whenever the window's highest input count exceeds the passes so far, so the relay's
+   count is exactly the window maximum of its input counts; ``"avg"`` replaces it by an average;
    avgpool / global_avgpool → an ``avgpool`` projection into an *average* population (which
    inherits the λ of its input); the logits → the read-out population (non-spiking for readout
    ``"v"``).  A ``concat`` is never materialised: each consumer gets one projection per concat
@@ -66,7 +69,7 @@ OPTION_DEFAULTS = {
     "share": True, "batch_size": 128,
 }
 _CHOICES = {"reset": ("subtract", "zero"), "encoding": ("analog", "rate", "bernoulli", "events"),
-            "maxpool": ("gate", "avg"), "readout": ("v", "spikes"),
+            "maxpool": ("gate", "runmax", "avg"), "readout": ("v", "spikes"),
             "timing": ("sync", "hardware"), "tre": ("vinit", "bias", "none")}
 _METHOD_DEFAULTS = {"ecc": {"percentile": 100.0, "tre": "vinit"},
                     "robust": {"percentile": 99.9, "tre": "none"},
@@ -342,10 +345,11 @@ class _Planner:
         geom = {"kernel": pool, "stride": pair(p.get("strides", pool)), "padding": pad}
         c = self.pops_shape(v[1])[-1]
         pn = self._pname(name)
-        if k == "maxpool" and self.opt["maxpool"] == "gate":
+        if k == "maxpool" and self.opt["maxpool"] in ("gate", "runmax"):
             if any(v[2]):
                 raise ConversionError(f"maxpool {name!r} after zero padding: padded zeros would "
                                       f"enter the max; not supported")
+            geom["gate"] = "winner" if self.opt["maxpool"] == "gate" else "runmax"
             term = _Term(name, v[1], "maxpool", np.ones(c), geom)
             role = "relay"
         else:
@@ -393,7 +397,7 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     steps : run length T, needed only for ``tre="bias"``.
     options : ``reset`` (subtract|zero), ``encoding`` (analog|rate|bernoulli|events),
         ``input_max`` (255), ``input_scale`` (model units per raw unit; default the graph's, else
-        1/input_max), ``maxpool`` (gate|avg), ``readout`` (v|spikes), ``timing``
+        1/input_max), ``maxpool`` (gate|runmax|avg), ``readout`` (v|spikes), ``timing``
         (sync: delay 0 | hardware: delay 1), ``percentile``, ``per_channel``, ``rho`` (0.5),
         ``tre`` (vinit|bias|none), ``rmp_scale`` (0.8), ``map`` (True), ``share`` (True),
         ``batch_size`` (128, calibration batches).
@@ -515,7 +519,7 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                 t.name, src, p.name, t.kind, q["weights"][k], exponent=q["exponents"][k],
                 delay=delay, kernel=geom.get("kernel", (1, 1)), stride=geom.get("stride", (1, 1)),
                 padding=geom.get("padding", (0, 0, 0, 0)),
-                dilation=geom.get("dilation", (1, 1))))
+                dilation=geom.get("dilation", (1, 1)), gate=geom.get("gate", "winner")))
         del fw
         qrep[p.name] = dict(q["report"], role=p.role, v_init=v_init)
         lam_rep[p.name] = {"max": float(np.max(lt)), "mean": float(np.mean(lt)),

@@ -187,8 +187,10 @@ def missing_features(net: CoreNetwork, profile) -> list:
             f"chip is equivalent for integer v; with subtraction it is not)")
     bad = [pr.name for pr in net.projections if pr.kind == "maxpool"]
     if bad and not prof.native_maxpool_gate:
+        gates = sorted({pr.gate for pr in net.projections if pr.kind == "maxpool"})
         add("maxpool_gate", bad, f"{prof.name} has no spiking max-pool gate; {len(bad)} "
-            f"projection(s) use it (convert with maxpool='avg' for a native network)")
+            f"projection(s) use it (gate {', '.join(gates)}; convert with maxpool='avg' for a "
+            f"native network)")
     if prof.max_delay is not None:
         bad = [pr.name for pr in net.projections if pr.delay > prof.max_delay]
         if bad:

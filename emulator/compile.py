@@ -63,6 +63,8 @@ POP_COLS = 20
 PROJ_COLS = 27
 ROW_PAD = 8  # zeros after each conv weight row: a row add may round its length up to this
 KINDS = {"dense": 0, "conv": 1, "avgpool": 2, "maxpool": 3, "identity": 4}
+#: J_KIND of a maxpool projection with gate "runmax" (KINDS["maxpool"] is the winner gate)
+RUNMAX = 5
 ENC = {"analog": 0, "rate": 1, "bernoulli": 2, "events": 3}
 RESET = {"subtract": 0, "zero": 1}
 OVERFLOW = {"saturate": 0, "wrap": 1, "raise": 2}
@@ -96,7 +98,7 @@ class Packed(NamedTuple):
     pos: np.ndarray       # int32 (n_neurons, 3): (y, x, c) of every neuron (no divisions)
     n_neurons: int
     n_deliv: int          # length of the per-sample delivered-spike counter
-    n_mpcount: int        # length of the per-sample max-pool count state
+    n_mpcount: int        # length of the per-sample max-pool state (counts, runmax maxima)
     max_size: int
 
 
@@ -202,6 +204,8 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         if pr.kind == "maxpool" and is_analog:
             raise SimulationError(f"projection {pr.name!r}: a max-pool gate needs spikes, but "
                                   f"its source {src.name!r} is an analog input")
+        if pr.kind == "maxpool" and pr.gate == "runmax":
+            kind = RUNMAX
         r[J_KIND], r[J_SRC], r[J_TGT], r[J_DELAY] = kind, idx[pr.source], idx[pr.target], pr.delay
         r[J_NSRC], r[J_NTGT], r[J_ANALOG] = src.size, tgt.size, int(is_analog)
         r[J_H], r[J_W], r[J_C] = pop[idx[pr.source], P_H:P_C + 1]
@@ -219,9 +223,9 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         woff += wl.size
         r[J_DOFF] = doff
         doff += src.size
-        if pr.kind == "maxpool":
+        if pr.kind == "maxpool":  # counts per source; runmax: then the maximum per target
             r[J_MOFF] = moff
-            moff += src.size
+            moff += src.size + (tgt.size if kind == RUNMAX else 0)
         tcore = cores[pr.target].astype(np.int64)
         ns = src.size
         if pr.kind in ("conv", "avgpool", "maxpool"):

@@ -18,7 +18,8 @@ Design (DESIGN.md "The engine"):
   Weight rows are zero-padded, so a run ending at its row's end is added with its length
   rounded up to 8 (no scalar remainder loop on short rows such as LeNet's 5 × 6).
   Pools add ``w[c]`` (non-overlapping windows through a direct target table); the max-pool
-  gate keeps counts per source and checks the winner of each reached window; identity adds
+  gate keeps counts per source and checks the winner of each reached window (the running-max
+  gate raises each reached window's maximum to the spiking source's count); identity adds
   ``w[i mod C]``.  Inner adds run over array *views* (not index sums), which is what lets LLVM
   vectorise them.
 * **Neuron update in one vectorisable pass** (``kernels._update``): for a saturating
@@ -69,7 +70,8 @@ def _fingerprint(net) -> bytes:
             h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
     for pr in net.projections:
         h.update(repr((pr.name, pr.source, pr.target, pr.kind, pr.exponent, pr.delay,
-                       pr.kernel, pr.stride, pr.padding, pr.dilation, pr.weights.dtype.str,
+                       pr.kernel, pr.stride, pr.padding, pr.dilation, pr.gate,
+                       pr.weights.dtype.str,
                        pr.weights.shape)).encode())
         h.update(np.ascontiguousarray(pr.weights).tobytes())
     h.update(b"-" if net.placement is None else np.ascontiguousarray(net.placement).tobytes())
@@ -299,7 +301,7 @@ def _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpco
         if J[k, C.J_ANALOG] == 1:
             macs = int((xf != 0).sum(axis=0, dtype=np.int64) @ st.ev_tot[k])
             ev = 0
-        elif J[k, C.J_KIND] == C.KINDS["maxpool"]:
+        elif J[k, C.J_KIND] in (C.KINDS["maxpool"], C.RUNMAX):
             ev = int(mpev_sum[k])
         else:
             d0 = int(J[k, C.J_DOFF])

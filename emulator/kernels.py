@@ -24,7 +24,7 @@ from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_FAST, J_KH, J_KI
                       J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_RS, J_SRC, J_SX,
                       J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H,
                       P_INHI, P_INLO, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING,
-                      P_THR, P_VMAX, P_VMIN, ROW_PAD)
+                      P_THR, P_VMAX, P_VMIN, ROW_PAD, RUNMAX)
 
 #: dec() divides by DECAY_ONE = 2**DECAY_SHIFT; a shift is exact for the non-negative products
 DECAY_SHIFT = DECAY_ONE.bit_length() - 1
@@ -167,13 +167,33 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
             for ti in range(tp[toff + j], tp[toff + j + 1]):
                 acc[tg[ti]] += wv
         return
-    # maxpool gate: count this step's arrivals first, then pass the winners
+    # maxpool: count this step's arrivals first, then pass the winners (or the running max)
     moff = J[k, J_MOFF]
     H = pk.pop[J[k, J_SRC], P_H]
     sy, sx, pt, pl = J[k, J_SY], J[k, J_SX], J[k, J_PT], J[k, J_PL]
     tb = pk.pop[J[k, J_TGT], P_BASE]
     for e in range(cnt):
         mpc[moff + ring[a + e]] += 1
+    if kind == RUNMAX:
+        # the window maximum only changes where a source spiked, to at most that source's
+        # count: raising each reached target's maximum to it gives M(t) in any event order
+        mx = moff + J[k, J_NSRC]  # per target: the passes so far (= the previous maximum)
+        for e in range(cnt):
+            j = ring[a + e]
+            c = pos[sb + j, 2]
+            nj = mpc[moff + j]
+            wv = w[woff + c]
+            for ri in range(rp[roff + pos[sb + j, 0]], rp[roff + pos[sb + j, 0] + 1]):
+                oy = ro[ri]
+                for ci in range(cp[coff + pos[sb + j, 1]], cp[coff + pos[sb + j, 1] + 1]):
+                    ti = (oy * OW + co[ci]) * Cc + c
+                    d = nj - mpc[mx + ti]
+                    if d > 0:
+                        mpc[mx + ti] = nj
+                        acc[ti] += d * wv
+                        mpev[s, k] += d
+                        mpcore[s, core[tb + ti]] += d
+        return
     for e in range(cnt):
         j = ring[a + e]
         y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
@@ -399,7 +419,7 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
     P = pk.pop
     J = pk.proj
     for k in range(J.shape[0]):
-        if J[k, J_ANALOG] == 1 or J[k, J_KIND] == 3:
+        if J[k, J_ANALOG] == 1 or J[k, J_KIND] == 3 or J[k, J_KIND] == RUNMAX:
             continue
         sp = J[k, J_SRC]
         sb = P[sp, P_BASE]

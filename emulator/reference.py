@@ -8,8 +8,10 @@ event engine:
   summed effective weight ``w · 2^e`` and the 0/1 connectivity (which source reaches which
   target).  Convolutions and pools are built by gathering, for every *target* position, its
   window (``y = oy·sy − pad_top + ky·dy``), never by scattering a kernel;
-* ``maxpool`` keeps a counts array per projection and picks, every step, the first source with
-  the largest count in each target's window (row-major window order) by ``argmax``;
+* ``maxpool`` keeps a counts array per projection; gate ``winner`` picks, every step, the first
+  source with the largest count in each target's window (row-major window order) by
+  ``argmax``; gate ``runmax`` takes the window's largest count by ``max`` and passes its
+  increase over the previous step's;
 * the simulation is time-stepped over dense (N, n) arrays of all samples at once, populations
   in :meth:`CoreNetwork.order`, spikes stored for every step so delays are plain look-ups;
 * synaptic events are counted by multiplying the arriving spikes by the connectivity matrix,
@@ -235,6 +237,8 @@ def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0) -> dict:
          if not p.is_input}
     pool_counts = {name: np.zeros((N, pops[net.projection(name).source].size), np.int64)
                    for name in pool}
+    pool_max = {name: np.zeros((N, pops[net.projection(name).target].size), np.int64)
+                for name in pool}  # runmax: the window maximum of the previous step
     # counters (per target neuron, summed over samples)
     syn = {pr.name: np.zeros(pops[pr.target].size, np.int64) for pr in net.projections}
     act = {name: np.zeros(p.size, np.int64) for name, p in pops.items()}
@@ -265,9 +269,14 @@ def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0) -> dict:
                     counts = pool_counts[pr.name]
                     counts += arriving  # this step's arrivals included
                     cand = np.where(windows >= 0, counts[:, windows.clip(0)], -1)  # (N, nt, K)
-                    winner = windows[np.arange(len(windows)), cand.argmax(axis=2)]  # (N, nt)
-                    passed = np.where(winner >= 0, np.take_along_axis(
-                        arriving, winner.clip(0), axis=1), 0)  # an all-padding window: none
+                    if pr.gate == "runmax":
+                        m = cand.max(axis=2).clip(0)  # an all-padding window: 0
+                        passed = m - pool_max[pr.name]
+                        pool_max[pr.name] = m
+                    else:
+                        winner = windows[np.arange(len(windows)), cand.argmax(axis=2)]
+                        passed = np.where(winner >= 0, np.take_along_axis(
+                            arriving, winner.clip(0), axis=1), 0)  # all-padding window: none
                     Q += passed * weight
                     syn[pr.name] += passed.sum(axis=0)
                 else:

@@ -12,7 +12,12 @@ Layout (version 1)::
         bias               int64 (n,)                                        [optional]
         core               int32 (n,) global core index per neuron           [optional]
     /projections/NNNN      attrs name, source, target, kind, exponent, delay, kernel, stride,
-                           padding (top, bottom, left, right), dilation
+                           padding (top, bottom, left, right), dilation, gate (maxpool only;
+                           absent = "winner")
+
+Version 2 is version 1 plus a maxpool ``gate`` other than "winner"; a file is written as
+version 1 whenever it can be, so older readers keep reading it, and refuse (by version) the
+files whose max-pool they would misread.
         weights            integer array, shape per kind (see hw_models.network.Projection)
 """
 
@@ -80,7 +85,8 @@ def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["format"] = FORMAT_NAME
-        f.attrs["version"] = FORMAT_VERSION
+        # version 1 unless a version-2 feature (a maxpool gate other than "winner") is used
+        f.attrs["version"] = 2 if any(pr.gate != "winner" for pr in net.projections) else 1
         f.attrs["output"] = net.output
         f.attrs["readout"] = net.readout
         f.attrs["input_layout"] = net.input_layout
@@ -105,6 +111,8 @@ def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
                 pg.attrs[a] = getattr(pr, a)
             for a in _PROJ_TUPLES:
                 pg.attrs[a] = np.asarray(getattr(pr, a), np.int64)
+            if pr.gate != "winner":
+                pg.attrs["gate"] = pr.gate
             pg.create_dataset("weights", data=pr.weights, compression="gzip")
     return path
 
@@ -178,6 +186,7 @@ def load_network(path: str | os.PathLike) -> CoreNetwork:
                 for a in _PROJ_TUPLES:
                     kw[a] = tuple(int(s) for s in g.attrs[a])
                 kw["weights"] = g["weights"][()]
+                kw["gate"] = attr_str(g, "gate", "winner")
                 projs.append(Projection(**kw))
             net = CoreNetwork(
                 populations=pops, projections=projs, output=_attr(f, "output", path),

@@ -59,7 +59,7 @@ import numpy as np
 from .errors import NetworkError
 
 FORMAT_NAME = "neuroemu.CoreNetwork"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # newest version written/read (hw_models.h5io: 2 only when needed)
 
 RESETS = ("subtract", "zero")
 OVERFLOWS = ("saturate", "wrap", "raise")
@@ -70,6 +70,8 @@ READOUTS = ("v", "spikes")
 # "HWC" as is, "CHW" transposed (NCHW models), "HW" a single channel added, "flat" reshaped.
 INPUT_LAYOUTS = ("HWC", "CHW", "HW", "flat")
 PROJECTION_KINDS = ("dense", "conv", "avgpool", "maxpool", "identity")
+#: how a ``maxpool`` projection decides what passes (see :class:`Projection`)
+MAXPOOL_GATES = ("winner", "runmax")
 DECAY_ONE = 4096  # decays are fractions of 4096 (DESIGN: dec(x, δ))
 
 
@@ -187,16 +189,25 @@ class Projection:
                   ``y = oy·sy − pad_top + ky·dy`` and ``x = ox·sx − pad_left + kx·dx``.
     ``avgpool``   ``weights`` (C,): a spike at (y, x, c) adds ``w[c]`` to every target
                   (oy, ox, c) whose ``kernel`` window (stride, padding; no dilation) holds it.
-    ``maxpool``   ``weights`` (C,): the spiking max-pool gate (Rueckauer et al. 2017).  The
-                  projection counts every spike it receives per source neuron, this step's
-                  arrivals included; target (oy, ox, c) receives ``w[c]`` at a step iff the
-                  *winner* of its window — the first source in row-major window order with the
-                  largest count — has a spike arriving at that step.
+    ``maxpool``   ``weights`` (C,): a spiking max-pool.  The projection counts every spike it
+                  receives per source neuron, this step's arrivals included (``n_j(t)``); what
+                  target (oy, ox, c) receives depends on ``gate``:
+
+                  * ``"winner"`` (Rueckauer et al. 2017): ``w[c]`` for every spike arriving at
+                    step t from the *winner* of its window — the first source in row-major
+                    window order with the largest count.  A change of winner passes spikes
+                    that the true maximum did not have, so the passed count can exceed
+                    ``max_j n_j``.
+                  * ``"runmax"`` (running maximum): with ``M(t) = max_j n_j(t)`` over the
+                    window's in-bounds sources (0 for a window wholly in the padding),
+                    ``(M(t) − M(t−1)) · w[c]`` — a pass whenever the window's highest count
+                    exceeds the passes so far, so the passed count is exactly ``M(t)``.
     ``identity``  ``weights`` (C,): source and target have one shape; neuron i adds
                   ``w[i mod C]`` to target i (residual sums, relays).
 
     A synaptic event is one delivery of one spike to one target neuron (borders, strides and
-    padding respected); for ``maxpool`` only passed spikes count.
+    padding respected); for ``maxpool`` only passes count (one event per passed spike).
+    ``gate`` must be ``"winner"`` for every kind but ``maxpool``.
     """
 
     name: str
@@ -210,6 +221,7 @@ class Projection:
     stride: tuple = (1, 1)
     padding: tuple = (0, 0, 0, 0)  # top, bottom, left, right
     dilation: tuple = (1, 1)
+    gate: str = "winner"  # maxpool only: "winner" | "runmax"
 
     def __post_init__(self):
         self.weights = np.ascontiguousarray(np.asarray(self.weights))
@@ -234,6 +246,9 @@ class Projection:
             raise NetworkError(f"{n}: kind must be one of {PROJECTION_KINDS}")
         if target.is_input:
             raise NetworkError(f"{n}: an input population cannot receive synapses")
+        if self.gate not in MAXPOOL_GATES or (self.kind != "maxpool" and self.gate != "winner"):
+            raise NetworkError(f"{n}: gate must be one of {MAXPOOL_GATES} (and 'winner' unless "
+                               f"the kind is maxpool), got {self.gate!r}")
         if not np.issubdtype(self.weights.dtype, np.integer):
             raise NetworkError(f"{n}: weights must be integers, got dtype {self.weights.dtype}")
         if self.exponent < 0:

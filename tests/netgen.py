@@ -13,7 +13,9 @@ on two chips, and the four input encodings.
 Overrides (keyword arguments) fix a choice instead of drawing it:
 ``encoding``, ``input_max``, ``input_shape`` (H, W, C), ``readout``, ``overflow`` (all
 populations), ``reset``, ``spike_rule``, ``delay`` (all projections), ``pool``
-("avgpool"/"maxpool"/None), ``residual`` (bool), ``recurrent`` (bool), ``mapped`` (bool),
+("avgpool"/"maxpool"/None), ``gate`` (maxpool gate "winner"/"runmax"; drawn from a separate
+stream keyed by the seed, so adding it left every other draw of a seed unchanged),
+``residual`` (bool), ``recurrent`` (bool), ``mapped`` (bool),
 ``output_spiking`` (bool).
 
 Thresholds are set from the expected drive of each population so that typically 5–40 % of
@@ -162,8 +164,12 @@ def random_network(seed: int, **overrides) -> CoreNetwork:
         if ph >= 1 and pw >= 1:
             pl = b.neuron_pop("pool", (ph, pw, c1))
             wts = rng.integers(1, 30, size=c1).astype(_pick(rng, WEIGHT_DTYPES))
+            gate = {}
+            if pool == "maxpool":
+                grng = np.random.default_rng([seed, 0x6A7E])
+                gate["gate"] = ov.get("gate") or _pick(grng, ("winner", "runmax"))
             b.add_proj(pool, last, pl, wts, fanin=(kk * kk if pool == "avgpool" else 1),
-                       kernel=(kk, kk), stride=(ss, ss), padding=pp)
+                       kernel=(kk, kk), stride=(ss, ss), padding=pp, **gate)
             b.finish_pop(pl)
             last = pl
 

@@ -212,6 +212,32 @@ def test_float_snn_matches_reference_cnn(rng, method):
     assert _agreement(g, net, x) >= (0.85 if method == "rmp" else 0.9)
 
 
+def test_maxpool_runmax_relay_counts_the_window_maximum(rng):
+    """maxpool='runmax': the relay's spike count is exactly the 2×2 window maximum of the
+    spike counts of the population it pools (the winner gate's can exceed it)."""
+    from emulator import engine
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (8, 1, 12, 12))
+    over = 0
+    for mode in ("runmax", "gate"):
+        net = convert(g, x / 255, method="robust", weight_bits=8, profile="ideal", map=False,
+                      maxpool=mode)
+        pr = next(p for p in net.projections if p.kind == "maxpool")
+        assert pr.gate == ("runmax" if mode == "runmax" else "winner")
+        raw = engine.simulate(net, net.to_internal_input(x), 64)
+        src = raw["spike_counts"][pr.source].reshape((len(x),) + net.population(pr.source).shape)
+        h, w, c = net.population(pr.target).shape
+        want = src[:, :2 * h, :2 * w].reshape(len(x), h, 2, w, 2, c).max(axis=(2, 4))
+        got = raw["spike_counts"][pr.target].reshape(want.shape)
+        if mode == "runmax":
+            assert np.array_equal(got, want)
+            assert raw["proj"][pr.name]["synaptic_events"] == int(want.sum())
+        else:
+            assert np.all(got >= want)
+            over = int((got - want).sum())
+    assert over > 0  # the winner gate passed spikes beyond the maximum on this data
+
+
 def test_float_snn_matches_reference_residual_concat(rng):
     g = _residual_concat(rng)
     x = rng.integers(0, 256, (60, 10, 10, 2))

@@ -65,6 +65,22 @@ def test_every_encoding_and_policy(encoding, overflow):
         assert_same(ref, eng)
 
 
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("gate", ["winner", "runmax"])
+def test_maxpool_gates_equal_reference(seed, gate):
+    """Both max-pool gates on random networks (overlapping 3/2 and 2/2 windows, padding,
+    every encoding, delays, repeated input events)."""
+    net = random_network(300 + seed, pool="maxpool", gate=gate,
+                         encoding=("rate", "bernoulli", "events")[seed % 3])
+    assert [pr.gate for pr in net.projections if pr.kind == "maxpool"] in ([gate], [])
+    x = random_inputs(net, 5, seed, STEPS)
+    ref, eng = both(net, x, STEPS, seed)
+    if isinstance(ref, StateOverflowError):
+        assert str(eng) == str(ref)
+        return
+    assert_same(ref, eng)
+
+
 def test_raise_names_population_sample_and_step():
     hits = 0
     for seed in range(40):

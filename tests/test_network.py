@@ -171,6 +171,29 @@ def test_hdf5_round_trip_random_networks(tmp_path, seed):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.h5"]
 
 
+@pytest.mark.parametrize("gate", ["winner", "runmax"])
+def test_hdf5_maxpool_gate_and_version(tmp_path, gate):
+    """The gate survives a round trip; a file is version 1 unless it needs version 2."""
+    net = random_network(5, pool="maxpool", gate=gate)
+    back = CoreNetwork.load(net.save(tmp_path / "net.h5"))
+    assert_networks_equal(net, back)
+    assert [p.gate for p in back.projections if p.kind == "maxpool"] == [gate]
+    with h5py.File(tmp_path / "net.h5") as f:
+        assert int(f.attrs["version"]) == (2 if gate == "runmax" else 1)
+
+
+def test_gate_is_validated():
+    net = random_network(5, pool="maxpool")
+    pr = next(p for p in net.projections if p.kind == "maxpool")
+    pr.gate = "median"
+    with pytest.raises(NetworkError, match="gate must be one of"):
+        net.validate()
+    pr.gate = "winner"
+    next(p for p in net.projections if p.kind == "conv").gate = "runmax"
+    with pytest.raises(NetworkError, match="gate must be one of"):
+        net.validate()
+
+
 def test_weight_dtypes_preserved(tmp_path):
     net = small_net()
     for dt in (np.int8, np.int16, np.int32, np.int64):

@@ -211,6 +211,44 @@ def test_maxpool_overlapping_windows():
     assert res["proj"]["gate"]["synaptic_events"] == 5
 
 
+def _runmax_pair(gate):
+    return network([inp((1, 2, 1), "events"), neuron("out", (1, 1, 1), threshold=1)],
+                   [Projection("gate", "input", "out", "maxpool", np.array([1], np.int8),
+                               delay=0, kernel=(1, 2), stride=(1, 2), gate=gate)],
+                   readout="spikes")
+
+
+def test_maxpool_runmax_passes_the_window_maximum_exactly():
+    # input (1, 2, 1) events: neuron 1 at steps 1, 3; neuron 0 at 2, 4 (they leapfrog).
+    #   counts  t1 [0,1]  t2 [1,1]  t3 [1,2]  t4 [2,2];  window max M = 1, 1, 2, 2
+    # winner gate: the winner (first of the largest) spikes at every step → 4 passes, twice the
+    # true maximum; running max: a pass where M rises (t1, t3) → 2 passes = M(4)
+    ev = events([[(1, 1), (3, 1), (2, 0), (4, 0)]], (1, 2, 1), 5)
+    win = simulate(_runmax_pair("winner"), ev, 5, record=("out",))
+    run = simulate(_runmax_pair("runmax"), ev, 5, record=("out",))
+    assert spike_steps(win, "out") == [1, 2, 3, 4]
+    assert win["proj"]["gate"]["synaptic_events"] == 4
+    assert spike_steps(run, "out") == [1, 3]
+    assert run["proj"]["gate"]["synaptic_events"] == 2
+
+
+def test_maxpool_runmax_overlapping_windows_and_repeats():
+    # the windows of test_maxpool_overlapping_windows, gate runmax, neuron 4 twice at step 3:
+    #   window A {0,1,2}: max 1, 2, 2 → passes at t1, t2;
+    #   window B {2,3,4}: counts of (2,3,4) t1 (1,0,1) t2 (2,0,2) t3 (2,0,4) → max 1, 2, 4:
+    #   passes 1, 1, 2 (the two arrivals of step 3 pass together: 2·w, 2 events)
+    # 'out' θ = 1 w = 1: B gets 2 at t3 → spikes at t3 and (residue 1) at t4
+    net = network([inp((1, 5, 1), "events"), neuron("out", (1, 2, 1), threshold=1)],
+                  [Projection("gate", "input", "out", "maxpool", np.array([1], np.int8),
+                              delay=0, kernel=(3, 3), stride=(2, 2), padding=(1, 1, 0, 0),
+                              gate="runmax")])
+    ev = events([[(1, 2), (2, 2), (1, 4), (2, 4), (3, 4), (3, 4), (3, 0)]], (1, 5, 1), 4)
+    res = simulate(net, ev, 4, record=("out",))
+    assert res["records"]["out"].tolist() == [[0, 1, 0], [0, 1, 1], [0, 2, 0], [0, 2, 1],
+                                              [0, 3, 1], [0, 4, 1]]
+    assert res["proj"]["gate"]["synaptic_events"] == 6
+
+
 # ---- input encoders ----------------------------------------------------------------------------
 def test_rate_encoding_one_third():
     # x/input_max = 1/3: ⌊t/3⌋ rises at t = 3, 6, 9, 12; x = max: every step; x = 0: never
