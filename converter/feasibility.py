@@ -19,6 +19,12 @@ The report answers two questions:
   deployment would have to change.
 
 ``ok`` is True when nothing is violated and nothing is missing.
+
+The verdict (:attr:`FeasibilityReport.verdict`, the first lines of ``str()``) states the chips
+needed first — "needs 6 Loihi 1 chips (723 cores, 128 per chip)" — and only then whether it
+fits and what is missing, so that "fits" is never read as "fits on one chip".  A chip budget
+(``max_chips``) that the network exceeds is a violation (limit ``"chips"``) like any other, so
+``fits`` is False and ``neuroemu fit --max-chips N`` exits 3.
 """
 
 from __future__ import annotations
@@ -33,13 +39,43 @@ from hw_models.errors import ConversionError
 from hw_models.network import DECAY_ONE, CoreNetwork
 from hw_models.profiles import get_profile
 from hw_models.resources import LIMIT_NAMES, ResourceReport, check_network
+
 from .mapping import MappingReport, map_to_cores
 from .quantise import FLOAT_BITS
 
-__all__ = ["feasibility", "FeasibilityReport", "missing_features"]
+__all__ = [
+    "FeasibilityReport",
+    "chip_label",
+    "feasibility",
+    "fit_reason",
+    "missing_features",
+]
+
+# how a verdict names a profile's chip ("needs 6 Loihi 1 chips"); other profiles use their name
+_CHIP_LABELS = {"loihi1": "Loihi 1", "loihi1-silicon": "Loihi 1", "loihi2": "Loihi 2",
+                "truenorth": "TrueNorth", "speck": "Speck", "ideal": "ideal"}
+
+
+# how a verdict names a missing feature (the "feature" key of missing_features())
+_FEATURE_LABELS = {"reset": "reset by subtraction", "spike_rule": "spike rule",
+                   "maxpool_gate": "spiking max-pool gate", "delay": "delays",
+                   "weight_bits": "weight bits", "weight_exponent": "weight exponent",
+                   "mixed_sign_lsb": "LSB of mixed-sign weights", "threshold": "threshold range",
+                   "bias": "bias format", "state_range": "state range",
+                   "overflow": "overflow policy", "decay": "decay",
+                   "distinct_weights": "distinct weights per neuron"}
+
+
+def chip_label(profile_name: str) -> str:
+    """The chip's name as a verdict says it (``loihi1`` → ``Loihi 1``)."""
+    return _CHIP_LABELS.get(profile_name, profile_name)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 _SHORT = {"neurons": "neurons", "input_axons": "in-axons", "output_axons": "out-axons",
-          "memory_bits": "syn-mem bits", "thresholds": "thresh"}
+          "memory_bits": "syn-mem bits", "thresholds": "thresh", "chips": "chips"}
 
 
 @dataclass
@@ -74,10 +110,50 @@ class FeasibilityReport:
         return rows
 
     network_placement: np.ndarray | None = field(repr=False, default=None)
+    max_chips: int | None = None
+
+    @property
+    def chips_line(self) -> str:
+        """"needs 6 Loihi 1 chips (723 cores, 128 per chip)" — the first thing a reader sees."""
+        cpc = f", {self.cores_per_chip:,} per chip" if self.cores_per_chip else ""
+        budget = ""
+        if self.max_chips is not None:
+            budget = (f"; within the budget of {_plural(self.max_chips, 'chip')}"
+                      if self.chips <= self.max_chips else
+                      f"; OVER the budget of {_plural(self.max_chips, 'chip')}")
+        return (f"needs {_plural(self.chips, chip_label(self.profile) + ' chip')} "
+                f"({_plural(self.cores, 'core')}{cpc}){budget}")
+
+    @property
+    def first_violation(self) -> str:
+        """The first violation in a few words ("pool1 out-axons 144/2 (+1 more)"), or ""."""
+        if not self.violations:
+            return ""
+        v = self.violations[0]
+        where = f"{v['population']} " if v.get("population") else ""
+        more = f" (+{len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
+        return f"{where}{_SHORT.get(v['limit'], v['limit'])} {v['used']:,}/{v['max']:,}{more}"
+
+    @property
+    def verdict(self) -> str:
+        """One line after :attr:`chips_line`: does it fit, and what is missing."""
+        n = _plural(self.chips, "chip")
+        if not self.fits:
+            lim = sorted({_SHORT.get(v["limit"], v["limit"]) for v in self.violations})
+            return (f"DOES NOT FIT: {_plural(len(self.violations), 'violation')} "
+                    f"({', '.join(lim)}); see Violations below")
+        if self.missing_features:
+            feats = ", ".join(_FEATURE_LABELS.get(m["feature"], m["feature"])
+                              for m in self.missing_features)
+            return (f"fits on {n}, but needs {_plural(len(self.missing_features), 'feature')} "
+                    f"{chip_label(self.profile)} lacks ({feats}); see Missing features below")
+        return f"fits on {n} and runs natively"
 
     def to_dict(self) -> dict:
-        return {"profile": self.profile, "description": self.description, "ok": self.ok,
-                "fits": self.fits, "chips": self.chips, "cores": self.cores,
+        return {"profile": self.profile, "description": self.description,
+                "summary": f"{self.chips_line}; {self.verdict}", "ok": self.ok,
+                "fits": self.fits, "chips": self.chips, "max_chips": self.max_chips,
+                "cores": self.cores,
                 "cores_per_chip": self.cores_per_chip, "layers": self.layers,
                 "violations": self.violations, "missing_features": self.missing_features,
                 "notes": self.notes, "totals": self.totals, "seconds": self.seconds}
@@ -86,14 +162,11 @@ class FeasibilityReport:
         return json.dumps(self.to_dict(), **({"indent": 2} | kw))
 
     def __str__(self) -> str:
-        verdict = ("FITS and runs natively" if self.ok else
-                   "FITS, but needs features the chip lacks" if self.fits else
-                   "DOES NOT FIT")
-        cpc = f" ({self.cores_per_chip} cores/chip)" if self.cores_per_chip else ""
         t = self.totals
-        out = [f"Feasibility on {self.profile}: {verdict}",
+        out = [f"Feasibility on {self.profile}: {self.chips_line}",
+               f"  verdict: {self.verdict}",
                f"  {self.description}",
-               f"  {self.chips} chip(s), {self.cores:,} cores{cpc}; {t['neurons']:,} neurons, "
+               f"  {t['neurons']:,} neurons, "
                f"{t['synapses']:,} explicit synapses on chip, {t['stored_entries']:,} stored "
                f"entries = {t['memory_bits'] / 8 / 2**20:,.1f} MiB synaptic memory"
                + (f"; {t['offchip_synapses']:,} synapses computed off-chip (analog input)"
@@ -126,6 +199,32 @@ class FeasibilityReport:
         return "\n".join(out)
 
 
+def fit_reason(rep: FeasibilityReport, zero_weight_fraction: float | None = None) -> str:
+    """A short reason for a sweep's "fits" column: the first violation when it does not fit,
+    otherwise the tightest limit (the worst core's use closest to its maximum), and, when given,
+    the share of zero weights — zeroed weights are not synapses, so at low bit widths they prune
+    fan-in (input axons) and synaptic memory, which can make a network fit."""
+    if not rep.fits:
+        out = f"no: {rep.first_violation}"
+    else:
+        best = None
+        for r in rep.layers:
+            if not r["on_chip"]:
+                continue
+            for n in LIMIT_NAMES:
+                u = r["limits"][n]
+                if u["max"]:
+                    ratio = u["worst"] / u["max"]
+                    if best is None or ratio > best[0]:
+                        best = (ratio, r["name"], n, u["worst"], u["max"])
+        out = f"yes, {_plural(rep.chips, 'chip')}"
+        if best is not None:
+            out += (f"; tightest {best[1]} {_SHORT[best[2]]} {best[3]:,}/{best[4]:,}")
+    if zero_weight_fraction is not None and zero_weight_fraction >= 0.005:
+        out += f"; {zero_weight_fraction:.0%} of weights zero (pruned: fewer synapses, fan-in)"
+    return out
+
+
 def _n(v):
     return "-" if v is None else f"{v:,}"
 
@@ -134,7 +233,7 @@ def _table(head, rows):
     w = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else \
         [len(h) for h in head]
     left = {0, 1}
-    fmt = lambda cells: "  " + "  ".join(  # noqa: E731
+    fmt = lambda cells: "  " + "  ".join(
         (str(c).ljust(w[i]) if i in left else str(c).rjust(w[i])) for i, c in enumerate(cells))
     return [fmt(head), "  " + "  ".join("-" * x for x in w)] + [fmt(r) for r in rows]
 
@@ -266,8 +365,11 @@ def missing_features(net: CoreNetwork, profile) -> list:
 # =========================================================================================
 
 def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
-                **convert_options) -> FeasibilityReport:
+                max_chips: int | None = None, **convert_options) -> FeasibilityReport:
     """Feasibility of a Graph or CoreNetwork on ``profile`` (see the module docstring).
+
+    ``max_chips``: a chip budget; needing more chips is a violation (limit ``"chips"``), so
+    ``fits`` is False.
 
     ``convert_options`` go to :func:`converter.convert.convert` for a Graph (defaults:
     ``method="max"``, ``weight_bits`` = the profile's, ``calibration=None``).  For a
@@ -277,6 +379,9 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
     """
     t0 = time.perf_counter()
     prof = get_profile(profile)
+    if max_chips is not None and (isinstance(max_chips, bool) or
+                                  not isinstance(max_chips, (int, np.integer)) or max_chips < 1):
+        raise ConversionError(f"max_chips must be a positive integer, got {max_chips!r}")
     notes = []
     if isinstance(graph_or_net, CoreNetwork):
         if convert_options:
@@ -318,7 +423,7 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
         res = check_network(net, prof)
         cores = res.n_cores
         pl = net.placement_array()[res.on_chip]
-        chips = int(len(np.unique(pl[:, 0]))) if len(pl) else 0
+        chips = len(np.unique(pl[:, 0])) if len(pl) else 0
         notes.append("checked as mapped in the network file (no re-mapping)")
     single = {(s["population"], s["limit"]): s for s in (mapping.single_neuron if mapping
                                                           else [])}
@@ -340,6 +445,12 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
             row["tile"] = mapping.tiles[name]["tile"]
         row["limits"] = {n: dict(r["limits"][n]) for n in LIMIT_NAMES}
         layers.append(row)
+    if max_chips is not None and chips > max_chips:
+        violations.append({"population": None, "limit": "chips", "core": None,
+                           "used": int(chips), "max": int(max_chips), "n_cores": int(cores),
+                           "message": f"needs {_plural(int(chips), chip_label(prof.name) + ' chip')}"
+                                      f" ({int(cores):,} cores) but the budget is "
+                                      f"{_plural(int(max_chips), 'chip')}"})
     missing = missing_features(net, prof)
     fits = not violations
     return FeasibilityReport(
@@ -347,4 +458,4 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
         chips=int(chips), cores=int(cores), cores_per_chip=prof.cores_per_chip, layers=layers,
         violations=violations, missing_features=missing, notes=notes, totals=res.totals(),
         seconds=round(time.perf_counter() - t0, 3), resources=res, mapping=mapping,
-        network_placement=net.placement_array())
+        network_placement=net.placement_array(), max_chips=max_chips)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hw_models.errors import ConversionError, FileFormatError, UnsupportedLayerError
+
 from .builder import GraphBuilder
 from .graph import Graph
 
@@ -33,7 +34,7 @@ _SPIKING = ("IF", "LIF", "CubaLIF", "Threshold", "ReLU")
 
 def _nir():
     try:
-        import nir  # noqa: PLC0415  (optional dependency, imported lazily)
+        import nir
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("reading NIR graphs needs the 'nir' package: "
                           "pip install neuroemu[nir]") from exc
@@ -176,4 +177,173 @@ def load_nir(path, input_scale: float | None = None) -> Graph:
     return graph_from_nir(g, name=path.stem, input_scale=input_scale, path=str(path))
 
 
-__all__ = ["load_nir", "graph_from_nir"]
+__all__ = ["graph_from_nir", "load_nir"]
+
+
+# =========================================================================================
+# A network written by converter.nir_export: read back bit for bit
+# =========================================================================================
+
+def is_neuroemu_graph(nir_graph) -> bool:
+    """True when ``nir_graph`` was written by :func:`converter.nir_export.network_to_nir`."""
+    from .nir_export import NIR_MARK
+    return NIR_MARK in (getattr(nir_graph, "metadata", None) or {})
+
+
+def is_neuroemu_nir(path) -> bool:
+    """True for a NIR file written by :func:`converter.nir_export.export_nir` (cheap: reads the
+    graph attributes with h5py, without the ``nir`` package)."""
+    import h5py
+
+    from .nir_export import NIR_MARK
+    try:
+        with h5py.File(path, "r") as f:
+            g = f.get("node")
+            md = g.get("metadata") if g is not None else None
+            return md is not None and NIR_MARK in md
+    except (OSError, TypeError):
+        return False
+
+
+def _md(node, path, what) -> dict:
+    import json
+    try:
+        return json.loads(str(node.metadata["neuroemu"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"{path}: NIR node of {what} lacks its neuroemu metadata "
+                              f"({exc})") from None
+
+
+def _int_array(a, what, path) -> np.ndarray:
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and \
+                np.array_equal(a, np.rint(a)):
+            return np.rint(a).astype(np.int64)
+        raise FileFormatError(f"{path}: {what} must hold integers, got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def network_from_nir(nir_graph, path: str = "<NIR graph>"):
+    """The :class:`~hw_models.network.CoreNetwork` a NIR graph written by
+    :func:`converter.nir_export.network_to_nir` describes, bit for bit.  Weights and thresholds
+    are read from the NIR nodes themselves (Conv2d/Affine/Scale weights, IF thresholds), the
+    semantics NIR cannot express from the nodes' metadata."""
+    import json
+
+    from hw_models.network import CoreNetwork, Population, Projection
+    if not is_neuroemu_graph(nir_graph):
+        raise ConversionError(f"{path}: not a NIR graph written by neuroemu (no "
+                              f"'neuroemu_format' in the graph metadata); use load_nir() to "
+                              f"convert a NIR model instead")
+    gm = dict(nir_graph.metadata)
+    try:
+        top = json.loads(str(gm["neuroemu"]))
+    except (KeyError, ValueError) as exc:
+        raise FileFormatError(f"{path}: damaged neuroemu graph metadata ({exc})") from None
+    nodes = dict(nir_graph.nodes)
+    pops, projs, scale_of = {}, {}, {}
+    for key, node in nodes.items():
+        md = getattr(node, "metadata", None) or {}
+        if "neuroemu" not in md:
+            continue
+        d = _md(node, path, key)
+        role = d.get("role")
+        if role == "input":
+            shape = tuple(d["shape"])
+            pops[d["name"]] = Population(d["name"], shape, kind="input", encoding=d["encoding"],
+                                         input_max=d["input_max"], core=md.get("core"))
+        elif role == "population":
+            shape = tuple(d["shape"])
+            kind = type(node).__name__
+            if d["spiking"]:
+                if kind != "IF":
+                    raise FileFormatError(f"{path}: node {key!r} should be IF, is {kind}")
+                th = _int_array(node.v_threshold, f"node {key!r} v_threshold", path)
+                if th.size == 0 or np.any(th != th.reshape(-1)[0]):
+                    raise FileFormatError(f"{path}: node {key!r}: a population has one "
+                                          f"threshold, found several")
+                threshold = int(th.reshape(-1)[0])
+                if threshold != d["threshold"]:
+                    raise FileFormatError(f"{path}: node {key!r}: v_threshold {threshold} "
+                                          f"differs from its metadata {d['threshold']}")
+            else:
+                threshold = d["threshold"]
+            bias = md.get("bias") if d["has_bias"] else None
+            pops[d["name"]] = Population(
+                d["name"], shape, threshold=threshold, reset=d["reset"],
+                decay_u=d["decay_u"], decay_v=d["decay_v"], bias=bias, v_init=d["v_init"],
+                v_min=d["v_min"], v_max=d["v_max"], overflow=d["overflow"],
+                spike_rule=d["spike_rule"], spiking=d["spiking"], core=md.get("core"))
+        elif role == "projection":
+            projs[d["name"]] = (key, node, d)
+        elif role == "scale":
+            scale_of[d["part_of"]] = node
+    shapes = {n: p.shape for n, p in pops.items()}
+    out_projs = []
+    for name in top["projections"]:
+        if name not in projs:
+            raise FileFormatError(f"{path}: projection {name!r} is missing from the NIR graph")
+        key, node, d = projs[name]
+        e, kind = int(d["exponent"]), d["kind"]
+        src_shape, tgt_shape = shapes[d["source"]], shapes[d["target"]]
+        if kind == "conv":
+            eff = _int_array(node.weight, f"node {key!r} weight", path).transpose(2, 3, 1, 0)
+        elif kind == "dense":
+            eff = _int_array(node.weight, f"node {key!r} weight", path).T
+            if len(src_shape) == 3:
+                h, w, c = src_shape
+                eff = eff.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
+        else:
+            sc = node if kind == "identity" else scale_of.get(name)
+            if sc is None:       # a pool with unit weights has no Scale node
+                c = tgt_shape[-1]
+                eff = np.ones(c, np.int64)
+            else:
+                s = _int_array(sc.scale, f"scale of {name!r}", path)
+                eff = s[:, 0, 0] if s.ndim == 3 else s
+        eff = np.ascontiguousarray(eff)
+        w = eff >> e
+        if not np.array_equal(w << e, eff):
+            raise FileFormatError(f"{path}: projection {name!r}: weights are not multiples "
+                                  f"of 2^{e} (its exponent)")
+        w = w.astype(np.dtype(d["weight_dtype"]))
+        if not np.array_equal(w.astype(np.int64), eff >> e):
+            raise FileFormatError(f"{path}: projection {name!r}: weights overflow "
+                                  f"{d['weight_dtype']}")
+        kw = {}
+        if int(d.get("groups", 1)) != 1:
+            kw["groups"] = int(d["groups"])
+        out_projs.append(Projection(name, d["source"], d["target"], kind, w, exponent=e,
+                                    delay=d["delay"], kernel=tuple(d["kernel"]),
+                                    stride=tuple(d["stride"]), padding=tuple(d["padding"]),
+                                    dilation=tuple(d["dilation"]), **kw))
+    try:
+        populations = [pops[n] for n in top["populations"]]
+    except KeyError as exc:
+        raise FileFormatError(f"{path}: population {exc} is missing from the NIR graph") \
+            from None
+    placement = gm.get("placement")
+    net = CoreNetwork(populations, out_projs, output=top["output"], readout=top["readout"],
+                      input_layout=top["input_layout"],
+                      placement=None if placement is None else
+                      np.asarray(placement, np.int32),
+                      profile=top.get("profile"), meta=top.get("meta") or {})
+    return net.validate()
+
+
+def load_nir_network(path):
+    """Read a NIR file written by :func:`converter.nir_export.export_nir` as a CoreNetwork."""
+    nir = _nir()
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        g = nir.read(str(path))
+    except Exception as exc:  # h5py and NIR raise many kinds on corrupt files
+        raise FileFormatError(f"{path}: cannot read NIR graph ({type(exc).__name__}: "
+                              f"{exc})") from exc
+    return network_from_nir(g, path=str(path))
+
+
+__all__ += ["is_neuroemu_graph", "is_neuroemu_nir", "load_nir_network", "network_from_nir"]

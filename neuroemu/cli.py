@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 1 a user or data error (bad file, wrong data shape, impossible option —
 one line ``neuroemu: error: …`` on stderr); 2 a usage error (argparse); 3 ``fit`` found limits
-the chip cannot meet (the report is still printed; a network that fits but needs a feature the
-chip lacks, e.g. reset by subtraction on Loihi 1, exits 0 and lists it); 130 interrupted
+the chip cannot meet or needs more chips than ``--max-chips`` (the report is still printed; a network
+that fits but needs a feature the chip lacks, e.g. reset by subtraction on Loihi 1, exits 0 and
+lists it); ``convert --strict`` exits 3 when the network violates its profile; 130 interrupted
 (Ctrl-C, or a sweep stopped by its test hook).
 """
 
@@ -36,11 +37,13 @@ examples:
            --methods ecc,robust --steps 64 -o sweep.h5   # rerun the same line to resume
   neuroemu plot raster run.h5 -o raster.png
   neuroemu plot bits sweep.h5 -o bits.png
+  neuroemu export net.h5 -o net.nir               # NIR graph for other tools
 
 MODEL: a Keras .h5/.keras/.json, .onnx, .nir, a neuroemu .npz, or 'digits' (bundled CNN).
 """ + DATA_HELP + """
 
-exit codes: 0 ok, 1 user/data error, 2 usage error, 3 fit: chip limits not met.
+exit codes: 0 ok, 1 user/data error, 2 usage error, 3 chip limits not met (fit, also over
+--max-chips; convert --strict).
 file formats: docs/formats.md."""
 
 
@@ -163,14 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=_positive, metavar="N",
                    help="use the first N samples of --eval-data (default all)")
     p.add_argument("-o", "--output", required=True, type=Path, help="network file (.h5)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 3, nothing written) a network that violates its "
+                        "profile's limits; without it such a network is written with a "
+                        "one-line warning")
     _conversion_options(p)
 
     p = add("fit", "feasibility report of a model or network on a chip",
             "examples:\n  neuroemu fit net.h5\n  neuroemu fit model.h5 --profile truenorth "
-            "--json\n\nexit code 3 when the chip's limits are not met.")
+            "--json\n  neuroemu fit net.h5 --max-chips 1\n\nexit code 3 when the chip's "
+            "limits are not met or more than --max-chips chips are needed.")
     p.add_argument("model", help="network file (from convert) or model file")
     p.add_argument("--profile", help="chip profile (default: the network's, else loihi1)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--max-chips", type=_positive, metavar="N",
+                   help="chip budget: needing more than N chips is a violation (exit 3)")
     p.add_argument("--input-scale", type=float)
 
     p = add("run", "run a core network on data and report accuracy, energy and latency",
@@ -206,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=_positive, help=argparse.SUPPRESS)  # test hook
     p.add_argument("-o", "--output", required=True, type=Path)
     _conversion_options(p, grid=True)
+
+    p = add("export", "write a core network as a NIR graph (the interchange format read by "
+            "snnTorch, Norse, Sinabs, Rockpool, Lava-DL, SpiNNaker2, Nengo)",
+            "example:\n  neuroemu export net.h5 -o net.nir\n\nInteger weights and thresholds "
+            "stay integers; what NIR cannot express (reset by subtraction, the >= rule, weight "
+            "\nexponents, bit widths, overflow policy, delays, the max-pool gate, cores) is in "
+            "node metadata,\nso `neuroemu fit/run net.nir` reads the same network back. "
+            "Leaky neurons, asymmetric padding,\nnon-square kernels and dense projections into "
+            "maps cannot be carried (an error names them).")
+    p.add_argument("network", type=Path, help="network file (from convert)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="NIR file (.nir)")
 
     p = add("plot", "draw a figure from a result, sweep or network file",
             "kinds:\n  raster    spike raster of recorded populations (result)\n"
@@ -248,7 +269,16 @@ def cmd_convert(args) -> int:
                         eval_samples=args.eval_samples, input_scale=args.input_scale,
                         input_max=args.input_max, progress=not args.quiet,
                         **_options(args))
+    from .pipeline import profile_violation
+    problem = profile_violation(net)
+    if problem and args.strict:
+        print(f"neuroemu: error: {problem}; {args.output} not written (--strict)",
+              file=sys.stderr)
+        return EXIT_LIMITS
     net.save(args.output)
+    if problem:
+        print(f"neuroemu: warning: {problem} (`neuroemu fit {args.output}` for the report)",
+              file=sys.stderr)
     print(net.summary())
     for note in net.meta.get("notes", []):
         print(f"note: {note}")
@@ -261,8 +291,8 @@ def cmd_convert(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .pipeline import fit, _jsonify
-    rep = fit(str(args.model), args.profile, args.input_scale)
+    from .pipeline import _jsonify, fit
+    rep = fit(str(args.model), args.profile, args.input_scale, max_chips=args.max_chips)
     if args.json:
         print(json.dumps(_jsonify(rep.to_dict()), indent=2))
     else:
@@ -271,7 +301,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import evaluate, _jsonify, load_network, save_evaluation
+    from .pipeline import _jsonify, evaluate, load_network, save_evaluation
     net = load_network(args.network)
     made_for = net.meta.get("steps")
     if net.input.encoding == "events" and made_for and made_for != args.steps:
@@ -295,6 +325,7 @@ def cmd_run(args) -> int:
 
 def cmd_sweep(args) -> int:
     import os
+
     from .pipeline import sweep
     from .sweep import STOP_ENV, SweepStopped
     if args.stop_after:
@@ -319,8 +350,20 @@ def cmd_sweep(args) -> int:
             print(f"{k:<14}  cannot convert: {p['error']}")
             continue
         print(f"{k:<14}{_pct(float(p['accuracy'][-1])):>10}{p['synops_per_sample']:>16,.0f}"
-              f"{_j(p['energy_per_sample']):>16}  {'yes' if p['feasible'] else 'no'}")
+              f"{_j(p['energy_per_sample']):>16}  "
+              f"{p.get('fit_reason') or ('yes' if p['feasible'] else 'no')}")
     print(f"wrote {args.output} ({len(sw['points'])} points)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from converter.nir_export import export_nir
+
+    from .pipeline import load_network
+    net = load_network(args.network)
+    export_nir(net, args.output)
+    print(f"wrote {args.output} (NIR: {len(net.populations)} populations, "
+          f"{len(net.projections)} projections)")
     return 0
 
 
@@ -392,7 +435,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"convert": cmd_convert, "fit": cmd_fit, "run": cmd_run, "sweep": cmd_sweep,
-            "plot": cmd_plot, "demo": cmd_demo}
+            "export": cmd_export, "plot": cmd_plot, "demo": cmd_demo}
 
 
 def main(argv=None) -> int:

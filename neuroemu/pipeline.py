@@ -55,19 +55,29 @@ def load_graph(model, input_scale: float | None = None):
 
 
 def is_network_file(path) -> bool:
-    """True for an HDF5 file written by :meth:`CoreNetwork.save`."""
+    """True for an HDF5 file written by :meth:`CoreNetwork.save`, or a NIR file written by
+    ``neuroemu export`` (:func:`converter.nir_export.export_nir`)."""
     import h5py
+
     from hw_models.h5io import attr_str
     from hw_models.network import FORMAT_NAME
     try:
         with h5py.File(path, "r") as f:
-            return attr_str(f, "format") == FORMAT_NAME
+            if attr_str(f, "format") == FORMAT_NAME:
+                return True
     except OSError:
         return False
+    from converter.nir_import import is_neuroemu_nir
+    return is_neuroemu_nir(path)
 
 
 def load_network(path):
+    """A CoreNetwork from its HDF5 file or from a NIR file written by ``neuroemu export``."""
+    from converter.nir_import import is_neuroemu_nir
     from hw_models.network import CoreNetwork
+    if is_neuroemu_nir(path):
+        from converter.nir_import import load_nir_network
+        return load_nir_network(path)
     return CoreNetwork.load(path)
 
 
@@ -207,17 +217,29 @@ def _emulator_run():
     return emulator.run
 
 
-def fit(model_or_net, profile: str | None = None, input_scale: float | None = None):
+def fit(model_or_net, profile: str | None = None, input_scale: float | None = None,
+        max_chips: int | None = None):
     """Feasibility report (``str()``, ``to_dict()``, ``ok``) of a model or network on a profile.
 
     A network file is checked as it is; a model is checked as a graph (the converter's estimate).
+    ``max_chips``: a chip budget; needing more is a violation (``fits`` False).
     """
     obj = model_or_net
     if isinstance(obj, (str, os.PathLike)):
         obj = load_network(obj) if is_network_file(obj) else load_graph(obj, input_scale)
     if profile is None:
         profile = getattr(obj, "profile", None) or "loihi1"
-    return _converter_fn("feasibility")(obj, profile)
+    return _converter_fn("feasibility")(obj, profile, max_chips=max_chips)
+
+
+def profile_violation(net, profile: str | None = None, max_chips: int | None = None):
+    """One line saying how ``net`` violates its profile (or ``profile``), as ``neuroemu fit``
+    would reject it (exit 3), or None when it fits.  ``convert`` prints it as a warning, and
+    ``convert --strict`` as an error."""
+    rep = fit(net, profile or net.profile, max_chips=max_chips)
+    if rep.fits:
+        return None
+    return f"the network violates {rep.profile} ({rep.chips_line}): {rep.first_violation}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +262,7 @@ class Evaluation:
     latency: object                       # hw_models.energy.LatencyReport (settle steps)
     ann_macs: int | None
     float_source: str = ""
+    neurobench: dict | None = None        # hw_models.metrics.neurobench_metrics
     result: object = field(default=None, repr=False)
     wall_seconds: float = 0.0
 
@@ -261,6 +284,7 @@ class Evaluation:
                 else float(self.energy.per_sample),
                 "ann_macs_per_sample": self.ann_macs,
                 "energy": e, "latency": self.latency.to_dict() if self.latency else None,
+                "neurobench": self.neurobench,
                 "wall_seconds": round(self.wall_seconds, 3)}
 
     def __str__(self) -> str:
@@ -287,6 +311,9 @@ class Evaluation:
         if self.latency is not None:
             lines.append(f"latency: mean settle step {self.settle_steps:.1f} = "
                          f"{self.latency.seconds * 1e3:.3g} ms on {self.profile}")
+        if self.neurobench is not None:
+            from hw_models.metrics import format_metrics
+            lines += format_metrics(self.neurobench)
         return "\n".join(lines)
 
 
@@ -392,11 +419,18 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     energy = energy_report(counters, profile, steps=steps, samples=len(ds), ann_macs=macs)
     latency = latency_report(float(settle.mean()), profile)
     synops = float(np.sum(counters.get("synaptic_events", 0))) / len(ds)
+    from hw_models.metrics import neurobench_metrics
+    nz = None
+    if net.input.encoding == "analog":
+        xi = net.to_internal_input(x)
+        nz = (xi.reshape(len(xi), -1) != 0).sum(axis=0)
+    nb = neurobench_metrics(net, res.spike_counts, steps, len(ds), input_nonzero=nz)
     ev = Evaluation(samples=len(ds), steps=steps, profile=str(profile), accuracy=acc,
                     float_accuracy=float_acc, agreement=agreement, steps_to_float=steps_to,
                     settle_steps=float(settle.mean()), synops_per_sample=synops, energy=energy,
                     latency=latency, ann_macs=None if macs is None else int(macs),
-                    float_source=fsrc, result=res, wall_seconds=time.perf_counter() - t0)
+                    float_source=fsrc, neurobench=nb, result=res,
+                    wall_seconds=time.perf_counter() - t0)
     return ev
 
 
@@ -492,10 +526,12 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
         net.meta["float_reference"] = fref
         ev = evaluate(net, ds, steps, seed=seed, profile=profile)
         try:
+            from converter.feasibility import fit_reason
             rep = fit(net, profile)
-            feas = {"ok": bool(rep.fits), "report": str(rep)}
+            feas = {"ok": bool(rep.fits), "report": str(rep),
+                    "reason": fit_reason(rep, ev.neurobench["ConnectionSparsity"])}
         except NeuroemuError as exc:
-            feas = {"ok": False, "report": str(exc)}
+            feas = {"ok": False, "report": str(exc), "reason": f"no: {exc}"}
         res = ev.result
         counters = dict(res.counters)
         tree = {"method": m, "bits": int(b), "status": "done",
@@ -513,6 +549,7 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
                              if np.ndim(v) == 0 or isinstance(v, np.ndarray)},
                 "per_population": _per_pop(res),
                 "feasible": feas["ok"], "feasibility": feas["report"],
+                "fit_reason": feas["reason"], "neurobench": ev.neurobench,
                 "convert_options": net.meta.get("convert_options", {}),
                 "wall_seconds": time.perf_counter() - t0}
         sf.add(point_key(m, b), tree)

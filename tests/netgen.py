@@ -16,7 +16,8 @@ populations), ``reset``, ``spike_rule``, ``delay`` (all projections), ``pool``
 ("avgpool"/"maxpool"/None), ``gate`` (maxpool gate "winner"/"runmax"; drawn from a separate
 stream keyed by the seed, so adding it left every other draw of a seed unchanged),
 ``residual`` (bool), ``recurrent`` (bool), ``mapped`` (bool),
-``output_spiking`` (bool).
+``output_spiking`` (bool), ``symmetric`` (bool: square conv kernels and symmetric padding,
+what NIR can carry; the other draws are unchanged).
 
 Thresholds are set from the expected drive of each population so that typically 5–40 % of
 neurons spike at some point in a run.
@@ -113,13 +114,15 @@ class _Builder:
         self.rate[p.name] = float(rng.uniform(0.05, 0.3)) if spiking else 0.0
 
 
-def _conv_geometry(rng, h, w):
+def _conv_geometry(rng, h, w, symmetric=False):
     """A (kernel, stride, padding, dilation, out_h, out_w) with a positive output size."""
     for _ in range(100):
         k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
         pad = tuple(int(v) for v in rng.integers(0, 3, size=4))
         d = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        if symmetric:
+            k, pad = (k[0], k[0]), (pad[0], pad[0], pad[2], pad[2])
         oh = conv_output_size(h, k[0], s[0], pad[0], pad[1], d[0])
         ow = conv_output_size(w, k[1], s[1], pad[2], pad[3], d[1])
         if 2 <= oh and 2 <= ow:
@@ -145,7 +148,7 @@ def random_network(seed: int, **overrides) -> CoreNetwork:
     b.rate["input"] = imax / 3 if enc == "analog" else (0.2 if enc == "events" else 1 / 3)
 
     # conv1: input -> conv
-    k, s, pad, d, oh, ow = _conv_geometry(rng, H, W)
+    k, s, pad, d, oh, ow = _conv_geometry(rng, H, W, bool(ov.get("symmetric")))
     c1 = int(rng.integers(1, 4))
     conv = b.neuron_pop("conv1", (oh, ow, c1))
     b.add_proj("conv", inp, conv, b.weights((k[0], k[1], C, c1)), fanin=k[0] * k[1] * C,
@@ -159,6 +162,8 @@ def random_network(seed: int, **overrides) -> CoreNetwork:
         kk, ss = _pick(rng, ((2, 2), (3, 2), (2, 1), (3, 1)))
         pp = tuple(int(v) for v in rng.integers(0, 2, size=4)) if rng.random() < 0.4 \
             else (0, 0, 0, 0)
+        if ov.get("symmetric"):
+            pp = (pp[0], pp[0], pp[2], pp[2])
         ph = conv_output_size(oh, kk, ss, pp[0], pp[1])
         pw = conv_output_size(ow, kk, ss, pp[2], pp[3])
         if ph >= 1 and pw >= 1:
