@@ -217,7 +217,8 @@ def network_to_nir(net: CoreNetwork):
                                      np.zeros(tgt.size, np.int64), metadata=_meta(info))
             edges += [(head, name), (name, pr.target)]
         elif pr.kind in ("avgpool", "maxpool"):
-            info["gate"] = pr.kind == "maxpool"
+            # the max-pool gate's rule ("winner" / "runmax"); None for an average pool
+            info["gate"] = getattr(pr, "gate", "winner") if pr.kind == "maxpool" else None
             nodes[name] = nir.SumPool2d(kernel_size=np.array(pr.kernel),
                                         stride=np.array(pr.stride),
                                         padding=np.array([pr.padding[0], pr.padding[2]]),

@@ -314,6 +314,8 @@ def network_from_nir(nir_graph, path: str = "<NIR graph>"):
         kw = {}
         if int(d.get("groups", 1)) != 1:
             kw["groups"] = int(d["groups"])
+        if kind == "maxpool" and d.get("gate"):
+            kw["gate"] = d["gate"]
         out_projs.append(Projection(name, d["source"], d["target"], kind, w, exponent=e,
                                     delay=d["delay"], kernel=tuple(d["kernel"]),
                                     stride=tuple(d["stride"]), padding=tuple(d["padding"]),

@@ -46,6 +46,7 @@ def assert_same_network(a: CoreNetwork, b: CoreNetwork):
     for p, q in zip(a.projections, b.projections):
         for f in _PRJ:
             assert getattr(p, f) == getattr(q, f), (p.name, f)
+        assert getattr(p, "gate", None) == getattr(q, "gate", None), p.name
         assert p.weights.dtype == q.weights.dtype and p.weights.shape == q.weights.shape
         assert np.array_equal(p.weights, q.weights), p.name
     for f in ("output", "readout", "input_layout", "profile"):
@@ -81,6 +82,8 @@ def test_round_trip_in_memory_is_exact(seed):
 def test_every_carried_projection_kind_is_covered():
     kinds = {pr.kind for s in SEEDS for pr in carried(s).projections}
     assert kinds == {"dense", "conv", "avgpool", "maxpool", "identity"}
+    gates = {pr.gate for s in SEEDS for pr in carried(s).projections if pr.kind == "maxpool"}
+    assert gates == {"winner", "runmax"}
     encs = {carried(s).input.encoding for s in SEEDS}
     assert encs == {"analog", "rate", "bernoulli", "events"}
 
