@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 import emulator  # noqa: E402
 from converter.convert import convert  # noqa: E402
 from converter.load import load_model  # noqa: E402
-from converter.passes import count_macs  # noqa: E402
+from converter.graph import apply_layer  # noqa: E402
+from converter.passes import count_macs, prepare  # noqa: E402
 from neuroemu import datasets  # noqa: E402
 
 TS = (16, 32, 64, 128, 256)
@@ -51,7 +52,12 @@ METHODS = {"robust": ("robust", {}), "ecc": ("ecc", {}), "rmp": ("rmp", {"rmp_sc
            "ecc-bias": ("ecc", {"tre": "bias"}),  # TRE as ρθ/T per step, T = run length
            "ecc-rho0": ("ecc", {"rho": 0.0}),  # TRE off (ablation)
            "ecc-hw": ("ecc", {"timing": "hardware"}),  # delay 1 per layer
-           "robust-hw": ("robust", {"timing": "hardware"})}
+           "robust-hw": ("robust", {"timing": "hardware"}),
+           # max-pool as a running maximum (exact window maximum of the input counts)
+           "robust-runmax": ("robust", {"maxpool": "runmax"}),
+           "ecc-runmax": ("ecc", {"maxpool": "runmax"}),
+           "ecc-pc-runmax": ("ecc", {"per_channel": True, "maxpool": "runmax"}),
+           "max-runmax": ("max", {"maxpool": "runmax"})}
 BITS = (None, 10, 8, 6, 4)
 MODELS = {  # file, dataset, input_scale
     "tests_99.20": ("tests_99.20.json", "mnist", 1 / 255),
@@ -111,6 +117,154 @@ def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rm
             bar.update(1)
     return {"name": name, "n": n, "float_acc": float_acc, "macs": macs, "rows": rows,
             "steps": steps, "start": MNIST_START[0] if kind == "mnist" else 0}
+
+
+# ---- layer-by-layer hand-off diagnosis --------------------------------------------------------
+def _forward(pg, x, replace=None, transform=None, batch: int = 50) -> np.ndarray:
+    """Logits of the folded graph ``pg`` on the internal-layout batch ``x``, where layer L's
+    output is ``replace[L][samples]`` (an array over all samples) instead of its float value,
+    or ``transform[L](value)`` of its float value."""
+    replace, transform = replace or {}, transform or {}
+    logits = pg.logits_name
+    out = []
+    for s in range(0, len(x), batch):
+        acts = {}
+        for layer in pg:
+            n = layer.name
+            if n in replace:
+                acts[n] = replace[n][s:s + batch]
+            elif layer.kind == "input":
+                acts[n] = x[s:s + batch]
+            else:
+                acts[n] = apply_layer(layer, [acts[i] for i in layer.inputs])
+                if n in transform:
+                    acts[n] = transform[n](acts[n])
+            if n == logits:
+                break
+        out.append(acts[logits])
+    return np.concatenate(out)
+
+
+def handoff(g, net, res, xe_float, ye, steps: int) -> dict:
+    """Where the SNN loses accuracy, layer by layer (Rueckauer-style hand-off).
+
+    For every spiking population P (a ReLU layer, a max-pool relay or an average), the float
+    network is run with P's layer output replaced by the SNN's estimate of it — its spike
+    count / T × λ_P (λ per channel where the conversion used it) — and everything after P in
+    float; the accuracy drop against the float network is what P's spiking representation
+    costs, given exact float inputs to the layers after it.  For a max-pool relay the
+    *ideal gate* replaces it instead by the exact window maximum of the same SNN input
+    estimates (what a gate that tracks the maximum count would pass), and ``excess`` is how
+    many more spikes the relay emitted than that maximum holds.  ``all`` replaces every
+    spiking population at once (≈ the SNN itself but with a float read-out), and
+    ``rate code`` is the float network with every spiking layer clipped at its λ and floored
+    to the rate-code resolution λ/T — the accuracy a perfect rate code of T steps allows.
+    """
+    pg = prepare(g)
+    x = pg.to_internal(xe_float)
+    names = set(l.name for l in pg)
+    lam = net.meta["lambda"]
+    roles = net.meta["population_roles"]
+    layer_of = {}
+    for p in net.populations:
+        if p.is_input or roles.get(p.name) == "output":
+            continue
+        ln = lam[p.name].get("layer") or p.name
+        if ln in names:
+            layer_of[p.name] = ln
+    n = len(x)
+
+    def est(pname):
+        p = net.population(pname)
+        v = np.asarray(lam[pname]["values"], np.float64)
+        c = res.spike_counts[pname].reshape((n,) + p.shape).astype(np.float64)
+        return c / steps * v
+
+    acc = lambda logits: float(np.mean(logits.argmax(1) == ye))  # noqa: E731
+    float_acc = acc(_forward(pg, x))
+    rows, everything = [], {}
+    for pname, ln in layer_of.items():
+        e = est(pname)
+        everything[ln] = e
+        row = {"population": pname, "layer": ln, "role": roles.get(pname),
+               "rate": float(res.spike_counts[pname].mean()) / steps,
+               "acc": acc(_forward(pg, x, {ln: e}))}
+        pr = next((q for q in net.incoming(pname) if q.kind == "maxpool"), None)
+        if pr is not None:
+            ideal = apply_layer(pg.layer(ln), [est(pr.source)])
+            row["ideal_acc"] = acc(_forward(pg, x, {ln: ideal}))
+            cnt = res.spike_counts[pname].sum()
+            src = res.spike_counts[pr.source].reshape((n,) + net.population(pr.source).shape)
+            true_max = apply_layer(pg.layer(ln), [src.astype(np.float64)]).sum()
+            row["excess"] = float(cnt / true_max - 1.0) if true_max else 0.0
+        rows.append(row)
+    all_acc = acc(_forward(pg, x, everything))
+
+    def clip_floor(lmb):
+        return lambda a: np.floor(np.clip(a / lmb, 0.0, 1.0) * steps) / steps * lmb
+    tr = {}
+    for pname, ln in layer_of.items():
+        if roles.get(pname) == "neuron":
+            tr[ln] = clip_floor(np.asarray(lam[pname]["values"], np.float64))
+    return {"steps": steps, "float_acc": float_acc, "rows": rows, "all_acc": all_acc,
+            "rate_code_acc": acc(_forward(pg, x, transform=tr)),
+            "snn_acc": float(res.accuracy[-1])}
+
+
+def bench_handoff(name: str, n: int, labels, bits, steps_list, bar, threads=1) -> dict:
+    """Hand-off diagnosis of ``name`` for every method label and run length."""
+    fname, kind, scale = MODELS[name]
+    g = load_model(datasets.data_path("models", fname))
+    cal_raw, xe, ye = _data(kind, n)
+    if g.input_layout == "CHW" and xe.ndim == 3:
+        cal_raw, xe = cal_raw[:, None], xe[:, None]
+    elif g.input_layout == "HWC" and xe.ndim == 3:
+        cal_raw, xe = cal_raw[..., None], xe[..., None]
+    cal = cal_raw.astype(np.float64) * scale
+    out = []
+    for label in labels:
+        method, extra = METHODS[label]
+        net = convert(g, cal, method=method, weight_bits=bits, profile="ideal",
+                      input_scale=scale, map=False, **extra)
+        for steps in steps_list:
+            bar.set_description(f"hand-off {name} {label} T={steps}")
+            res = emulator.run(net, xe, steps, labels=ye, threads=threads)
+            h = handoff(g, net, res, xe.astype(np.float64) * scale, ye, steps)
+            h.update(method=label, bits=bits,
+                     mops=res.counters["synaptic_events"] / n / 1e6)
+            out.append(h)
+            bar.update(1)
+    return {"name": name, "n": n, "runs": out}
+
+
+def render_handoff(hres: list) -> str:
+    out = ["## Layer-by-layer hand-off", "",
+           "Each cell: accuracy (%) of the float network when one spiking population's layer "
+           "output is replaced by the SNN's spike count / T × λ and the rest runs in float "
+           "(`benchmarks/fidelity.py: handoff`). *ideal gate*: a max-pool relay replaced instead "
+           "by the exact window maximum of the same SNN input estimates; *excess*: spikes the "
+           "relay emitted beyond that maximum. *all*: every spiking population replaced at "
+           "once; *rate code*: the float network with every ReLU clipped at λ and floored to "
+           "λ/T (what a perfect rate code of T steps allows).", ""]
+    for h in hres:
+        out.append(f"### {h['name']} ({h['n']} samples)")
+        out.append("")
+        for r in h["runs"]:
+            b = "float" if r["bits"] is None else f"{r['bits']}-bit"
+            out += [f"**{r['method']}, {b}, T = {r['steps']}**: float {100 * r['float_acc']:.2f}"
+                    f" %, SNN {100 * r['snn_acc']:.2f} %, all hand-offs "
+                    f"{100 * r['all_acc']:.2f} %, rate code {100 * r['rate_code_acc']:.2f} %, "
+                    f"{r['mops']:.1f} MOps/sample.", "",
+                    "| population | role | rate | hand-off acc | Δ vs float | ideal gate | "
+                    "excess |", "|---|---|---|---|---|---|---|"]
+            for row in r["rows"]:
+                ig = f"{100 * row['ideal_acc']:.2f}" if "ideal_acc" in row else ""
+                ex = f"{100 * row['excess']:+.1f} %" if "excess" in row else ""
+                out.append(f"| {row['population']} | {row['role']} | {row['rate']:.4f} | "
+                           f"{100 * row['acc']:.2f} | {100 * (row['acc'] - r['float_acc']):+.2f}"
+                           f" | {ig} | {ex} |")
+            out.append("")
+    return "\n".join(out)
 
 
 def _ts(steps: int) -> tuple:
@@ -205,6 +359,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=256, help="run length (>= 16)")
     ap.add_argument("--threads", type=int, default=1,
                     help="engine threads (default 1: leave the other cores free)")
+    ap.add_argument("--handoff", default="",
+                    help="comma-separated method labels for the layer-by-layer hand-off "
+                         "diagnosis (one run per label and --handoff-steps value)")
+    ap.add_argument("--handoff-steps", default="64,256", help="run lengths of the hand-off")
+    ap.add_argument("--handoff-bits", default="8", help="weight bits of the hand-off runs")
     ap.add_argument("--out", default=None, help="write the markdown table here")
     ap.add_argument("--append", action="store_true",
                     help="append this run's tables to --out (its own header and command)")
@@ -219,22 +378,31 @@ def main(argv=None) -> int:
         if m not in MODELS:
             ap.error(f"unknown model {m!r}; known: {', '.join(MODELS)}")
     methods = [m for m in a.methods.split(",") if m]
-    for m in methods:
+    hlabels = [m for m in a.handoff.split(",") if m]
+    hsteps = [int(t) for t in a.handoff_steps.split(",") if t]
+    hbits = None if a.handoff_bits == "float" else int(a.handoff_bits)
+    for m in methods + hlabels:
         if m not in METHODS:
             ap.error(f"unknown method {m!r}; known: {', '.join(METHODS)}")
     bits_list = tuple(None if b == "float" else int(b) for b in a.bits.split(",") if b)
     per = sum(len(bits_list) if (a.grid == "full" or m == "ecc") else 2 for m in methods)
-    results = []
+    per += len(hlabels) * len(hsteps)
+    results, hres = [], []
+    cmd = "python benchmarks/fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])
     head = Path(a.out).read_text() if a.append and a.out and Path(a.out).exists() else None
     with tqdm(total=per * len(names), unit="run") as bar:
         for m in names:
             n = a.cifar_samples if MODELS[m][1] == "cifar" else a.samples
             if m not in ("tests_99.20", "cifar10_81.45") and a.other_samples:
                 n = a.other_samples
-            results.append(bench_model(m, n, a.grid, bar, methods, bits_list, a.steps,
-                                       a.threads))
-            text = render(results, "python benchmarks/fidelity.py " + " ".join(
-                argv if argv is not None else sys.argv[1:]))
+            if methods:
+                results.append(bench_model(m, n, a.grid, bar, methods, bits_list, a.steps,
+                                           a.threads))
+            if hlabels:
+                hres.append(bench_handoff(m, n, hlabels, hbits, hsteps, bar, a.threads))
+            text = render(results, cmd)
+            if hres:
+                text = text.rstrip() + "\n\n" + render_handoff(hres) + "\n"
             if a.out:
                 Path(a.out).write_text(text if head is None else
                                        head.rstrip() + "\n\n" + text.replace(

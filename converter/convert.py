@@ -524,7 +524,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         qrep[p.name] = dict(q["report"], role=p.role, v_init=v_init)
         lam_rep[p.name] = {"max": float(np.max(lt)), "mean": float(np.mean(lt)),
                            "per_channel": int(np.size(lt)) > 1,
-                           "inherited": p.inherits, "layer": p.stat}
+                           "inherited": p.inherits, "layer": p.stat,
+                           "values": [float(v) for v in np.reshape(lt, -1)]}
     if prof.max_delay is not None and delay > prof.max_delay:
         raise ConversionError(f"timing='hardware' needs delay 1 but profile {prof.name!r} "
                               f"allows at most {prof.max_delay}")
