@@ -146,8 +146,14 @@ class GraphBuilder:
         """``y = x @ kernel + bias``, kernel (nin, nout)."""
         return self._add("dense", [x], {}, {"kernel": kernel, "bias": bias}, name)
 
-    def relu(self, x: str, max_value: float | None = None, name: str | None = None) -> str:
+    def relu(self, x: str, max_value: float | None = None, name: str | None = None,
+             levels: int | None = None) -> str:
+        """ReLU, clipped at ``max_value`` if given; with ``levels`` L the QCFS activation
+        ``λ·clip(⌊x·L/λ + ½⌋/L, 0, 1)`` with λ = ``max_value`` (:mod:`converter.qcfs`)."""
         params = {} if max_value is None else {"max_value": float(max_value)}
+        if levels is not None:
+            from .qcfs import check_qcfs
+            params.update(check_qcfs(max_value, levels, name or x))
         return self._add("relu", [x], params, name=name)
 
     def _pool(self, kind, x, pool, strides, padding, name, extra):

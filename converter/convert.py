@@ -55,6 +55,7 @@ from hw_models.profiles import get_profile
 from .graph import Graph, pair
 from .normalise import activation_scales, share_scales
 from .passes import count_macs, prepare
+from .qcfs import qcfs_v_init
 from .quantise import FLOAT_BITS, quantise_population
 
 __all__ = ["convert", "METHODS", "OPTION_DEFAULTS"]
@@ -149,6 +150,7 @@ class _Pop:
     stat: str | None = None  # graph layer whose activations give λ
     terms: list = field(default_factory=list)
     bias: np.ndarray | None = None
+    qcfs: tuple | None = None  # (λ, L) of a QCFS activation (converter.qcfs)
 
     @property
     def inherits(self) -> bool:
@@ -256,8 +258,11 @@ class _Planner:
                 self.vals[name] = ("concat", parts, (0, 0, 0, 0))
             elif k == "relu":
                 if v[0] == "lin":
-                    self.vals[name] = ("pop", self._new_pop(name, layer.shape, "neuron", v, name),
-                                       (0, 0, 0, 0))
+                    pn = self._new_pop(name, layer.shape, "neuron", v, name)
+                    if layer.params.get("levels") is not None:
+                        self.pops[pn].qcfs = (float(layer.params["max_value"]),
+                                              int(layer.params["levels"]))
+                    self.vals[name] = ("pop", pn, (0, 0, 0, 0))
                 else:  # ReLU of a spiking output is the identity
                     self.vals[name] = v
             elif k in ("maxpool", "avgpool"):
@@ -456,8 +461,17 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
             notes.append(f"layers never active on the calibration data (λ set to 1 or the "
                          f"largest channel's): {silent}")
     lam_pop = {"input": np.array([lam_in]), graph.input_name: np.array([lam_in])}
+    qcfs = {p.name: p.qcfs for p in pops.values() if p.qcfs is not None}
+    if qcfs:
+        notes.append(f"QCFS activations (Bu et al. 2022) in {sorted(qcfs)}: λ and L from the "
+                     f"model, θ = λ, v(0) = θ/2")
+        if opt["reset"] != "subtract":
+            notes.append("QCFS conversion needs reset by subtraction; reset='zero' breaks its "
+                         "equality with the quantised ANN")
     for p in pops.values():
-        if p.stat is not None:
+        if p.qcfs is not None:
+            lam_pop[p.name] = np.array([p.qcfs[0]])  # the trained λ, never calibrated
+        elif p.stat is not None:
             lam_pop[p.name] = np.asarray(lam[p.stat], np.float64)
             if p.role == "output":  # one λ for all logits, or the argmax would change
                 lam_pop[p.name] = np.array([lam_pop[p.name].max()])
@@ -480,7 +494,7 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         lt = lam_pop[p.name]
         spiking = p.role != "output" or opt["readout"] == "spikes"
         extra = 1.0
-        if method == "rmp" and p.role in ("neuron", "output") and spiking:
+        if method == "rmp" and p.role in ("neuron", "output") and spiking and p.qcfs is None:
             extra = 1.0 / opt["rmp_scale"]  # threshold × rmp_scale  ≡  weights ÷ rmp_scale
         fw = {}
         for t in p.terms:
@@ -490,7 +504,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         bias = None
         if p.bias is not None:
             bias = np.broadcast_to(p.bias * extra / lt, p.shape).reshape(-1).copy()
-        if method == "ecc" and opt["tre"] == "bias" and p.role in ("neuron", "avg"):
+        if method == "ecc" and opt["tre"] == "bias" and p.role in ("neuron", "avg") \
+                and p.qcfs is None:
             add = opt["rho"] / steps
             bias = np.full(int(np.prod(p.shape)), add) if bias is None else bias + add
         relay = p.role == "relay" and all(np.allclose(w, 1.0) for _, _, w in fw.values())
@@ -504,6 +519,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         v_init = 0
         if relay and prof.spike_rule == ">":
             v_init = 1  # v = 1 + θ > θ: every passed spike re-emits; the residue stays 1
+        elif p.qcfs is not None:
+            v_init = qcfs_v_init(theta, prof.spike_rule)
         elif method == "ecc" and opt["tre"] == "vinit" and p.role in ("neuron", "avg"):
             v_init = int(round(opt["rho"] * theta))
         if not vmin <= v_init <= vmax or theta > vmax:

@@ -41,6 +41,8 @@ the inputs of a multi-input layer):
     param ``target_shape`` (per-sample, internal layout): ``y = x.reshape(target_shape)``.
 ``relu``
     ``y = max(x, 0)``, then ``min(y, max_value)`` if param ``max_value`` is given (ReLU6, Clip).
+    With param ``levels`` L (and ``max_value`` λ) it is the QCFS activation of Bu et al. 2022
+    (:mod:`converter.qcfs`): ``y = λ · clip(⌊x · L/λ + ½⌋ / L, 0, 1)``.
 ``add``
     ``y = x1 + x2 + … + xk`` (equal shapes).
 ``concat``
@@ -361,6 +363,9 @@ def apply_layer(layer: Layer, xs: list) -> np.ndarray:
     if k in ("flatten", "reshape"):
         return x.reshape((x.shape[0],) + tuple(layer.shape))
     if k == "relu":
+        if p.get("levels") is not None:  # QCFS: λ·clip(⌊x·L/λ + ½⌋/L, 0, 1)
+            lam, lv = float(p["max_value"]), int(p["levels"])
+            return np.clip(np.floor(x * (lv / lam) + 0.5), 0, lv) * (lam / lv)
         y = np.maximum(x, 0)
         if p.get("max_value") is not None:
             np.minimum(y, float(p["max_value"]), out=y)

@@ -12,6 +12,8 @@ same arrays as the ONNX model.  Conversions made at import:
 * Gemm (``alpha``, ``beta``, ``transB``) and MatMul with a constant right operand → ``dense``.
   A dense layer fed by a Flatten/Reshape of an NCHW tensor gets its kernel rows permuted from
   CHW to HWC order, so no runtime transpose is needed.
+* The QCFS activation chain ``Mul, Add(½), Floor, Clip, Mul`` (Bu et al. 2022) → a ``relu``
+  with ``levels`` and ``max_value`` (matched by :func:`converter.qcfs.find_onnx_qcfs`).
 * Clip with min 0 → ``relu`` with ``max_value``; Dropout and Identity vanish; constant
   sub-graphs (Constant, Reshape/Transpose/… of initialisers) are evaluated at import.
 
@@ -112,8 +114,17 @@ class _OnnxImporter:
         shp = tuple(int(d) for d in dims[1:])
         self.b = GraphBuilder(shp, "CHW" if len(shp) == 3 else "C", name=Path(self.path).stem)
         self.t[inp.name] = _Tensor(self.b.input(name="input"), len(dims))
+        from .qcfs import find_onnx_qcfs
+        qcfs = find_onnx_qcfs(self.g, self.nh, self.onnx, self.opset)
+        skip = {j for q in qcfs.values() for j in q[4][1:]}
         for i, node in enumerate(self.g.node):
-            self.node(node, i)
+            if i in qcfs:  # one QCFS relu for the whole chain
+                x_in, out, lam, levels, _ = qcfs[i]
+                x = self.tensor(node, x_in)
+                self.t[out] = _Tensor(self.b.relu(x.layer, lam, name=self.layer_name(node, i),
+                                                  levels=levels), x.rank, x.chw)
+            elif i not in skip:
+                self.node(node, i)
         out = self.g.output[0].name
         if out not in self.t:
             raise ConversionError(f"{self.path}: output {out!r} is a constant")

@@ -1,0 +1,122 @@
+"""QCFS networks (Bu et al. 2022): the activation, its ONNX import and the exact conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converter.builder import GraphBuilder
+from converter.convert import convert
+from emulator import engine
+from hw_models.errors import ConversionError, UnsupportedLayerError
+
+LAM, L = 2.0, 4
+
+
+def _exact_qcfs_net(rng):
+    """input (6, 6, 2) → conv 3×3 (4 channels) + QCFS(λ = 2, L = 4) → flatten → dense 3.
+
+    Weights are chosen so that 8-bit quantisation is exact: in threshold units per raw pixel
+    the conv weights are K/127 with integer K (max |K| = 127, so θ = 127, odd: the v(0) = ⌊θ/2⌋
+    case) and its bias m/127; the read-out weights (λ_out = 1 without calibration) are K2/127.
+    """
+    b = GraphBuilder((6, 6, 2), name="qcfs_exact")
+    x = b.input()
+    k = rng.integers(-127, 128, (3, 3, 2, 4))
+    k[0, 0, 0, 0] = 127
+    m = rng.integers(-300, 300, 4)
+    x = b.conv2d(x, k * (255 * LAM / 127), m * (LAM / 127), padding="same")
+    x = b.relu(x, LAM, levels=L, name="q1")
+    x = b.flatten(x)
+    k2 = rng.integers(-127, 128, (6 * 6 * 4, 3))
+    k2[0, 0] = 127
+    x = b.dense(x, k2 / (127 * LAM), rng.integers(-500, 500, 3) / 127)
+    return b.build(output=x, input_scale=1 / 255)
+
+
+def test_qcfs_activation_in_the_graph():
+    b = GraphBuilder((5,), name="act")
+    x = b.relu(b.input(), 2.0, levels=4)
+    g = b.build(output=x)
+    xs = np.array([[-1.0, 0.24, 0.26, 1.3, 9.0]])
+    # λ/L = 0.5: ⌊x·2 + ½⌋ clipped to [0, 4], times 0.5
+    assert g.predict(xs).tolist() == [[0.0, 0.0, 0.5, 1.5, 2.0]]
+    with pytest.raises(ConversionError, match="levels"):
+        b.relu(x, 2.0, levels=0)
+    with pytest.raises(ConversionError, match="positive finite"):
+        b.relu(x, None, levels=4)
+
+
+@pytest.mark.parametrize("bits", [8, None])
+def test_snn_equals_quantised_ann_at_t_equals_l(rng, bits):
+    """θ = λ, v(0) = θ/2, T = L: the hidden spike counts are L·h/λ exactly and the read-out
+    voltage is T·θ_out × the ANN's logits, so the predictions agree on every sample."""
+    g = _exact_qcfs_net(rng)
+    x = rng.integers(0, 256, (40, 6, 6, 2))
+    net = convert(g, None, method="robust", weight_bits=bits, profile="ideal", map=False)
+    hid = net.population("q1")
+    assert hid.threshold == (127 if bits == 8 else hid.threshold)
+    assert hid.v_init == hid.threshold // 2
+    assert net.meta["lambda"]["q1"]["values"] == [LAM]
+    raw = engine.simulate(net, x, L)
+    acts = g.forward(x / 255, outputs=["q1", g.logits_name])
+    want = np.rint(acts["q1"] * (L / LAM)).astype(np.int64).reshape(len(x), -1)
+    got = raw["spike_counts"]["q1"].astype(np.int64)
+    assert np.array_equal(got, want)
+    assert 0 < want.mean() < L  # neither silent nor saturated
+    logits = acts[g.logits_name]
+    srt = np.sort(logits, axis=1)
+    assert np.all(srt[:, -1] - srt[:, -2] > 1e-9)  # no ties
+    assert np.array_equal(raw["predictions"][L - 1], logits.argmax(1))
+
+
+def _onnx_qcfs_model(tmp_path, slope=None, shift=0.5, div=False):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 0.4, (4, 2, 3, 3)).astype(np.float32)
+    wd = rng.normal(0, 0.3, (4 * 5 * 5, 3)).astype(np.float32)
+    a = L / LAM if slope is None else slope
+    inits = [numpy_helper.from_array(v, n) for n, v in (
+        ("w", w), ("wd", wd), ("bd", np.zeros(3, np.float32)),
+        ("a", np.array(1 / a if div else a, np.float32)), ("half", np.array(shift, np.float32)),
+        ("lo", np.array(0, np.float32)), ("hi", np.array(L, np.float32)),
+        ("s", np.array(LAM / L, np.float32)))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[0, 0, 0, 0]),
+             helper.make_node("Div" if div else "Mul", ["c", "a"], ["m"]),
+             helper.make_node("Add", ["half", "m"], ["ad"]),
+             helper.make_node("Floor", ["ad"], ["f"]),
+             helper.make_node("Clip", ["f", "lo", "hi"], ["cl"]),
+             helper.make_node("Mul", ["cl", "s"], ["q"]),
+             helper.make_node("Flatten", ["q"], ["fl"]),
+             helper.make_node("Gemm", ["fl", "wd", "bd"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 7, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "qcfs.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("div", [False, True])
+def test_onnx_qcfs_chain_imports_as_one_activation(tmp_path, div):
+    from converter.onnx_import import load_onnx
+    path = _onnx_qcfs_model(tmp_path, div=div)
+    g = load_onnx(path)
+    q = [l for l in g if l.kind == "relu"]
+    assert len(q) == 1 and q[0].params["levels"] == L
+    assert q[0].params["max_value"] == pytest.approx(LAM, rel=1e-6)
+    assert not any(l.kind == "batchnorm" for l in g)  # Mul/Add/Floor/Clip/Mul all absorbed
+    ort = pytest.importorskip("onnxruntime")
+    x = np.random.default_rng(0).uniform(0, 1, (16, 2, 7, 7)).astype(np.float32)
+    ref = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(g.predict(x.astype(np.float64)), ref, atol=1e-4)
+
+
+def test_onnx_clip_floor_that_is_not_qcfs_is_refused(tmp_path):
+    from converter.onnx_import import load_onnx
+    with pytest.raises(UnsupportedLayerError, match="does not match L/λ"):
+        load_onnx(_onnx_qcfs_model(tmp_path, slope=3.0))
+    with pytest.raises(UnsupportedLayerError, match="shift"):
+        load_onnx(_onnx_qcfs_model(tmp_path, shift=0.25))
