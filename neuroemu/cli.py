@@ -127,6 +127,13 @@ def _conversion_options(p, grid: bool = False):
                         "the other methods)")
     g.add_argument("--rmp-scale", type=float, metavar="S",
                    help="'rmp' method: threshold scale factor (default 0.8)")
+    if not grid:
+        g.add_argument("--calibrate", choices=("light", "advanced"),
+                       help="after conversion, correct the biases layer by layer on the "
+                            "calibration data (Li et al. 2021): light = per channel, "
+                            "advanced = then per neuron; built for --calibrate-steps")
+        g.add_argument("--calibrate-steps", type=_positive, metavar="T",
+                       help="run length the calibration is built for (default --steps)")
 
 
 _OPTION_NAMES = ("reset", "encoding", "maxpool", "readout", "timing", "percentile",
@@ -268,6 +275,7 @@ def cmd_convert(args) -> int:
                         args.steps, calib_samples=args.calib_samples, eval_data=args.eval_data,
                         eval_samples=args.eval_samples, input_scale=args.input_scale,
                         input_max=args.input_max, progress=not args.quiet,
+                        calibrate=args.calibrate, calibrate_steps=args.calibrate_steps,
                         **_options(args))
     from .pipeline import profile_violation
     problem = profile_violation(net)

@@ -122,10 +122,14 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
                   profile: str = "loihi1", steps: int | None = None, *,
                   calib_samples: int | None = 500, eval_data=None, eval_samples: int | None = None,
                   input_scale: float | None = None, input_max: int | None = None,
-                  graph=None, progress: bool = False, **options):
+                  graph=None, progress: bool = False, calibrate: str | None = None,
+                  calibrate_steps: int | None = None, **options):
     """Import ``model``, convert it with ``calibration`` data, and store in ``net.meta`` what a
     later run needs to compare with the float network: ``float_reference`` (predictions and
-    accuracy on ``eval_data`` with its fingerprint), ``ann_macs``, ``convert_options``."""
+    accuracy on ``eval_data`` with its fingerprint), ``ann_macs``, ``convert_options``.
+    ``calibrate`` ("light" | "advanced") then corrects the biases on the same calibration
+    data for the run length ``calibrate_steps`` (default ``steps``) by running the integer
+    network (:mod:`neuroemu.calibrate`, Li et al. 2021)."""
     from tqdm import tqdm
     convert = _converter_fn("convert")
     bar = tqdm(total=4, desc="convert", unit="stage", leave=False, disable=not progress,
@@ -160,11 +164,23 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
     bar.set_postfix_str(f"calibrate on {len(xc)} samples, quantise, map")
     net = convert(graph, xc.astype(np.float64) * input_scale, method=method, weight_bits=bits,
                   profile=profile, steps=steps, **opts)
+    if calibrate is not None:
+        from .calibrate import calibrate as _calibrate
+        if calib.kind == "events":
+            raise DataError("calibrate= needs image calibration data (it runs the network on "
+                            "it); event data is not supported yet")
+        t_cal = calibrate_steps or steps
+        if not t_cal:
+            raise DataError("calibrate= needs the run length T: give --steps or "
+                            "--calibrate-steps")
+        bar.set_postfix_str(f"SNN calibration ({calibrate}, T = {t_cal})")
+        net = _calibrate(net, graph, xc, opts["input_scale"], int(t_cal), calibrate)
     bar.update()
     bar.set_postfix_str("float reference")
     meta = dict(net.meta)
     meta.setdefault("ann_macs", ann_macs(graph))
     meta["convert_options"] = dict(method=method, weight_bits=bits, profile=profile, steps=steps,
+                                   calibrate=calibrate, calibrate_steps=calibrate_steps,
                                    model=str(model), calibration=calib.source,
                                    calib_samples=len(calib), **{k: _jsonable(v)
                                                                 for k, v in opts.items()})
