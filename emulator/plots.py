@@ -60,16 +60,61 @@ def _float_line(ax, float_accuracy):
                    label=f"float network ({100 * float_accuracy:.2f} %)")
 
 
+def _display_order(n: int, shape) -> np.ndarray | None:
+    """Row of each neuron in the raster: channel-major (c, y, x) for an (H, W, C) layer, so
+    that a feature map is one contiguous stripe (the flat index is channels-last, where
+    neighbours are different channels of one pixel); None keeps the flat order."""
+    if shape is None or len(shape) != 3 or int(np.prod(shape)) != n or shape[2] == 1:
+        return None
+    h, w, c = (int(v) for v in shape)
+    return np.arange(n).reshape(h, w, c).transpose(2, 0, 1).reshape(-1).argsort()
+
+
+#: above this many neurons a raster band is drawn as a spike-density image (one pixel row per
+#: group of neurons, one column per step) instead of one tick per spike, which at a band height
+#: of ~100 pixels would merge into vertical bars
+DENSITY_NEURONS = 400
+
+
+def _raster_title(meta: dict, sample: int, total: int) -> str:
+    """"tests_99.20 — ecc, 8-bit weights, loihi1 — sample 0 (1,234 spikes)"."""
+    meta = meta or {}
+    co = meta.get("convert_options") or {}
+    net = co.get("model") or meta.get("network") or ""
+    net = Path(str(net)).stem if net else "network"
+    parts = [net]
+    how = []
+    if co.get("method"):
+        how.append(str(co["method"]))
+    wb = co.get("weight_bits")
+    if wb is not None:
+        how.append(f"{wb}-bit weights")
+    elif co:
+        how.append("float weights")
+    if meta.get("profile") or co.get("profile"):
+        how.append(str(meta.get("profile") or co.get("profile")))
+    if how:
+        parts.append(", ".join(how))
+    parts.append(f"sample {sample} ({total:,} spikes)")
+    return " — ".join(parts)
+
+
 def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None = None,
-                 title: str | None = None, path=None, max_steps: int | None = None):
+                 title: str | None = None, path=None, max_steps: int | None = None,
+                 shapes: dict | None = None):
     """Spikes of one sample, layers stacked bottom (first) to top (last), one colour and one
     equal-height band per layer (neuron index scaled to its band).
 
     ``result`` is a Result with recorded populations or a dict ``{population: (E, 3) rows
-    (sample, step, neuron)}`` (then ``sizes`` gives each population's neuron count).
+    (sample, step, neuron)}`` (then ``sizes`` gives each population's neuron count).  Layers
+    of (H, W, C) ``shapes`` (given, or in ``result.meta["shapes"]``) are drawn channel by
+    channel; layers above :data:`DENSITY_NEURONS` neurons as a spike-density image.  The default
+    title names the network, method, weight bits and profile from ``result.meta``.
     """
     spikes = getattr(result, "spikes", result)
     sizes = dict(getattr(result, "sizes", {}) or {}, **(sizes or {}))
+    meta = getattr(result, "meta", None) or {}
+    shapes = dict(meta.get("shapes") or {}, **(shapes or {}))
     steps = getattr(result, "steps", None)
     names = [p for p in (populations or list(spikes)) if p in spikes]
     if not names:
@@ -77,18 +122,45 @@ def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None =
                         f"{sorted(spikes)})")
     fig, ax = plt.subplots(figsize=(9, max(3.6, 2.0 + 0.8 * len(names))))
     ticks, labels, total = [], [], 0
+    last = 1
+    for name in names:
+        rows = np.asarray(spikes[name]).reshape(-1, 3)
+        if len(rows):
+            last = max(last, int(rows[:, 1].max()))
+    T = int(max_steps or steps or last)
     for band, (name, col) in enumerate(zip(names, _colors(len(names)))):
         rows = np.asarray(spikes[name]).reshape(-1, 3)
         rows = rows[rows[:, 0] == sample]
         if max_steps is not None:
             rows = rows[rows[:, 1] <= max_steps]
         n = int(sizes.get(name, rows[:, 2].max() + 1 if len(rows) else 1))
+        order = _display_order(n, shapes.get(name))
+        idx = rows[:, 2] if order is None else order[rows[:, 2]]
         # every layer gets a band of equal height: neuron i of n sits at band + i / n, so a
         # 10-neuron read-out is as visible as a 20,000-neuron convolution
-        ax.scatter(rows[:, 1], band + (rows[:, 2] + 0.5) / max(n, 1), s=2, marker="|",
-                   color=col, linewidths=0.6, rasterized=True)
+        if n > DENSITY_NEURONS:
+            nb = 128
+            img = np.zeros((nb, T), np.float64)
+            np.add.at(img, (np.minimum(idx * nb // n, nb - 1), np.clip(rows[:, 1] - 1, 0,
+                                                                        T - 1)), 1.0)
+            img /= n / nb                                   # spikes per neuron per step
+            top = float(np.percentile(img[img > 0], 99)) if np.any(img > 0) else 1.0
+            from matplotlib.colors import LinearSegmentedColormap
+            cmap = LinearSegmentedColormap.from_list(f"r{band}", ["white", col])
+            ax.imshow(img, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=top,
+                      extent=(0.5, T + 0.5, band, band + 1), interpolation="nearest",
+                      rasterized=True)
+            how = "density"
+        else:
+            ax.scatter(rows[:, 1], band + (idx + 0.5) / max(n, 1), s=2, marker="|",
+                       color=col, linewidths=0.6, rasterized=True)
+            how = ""
+        shp = shapes.get(name)
+        what = ("x".join(str(v) for v in shp) if shp is not None and len(shp) == 3
+                else f"{n:,} neurons")
+        labels.append(f"{name}\n{what}" + (f" ({n:,})" if what != f"{n:,} neurons" else "")
+                      + f"\n{len(rows):,} spikes" + (f", {how}" if how else ""))
         ticks.append(band + 0.5)
-        labels.append(f"{name}\n{n:,} neurons\n{len(rows):,} spikes")
         if band:
             ax.axhline(band, color="0.6", lw=0.8)
         total += len(rows)
@@ -97,11 +169,11 @@ def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None =
     for t, col in zip(ax.get_yticklabels(), _colors(len(names))):
         t.set_color(col)
     ax.set_xlabel("time step")
-    ax.set_ylabel("neuron index in its layer\n(0 at the bottom of each band)")
+    ax.set_ylabel("neuron in its layer (maps: channel by channel)\n"
+                  "large layers: spikes per neuron per step, darker = more")
     ax.set_ylim(0, len(names))
-    if steps:
-        ax.set_xlim(0, (max_steps or steps) + 1)
-    return _finish(fig, ax, title or f"spike raster, sample {sample} ({total} spikes)", path)
+    ax.set_xlim(0.5, T + 0.5)
+    return _finish(fig, ax, title or _raster_title(meta, sample, total), path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,10 +209,75 @@ def accuracy_vs_bits(series: dict, float_accuracy: float | None = None, step: in
     ax.set_xticks(sorted(allbits))
     ax.set_xlabel("weight bits (signed)")
     ax.set_ylabel("accuracy (%)" + (f" at T = {step}" if step else ""))
-    ax.set_ylim(0, 100)
+    vals = [100 * np.asarray(a, float) for _, a in series.values()]
+    if float_accuracy is not None and np.isfinite(float_accuracy):
+        vals.append(np.asarray([100 * float_accuracy]))
+    ax.set_ylim(*_fitted_range(np.concatenate([np.ravel(v) for v in vals])))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     return _finish(fig, ax, title or "accuracy vs weight precision", path)
+
+
+def _fitted_range(values, lo: float = 0.0, hi: float = 100.0) -> tuple:
+    """An axis range around the finite ``values`` with a 10 % margin (at least 0.5 units),
+    kept inside [lo, hi], so that a 98.6–99.2 % sweep is not a flat line at the top of 0–100."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return lo, hi
+    a, b = float(v.min()), float(v.max())
+    pad = max(0.1 * (b - a), 0.5)
+    # a little past the bounds, so that a line at exactly 0 or 100 % stays visible
+    return max(lo - 0.5, a - pad), min(hi + 0.5, b + pad)
+
+
+def _place_labels(ax, xs, ys, texts, colors, fontsize=7, avoid=()):
+    """Annotate each point with its text at the first of several offsets where the label
+    overlaps no label placed before it, no marker and none of the artists ``avoid`` (legend,
+    notes) — greedy, in display pixels."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    pts = ax.transData.transform(np.c_[xs, ys]) if len(xs) else np.zeros((0, 2))
+    placed = [a.get_window_extent(renderer) for a in avoid if a is not None]
+    # points of one series that coincide on screen share one label ("5/6/7/8b")
+    groups = []
+    for i in range(len(xs)):
+        for g in groups:
+            j = g[0]
+            if colors[j] == colors[i] and np.hypot(*(pts[i] - pts[j])) < 4:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    if any(len(g) > 1 for g in groups):
+        def merged(ts):
+            ts = [str(t) for t in ts]
+            if all(t.endswith("b") for t in ts):
+                return "/".join(t[:-1] for t in ts) + "b"
+            return "/".join(ts)
+        xs, ys = [xs[g[0]] for g in groups], [ys[g[0]] for g in groups]
+        texts = [merged([texts[i] for i in g]) for g in groups]
+        colors = [colors[g[0]] for g in groups]
+    cands = [(5, 4), (5, -11), (-5, 4), (-5, -11), (0, 9), (0, -15), (10, 12), (10, -19),
+             (-10, 12), (-10, -19), (16, 0), (-16, 0), (0, 20), (0, -25), (22, 18), (-22, 18)]
+    for (x, y, t, c) in zip(xs, ys, texts, colors):
+        best = None
+        for dx, dy in cands:
+            ann = ax.annotate(str(t), (x, y), textcoords="offset points", xytext=(dx, dy),
+                              fontsize=fontsize, color=c,
+                              ha="left" if dx >= 0 else "right")
+            bb = ann.get_window_extent(renderer).expanded(1.05, 1.1)
+            hits = any(bb.overlaps(o) for o in placed) or any(
+                bb.contains(px, py) for px, py in pts)
+            if not hits:
+                best = ann
+                break
+            ann.remove()
+        if best is None:      # every candidate collides: keep the first, with a leader line
+            best = ax.annotate(str(t), (x, y), textcoords="offset points", xytext=cands[0],
+                               fontsize=fontsize, color=c,
+                               arrowprops={"arrowstyle": "-", "color": c, "lw": 0.5})
+        placed.append(best.get_window_extent(renderer))
 
 
 def energy_vs_accuracy(series: dict, ann_energy: dict | None = None, title: str | None = None,
@@ -148,21 +285,26 @@ def energy_vs_accuracy(series: dict, ann_energy: dict | None = None, title: str 
     """``series``: ``{method: (energy per sample J list, accuracy list, labels list)}``;
     ``ann_energy``: ``{label: joules}`` printed as a note (usually far below the SNN's)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    allx, ally, allt, allc = [], [], [], []
     for (label, (e, acc, lab)), col in zip(series.items(), _colors(len(series))):
         e, a = 1e6 * np.asarray(e, float), 100 * np.asarray(acc, float)
         ax.plot(e, a, "o-", color=col, label=label, alpha=0.85)
-        for xi, yi, t in zip(e, a, lab):
-            ax.annotate(str(t), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7,
-                        color=col)
+        allx += list(e)
+        ally += list(a)
+        allt += list(lab)
+        allc += [col] * len(e)
+    box = None
     if ann_energy:  # orders of magnitude below: a note, not an axis that squashes the points
         note = "\n".join(f"{k}: {1e6 * v:.3g} µJ/sample" for k, v in ann_energy.items())
-        ax.text(0.02, 0.97, note, transform=ax.transAxes, va="top", fontsize=8,
-                bbox=dict(boxstyle="round", fc="white", ec="0.7"))
+        box = ax.text(0.02, 0.97, note, transform=ax.transAxes, va="top", fontsize=8,
+                      bbox=dict(boxstyle="round", fc="white", ec="0.7"))
     ax.set_xlabel("energy per sample (µJ)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(*_fitted_range(ally))
     ax.grid(alpha=0.3)
-    ax.legend(loc="center left", fontsize=8)
+    leg = ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    _place_labels(ax, allx, ally, allt, allc, avoid=(leg, box))
     return _finish(fig, ax, title or "energy vs accuracy (labels: weight bits)", path)
 
 
@@ -331,3 +473,105 @@ def sweep_energy_vs_accuracy(sweep, title=None, path=None):
     prof = sweep.get("config", {}).get("profile", "")
     return energy_vs_accuracy(series, ann, title or f"energy vs accuracy on {prof} "
                               f"(labels: weight bits)", path)
+
+
+# ---------------------------------------------------------------------------------------------
+# energy by event class
+
+#: (field of hw_models.energy.EnergyReport, label), in stacking order
+ENERGY_CLASSES = (("synaptic", "synaptic events"), ("neuron_active", "neuron updates, active"),
+                  ("neuron_inactive", "neuron updates, inactive"), ("spikes", "spikes"),
+                  ("messages", "messages"), ("hops", "mesh hops"), ("static", "static"))
+_CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#ffbb78", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f")
+
+
+def _energy_unit(joules: float) -> tuple:
+    for f, u in ((1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")):
+        if joules >= f:
+            return f, u
+    return 1e-12, "pJ"
+
+
+def energy_breakdown(bars: dict, title: str | None = None, path=None, note: str | None = None):
+    """Energy per sample split by event class, one horizontal stacked bar per entry.
+
+    ``bars``: ``{label: {class: joules per sample}}`` with the classes of
+    :data:`ENERGY_CLASSES` (missing ones count 0).  Each segment of at least 4 % of its bar is
+    labelled with its share; the total is written at the end of the bar.
+    """
+    if not bars:
+        raise DataError("no energy to plot")
+    labels = list(bars)
+    vals = np.array([[float(bars[k].get(c, 0.0) or 0.0) for c, _ in ENERGY_CLASSES]
+                     for k in labels])
+    if not np.all(np.isfinite(vals)) or vals.min() < 0:
+        raise DataError("energies must be finite and >= 0")
+    totals = vals.sum(axis=1)
+    f, unit = _energy_unit(float(totals.max()) if totals.max() > 0 else 1e-12)
+    fig, ax = plt.subplots(figsize=(10, max(2.8, 1.5 + 0.5 * len(labels))))
+    y = np.arange(len(labels))[::-1]
+    left = np.zeros(len(labels))
+    for j, ((c, name), col) in enumerate(zip(ENERGY_CLASSES, _CLASS_COLORS)):
+        w = vals[:, j] / f
+        if len(labels) == 1:        # one bar: the legend carries every class's value and share
+            share = 100 * vals[0, j] / totals[0] if totals[0] > 0 else 0.0
+            name = f"{name}: {w[0]:.3g} {unit} ({share:.1f} %)"
+        ax.barh(y, w, left=left, color=col, label=name, height=0.6, edgecolor="white", lw=0.5)
+        for yi, li, wi, tot in zip(y, left, w, totals / f):
+            if tot > 0 and wi / tot >= 0.04:
+                ax.text(li + wi / 2, yi, f"{100 * wi / tot:.0f}%", ha="center", va="center",
+                        fontsize=7, color="white" if j in (0, 3, 4, 5, 6) else "black")
+        left += w
+    for yi, tot in zip(y, totals / f):
+        ax.text(tot, yi, f"  {tot:.3g} {unit}", va="center", fontsize=8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlim(0, 1.18 * max(float(totals.max()) / f, 1e-30))
+    ax.set_xlabel(f"energy per sample ({unit})")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    if note:
+        ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+                color="0.3")
+    if title is None:
+        syn = vals[:, 0].sum() / max(totals.sum(), 1e-300)
+        title = f"energy per sample by event class: {100 * (1 - syn):.0f} % is not synaptic work"
+    return _finish(fig, ax, title, path)
+
+
+def _per_sample(report: dict) -> dict:
+    n = max(int(report.get("samples") or 1), 1)
+    return {c: float(report.get(c) or 0.0) / n for c, _ in ENERGY_CLASSES}
+
+
+def result_energy_breakdown(result, title=None, path=None):
+    """:func:`energy_breakdown` of a run from its saved report (``meta["report"]["energy"]``,
+    written by ``neuroemu run -o``) or an :class:`~hw_models.energy.EnergyReport` dict."""
+    meta = getattr(result, "meta", None)
+    rep = ((meta or {}).get("report") or {}).get("energy") if meta is not None else result
+    if not rep:
+        raise DataError("the result holds no energy report (save it with `neuroemu run -o`)")
+    prof = rep.get("profile", "")
+    note = None if rep.get("energy_published", True) else \
+        f"per-event energies of {prof} are NOT published: assumed values"
+    label = prof or "run"
+    if meta:
+        co = meta.get("convert_options") or {}
+        if co.get("method"):
+            label = f"{co['method']}, {co.get('weight_bits', 'float')}-bit on {prof}"
+    return energy_breakdown({label: _per_sample(rep)}, title, path, note)
+
+
+def sweep_energy_breakdown(sweep, title=None, path=None):
+    """:func:`energy_breakdown` of every finished sweep point (one bar per method and bits)."""
+    bars = {}
+    for m, ps in _by_method(sweep).items():
+        for p in sorted(ps, key=lambda p: p["bits"]):
+            e = p.get("energy") or {}
+            if e:
+                bars[f"{m}, {p['bits']}-bit"] = _per_sample(e)
+    if not bars:
+        raise DataError("the sweep has no finished points with energy")
+    prof = sweep.get("config", {}).get("profile", "")
+    return energy_breakdown(bars, title or f"energy per sample on {prof} by event class",
+                            path)

@@ -239,11 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
             "kinds:\n  raster    spike raster of recorded populations (result)\n"
             "  accuracy  accuracy vs time step (result or sweep)\n"
             "  bits      accuracy vs weight bits (sweep)\n"
-            "  energy    energy per sample vs accuracy (sweep)\n"
+            "  energy    energy per sample vs accuracy (sweep); by event class (result)\n"
+            "  breakdown energy per sample by event class: synaptic, neuron updates,\n"
+            "            spikes, messages, hops, static (result, or every sweep point)\n"
             "  rates     per-layer firing rates (result)\n"
             "  cores     core utilisation per limit (result or network)\n\n"
             "example:\n  neuroemu plot raster run.h5 -o raster.png")
-    p.add_argument("kind", choices=("raster", "accuracy", "bits", "energy", "rates", "cores"))
+    p.add_argument("kind", choices=("raster", "accuracy", "bits", "energy", "breakdown",
+                                    "rates", "cores"))
     p.add_argument("file", type=Path, help="RESULT.h5, SWEEP.h5 (or NET.h5 for cores)")
     p.add_argument("-o", "--output", required=True, type=Path, help="figure file (.png)")
     p.add_argument("--sample", type=int, default=0, help="raster: which sample")
@@ -391,12 +394,15 @@ def cmd_plot(args) -> int:
         sw = read_sweep(args.file)
         fn = {"accuracy": lambda: plots.sweep_accuracy_vs_steps(sw, args.bits, path=args.output),
               "bits": lambda: plots.sweep_accuracy_vs_bits(sw, path=args.output),
-              "energy": lambda: plots.sweep_energy_vs_accuracy(sw, path=args.output)}.get(kind)
+              "energy": lambda: plots.sweep_energy_vs_accuracy(sw, path=args.output),
+              "breakdown": lambda: plots.sweep_energy_breakdown(sw, path=args.output)}.get(kind)
     elif fmt == "neuroemu.Result":
         from emulator.result import Result
         res = Result.load(args.file)
         cu = res.meta.get("core_usage")
         fn = {"raster": lambda: plots.spike_raster(res, args.sample, path=args.output),
+              "energy": lambda: plots.result_energy_breakdown(res, path=args.output),
+              "breakdown": lambda: plots.result_energy_breakdown(res, path=args.output),
               "accuracy": lambda: plots.result_accuracy(
                   res, res.meta.get("float_accuracy"), path=args.output),
               "rates": lambda: plots.result_firing_rates(

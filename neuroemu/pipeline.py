@@ -470,7 +470,8 @@ def save_evaluation(ev: Evaluation, net, path, extra: dict | None = None) -> Pat
                  "accuracy": [_nan(a) for a in ev.accuracy],
                  "agreement": None if ev.agreement is None else ev.agreement.tolist(),
                  "core_usage": core_usage(net, ev.profile),
-                 "populations": [p.name for p in net.populations if not p.is_input]})
+                 "populations": [p.name for p in net.populations if not p.is_input],
+                 "shapes": {p.name: list(p.shape) for p in net.populations}})
     meta.update(extra or {})
     res.meta = meta
     res.save(path)

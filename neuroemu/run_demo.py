@@ -65,7 +65,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
     (out / "feasibility.txt").write_text(str(rep) + "\n")
     (out / "feasibility.json").write_text(json.dumps(_jsonify(rep.to_dict()), indent=2) + "\n")
     fits = bool(rep.fits)
-    log(f"feasibility on {profile}: {'fits' if fits else 'limits NOT met'}")
+    log(f"feasibility on {profile}: {rep.chips_line}; {rep.verdict}")
     pops = [p.name for p in net.populations if not p.is_input and p.spiking]
     ev = evaluate(net, test, steps, record=pops, profile=profile, progress=progress)
     save_evaluation(ev, net, out / "result.h5")
@@ -81,6 +81,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
     figs["accuracy"] = plots.sweep_accuracy_vs_steps(sw, path=out / "accuracy.png")
     figs["bits"] = plots.sweep_accuracy_vs_bits(sw, path=out / "bits.png")
     figs["energy"] = plots.sweep_energy_vs_accuracy(sw, path=out / "energy.png")
+    figs["breakdown"] = plots.result_energy_breakdown(res, path=out / "breakdown.png")
     figs["rates"] = plots.result_firing_rates(res, populations=pops, path=out / "rates.png")
     cu = core_usage(net, profile)
     if cu:
@@ -104,8 +105,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
     for k, p in summary["sweep"].items():
         lines.append(f"  {p['method']:<8} {str(p['bits']):>3} bits  {_pct(p['accuracy'])}  "
                      f"{_j(p['energy_per_sample_j'])}/sample")
-    lines += ["", f"feasibility: {'fits' if fits else 'limits NOT met'}"
-              f"{'' if rep.ok or not fits else ' (needs features the chip lacks)'} "
-              f"(see feasibility.txt)", f"wall time {summary['wall_seconds']} s"]
+    lines += ["", (f"feasibility on {profile}: {rep.chips_line}; {rep.verdict} "
+                   f"(see feasibility.txt)"), f"wall time {summary['wall_seconds']} s"]
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     return summary
