@@ -58,6 +58,7 @@ METHODS = {"robust": ("robust", {}), "ecc": ("ecc", {}), "rmp": ("rmp", {"rmp_sc
            "ecc-runmax": ("ecc", {"maxpool": "runmax"}),
            "ecc-pc-runmax": ("ecc", {"per_channel": True, "maxpool": "runmax"}),
            "max-runmax": ("max", {"maxpool": "runmax"}),
+           "robust-circuit": ("robust", {"maxpool": "circuit"}),  # runmax from IF neurons
            # + SNN calibration (Li et al. 2021) for T = --calibrate-steps on 200 images
            "robust-runmax-cal": ("robust", {"maxpool": "runmax", "calibrate": "light"}),
            "robust-runmax-cal+": ("robust", {"maxpool": "runmax", "calibrate": "advanced"}),
@@ -225,8 +226,8 @@ def handoff(g, net, res, xe_float, ye, steps: int) -> dict:
     roles = net.meta["population_roles"]
     layer_of = {}
     for p in net.populations:
-        if p.is_input or roles.get(p.name) == "output":
-            continue
+        if p.is_input or roles.get(p.name) == "output" or p.name not in lam:
+            continue  # (the difference neurons of a max-pool circuit have no layer)
         ln = lam[p.name].get("layer") or p.name
         if ln in names:
             layer_of[p.name] = ln

@@ -10,7 +10,9 @@ The pipeline (DESIGN.md "Conversion"):
    population (weight = threshold, so every passed spike re-emits): option ``maxpool="gate"``
    passes the spikes of the window's current winner (Rueckauer 2017), ``"runmax"`` passes a
    spike whenever the window's highest input count exceeds the passes so far, so the relay's
-   count is exactly the window maximum of its input counts; ``"avg"`` replaces it by an average;
+   count is exactly the window maximum of its input counts; ``"circuit"`` computes the same
+   running maximum from plain IF neurons (:mod:`converter.maxpool_circuit`: K + 1 neurons per
+   pooled neuron, no gate primitive); ``"avg"`` replaces it by an average;
    avgpool / global_avgpool → an ``avgpool`` projection into an *average* population (which
    inherits the λ of its input); the logits → the read-out population (non-spiking for readout
    ``"v"``).  A ``concat`` is never materialised: each consumer gets one projection per concat
@@ -70,7 +72,7 @@ OPTION_DEFAULTS = {
     "share": True, "batch_size": 128,
 }
 _CHOICES = {"reset": ("subtract", "zero"), "encoding": ("analog", "rate", "bernoulli", "events"),
-            "maxpool": ("gate", "runmax", "avg"), "readout": ("v", "spikes"),
+            "maxpool": ("gate", "runmax", "circuit", "avg"), "readout": ("v", "spikes"),
             "timing": ("sync", "hardware"), "tre": ("vinit", "bias", "none")}
 _METHOD_DEFAULTS = {"ecc": {"percentile": 100.0, "tre": "vinit"},
                     "robust": {"percentile": 99.9, "tre": "none"},
@@ -350,7 +352,7 @@ class _Planner:
         geom = {"kernel": pool, "stride": pair(p.get("strides", pool)), "padding": pad}
         c = self.pops_shape(v[1])[-1]
         pn = self._pname(name)
-        if k == "maxpool" and self.opt["maxpool"] in ("gate", "runmax"):
+        if k == "maxpool" and self.opt["maxpool"] in ("gate", "runmax", "circuit"):
             if any(v[2]):
                 raise ConversionError(f"maxpool {name!r} after zero padding: padded zeros would "
                                       f"enter the max; not supported")
@@ -402,7 +404,7 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     steps : run length T, needed only for ``tre="bias"``.
     options : ``reset`` (subtract|zero), ``encoding`` (analog|rate|bernoulli|events),
         ``input_max`` (255), ``input_scale`` (model units per raw unit; default the graph's, else
-        1/input_max), ``maxpool`` (gate|runmax|avg), ``readout`` (v|spikes), ``timing``
+        1/input_max), ``maxpool`` (gate|runmax|circuit|avg), ``readout`` (v|spikes), ``timing``
         (sync: delay 0 | hardware: delay 1), ``percentile``, ``per_channel``, ``rho`` (0.5),
         ``tre`` (vinit|bias|none), ``rmp_scale`` (0.8), ``map`` (True), ``share`` (True),
         ``batch_size`` (128, calibration batches).
@@ -560,12 +562,38 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     if weight_bits is None:
         notes.append("float conversion: integers with 2^23 resolution (θ = ⌊(2^23−1)/max|W'|⌋),"
                      " numerically as fine as float32")
+    if opt["maxpool"] == "circuit":
+        populations, projections = _maxpool_circuits(populations, projections, prof)
+        notes.append("maxpool='circuit': each max-pool is K+1 IF neurons per pooled neuron "
+                     "(converter.maxpool_circuit); its difference→pooled hop is same-step "
+                     "(delay 0), which a chip with one step per hop cannot deliver exactly")
     net = CoreNetwork(populations, projections, output=out_name, readout=opt["readout"],
                       input_layout=layout, profile=prof.name, meta=meta)
     net.validate()
     if opt["map"]:
         net = _map(net, prof)
     return net
+
+
+def _maxpool_circuits(populations, projections, prof):
+    """Replace every runmax gate and its relay by the IF-neuron circuit of the same function
+    (the relay's name is kept for the pooled population, so nothing downstream changes)."""
+    from .maxpool_circuit import runmax_circuit
+    pops, projs = list(populations), []
+    by = {p.name: p for p in pops}
+    for pr in projections:
+        if pr.kind != "maxpool":
+            projs.append(pr)
+            continue
+        relay = by[pr.target]
+        new_pops, new_projs = runmax_circuit(
+            relay.name, pr.source, by[pr.source].shape, pr.kernel, pr.stride, pr.padding,
+            spike_rule=prof.spike_rule, src_delay=pr.delay, v_min=relay.v_min,
+            v_max=relay.v_max)
+        i = pops.index(relay)
+        pops[i:i + 1] = new_pops  # the difference neurons first, then the pooled population
+        projs += new_projs
+    return pops, projs
 
 
 def _map(net: CoreNetwork, prof) -> CoreNetwork:

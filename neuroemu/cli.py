@@ -104,11 +104,13 @@ def _conversion_options(p, grid: bool = False):
     g.add_argument("--encoding", choices=("analog", "rate", "bernoulli", "events"),
                    help="input coding (default analog: a constant current from the pixels; "
                         "events: camera events binned into --steps)")
-    g.add_argument("--maxpool", choices=("gate", "runmax", "avg"),
+    g.add_argument("--maxpool", choices=("gate", "runmax", "circuit", "avg"),
                    help="max-pooling as the spiking gate passing the current winner's spikes "
                         "(default, Rueckauer 2017), as a running maximum (a spike whenever the "
                         "window's highest input count exceeds the spikes passed so far: exact "
-                        "window maximum), or replaced by averaging")
+                        "window maximum), as the same running maximum built from plain IF "
+                        "neurons (circuit: K+1 neurons per pooled neuron, no gate primitive), "
+                        "or replaced by averaging")
     g.add_argument("--readout", choices=("v", "spikes"),
                    help="prediction = argmax of the output voltage (default) or spike counts")
     g.add_argument("--timing", choices=("sync", "hardware"),

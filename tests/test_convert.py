@@ -238,6 +238,25 @@ def test_maxpool_runmax_relay_counts_the_window_maximum(rng):
     assert over > 0  # the winner gate passed spikes beyond the maximum on this data
 
 
+def test_maxpool_circuit_equals_runmax_gate(rng):
+    """maxpool='circuit' (plain IF neurons) gives the pooled population the same spikes as
+    the runmax gate, and the network the same predictions; no gate projection is left."""
+    from emulator import engine
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (6, 1, 12, 12))
+    out = {}
+    for mode in ("runmax", "circuit"):
+        net = convert(g, x / 255, method="ecc", weight_bits=8, profile="ideal", map=False,
+                      maxpool=mode)
+        out[mode] = (net, engine.simulate(net, net.to_internal_input(x), 40))
+    (n1, r1), (n2, r2) = out["runmax"], out["circuit"]
+    assert not any(p.kind == "maxpool" for p in n2.projections)
+    pool = next(p.target for p in n1.projections if p.kind == "maxpool")
+    assert np.array_equal(r1["spike_counts"][pool], r2["spike_counts"][pool])
+    assert np.array_equal(r1["predictions"], r2["predictions"])
+    assert n2.population(pool + "/diff").size == 4 * n2.population(pool).size  # 2×2 windows: K = 4
+
+
 def test_float_snn_matches_reference_residual_concat(rng):
     g = _residual_concat(rng)
     x = rng.integers(0, 256, (60, 10, 10, 2))
