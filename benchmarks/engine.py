@@ -127,15 +127,32 @@ def clock(threads, wall=False):
     return time.perf_counter
 
 
-def time_engine(net, x, T, threads, reps=3, wall=False):
-    engine.simulate(net, x[:2], T, threads=threads)  # compile and pack
+def time_engine(net, x, T, threads, reps=3, wall=False, timing=None):
+    engine.simulate(net, x[:2], T, threads=threads, timing=timing)  # compile and pack
     best = np.inf
     now = clock(threads, wall)
     for _ in range(reps):
         t0 = now()
-        raw = engine.simulate(net, x, T, threads=threads)
+        raw = engine.simulate(net, x, T, threads=threads, timing=timing)
         best = min(best, now() - t0)
     return best, raw
+
+
+def timing_overhead(net, x, T, reps=5):
+    """Engine time with the per-step, per-core work counters and step times (timing=loihi1)
+    over the time without, 1 thread, interleaved runs, best of ``reps`` each."""
+    from hw_models.latency import timing_for
+    tm = timing_for("loihi1")
+    for t in (None, tm):
+        engine.simulate(net, x[:2], T, threads=1, timing=t)
+    now = clock(1)
+    best = {None: np.inf, tm: np.inf}
+    for _ in range(reps):
+        for t in (None, tm):
+            t0 = now()
+            engine.simulate(net, x, T, threads=1, timing=t)
+            best[t] = min(best[t], now() - t0)
+    return best[None], best[tm]
 
 
 def time_reference(net, x, T):
@@ -236,6 +253,10 @@ def bench(name, spec, shape, n, T, target, ref_samples, quick):
         print(f"{label:<22}{sec * 1e6:>16.1f}{eps:>16.3e}{sec / base:>19.1f}x")
     print(f"   1 -> 2 threads: {w1 / t2:.2f}x faster (wall {w1 / per * 1e6:.1f} -> "
           f"{t2 / per * 1e6:.1f} µs/sample-step; load average now {load():.2f})")
+    off, on = timing_overhead(net, x, T)
+    print(f"   per-step per-core work + step times (timing=loihi1): {on / per * 1e6:.1f} vs "
+          f"{off / per * 1e6:.1f} µs/sample-step without, x{on / off:.3f} (1 thread, "
+          f"load average {load():.2f})")
     return net, x
 
 
@@ -276,8 +297,23 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples and steps")
     ap.add_argument("--target", type=float, default=0.1, help="activity to tune for")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the cost of the latency counters (timing= on vs off)")
     a = ap.parse_args(argv)
     T = 16 if a.quick else 32
+    if a.timing_only:
+        for name, spec, shape, n in (("LeNet-5 6/16 (28x28x1)", LENET, (28, 28, 1), 64),
+                                     ("LeNet 32/64 (28x28x1)", LENET64, (28, 28, 1), 32),
+                                     ("VGG (32x32x3, 64-128-256)", VGG, (32, 32, 3), 8)):
+            net = build(spec, shape, seed=1)
+            x = inputs(net, n, 2)
+            tune(net, a.target, x[:4], T)
+            off, on = timing_overhead(net, x, T)
+            per = n * T
+            print(f"{name}: timing on {on / per * 1e6:.1f} µs/sample-step, off "
+                  f"{off / per * 1e6:.1f}, ratio x{on / off:.3f} (1 thread, load average "
+                  f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})")
+        return
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min); "
           f"single-thread times are CPU time while the 1-minute load is above {BUSY}, wall time "
           f"otherwise; 2-thread times are wall time")

@@ -50,6 +50,7 @@ from hw_models.errors import DataError, SimulationError, StateOverflowError
 from hw_models.rng import MASK
 
 from . import compile as C
+from . import work as WK
 from .kernels import OUT_SLACK, _run_chunk, mix64, mix64_many  # noqa: F401  (re-exported)
 
 
@@ -166,9 +167,13 @@ def _default_batch(N, threads, per_sample_bytes):
     return max(1, min(N, b))
 
 
-def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, progress=False):
+def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, progress=False,
+             timing=None):
     """Run ``net`` on a batch for ``steps`` steps with the compiled engine; return the raw
-    result dict agreed with :func:`emulator.reference.simulate` (equal bit for bit)."""
+    result dict agreed with :func:`emulator.reference.simulate` (equal bit for bit).
+
+    ``timing`` (a :class:`hw_models.latency.Timing`) turns on the per-step, per-core work
+    counters and step times of :mod:`emulator.work` (raw key ``"work"``)."""
     net.validate()
     T = int(steps)
     if T < 1:
@@ -206,6 +211,19 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
     rec_parts = {nm: [] for nm in rec_names}
     rec_cap = 0 if not rec_names else max(16, min(rec_size * T, 1 << 16))
     seed_u = np.uint64(int(seed) & MASK)
+    if timing is not None:
+        wk = WK.pack_work(net, pk, st, timing)
+        nthr = numba.config.NUMBA_NUM_THREADS
+        tb_time = np.zeros((nthr, T, ncores), np.int64)
+        tb_work = np.zeros((nthr, ncores, 6), np.int64)
+        tb_crit = np.zeros((nthr, ncores), np.int64)
+        step_all = np.zeros((N, T), np.int64)
+    else:
+        wk = WK.off()
+        tb_time = np.zeros((1, 1, 1), np.int64)
+        tb_work = np.zeros((1, 1, 6), np.int64)
+        tb_crit = np.zeros((1, 1), np.int64)
+        step_all = None
 
     bar = None
     if progress and N:
@@ -229,12 +247,17 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
                 ovf = np.zeros((n, 4), np.int64)
                 rec_buf = np.zeros((n, rec_cap, 3), np.int32)
                 rec_n = np.zeros(n, np.int64)
+                stp = np.zeros((n, T) if wk.on else (1, 1), np.int64)
+                if wk.on and rec_names:  # a rerun of the chunk must not count work twice
+                    saved = (tb_time.copy(), tb_work.copy(), tb_crit.copy())
                 _run_chunk(pk, core, s0, T, xf[s0:s1] if xf.shape[0] == N else xf, ev_st,
                            ev_ne, ev_off[s0:s1 + 1], seed_u, ring_off, ring_cap, rcnt_off,
                            ring_total, rcnt_total, rec_slot, rec_buf, rec_n, spk, act, deliv,
-                           mpev, mpcore, sat, prd, ovf)
+                           mpev, mpcore, sat, prd, ovf, wk, stp, tb_time, tb_work, tb_crit)
                 if rec_n.size and rec_n.max() > rec_cap:
                     rec_cap = int(rec_n.max())  # exact size now known: run the chunk again
+                    if wk.on:  # rec_names is set: only recording reruns a chunk
+                        tb_time[...], tb_work[...], tb_crit[...] = saved
                     continue
                 break
             bad = np.flatnonzero(ovf[:, 0] > 0)
@@ -248,6 +271,8 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
             mpcore_sum += mpcore.sum(axis=0)
             sat_sum += sat.sum(axis=0)
             pred[:, s0:s1] = prd
+            if wk.on:
+                step_all[s0:s1] = stp
             if rec_names:
                 for s in range(n):
                     rows = rec_buf[s, :rec_n[s]]
@@ -265,8 +290,43 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
         numba.set_parallel_chunksize(old_chunk)
         if bar is not None:
             bar.close()
-    return _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpcore_sum,
-                     sat_sum, pred, rec_parts)
+    raw = _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpcore_sum,
+                    sat_sum, pred, rec_parts)
+    _add_directional(raw, net, pk, st, spk_all, mpcore_sum)
+    if wk.on:
+        raw["work"] = WK.work_raw(timing, wk, step_all.T.copy(), tb_time.sum(axis=0),
+                                  tb_work.sum(axis=0), tb_crit.sum(axis=0))
+    return raw
+
+
+def _add_directional(raw, net, pk, st, spk_all, mpcore_sum):
+    """Counters for the other counting conventions, exact from the per-neuron spike counts:
+    hops by direction, and synaptic events charged at emission (every spike, the last
+    ``delay`` steps' included; max-pool gate events as delivered)."""
+    spk_sum = spk_all.sum(axis=0, dtype=np.int64)
+    hx, hy = WK.hop_split(net, pk, st)
+    nc = st.n_cores
+    core = st.core
+    raw["core"]["hops_ew"] = _by_core(core, spk_sum * hx, nc)
+    raw["core"]["hops_ns"] = _by_core(core, spk_sum * hy, nc)
+    J, P = pk.proj, pk.pop
+    em_core = mpcore_sum.copy()
+    for k, name in enumerate(st.proj_names):
+        if J[k, C.J_ANALOG] == 1:
+            em = 0
+        elif J[k, C.J_KIND] == C.KINDS["maxpool"]:
+            em = raw["proj"][name]["synaptic_events"]
+        else:
+            b = int(P[J[k, C.J_SRC], C.P_BASE])
+            d = spk_sum[b:b + int(J[k, C.J_NSRC])]
+            em = int(d @ st.ev_tot[k])
+            em_core += np.asarray(st.ev_core[k].T @ d, np.int64).reshape(-1)
+        raw["proj"][name]["synaptic_events_emitted"] = em
+    raw["core"]["synaptic_events_emitted"] = em_core
+    tot = raw["totals"]
+    tot["hops_ew"] = int(raw["core"]["hops_ew"].sum())
+    tot["hops_ns"] = int(raw["core"]["hops_ns"].sum())
+    tot["synaptic_events_emitted"] = int(em_core.sum())
 
 
 def _by_core(core, values, n_cores):

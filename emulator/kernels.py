@@ -8,7 +8,7 @@ counters) is :func:`emulator.engine.simulate`.
 from __future__ import annotations
 
 import numpy as np
-from numba import config, njit, prange
+from numba import config, get_thread_id, njit, prange
 
 if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrinsic has no body
     def trailing_zeros(w):
@@ -20,6 +20,7 @@ else:
 from hw_models.network import DECAY_ONE
 from hw_models.rng import GOLDEN, MUL1, MUL2
 
+from . import work as WK
 from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_FAST, J_KH, J_KIND, J_KW,
                       J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_RS, J_SRC, J_SX,
                       J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H,
@@ -268,7 +269,7 @@ def _analog_current(pk, k, xrow, icur):
 @njit(cache=True, nogil=True, boundscheck=False)
 def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring_off, ring_cap,
                 rcnt_off, ring_total, rcnt_total, rec_slot, rec_buf, rec_n, spk, act, deliv,
-                mpev, mpcore, sat, pred, ovf):
+                mpev, mpcore, sat, pred, ovf, wk, tid, step_time, tb_time, tb_work, tb_crit):
     P = pk.pop
     J = pk.proj
     nn = pk.n_neurons
@@ -281,6 +282,12 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     acc = np.zeros(pk.max_size + ROW_PAD, pk.w.dtype)  # slack for rounded conv runs
     mpc = np.zeros(pk.n_mpcount, np.int64)
     mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
+    actf = np.zeros(pk.max_size, np.uint8)  # active-update flags of one population (work.py)
+    won = wk.on == 1
+    sw = np.zeros((wk.n_cores, 4), np.int64)  # this step's sending work per core
+    rw = np.zeros((wk.depth, wk.n_cores, 2), np.int64)  # receive work, ring over delays
+    mpprev = np.zeros(wk.n_cores, np.int64)
+    lat = np.int64(0)
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)
     resid = np.zeros(P[pk.input_pop, P_SIZE] if enc == 1 else 1, np.int64)
@@ -332,6 +339,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             rcnt[rcnt_off[ip] + slot] = cnt
             _count_spikes(ring, dst, cnt, spk[s, inb:inb + nin], rec_slot[ip], t, rec_buf[s],
                           rec_n, s)
+            if won:
+                lat = max(lat, WK.route_spikes(wk, core, ring, dst, cnt, inb, 1, t, T, sw, rw))
         # -- every other population in order
         for oi in range(pk.order.shape[0]):
             p = pk.order[oi]
@@ -352,7 +361,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             dst = ring_off[p] + slot * ring_cap[p]
             cnt, nsat, bad, badv = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
                                            pk.bias[b:b + n], act[s, b:b + n],
-                                           ring[dst:dst + n + OUT_SLACK], mask)
+                                           ring[dst:dst + n + OUT_SLACK], mask, actf)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -364,6 +373,9 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             _count_spikes(ring, dst, cnt, spk[s, b:b + n], rec_slot[p], t, rec_buf[s], rec_n, s)
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
+            if won:
+                WK.active_runs(wk, p, actf, sw)
+                lat = max(lat, WK.route_spikes(wk, core, ring, dst, cnt, b, 0, t, T, sw, rw))
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -380,6 +392,10 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     bc = spk[s, ob + i]
                     best = i
         predl[t - 1] = best
+        if won:
+            WK.close_step(wk, t, sw, rw, mpcore[s], mpprev, lat, step_time, s, tb_time, tb_work,
+                          tb_crit, tid)
+            lat = 0
     # per-sample results are kept locally and written once: rows of neighbouring samples
     # share cache lines, and neighbouring samples usually run on different threads
     sat[s, :] = satl
@@ -435,7 +451,7 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update(P, p, acc, icur, u, v, bias, act, out, mask):
+def _update(P, p, acc, icur, u, v, bias, act, out, mask, actf):
     """Steps 2–3 of the contract for population p.
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
@@ -447,9 +463,9 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask):
     n = u.shape[0]
     if P[p, P_OVF] == 0:
         # the common case in one fused, vectorisable pass
-        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask)
+        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf)
     else:
-        nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act)
+        nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act, actf)
         if bad >= 0:
             return 0, nsat, bad, badv
         tot = 0
@@ -499,6 +515,14 @@ def _compact(mask, n, out):
 
 
 @njit(cache=True, inline="always")
+def _act_flags(q, v_old, b):
+    """Active-update flags (see :mod:`emulator.work`): bit 0 input (Q ≠ 0), bit 1 state (v
+    before the step, Q or the bias ≠ 0)."""
+    qi = np.uint8(q != 0)
+    return qi | (np.uint8((qi != 0) | (v_old != 0) | (b != 0)) << np.uint8(1))
+
+
+@njit(cache=True, inline="always")
 def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
     """(v after clamp, spike and reset; spiked; saturated) for one neuron, branch-free."""
     sat = np.int64(vv > vmax) + np.int64(vv < vmin)
@@ -508,7 +532,7 @@ def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
+def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf):
     """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
     reset), with loops specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
     again, so it is not stored).  Returns (saturations, spikes).  Each loop lives in its own
@@ -520,13 +544,13 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
     if P[p, P_DU] == DECAY_ONE and P[p, P_DV] == 0:
         if P[p, P_ANALOG] == 1:
             b = P[p, P_BASE]
-            return _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
-        return _sat_if(acc, v, bias, act, mask, cl)
-    return _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl)
+            return _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl, actf)
+        return _sat_if(acc, v, bias, act, mask, cl, actf)
+    return _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_if(acc, v, bias, act, mask, cl):
+def _sat_if(acc, v, bias, act, mask, cl, actf):
     vmin, vmax, th, sub, keep, spiking = cl
     nsat = np.int64(0)
     tot = np.int64(0)
@@ -534,6 +558,7 @@ def _sat_if(acc, v, bias, act, mask, cl):
         q = np.int64(acc[i])
         acc[i] = 0
         act[i] += np.int32(q != 0)
+        actf[i] = _act_flags(q, v[i], bias[i])
         vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
                                  spiking)
         v[i] = vn
@@ -544,7 +569,7 @@ def _sat_if(acc, v, bias, act, mask, cl):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
+def _sat_if_analog(acc, icur, v, bias, act, mask, cl, actf):
     vmin, vmax, th, sub, keep, spiking = cl
     nsat = np.int64(0)
     tot = np.int64(0)
@@ -552,6 +577,7 @@ def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
         q = np.int64(acc[i]) + icur[i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
+        actf[i] = _act_flags(q, v[i], bias[i])
         vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
                                  spiking)
         v[i] = vn
@@ -562,7 +588,7 @@ def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl):
+def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf):
     vmin, vmax, th, sub, keep, spiking = cl
     fu = DECAY_ONE - P[p, P_DU]
     fv = DECAY_ONE - P[p, P_DV]
@@ -576,6 +602,7 @@ def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl):
             q += icur[ib + i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
+        actf[i] = _act_flags(q, v[i], bias[i])
         uu = _dec_bf(u[i], fu) + q
         u[i] = uu
         vn, f, sat = _clamp_fire(_dec_bf(np.int64(v[i]), fv) + uu + bias[i], vmin, vmax,
@@ -588,7 +615,7 @@ def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update_general(P, p, acc, icur, u, v, bias, act):
+def _update_general(P, p, acc, icur, u, v, bias, act, actf):
     """u, v and the 'wrap' or 'raise' range policy.  Returns (saturations, first neuron that
     overflowed under 'raise' or -1, its out-of-range v)."""
     n = u.shape[0]
@@ -606,6 +633,7 @@ def _update_general(P, p, acc, icur, u, v, bias, act):
             q += icur[ib + i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
+        actf[i] = _act_flags(q, v[i], bias[i])
         uu = _dec_bf(u[i], fu) + q
         u[i] = uu
         vv = _dec_bf(np.int64(v[i]), fv) + uu + bias[i]
@@ -648,11 +676,13 @@ def _mark_reset(P, p, v, mask):
 @njit(cache=True, parallel=True)
 def _run_chunk(pk, core, s0, T, x, ev_stp, ev_neu, ev_off, seed, ring_off, ring_cap, rcnt_off,
                ring_total, rcnt_total, rec_slot, rec_buf, rec_n, spk, act, deliv, mpev, mpcore,
-               sat, pred, ovf):
+               sat, pred, ovf, wk, step_time, tb_time, tb_work, tb_crit):
     ns = spk.shape[0]
     for s in prange(ns):
+        tid = get_thread_id() if wk.on == 1 else 0
         _run_sample(pk, core, s, s0 + s, T, x[s], ev_stp, ev_neu, ev_off[s], ev_off[s + 1], seed,
                     ring_off, ring_cap, rcnt_off, ring_total, rcnt_total, rec_slot, rec_buf,
-                    rec_n, spk, act, deliv, mpev, mpcore, sat, pred, ovf)
+                    rec_n, spk, act, deliv, mpev, mpcore, sat, pred, ovf, wk, tid, step_time,
+                    tb_time, tb_work, tb_crit)
 
 

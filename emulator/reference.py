@@ -203,8 +203,11 @@ def _routing(net: CoreNetwork, conn: dict, cores: dict, place: np.ndarray) -> di
 
 
 # ---- the simulation -------------------------------------------------------------------------
-def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0) -> dict:
-    """Run ``net`` on a batch for ``steps`` steps; return the agreed raw-result dict."""
+def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0, timing=None) -> dict:
+    """Run ``net`` on a batch for ``steps`` steps; return the agreed raw-result dict.
+
+    ``timing`` (a :class:`hw_models.latency.Timing`) adds the per-step, per-core work and step
+    times (raw key ``"work"``), computed here from the dense matrices, step by step."""
     net.validate()
     T = int(steps)
     if T < 1:
@@ -246,6 +249,11 @@ def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0) -> dict:
     sat = {name: 0 for name in pops}
     first_overflow = {}  # sample -> (step, population, value)
     predictions = np.zeros((T, N), np.int64)
+    n_cores = net.n_cores
+    onehot = {name: np.eye(n_cores, dtype=np.int64)[cores[name]] for name in pops}
+    act_in = np.zeros((T + 1, N, n_cores), np.int64)  # active updates per core, per step
+    act_st = np.zeros((T + 1, N, n_cores), np.int64)
+    gate_core = np.zeros((T + 1, N, n_cores), np.int64)  # max-pool deliveries per core
     out_pop = pops[net.output]
 
     order = net.order()
@@ -279,12 +287,16 @@ def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0) -> dict:
                             arriving, winner.clip(0), axis=1), 0)  # all-padding window: none
                     Q += passed * weight
                     syn[pr.name] += passed.sum(axis=0)
+                    gate_core[t] += passed @ onehot[name]
                 else:
                     Q += arriving @ mats[pr.name]
                     syn[pr.name] += (arriving @ conn[pr.name]).sum(axis=0)
             active = Q != 0
             act[name] += active.sum(axis=0)
             inact[name] += (~active).sum(axis=0)
+            state = active | (v[name] != 0) | (p.bias_array() != 0)[None, :]
+            act_in[t] += active.astype(np.int64) @ onehot[name]
+            act_st[t] += state.astype(np.int64) @ onehot[name]
             # 2. integrate, then the range policy on v
             u[name] = dec(u[name], p.decay_u) + Q
             vv = dec(v[name], p.decay_v) + u[name] + p.bias_array()
@@ -324,8 +336,136 @@ def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0) -> dict:
             f"population {name!r}: v of neuron {i} left [{p.v_min}, {p.v_max}] (v = {val}) in "
             f"sample {s} at step {t} under overflow policy 'raise'; widen the range or use "
             f"'saturate'/'wrap'")
-    return _result(net, pops, spikes, syn, act, inact, sat, predictions, record, conn, cores,
-                   place, xa, analog)
+    raw = _result(net, pops, spikes, syn, act, inact, sat, predictions, record, conn, cores,
+                  place, xa, analog)
+    _directional(raw, net, pops, spikes, conn, cores, place, analog, syn)
+    if timing is not None:
+        raw["work"] = _work(net, pops, spikes, conn, cores, place, analog, T, N, act_in, act_st,
+                            gate_core, timing)
+    return raw
+
+
+def _routes(net, pops, conn, cores, place, analog):
+    """Per source population: {delay: (reach (n, cores) 0/1, events (n, cores))} read off the
+    dense connectivity (a max-pool gate's events count on arrival, so 0 here)."""
+    n_cores = net.n_cores
+    out = {}
+    for p in net.populations:
+        if p.is_input and p.encoding == "analog":
+            continue
+        per = {}
+        for pr in net.outgoing(p.name):
+            ev = conn[pr.name] @ np.eye(n_cores, dtype=np.int64)[cores[pr.target]]
+            if pr.kind == "maxpool":
+                ev_cost = np.zeros_like(ev)
+            else:
+                ev_cost = ev
+            r0, e0 = per.get(pr.delay, (0, 0))
+            per[pr.delay] = (r0 + ev, e0 + ev_cost)
+        out[p.name] = {d: ((r > 0).astype(np.int64), e) for d, (r, e) in per.items()}
+    return out
+
+
+def _directional(raw, net, pops, spikes, conn, cores, place, analog, syn):
+    """Hops by direction and synaptic events charged at emission (see emulator.engine)."""
+    n_cores = net.n_cores
+    ew = np.zeros(n_cores, np.int64)
+    ns = np.zeros(n_cores, np.int64)
+    em_core = np.zeros(n_cores, np.int64)
+    for name, p in pops.items():
+        total = spikes[name][1:].sum(axis=(0, 1))
+        if p.is_input and p.encoding == "analog":
+            continue
+        for j in range(p.size):
+            dest = set()
+            for pr in net.outgoing(name):
+                dest.update(int(c) for c in cores[pr.target][conn[pr.name][j] > 0])
+            a = place[cores[name][j]]
+            ew[cores[name][j]] += total[j] * sum(abs(int(a[1] - place[b][1])) for b in dest)
+            ns[cores[name][j]] += total[j] * sum(abs(int(a[2] - place[b][2])) for b in dest)
+    for pr in net.projections:
+        if pr.name in analog:
+            em = 0
+        elif pr.kind == "maxpool":
+            em = raw["proj"][pr.name]["synaptic_events"]
+            em_core += _by_core(cores[pr.target], syn[pr.name], n_cores)
+        else:
+            total = spikes[pr.source][1:].sum(axis=(0, 1))
+            per_target = total @ conn[pr.name]
+            em = int(per_target.sum())
+            em_core += _by_core(cores[pr.target], per_target, n_cores)
+        raw["proj"][pr.name]["synaptic_events_emitted"] = em
+    raw["core"]["hops_ew"] = ew
+    raw["core"]["hops_ns"] = ns
+    raw["core"]["synaptic_events_emitted"] = em_core
+    raw["totals"]["hops_ew"] = int(ew.sum())
+    raw["totals"]["hops_ns"] = int(ns.sum())
+    raw["totals"]["synaptic_events_emitted"] = int(em_core.sum())
+
+
+def _work(net, pops, spikes, conn, cores, place, analog, T, N, act_in, act_st, gate_core,
+          timing) -> dict:
+    """Per-step, per-core work and step times, the latency model written out in NumPy."""
+    ps = (lambda sec: int(round(float(sec) * 1e12)))
+    n_cores = net.n_cores
+    routes = _routes(net, pops, conn, cores, place, analog)
+    sent = np.zeros((T + 1, N, n_cores), np.int64)
+    msg_out = np.zeros((T + 1, N, n_cores), np.int64)
+    msg_in = np.zeros((T + 1, N, n_cores), np.int64)
+    syn_in = np.zeros((T + 1, N, n_cores), np.int64)
+    mesh = np.zeros((T + 1, N), np.int64)
+    ncn = np.zeros(n_cores, np.int64)
+    for name, p in pops.items():
+        if not p.is_input:
+            ncn += np.bincount(cores[name], minlength=n_cores)
+    for name, per in routes.items():
+        p = pops[name]
+        nmsg = sum(r.sum(axis=1) for r, _ in per.values())
+        lat = np.zeros(p.size, np.int64)
+        if timing.mesh == "route":
+            for r, _ in per.values():
+                for j in range(p.size):
+                    for c in np.flatnonzero(r[j]):
+                        d = np.abs(place[cores[name][j]] - place[c])
+                        lat[j] = max(lat[j], d[1] * ps(timing.t_hop_ew_s)
+                                     + d[2] * ps(timing.t_hop_ns_s))
+        for t in range(1, T + 1):
+            spk = spikes[name][t]
+            if not p.is_input:
+                sent[t] += spk @ np.eye(n_cores, dtype=np.int64)[cores[name]]
+            msg_out[t] += (spk * nmsg) @ np.eye(n_cores, dtype=np.int64)[cores[name]]
+            mesh[t] = np.maximum(mesh[t], np.where(spk > 0, lat[None, :], 0).max(axis=1))
+            for d, (r, e) in per.items():
+                ta = t if timing.synaptic_charge == "emission" else t + d
+                if ta > T:
+                    continue
+                msg_in[ta] += spk @ r
+                syn_in[ta] += spk @ e
+    if "maxpool" in {pr.kind for pr in net.projections}:
+        syn_in += gate_core
+    act = act_st if timing.active_update == "state" else act_in
+    tm = {k: ps(getattr(timing, k)) for k in ("t_neuron_access_s", "t_neuron_update_s",
+                                               "t_spike_s", "t_msg_out_s", "t_msg_in_s",
+                                               "t_syn_event_s")}
+    send = (ncn[None, None, :] * tm["t_neuron_access_s"] + act * tm["t_neuron_update_s"]
+            + sent * tm["t_spike_s"] + msg_out * tm["t_msg_out_s"])
+    recv = msg_in * tm["t_msg_in_s"] + syn_in * tm["t_syn_event_s"]
+    core_t = np.maximum(send, recv)[1:]  # (T, N, cores)
+    used = {tuple(int(v) for v in place[c]) for name, p in pops.items()
+            if not (p.is_input and p.encoding == "analog") for c in np.unique(cores[name])}
+    barrier = ps(timing.barrier_for(len(used)))
+    step = core_t.max(axis=2) + mesh[1:] + barrier
+    crit = np.bincount(core_t.argmax(axis=2).reshape(-1), minlength=n_cores).astype(np.int64)
+    names = ("neuron_updates_active", "neuron_updates_active_state", "spikes", "messages_out",
+             "messages_in", "synaptic_events")
+    arrays = (act_in, act_st, sent, msg_out, msg_in, syn_in)
+    return {"step_time_ps": step.astype(np.int64),
+            "core_step_time_ps": core_t.sum(axis=1).astype(np.int64),
+            "core": {n: a[1:].sum(axis=(0, 1)).astype(np.int64) for n, a in zip(names, arrays)},
+            "critical": crit,
+            "neurons_per_core": ncn,
+            "barrier_ps": int(barrier),
+            "timing": timing.to_dict()}
 
 
 def _by_core(core: np.ndarray, values: np.ndarray, n_cores: int) -> np.ndarray:

@@ -19,6 +19,10 @@ HDF5 layout (version 1, written atomically with :func:`hw_models.h5io.atomic_h5`
     /per_core/<counter>       int64 (n_cores,)
     /spike_counts/<name>      int32 (N, n)
     /spikes/<name>            int32 (E, 3) rows (sample, step, neuron)  [recorded populations]
+    /work                     attrs: timing (JSON), barrier_ps    [only when run with timing]
+    /work/step_time_ps        int64 (T, N)
+    /work/core_step_time_ps   int64 (T, n_cores)
+    /work/critical, /work/neurons_per_core, /work/core/<counter>   int64 (n_cores,)
 
 A missing, truncated or foreign file raises :class:`~hw_models.errors.FileFormatError`.
 """
@@ -36,7 +40,7 @@ from hw_models.errors import DataError, FileFormatError
 FORMAT_NAME = "neuroemu.Result"
 FORMAT_VERSION = 1
 _POP_KEYS = ("spikes", "neuron_updates_active", "neuron_updates_inactive", "saturations")
-_PROJ_KEYS = ("synaptic_events", "input_macs")
+_PROJ_KEYS = ("synaptic_events", "input_macs", "synaptic_events_emitted")
 
 
 class Result:
@@ -72,6 +76,20 @@ class Result:
         self.sizes = dict(sizes) if sizes else {k: int(v.shape[1])
                                                 for k, v in self.spike_counts.items()}
         self.meta = dict(meta or {})
+        #: per-step, per-core work and step times (:mod:`emulator.work`), or None when the run
+        #: had no ``timing``
+        self.work = raw.get("work")
+        if self.work is not None:
+            self.counters["neuron_updates_active_state"] = int(
+                np.asarray(self.work["core"]["neuron_updates_active_state"]).sum())
+
+    def latency_report(self, core_layers=None, profile=None):
+        """:func:`hw_models.latency.step_latency_report` of this run (needs ``timing``)."""
+        from hw_models.latency import step_latency_report
+        if self.work is None:
+            raise DataError("this result has no per-step work counters: run with timing= "
+                            "(a profile or hw_models.latency.Timing)")
+        return step_latency_report(self.work, self.predictions, core_layers, profile)
 
     # ---- views ------------------------------------------------------------------------------
     @property
@@ -154,6 +172,15 @@ class Result:
             for k, v in self.spikes.items():
                 g.create_dataset(k, data=np.asarray(v, np.int32).reshape(-1, 3),
                                  compression="gzip")
+            if self.work is not None:
+                g = f.create_group("work")
+                g.attrs["timing"] = json.dumps(self.work["timing"])
+                g.attrs["barrier_ps"] = int(self.work["barrier_ps"])
+                for k in ("step_time_ps", "core_step_time_ps", "critical", "neurons_per_core"):
+                    g.create_dataset(k, data=np.asarray(self.work[k], np.int64))
+                h = g.create_group("core")
+                for k, v in self.work["core"].items():
+                    h.create_dataset(k, data=np.asarray(v, np.int64))
         return path
 
     @classmethod
@@ -174,12 +201,20 @@ class Result:
                     "records": {k: f["spikes"][k][()] for k in recorded},
                     "pop": {k: {a: int(f["per_population"][k].attrs[a]) for a in _POP_KEYS}
                             for k in pops},
-                    "proj": {k: {a: int(f["per_projection"][k].attrs[a]) for a in _PROJ_KEYS}
+                    "proj": {k: {a: int(f["per_projection"][k].attrs[a]) for a in _PROJ_KEYS
+                                 if a in f["per_projection"][k].attrs}
                              for k in projs},
                     "core": {k: f["per_core"][k][()] for k in f["per_core"]},
                     "totals": {k: int(v) for k, v in f["counters"].attrs.items()
                                if k != "neuron_updates"},
                 }
+                if "work" in f:
+                    g = f["work"]
+                    raw["work"] = {k: g[k][()] for k in ("step_time_ps", "core_step_time_ps",
+                                                         "critical", "neurons_per_core")}
+                    raw["work"]["core"] = {k: g["core"][k][()] for k in g["core"]}
+                    raw["work"]["timing"] = json.loads(g.attrs["timing"])
+                    raw["work"]["barrier_ps"] = int(g.attrs["barrier_ps"])
                 labels = f["labels"][()] if "labels" in f else None
                 res = cls(raw, int(f.attrs["steps"]), labels=labels,
                           sizes=json.loads(f.attrs["sizes"]), meta=json.loads(f.attrs["meta"]))

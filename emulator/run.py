@@ -66,7 +66,7 @@ def _check_event_input(net, inputs):
 
 def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, reference: bool = False,
         threads: int | None = None, batch_size: int | None = None,
-        progress: bool = False) -> Result:
+        progress: bool = False, timing=None) -> Result:
     """Run ``net`` on a batch of ``inputs`` for ``steps`` steps and return a :class:`Result`.
 
     ``inputs``: an integer array (N, *net.user_input_shape()) in the network's input layout with
@@ -76,7 +76,10 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     neuron) rows.  ``seed`` keys the random input encoders.  ``reference=True`` runs the dense
     NumPy reference instead of the engine (same result, much slower).  ``threads`` bounds the
     engine's threads (default: Numba's), ``batch_size`` the samples per compiled call,
-    ``progress`` shows a progress bar.
+    ``progress`` shows a progress bar.  ``timing`` (a profile name, a
+    :class:`~hw_models.profiles.ChipProfile` or a :class:`hw_models.latency.Timing`) counts
+    per-step, per-core work and times every step on that chip (``Result.work``,
+    ``Result.latency_report()``); None skips it.
     """
     net.validate()
     if int(steps) < 1:
@@ -97,13 +100,17 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
         labels = np.asarray(labels)
         if labels.shape != (n,):
             raise DataError(f"labels have shape {labels.shape}, expected ({n},) (one per sample)")
+    if timing is not None:
+        from hw_models.latency import Timing, timing_for
+        if not isinstance(timing, Timing):
+            timing = timing_for(timing)
     if reference:
         from .reference import simulate as ref_simulate
-        raw = ref_simulate(net, x, int(steps), record=record, seed=seed)
+        raw = ref_simulate(net, x, int(steps), record=record, seed=seed, timing=timing)
     else:
         from .engine import simulate
         raw = simulate(net, x, int(steps), record=record, seed=seed, threads=threads,
-                       batch_size=batch_size, progress=progress)
+                       batch_size=batch_size, progress=progress, timing=timing)
     sizes = {p.name: p.size for p in net.populations}
     meta = {"engine": "reference" if reference else "numba", "seed": int(seed)}
     return Result(raw, int(steps), labels=labels, sizes=sizes, meta=meta)

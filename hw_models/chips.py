@@ -153,6 +153,50 @@ _LOIHI1_DAVIES_ENERGY_SOURCES = {
 }
 
 
+_SANAFE_YAML = ("SANA-FE Loihi architecture file arch/loihi.yaml (github.com/SLAM-Lab/SANA-FE; "
+                "shipped as sanafe/examples/loihi.yaml in sanafe 2.2.9), whose header says its "
+                "figures come from Davies et al. 2018 SPICE results")
+_SANAFE_SRC = ("SANA-FE source (sanafe 2.2.9, src/chip.cpp, src/pipeline.hpp, src/models.cpp, "
+               "src/schedule.cpp)")
+
+#: Time per counted event on Loihi 1 (SANA-FE's simple timing model, Boyle et al. TCAD 2025):
+#: per core and step, max(neurons·access + active·update + spikes·spike_out + messages
+#: out·message_out, messages in·message_in + synaptic events·process_spike), the slowest core
+#: sets the step, plus a barrier looked up by tiles in use.
+_LOIHI1_TIMING = dict(
+    t_neuron_access_s=6.0e-9,
+    t_neuron_update_s=3.7e-9,
+    t_spike_s=30.0e-9,
+    t_msg_out_s=5.1e-9,
+    t_msg_in_s=16.0e-9,
+    t_syn_event_s=3.8e-9,
+    t_hop_ew_s=4.1e-9,
+    t_hop_ns_s=6.5e-9,
+    barrier_s=((1, 0.6e-6), (2, 1.0e-6), (4, 1.4e-6), (29, 1.8e-6)),
+    timing_published=True,
+)
+
+_LOIHI1_TIMING_SOURCES = {
+    "t_neuron_access_s": _SANAFE_YAML + ": soma latency_access_neuron 6.0 ns, charged for "
+                         "every mapped neuron every step (" + _SANAFE_SRC + ")",
+    "t_neuron_update_s": _SANAFE_YAML + ": soma latency_update_neuron 3.7 ns per updated "
+                         "neuron",
+    "t_spike_s": _SANAFE_YAML + ": soma latency_spike_out 30 ns per spike",
+    "t_msg_out_s": _SANAFE_YAML + ": axon_out latency_message_out 5.1 ns per message",
+    "t_msg_in_s": _SANAFE_YAML + ": axon_in latency_message_in 16 ns per message",
+    "t_syn_event_s": _SANAFE_YAML + ": dense synapse latency_process_spike 3.8 ns per "
+                     "synaptic event",
+    "t_hop_ew_s": _SANAFE_YAML + ": tile latency_east_hop/latency_west_hop 4.1 ns (Davies "
+                  "2018 Table 2 tile hop figures)",
+    "t_hop_ns_s": _SANAFE_YAML + ": tile latency_north_hop/latency_south_hop 6.5 ns",
+    "barrier_s": _SANAFE_YAML + ": sync_model table, latency_sync {1: 0.6, 2: 1.0, 4: 1.4, "
+                 "29: 1.8} µs by tiles in use (largest key <= tiles, SANA-FE utils.hpp "
+                 "LookupTable)",
+    "timing_published": "Boyle et al. (SANA-FE, TCAD 2025) report Loihi latency within ~25 % "
+                        "of silicon with these figures",
+}
+
+
 def _loihi1() -> Dict[str, Any]:
     return dict(
         name="loihi1",
@@ -160,7 +204,17 @@ def _loihi1() -> Dict[str, Any]:
         physical=True,
         **_LOIHI1_LIMITS,
         **_LOIHI1_DAVIES_ENERGY,
-        sources={**_LOIHI1_LIMIT_SOURCES, **_LOIHI1_DAVIES_ENERGY_SOURCES},
+        **_LOIHI1_TIMING,
+        synaptic_charge="delivery",
+        active_update="input",
+        sources={**_LOIHI1_LIMIT_SOURCES, **_LOIHI1_DAVIES_ENERGY_SOURCES,
+                 **_LOIHI1_TIMING_SOURCES,
+                 "synaptic_charge": "Davies 2018 Table 2 does not say in which step a "
+                                    "synaptic op is spent; neuroemu charges it when the spike "
+                                    "is delivered (t + delay <= T), as its counters always did",
+                 "active_update": "Davies 2018 Table 2 distinguishes active and inactive "
+                                  "updates without defining them; neuroemu counts an update "
+                                  "active when synaptic or analog input arrives (Q != 0)"},
     )
 
 
@@ -192,6 +246,13 @@ def _loihi1_silicon() -> Dict[str, Any]:
                           "per event only",
         "time_per_step_s": _LOIHI1_DAVIES_ENERGY_SOURCES["time_per_step_s"],
         "energy_published": _SANAFE,
+        **_LOIHI1_TIMING_SOURCES,
+        "synaptic_charge": _SANAFE_SRC + ": messages are processed by the receiving core in "
+                           "the step they are sent (process_messages after process_neurons), "
+                           "so a spike's synaptic energy and time fall in its emission step, "
+                           "the last step's spikes included",
+        "active_update": _SANAFE_SRC + ": LoihiLifModel::update marks a neuron updated when "
+                         "its potential, its input or its bias is non-zero",
     }
     return dict(
         name="loihi1-silicon",
@@ -199,6 +260,9 @@ def _loihi1_silicon() -> Dict[str, Any]:
         physical=True,
         **_LOIHI1_LIMITS,
         **energy,
+        **_LOIHI1_TIMING,
+        synaptic_charge="emission",
+        active_update="state",
         sources=sources,
     )
 
@@ -259,15 +323,27 @@ def _loihi2() -> Dict[str, Any]:
     energy = dict(_LOIHI1_DAVIES_ENERGY, energy_published=False)
     sources["energy_published"] = ("Loihi 2 per-event energies are not published; "
                                    "reports print 'unpublished'")
+    t_assumed = ("ASSUMPTION: Loihi 2 per-event times are not published; the Loihi 1 figure "
+                 "is used as a placeholder. ")
+    for key, text in _LOIHI1_TIMING_SOURCES.items():
+        sources[key] = t_assumed + text
+    sources["timing_published"] = ("Loihi 2 per-event times are not published; latency "
+                                   "reports print 'unpublished'")
+    sources["synaptic_charge"] = "ASSUMPTION: neuroemu's delivery convention (as loihi1)"
+    sources["active_update"] = "ASSUMPTION: neuroemu's input convention (as loihi1)"
+    timing = dict(_LOIHI1_TIMING, timing_published=False)
     return dict(
         name="loihi2",
         description="Intel Loihi 2 (Intel 4); energies UNPUBLISHED (Loihi 1 placeholders)",
-        physical=True, **limits, **energy, sources=sources,
+        physical=True, **limits, **energy, **timing, synaptic_charge="delivery",
+        active_update="input", sources=sources,
     )
 
 
 def _truenorth() -> Dict[str, Any]:
     all_in = "26 pJ per synaptic event is an all-in figure; this cost is included there (0 J)"
+    tick = ("per-event times are not published: the work of a step fits in the fixed 1 ms "
+            "tick, which is the step time (0 s here, the tick is the barrier)")
     return dict(
         name="truenorth",
         description="IBM TrueNorth, 28 nm, 4096 cores of 256 neurons, 1 kHz tick",
@@ -359,13 +435,26 @@ def _truenorth() -> Dict[str, Any]:
             "static_power_w": _TN_MEROLLA + ": " + all_in,
             "time_per_step_s": _TN_MEROLLA + ": 1 kHz global tick (1 ms, real time)",
             "energy_published": _TN_MEROLLA,
+            **{k: _TN_MEROLLA + ": " + tick for k in ("t_neuron_access_s", "t_neuron_update_s",
+                                                      "t_spike_s", "t_msg_out_s",
+                                                      "t_msg_in_s", "t_syn_event_s",
+                                                      "t_hop_ew_s", "t_hop_ns_s")},
+            "barrier_s": _TN_MEROLLA + ": 1 kHz global tick, every step lasts 1 ms",
+            "timing_published": _TN_MEROLLA + ": the 1 ms tick is published; per-event "
+                                "times are not",
+            "synaptic_charge": "neuroemu's delivery convention (the tick hides it)",
+            "active_update": "neuroemu's input convention (energy is all-in per event)",
         },
+        barrier_s=((0, 1e-3),),
+        timing_published=True,
     )
 
 
 def _speck() -> Dict[str, Any]:
     unpublished = ("ASSUMPTION: no per-event energy for Speck/DYNAP-CNN is published in a form "
                    "that maps onto these counters; 0 J, only static power is costed")
+    t_unpub = ("ASSUMPTION: per-event processing times of Speck/DYNAP-CNN are not published; "
+               "0 s, the step is the 1 ms binning window")
     return dict(
         name="speck",
         description="SynSense Speck / DYNAP-CNN: 9 asynchronous convolutional cores",
@@ -461,7 +550,17 @@ def _speck() -> Dict[str, Any]:
             "time_per_step_s": "ASSUMPTION: Speck is asynchronous (no clock tick); 1 ms event "
                                "binning window, not a hardware figure",
             "energy_published": unpublished,
+            **{k: t_unpub for k in ("t_neuron_access_s", "t_neuron_update_s", "t_spike_s",
+                                    "t_msg_out_s", "t_msg_in_s", "t_syn_event_s",
+                                    "t_hop_ew_s", "t_hop_ns_s")},
+            "barrier_s": "ASSUMPTION: the 1 ms event binning window per step "
+                         "(time_per_step_s), not a hardware figure",
+            "timing_published": t_unpub,
+            "synaptic_charge": "neuroemu's delivery convention",
+            "active_update": "neuroemu's input convention",
         },
+        barrier_s=((0, 1e-3),),
+        timing_published=False,
     )
 
 
@@ -515,7 +614,9 @@ def _ideal() -> Dict[str, Any]:
             "e_syn_event": "no energy model: all energies 0 J; compare synaptic_ops instead",
             "time_per_step_s": "nominal 1 ms step, for latency reports in 'steps × 1 ms'",
             "energy_published": "reference chip without an energy model",
+            "barrier_s": "nominal 1 ms step, no per-event times",
         },
+        barrier_s=((0, 1e-3),),
     )
 
 

@@ -9,8 +9,18 @@ The model (DESIGN.md, "Energy and latency")::
       + static_power_w · steps · samples · time_per_step_s
 
 Every cost comes from the :class:`~hw_models.profiles.ChipProfile`; nothing is estimated that
-the engine can count.  ``hops`` are charged at the profile's mean hop energy
-(:attr:`ChipProfile.e_hop`) because the engine counts hops without direction.
+the engine can count.  Hops are charged per direction (``hops_ew`` · e_hop_ew + ``hops_ns`` ·
+e_hop_ns, SANA-FE: 3.0 / 4.2 pJ) when the counters carry the split, chip-to-chip links and
+counters without the split at the mean hop energy (:attr:`ChipProfile.e_hop`).
+
+Counting conventions (the profile's, cited there; overridable): ``synaptic_charge`` —
+'delivery' costs ``synaptic_events`` (spikes delivered by step T), 'emission' costs
+``synaptic_events_emitted`` (every spike's synaptic work, as SANA-FE charges it);
+``active_update`` — 'input' costs ``neuron_updates_active`` (Q ≠ 0), 'state' costs
+``neuron_updates_active_state`` (v, Q or bias ≠ 0, as SANA-FE's LIF), the rest of the updates
+as inactive.  When the profile's convention needs a counter the run did not produce (e.g.
+'state' without per-step work counting), the report falls back to the other convention and
+says so in ``notes``; asked for explicitly, a missing counter is an error.
 
 Also reported, but **not** part of the on-chip total:
 
@@ -41,6 +51,9 @@ __all__ = ["COUNTER_NAMES", "EnergyReport", "energy_report", "LatencyReport", "l
 #: Counter names produced by the engine, in report order.
 COUNTER_NAMES = ("synaptic_events", "neuron_updates_active", "neuron_updates_inactive",
                  "spikes", "messages", "hops", "saturations", "input_macs")
+#: counters for the other counting conventions and the per-direction hop energies
+CONVENTION_COUNTERS = ("synaptic_events_emitted", "neuron_updates_active_state", "hops_ew",
+                       "hops_ns")
 #: totals a Result also carries, derived from the counters above (accepted, cross-checked, not
 #: costed twice): neuron_updates = neuron_updates_active + neuron_updates_inactive
 DERIVED_COUNTERS = ("neuron_updates",)
@@ -110,6 +123,10 @@ class EnergyReport:
     ann_macs: Optional[float]
     ann_energy_fp32: Optional[float]
     ann_energy_int8: Optional[float]
+    #: conventions the figures use, and how they were chosen
+    synaptic_charge: str = "delivery"
+    active_update: str = "input"
+    notes: tuple = ()
 
     @property
     def synaptic_ops_per_sample(self) -> float:
@@ -140,6 +157,10 @@ class EnergyReport:
             share = f"{100 * joules / self.total:5.1f} %" if self.total > 0 else "    - "
             lines.append(f"  {label:<26} {_fmt_j(joules):>12}  {share}")
         lines.append(f"  {'total (on chip)':<26} {_fmt_j(self.total):>12}")
+        lines.append(f"  conventions: synaptic work at {self.synaptic_charge}, active updates "
+                     f"'{self.active_update}'")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
         lines.append(f"  {'per sample':<26} {_fmt_j(self.per_sample):>12}")
         lines.append(f"  {'SynOps per sample':<26} {self.synaptic_ops_per_sample:>12.4g}")
         if self.saturations:
@@ -156,7 +177,9 @@ class EnergyReport:
 
 def energy_report(counters: Mapping[str, Number], profile: "ChipProfile | str",
                   steps: Optional[int] = None, samples: int = 1,
-                  ann_macs: Optional[Number] = None, *, strict: bool = True) -> EnergyReport:
+                  ann_macs: Optional[Number] = None, *, strict: bool = True,
+                  synaptic_charge: Optional[str] = None,
+                  active_update: Optional[str] = None) -> EnergyReport:
     """Cost the engine's counters on ``profile``.
 
     Parameters
@@ -176,12 +199,15 @@ def energy_report(counters: Mapping[str, Number], profile: "ChipProfile | str",
     strict
         Reject counter names outside :data:`COUNTER_NAMES` (catches typos that would
         silently cost 0).  Set False to ignore extra counters.
+    synaptic_charge, active_update
+        Counting conventions (module docstring); None takes the profile's.
     """
     prof = get_profile(profile)
     if not isinstance(counters, Mapping):
         raise DataError(f"counters must be a mapping name → count, got "
                         f"{type(counters).__name__}")
-    unknown = sorted(set(counters) - set(COUNTER_NAMES) - set(DERIVED_COUNTERS))
+    unknown = sorted(set(counters) - set(COUNTER_NAMES) - set(DERIVED_COUNTERS)
+                     - set(CONVENTION_COUNTERS))
     if unknown and strict:
         raise DataError(f"unknown energy counter(s) {unknown}; known counters: "
                         f"{list(COUNTER_NAMES)}")
@@ -198,7 +224,43 @@ def energy_report(counters: Mapping[str, Number], profile: "ChipProfile | str",
             raise DataError(f"neuron_updates ({counters['neuron_updates']}) is not the sum of "
                             f"the active and inactive updates ({both})")
 
+    notes = []
+    charge, active = synaptic_charge or prof.synaptic_charge, active_update or prof.active_update
+    if charge not in ("delivery", "emission") or active not in ("input", "state"):
+        raise DataError(f"synaptic_charge must be 'delivery' or 'emission' and active_update "
+                        f"'input' or 'state', got {charge!r}, {active!r}")
+    if charge == "emission":
+        if "synaptic_events_emitted" in counters:
+            counts["synaptic_events"] = _count("synaptic_events_emitted",
+                                               counters["synaptic_events_emitted"])
+        elif synaptic_charge:
+            raise DataError("synaptic_charge='emission' needs the counter "
+                            "'synaptic_events_emitted'")
+        else:
+            charge = "delivery"
+            notes.append(f"profile {prof.name} charges synaptic work at emission, but the "
+                         f"counters lack synaptic_events_emitted: charged at delivery")
+    if active == "state":
+        if "neuron_updates_active_state" in counters:
+            total = counts["neuron_updates_active"] + counts["neuron_updates_inactive"]
+            a = _count("neuron_updates_active_state", counters["neuron_updates_active_state"])
+            counts["neuron_updates_active"], counts["neuron_updates_inactive"] = a, total - a
+        elif active_update:
+            raise DataError("active_update='state' needs the counter "
+                            "'neuron_updates_active_state' (run with timing=)")
+        else:
+            active = "input"
+            notes.append(f"profile {prof.name} counts an update active when v, the input or "
+                         f"the bias is non-zero, but the counters lack "
+                         f"neuron_updates_active_state (run with timing=): input convention "
+                         f"used")
     parts = {field: counts[counter] * getattr(prof, cost) for counter, field, cost in _COSTED}
+    if "hops_ew" in counters and "hops_ns" in counters:
+        ew, ns = _count("hops_ew", counters["hops_ew"]), _count("hops_ns", counters["hops_ns"])
+        rest = counts["hops"] - ew - ns
+        if rest < 0:
+            raise DataError(f"hops_ew + hops_ns ({ew + ns:g}) exceed hops ({counts['hops']:g})")
+        parts["hops"] = ew * prof.e_hop_ew + ns * prof.e_hop_ns + rest * prof.e_hop
     static = 0.0 if steps is None else \
         prof.static_power_w * int(steps) * int(samples) * prof.time_per_step_s
     total = sum(parts.values()) + static
@@ -224,6 +286,9 @@ def energy_report(counters: Mapping[str, Number], profile: "ChipProfile | str",
         ann_macs=ann,
         ann_energy_fp32=ann_fp32,
         ann_energy_int8=ann_int8,
+        synaptic_charge=charge,
+        active_update=active,
+        notes=tuple(notes),
         **parts,
     )
 

@@ -1,0 +1,304 @@
+"""Per-step, per-core work of a run, counted in the engine and reduced on the fly.
+
+The latency model (:mod:`hw_models.latency`) needs, for every step and every core, the work that
+core did: on the **sending** side its active neuron updates, the spikes its neurons emitted and
+the messages they sent; on the **receiving** side the messages and synaptic events that arrived.
+Keeping that per step, per core and per sample would grow as T × cores × samples, so the engine
+reduces it while it runs (:func:`close_step`, once per step and sample):
+
+* the time of every core from its work and the per-event times (integer picoseconds,
+  :class:`WorkPack`), the slowest core, the step time ``max_c + mesh + barrier`` → the
+  per-sample step times ``step_time`` (T, N), the same size as the predictions;
+* summed over samples, per step and core: the core time (T, cores) for the load plot;
+* totals per core of every counter (cores, 6) and how often each core was the slowest.
+
+The sums over samples go to per-thread buffers (``numba.get_thread_id``), so memory is
+threads × T × cores, independent of the number of samples, and integer sums make the result
+independent of thread count and batching.
+
+Counting conventions (from the profile, :mod:`hw_models.profiles`): synaptic work charged in
+the step a spike is **emitted** (SANA-FE) or **delivered** (t + delay ≤ T); both active-update
+conventions are counted (``input``: Q ≠ 0; ``state``: v before the step, Q or the bias
+non-zero), the profile's is timed.  A message is one (source neuron, destination core, delay);
+input populations are driven by the host: their spikes send messages but cost no neuron time.
+Max-pool gate deliveries are decided when they arrive, so they count at delivery under both
+conventions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+from . import compile as C
+
+#: columns of the per-core work counters (the per-step sending side first)
+W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
+WORK_NAMES = ("neuron_updates_active", "neuron_updates_active_state", "spikes",
+              "messages_out", "messages_in", "synaptic_events")
+#: order of :attr:`WorkPack.times`
+T_ACCESS, T_UPDATE, T_SPIKE, T_MSG_OUT, T_MSG_IN, T_SYN, T_HOP_EW, T_HOP_NS = range(8)
+PS = 1e12  # picoseconds per second
+
+
+class WorkPack(NamedTuple):
+    """What the kernel needs to count and time per-step, per-core work.
+
+    ``on`` 0 disables everything (dummy arrays).  ``charge`` 0 = delivery, 1 = emission;
+    ``active`` 0 = input, 1 = state.  ``times`` int64 ps in the ``T_*`` order; ``barrier`` ps.
+    ``ncn`` mapped non-input neurons per core.  Routes, flat over all neurons (CSR
+    ``rt_ptr``): destination core, synaptic events there and delay of every message of a spike.
+    ``route_lat`` ps: per neuron, the longest mesh route of its messages (0 without the mesh
+    term).  Runs of equal core inside each population (``run_ptr`` per population into
+    ``run_end`` (exclusive, local index) and ``run_core``) let the active flags be summed per
+    core with vectorisable loops.  ``depth`` = largest delay + 1 (ring of receive work)."""
+    on: int
+    charge: int
+    active: int
+    mesh: int
+    times: np.ndarray
+    barrier: int
+    ncn: np.ndarray
+    rt_ptr: np.ndarray
+    rt_core: np.ndarray
+    rt_ev: np.ndarray
+    rt_del: np.ndarray
+    route_lat: np.ndarray
+    run_ptr: np.ndarray
+    run_end: np.ndarray
+    run_core: np.ndarray
+    depth: int
+    n_cores: int
+
+
+def off(n_cores: int = 1) -> WorkPack:
+    z = np.zeros(1, np.int64)
+    return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
+                    z, z, z, z, z, z, z, z, 1, max(n_cores, 1))
+
+
+def _ps(x: float) -> int:
+    return int(round(float(x) * PS))
+
+
+def pack_work(net, pk, st, timing) -> WorkPack:
+    """The :class:`WorkPack` of ``net`` under ``timing`` (a :class:`hw_models.latency.Timing`)."""
+    P = pk.pop
+    nn = pk.n_neurons
+    n_cores = st.n_cores
+    core = st.core.astype(np.int64)
+    place = net.placement_array().astype(np.int64)
+    pops = net.populations
+    idx = {p.name: i for i, p in enumerate(pops)}
+    analog = net.input.encoding == "analog"
+
+    ncn = np.zeros(n_cores, np.int64)
+    for i, p in enumerate(pops):
+        if not p.is_input:
+            b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
+            ncn += np.bincount(core[b:b + n], minlength=n_cores)
+
+    # routes: per source neuron, one entry per (destination core, delay)
+    rows, cols, evs, dels = [], [], [], []
+    for i, p in enumerate(pops):
+        if p.is_input and analog:
+            continue
+        b = int(P[i, C.P_BASE])
+        by_delay = {}
+        for k, pr in enumerate(net.projections):
+            if pr.source != p.name:
+                continue
+            m = st.ev_core[k]
+            reach = (m != 0).astype(np.int64)
+            ev = m if pr.kind != "maxpool" else m.multiply(0)  # gate: counted on arrival
+            r0, e0 = by_delay.get(pr.delay, (None, None))
+            by_delay[pr.delay] = (reach if r0 is None else r0 + reach,
+                                  ev if e0 is None else e0 + ev)
+        for d, (reach, ev) in by_delay.items():
+            reach = sp.csr_matrix(reach)
+            reach.sum_duplicates()
+            coo = reach.tocoo()
+            evd = np.asarray(sp.csr_matrix(ev)[coo.row, coo.col]).reshape(-1)
+            rows.append(b + coo.row.astype(np.int64))
+            cols.append(coo.col.astype(np.int64))
+            evs.append(evd.astype(np.int64))
+            dels.append(np.full(coo.nnz, d, np.int64))
+    if rows:
+        r, c, e, d = (np.concatenate(a) for a in (rows, cols, evs, dels))
+        o = np.lexsort((d, c, r))
+        r, c, e, d = r[o], c[o], e[o], d[o]
+    else:
+        r = c = e = d = np.zeros(0, np.int64)
+    rt_ptr = np.zeros(nn + 1, np.int64)
+    np.add.at(rt_ptr, r + 1, 1)
+    rt_ptr = np.cumsum(rt_ptr)
+    depth = int(d.max()) + 1 if d.size else 1
+
+    route_lat = np.zeros(nn, np.int64)
+    mesh = 1 if timing.mesh == "route" else 0
+    if mesh and r.size:
+        dxy = np.abs(place[core[r]] - place[c])
+        lat = dxy[:, 1] * _ps(timing.t_hop_ew_s) + dxy[:, 2] * _ps(timing.t_hop_ns_s)
+        np.maximum.at(route_lat, r, lat)
+
+    run_ptr = np.zeros(len(pops) + 1, np.int64)
+    run_end, run_core = [], []
+    for i, p in enumerate(pops):
+        b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
+        if not p.is_input and n:
+            cc = core[b:b + n]
+            cut = np.flatnonzero(np.diff(cc)) + 1
+            run_end.append(np.append(cut, n))
+            run_core.append(cc[np.append(0, cut)])
+        run_ptr[i + 1] = run_ptr[i] + (len(run_end[-1]) if (not p.is_input and n) else 0)
+    cat = (lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(1, np.int64))
+    times = np.array([_ps(timing.t_neuron_access_s), _ps(timing.t_neuron_update_s),
+                      _ps(timing.t_spike_s), _ps(timing.t_msg_out_s), _ps(timing.t_msg_in_s),
+                      _ps(timing.t_syn_event_s), _ps(timing.t_hop_ew_s),
+                      _ps(timing.t_hop_ns_s)], np.int64)
+    one = (lambda a: a if a.size else np.zeros(1, np.int64))
+    return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
+                    active=1 if timing.active_update == "state" else 0, mesh=mesh,
+                    times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
+                    ncn=ncn, rt_ptr=rt_ptr, rt_core=one(c), rt_ev=one(e), rt_del=one(d),
+                    route_lat=route_lat, run_ptr=run_ptr, run_end=cat(run_end),
+                    run_core=cat(run_core), depth=depth, n_cores=n_cores)
+
+
+def tiles_in_use(net) -> int:
+    """Distinct routers (chip, x, y) holding at least one on-chip neuron (an analog input is
+    off-chip and does not count)."""
+    place = net.placement_array()
+    used = set()
+    for p, c in net.core_assignment().items():
+        pop = net.population(p)
+        if pop.is_input and pop.encoding == "analog":
+            continue
+        for k in np.unique(c):
+            used.add(tuple(int(v) for v in place[k]))
+    return len(used)
+
+
+# ---- kernel helpers -------------------------------------------------------------------------
+@njit(cache=True, nogil=True, boundscheck=False)
+def route_spikes(wk, core, ring, dst, cnt, base, is_input, t, T, sw, rw):
+    """Count the spikes ``ring[dst:dst+cnt]`` (local ids, population offset ``base``) into
+    the sending work ``sw`` (cores, 4) and the receive ring ``rw`` (depth, cores, 2); return
+    the longest mesh route among them (ps)."""
+    lat = np.int64(0)
+    D1 = wk.depth
+    for e in range(cnt):
+        g = base + ring[dst + e]
+        c = core[g]
+        if is_input == 0:
+            sw[c, W_SPIKES] += 1
+        a, b = wk.rt_ptr[g], wk.rt_ptr[g + 1]
+        sw[c, W_MSG_OUT] += b - a
+        if wk.route_lat[g] > lat:
+            lat = wk.route_lat[g]
+        for r in range(a, b):
+            ts = t if wk.charge == 1 else t + wk.rt_del[r]
+            if ts > T:
+                continue
+            sl = ts % D1
+            rc = wk.rt_core[r]
+            rw[sl, rc, 0] += 1
+            rw[sl, rc, 1] += wk.rt_ev[r]
+    return lat
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def active_runs(wk, p, actf, sw):
+    """Sum population p's active flags (bit 0 input, bit 1 state) per core into ``sw``."""
+    lo = 0
+    for r in range(wk.run_ptr[p], wk.run_ptr[p + 1]):
+        hi = wk.run_end[r]
+        s1 = np.int64(0)
+        s2 = np.int64(0)
+        for i in range(lo, hi):
+            f = np.int64(actf[i])
+            s1 += f & 1
+            s2 += f >> 1
+        c = wk.run_core[r]
+        sw[c, W_ACT_INPUT] += s1
+        sw[c, W_ACT_STATE] += s2
+        lo = hi
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def close_step(wk, t, sw, rw, mpc, mpprev, mesh_lat, step_time, s, tb_time, tb_work,
+               tb_crit, tid):
+    """End of step t of sample s: core times, the slowest core, the step time; add to the
+    thread's sums; clear the step's work."""
+    tm = wk.times
+    sl = t % wk.depth
+    best = np.int64(-1)
+    arg = 0
+    ac = W_ACT_STATE if wk.active == 1 else W_ACT_INPUT
+    for c in range(wk.n_cores):
+        d = mpc[c] - mpprev[c]  # max-pool gate deliveries of this step
+        mpprev[c] = mpc[c]
+        mi = rw[sl, c, 0]
+        ev = rw[sl, c, 1] + d
+        send = (wk.ncn[c] * tm[T_ACCESS] + sw[c, ac] * tm[T_UPDATE]
+                + sw[c, W_SPIKES] * tm[T_SPIKE] + sw[c, W_MSG_OUT] * tm[T_MSG_OUT])
+        recv = mi * tm[T_MSG_IN] + ev * tm[T_SYN]
+        ct = send if send > recv else recv
+        tb_time[tid, t - 1, c] += ct
+        if ct > best:
+            best = ct
+            arg = c
+        for k in range(4):
+            tb_work[tid, c, k] += sw[c, k]
+            sw[c, k] = 0
+        tb_work[tid, c, W_MSG_IN] += mi
+        tb_work[tid, c, W_SYN] += ev
+        rw[sl, c, 0] = 0
+        rw[sl, c, 1] = 0
+    tb_crit[tid, arg] += 1
+    step_time[s, t - 1] = best + mesh_lat + wk.barrier
+
+
+def hop_split(net, pk, st):
+    """Per neuron (flat): mesh hops per spike east-west (Δx) and north-south (Δy), summed over
+    its destination cores (a message to another chip also crosses Δchip chip links, counted
+    in ``hops`` only)."""
+    P = pk.pop
+    nn = pk.n_neurons
+    hx = np.zeros(nn, np.int64)
+    hy = np.zeros(nn, np.int64)
+    place = net.placement_array().astype(np.int64)
+    analog = net.input.encoding == "analog"
+    core = st.core.astype(np.int64)
+    for i, p in enumerate(net.populations):
+        if p.is_input and analog:
+            continue
+        ks = [k for k, pr in enumerate(net.projections) if pr.source == p.name]
+        if not ks:
+            continue
+        reach = sum((st.ev_core[k] != 0).astype(np.int64) for k in ks).tocoo()
+        b = int(P[i, C.P_BASE])
+        j, c = reach.row, reach.col
+        d = np.abs(place[core[b + j]] - place[c])
+        hx[b:b + p.size] = np.bincount(j, weights=d[:, 1], minlength=p.size).astype(np.int64)
+        hy[b:b + p.size] = np.bincount(j, weights=d[:, 2], minlength=p.size).astype(np.int64)
+    return hx, hy
+
+
+def work_raw(timing, wk, step_time, core_time, core_work, critical) -> dict:
+    """The raw ``"work"`` entry of a result (see :mod:`hw_models.latency` for its use):
+    ``step_time_ps`` int64 (T, N); ``core_step_time_ps`` int64 (T, cores) summed over samples;
+    ``core`` {counter: int64 (cores,)} totals; ``critical`` int64 (cores,) (sample, step)
+    pairs in which the core was the slowest; ``neurons_per_core``; ``barrier_ps``; ``timing``
+    (the model's parameters, JSON-able)."""
+    return {"step_time_ps": np.asarray(step_time, np.int64),
+            "core_step_time_ps": np.asarray(core_time, np.int64),
+            "core": {name: np.ascontiguousarray(core_work[:, k], np.int64)
+                     for k, name in enumerate(WORK_NAMES)},
+            "critical": np.asarray(critical, np.int64),
+            "neurons_per_core": np.asarray(wk.ncn, np.int64),
+            "barrier_ps": int(wk.barrier),
+            "timing": timing.to_dict()}

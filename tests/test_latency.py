@@ -1,0 +1,165 @@
+"""The latency model: per-step, per-core work counted by the engine (== the dense reference),
+step time = the slowest core + mesh + barrier, hand-computed on a tiny network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import emulator
+from emulator import engine, reference
+from hw_models.errors import DataError
+from hw_models.latency import Timing, settle_steps, step_latency_report, timing_for
+from hw_models.network import CoreNetwork, Population, Projection
+from netgen import random_inputs, random_network
+from test_engine import assert_same
+
+NS = 1e-9
+
+
+def _timing(**kw):
+    """Powers of two per event (ns) so every hand-computed sum says which events it holds."""
+    base = dict(profile="loihi1", t_neuron_access_s=1 * NS, t_neuron_update_s=2 * NS,
+                t_spike_s=4 * NS, t_msg_out_s=8 * NS, t_msg_in_s=16 * NS, t_syn_event_s=32 * NS,
+                t_hop_ew_s=64 * NS, t_hop_ns_s=128 * NS, barrier_s=((0, 1000 * NS),),
+                synaptic_charge="delivery", active_update="input", mesh="route",
+                published=True)
+    base.update(kw)
+    return Timing(**base)
+
+
+def _tiny():
+    """in (2 rate neurons, core 0) → a (2 IF neurons, cores 1, 2) → b (1 read-out, core 3).
+
+    Input value 1 of 1: each input neuron spikes every step; a gets Q = 1 from step 2 (delay
+    1) and spikes at steps 2 and 3; b integrates from step 3.  Mesh: core 0 at (0, 0), 1 at
+    (1, 0), 2 at (0, 1), 3 at (1, 1)."""
+    pops = [Population("in", (2,), kind="input", encoding="rate", input_max=1,
+                       core=np.array([0, 0])),
+            Population("a", (2,), threshold=1, core=np.array([1, 2])),
+            Population("b", (1,), spiking=False, core=np.array([3]))]
+    projs = [Projection("p", "in", "a", "dense", np.array([[1, 0], [0, 1]], np.int8), delay=1),
+             Projection("q", "a", "b", "dense", np.array([[1], [1]], np.int8), delay=1)]
+    place = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 1]], np.int32)
+    return CoreNetwork(populations=pops, projections=projs, output="b", readout="v",
+                       placement=place)
+
+
+def test_hand_computed_step_times_delivery():
+    """Step 1: core 0 sends 2 spikes × 2 messages (4 · 8 = 32 ns), the slowest; the longest
+    route is one north-south hop (128 ns); barrier 1000 ns → 1160 ns.  Steps 2 and 3: cores 1
+    and 2 each receive 2 messages with 2 synaptic events (2 · 16 + 2 · 32 = 96 ns), more than
+    they send (1 + 2 + 4 + 8 = 15 ns) → 96 + 128 + 1000 = 1224 ns; in step 3 core 3 ties at
+    96 ns and the first core wins."""
+    net, x = _tiny(), np.array([[1, 1]])
+    for sim in (engine.simulate, reference.simulate):
+        raw = sim(net, x, 3, timing=_timing())
+        w = raw["work"]
+        assert w["step_time_ps"][:, 0].tolist() == [1160_000, 1224_000, 1224_000]
+        assert w["critical"].tolist() == [1, 2, 0, 0]
+        assert w["core_step_time_ps"].tolist() == [[32_000, 1_000, 1_000, 1_000],
+                                                   [32_000, 96_000, 96_000, 1_000],
+                                                   [32_000, 96_000, 96_000, 96_000]]
+        c = w["core"]
+        assert c["messages_out"].tolist() == [12, 2, 2, 0]
+        assert c["messages_in"].tolist() == [0, 4, 4, 2]  # the last step's input never arrives
+        assert c["synaptic_events"].tolist() == [0, 4, 4, 2]
+        assert c["spikes"].tolist() == [0, 2, 2, 0]  # input spikes cost no neuron time
+        assert c["neuron_updates_active"].tolist() == [0, 2, 2, 1]
+        assert w["neurons_per_core"].tolist() == [0, 1, 1, 1]
+        # the same totals as the run's own per-core counters
+        assert c["synaptic_events"].tolist() == raw["core"]["synaptic_events"].tolist()
+        assert c["messages_out"].tolist() == raw["core"]["messages"].tolist()
+
+
+def test_hand_computed_step_times_emission_and_state():
+    """Charged at emission, the input spikes of step 1 already cost cores 1 and 2 their 96 ns
+    in step 1, and a's step-3 spikes cost core 3 in step 3.  Without the mesh term: max + 1000.
+    State convention: b's v ≠ 0 after step 3, but its update at step 3 already had input."""
+    net, x = _tiny(), np.array([[1, 1]])
+    tm = _timing(synaptic_charge="emission", active_update="state", mesh="none")
+    for sim in (engine.simulate, reference.simulate):
+        w = sim(net, x, 3, timing=tm)["work"]
+        assert w["step_time_ps"][:, 0].tolist() == [1096_000, 1096_000, 1096_000]
+        assert w["core"]["messages_in"].tolist() == [0, 6, 6, 4]
+        assert w["core"]["synaptic_events"].tolist() == [0, 6, 6, 4]
+        assert w["core"]["neuron_updates_active_state"].tolist() == [0, 2, 2, 1]
+
+
+def test_slowest_core_rule():
+    """A step lasts as long as its busiest core: Σ_t max_c ≥ max_c Σ_t, strictly when the load
+    moves between cores (here 224 ns of core time against 193 ns on the busiest core)."""
+    net, x = _tiny(), np.array([[1, 1]])
+    w = engine.simulate(net, x, 3, timing=_timing(mesh="none", barrier_s=()))["work"]
+    per_core = w["core_step_time_ps"]
+    assert np.array_equal(w["step_time_ps"][:, 0], per_core.max(axis=1))
+    assert w["step_time_ps"].sum() == 224_000 > per_core.sum(axis=0).max() == 193_000
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_work_counters_equal_reference(seed):
+    net = random_network(seed, overflow="saturate")
+    x = random_inputs(net, 4, seed, 10)
+    for tm in (timing_for("loihi1"), timing_for("loihi1-silicon", mesh="none")):
+        assert_same(reference.simulate(net, x, 10, seed=seed, timing=tm),
+                    engine.simulate(net, x, 10, seed=seed, timing=tm))
+
+
+def test_threads_batches_and_single_samples_agree():
+    net = random_network(3, overflow="saturate", encoding="rate")
+    x = random_inputs(net, 7, 3, 9)
+    tm = timing_for("loihi1")
+    a = engine.simulate(net, x, 9, timing=tm, threads=1, batch_size=7)["work"]
+    b = engine.simulate(net, x, 9, timing=tm, threads=2, batch_size=2)["work"]
+    assert_same(a, b)
+    one = [engine.simulate(net, x[i:i + 1], 9, timing=tm)["work"] for i in range(7)]
+    assert np.array_equal(np.concatenate([o["step_time_ps"] for o in one], axis=1),
+                          a["step_time_ps"])
+    assert np.array_equal(sum(o["core_step_time_ps"] for o in one), a["core_step_time_ps"])
+
+
+def test_no_timing_leaves_results_unchanged():
+    net = random_network(4, overflow="saturate")
+    x = random_inputs(net, 3, 4, 8)
+    plain = engine.simulate(net, x, 8, seed=4)
+    timed = engine.simulate(net, x, 8, seed=4, timing=timing_for("loihi1"))
+    assert "work" not in plain
+    timed.pop("work")
+    assert_same(plain, timed)
+
+
+def test_report_settle_and_critical_layer():
+    net, x = _tiny(), np.array([[1, 1]])
+    r = emulator.run(net, x, 3, timing=_timing())
+    rep = r.latency_report(core_layers=["in", "a", "a", "b"])
+    assert rep.critical_core == 1 and rep.critical_layer == "a"
+    assert rep.latency_all_steps == pytest.approx((1160 + 1224 + 1224) * NS, rel=1e-12)
+    s = int(settle_steps(r.predictions)[0])
+    assert rep.latency == pytest.approx([1160e-9, 2384e-9, 3608e-9][s - 1], rel=1e-12)
+    assert "latency per inference" in str(rep)
+    assert settle_steps(np.array([[0, 1], [2, 1], [2, 1]])).tolist() == [2, 1]
+
+
+def test_result_round_trip_keeps_work(tmp_path):
+    net, x = _tiny(), np.array([[1, 1], [1, 0]])
+    r = emulator.run(net, x, 3, timing="loihi1")
+    back = emulator.Result.load(r.save(tmp_path / "r.h5"))
+    assert_same(r.work, back.work)
+    assert back.latency_report().latency == r.latency_report().latency
+
+
+def test_bad_timing_is_an_error():
+    with pytest.raises(DataError):
+        _timing(mesh="torus")
+    with pytest.raises(DataError):
+        _timing(t_spike_s=-1.0)
+    with pytest.raises(DataError):
+        emulator.run(_tiny(), np.array([[1, 1]]), 2).latency_report()
+
+
+def test_unpublished_times_are_flagged():
+    assert not timing_for("loihi2").published
+    r = emulator.run(_tiny(), np.array([[1, 1]]), 2, timing="loihi2")
+    assert "UNPUBLISHED" in str(r.latency_report())
+    assert "UNPUBLISHED" not in str(emulator.run(_tiny(), np.array([[1, 1]]), 2,
+                                                 timing="loihi1").latency_report())
