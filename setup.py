@@ -7,6 +7,7 @@ EXTRAS = {
     "nir": ["nir>=1.0"],
     "aedat": ["lz4>=4.0"],
     "demo": ["scikit-learn>=1.3"],
+    "sanafe": ["sanafe>=2.2"],  # benchmarks/sanafe_compare.py only (GPL-3.0, not imported)
     "test": ["pytest>=7", "hypothesis>=6", "onnx>=1.14", "nir>=1.0", "lz4>=4.0",
              "scikit-learn>=1.3"],
 }

@@ -314,7 +314,7 @@ def _add_directional(raw, net, pk, st, spk_all, mpcore_sum):
     for k, name in enumerate(st.proj_names):
         if J[k, C.J_ANALOG] == 1:
             em = 0
-        elif J[k, C.J_KIND] == C.KINDS["maxpool"]:
+        elif net.projections[k].kind == "maxpool":  # winner or runmax gate
             em = raw["proj"][name]["synaptic_events"]
         else:
             b = int(P[J[k, C.J_SRC], C.P_BASE])

@@ -281,6 +281,8 @@ class Evaluation:
     neurobench: dict | None = None        # hw_models.metrics.neurobench_metrics
     result: object = field(default=None, repr=False)
     wall_seconds: float = 0.0
+    #: hw_models.latency.LatencyModelReport: slowest core per step, counted work
+    step_latency: object = None
 
     @property
     def final_accuracy(self) -> float:
@@ -301,6 +303,7 @@ class Evaluation:
                 "ann_macs_per_sample": self.ann_macs,
                 "energy": e, "latency": self.latency.to_dict() if self.latency else None,
                 "neurobench": self.neurobench,
+                "step_latency": self.step_latency.to_dict() if self.step_latency else None,
                 "wall_seconds": round(self.wall_seconds, 3)}
 
     def __str__(self) -> str:
@@ -324,7 +327,16 @@ class Evaluation:
                 ann = (f"   ANN: {self.ann_macs:,} MACs = {_j(self.ann_macs * E_MAC_FP32)} FP32, "
                        f"{_j(self.ann_macs * E_MAC_INT8)} INT8 (Horowitz 2014)")
             lines.append(f"energy per sample on {self.profile}: {_j(e.per_sample)}{ann}")
-        if self.latency is not None:
+        if self.step_latency is not None:
+            sl = self.step_latency
+            pub = "" if sl.published else " (per-event times UNPUBLISHED: assumptions)"
+            lines.append(f"latency per inference on {self.profile}: {sl.latency * 1e6:.4g} µs "
+                         f"(mean settle step {self.settle_steps:.1f}, step "
+                         f"{sl.step_time_mean * 1e6:.3g} µs mean, slowest core per step)"
+                         f"{pub}; throughput {sl.throughput:,.0f} inferences/s at {T} steps; "
+                         f"critical core {sl.critical_core}"
+                         + (f" ({sl.critical_layer})" if sl.critical_layer else ""))
+        elif self.latency is not None:
             lines.append(f"latency: mean settle step {self.settle_steps:.1f} = "
                          f"{self.latency.seconds * 1e3:.3g} ms on {self.profile}")
         if self.neurobench is not None:
@@ -420,7 +432,7 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
                     fsrc = f"stored at conversion ({ref['source']})"
     run = _emulator_run()
     res = run(net, x, steps, labels=ds.y, record=tuple(record), seed=seed, threads=threads,
-              progress=progress)
+              progress=progress, timing=profile)
     pred = np.asarray(res.predictions)          # (T, N)
     acc = np.asarray(res.accuracy, float) if ds.y is not None else np.full(steps, np.nan)
     agreement = None if fref is None else (pred == fref[None, :]).mean(axis=1)
@@ -434,6 +446,16 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     counters = dict(res.counters)
     energy = energy_report(counters, profile, steps=steps, samples=len(ds), ann_macs=macs)
     latency = latency_report(float(settle.mean()), profile)
+    step_lat = None
+    if getattr(res, "work", None) is not None:
+        layers = [None] * net.n_cores
+        for name, cores in net.core_assignment().items():
+            pop = net.population(name)
+            if pop.is_input and pop.encoding == "analog":
+                continue  # the host core
+            for k in np.unique(cores):
+                layers[int(k)] = name
+        step_lat = res.latency_report(core_layers=layers, profile=profile)
     synops = float(np.sum(counters.get("synaptic_events", 0))) / len(ds)
     from hw_models.metrics import neurobench_metrics
     nz = None
@@ -446,7 +468,7 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
                     settle_steps=float(settle.mean()), synops_per_sample=synops, energy=energy,
                     latency=latency, ann_macs=None if macs is None else int(macs),
                     float_source=fsrc, neurobench=nb, result=res,
-                    wall_seconds=time.perf_counter() - t0)
+                    wall_seconds=time.perf_counter() - t0, step_latency=step_lat)
     return ev
 
 

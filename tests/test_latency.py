@@ -96,9 +96,11 @@ def test_slowest_core_rule():
     assert w["step_time_ps"].sum() == 224_000 > per_core.sum(axis=0).max() == 193_000
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_work_counters_equal_reference(seed):
-    net = random_network(seed, overflow="saturate")
+@pytest.mark.parametrize("seed,over", [(s, {}) for s in range(10)]
+                         + [(s, {"pool": "maxpool", "gate": g}) for s in (20, 21)
+                            for g in ("winner", "runmax")])
+def test_work_counters_equal_reference(seed, over):
+    net = random_network(seed, overflow="saturate", **over)
     x = random_inputs(net, 4, seed, 10)
     for tm in (timing_for("loihi1"), timing_for("loihi1-silicon", mesh="none")):
         assert_same(reference.simulate(net, x, 10, seed=seed, timing=tm),
@@ -163,3 +165,13 @@ def test_unpublished_times_are_flagged():
     assert "UNPUBLISHED" in str(r.latency_report())
     assert "UNPUBLISHED" not in str(emulator.run(_tiny(), np.array([[1, 1]]), 2,
                                                  timing="loihi1").latency_report())
+
+
+def test_core_load_plot(tmp_path):
+    from emulator.load_plot import core_load
+    r = emulator.run(_tiny(), np.array([[1, 1], [1, 0]]), 3, timing=_timing())
+    out = tmp_path / "load.png"
+    core_load(r, core_layers=[None, "a", "a", "b"], path=out)
+    assert out.stat().st_size > 1000
+    with pytest.raises(DataError):
+        core_load(emulator.run(_tiny(), np.array([[1, 1]]), 2))
