@@ -18,7 +18,7 @@ import numpy as np
 
 from hw_models.errors import DataError
 
-from .plots import _finish, plt
+from .plots import _DPI, plt
 
 
 def core_load(result, core_layers=None, title: str | None = None, path=None):
@@ -37,19 +37,24 @@ def core_load(result, core_layers=None, title: str | None = None, path=None):
     if core_layers is not None:
         keep = np.array([c for c in range(C) if c < len(core_layers) and core_layers[c]], int)
     ct = ct[:, keep]
-    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(9, 7), sharex=True,
-                                   gridspec_kw={"height_ratios": [1, 3]})
+    fig = plt.figure(figsize=(10, 7))
+    gs = fig.add_gridspec(2, 2, height_ratios=[1, 3], width_ratios=[40, 1], hspace=0.12,
+                          wspace=0.03, left=0.08, right=0.9, top=0.9, bottom=0.08)
+    ax0 = fig.add_subplot(gs[0, 0])
+    ax1 = fig.add_subplot(gs[1, 0], sharex=ax0)
+    cax = fig.add_subplot(gs[1, 1])
     t = np.arange(1, T + 1)
     ax0.plot(t, step / 1e3, color="C3", lw=1.5, label="step time (slowest core + mesh + barrier)")
     ax0.plot(t, ct.mean(axis=1) / 1e3, color="C0", lw=1.2, label="mean core time")
     ax0.axhline(work.get("barrier_ps", 0) * 1e-6, color="k", ls=":", lw=1, label="barrier")
     ax0.set_ylabel("µs")
+    plt.setp(ax0.get_xticklabels(), visible=False)
     ax0.legend(fontsize=7, loc="upper right")
     vmax = max(float(ct.max()), 1e-9)
     im = ax1.imshow(ct.T / 1e3, aspect="auto", origin="lower", interpolation="nearest",
                     extent=(0.5, T + 0.5, -0.5, len(keep) - 0.5), cmap="magma",
                     vmin=0, vmax=vmax / 1e3)
-    cb = fig.colorbar(im, ax=[ax0, ax1], shrink=0.6, pad=0.01)
+    cb = fig.colorbar(im, cax=cax)
     cb.set_label("core time per step (µs, mean over samples)")
     if core_layers is not None and len(keep):
         names = [core_layers[c] for c in keep]
@@ -57,8 +62,9 @@ def core_load(result, core_layers=None, title: str | None = None, path=None):
         for i in range(1, len(names) + 1):
             if i == len(names) or names[i] != names[start]:
                 ax1.axhline(i - 0.5, color="w", lw=0.6)
-                ax1.text(T + 0.5, (start + i - 1) / 2, f" {names[start]}", va="center",
-                         fontsize=7, clip_on=False)
+                ax1.text(1, (start + i - 1) / 2, names[start], va="center", ha="left",
+                         fontsize=7, color="w",
+                         bbox=dict(facecolor="k", alpha=0.5, lw=0, pad=1))
                 start = i
     crit = np.asarray(work["critical"])
     if crit.size and crit.sum():
@@ -74,4 +80,13 @@ def core_load(result, core_layers=None, title: str | None = None, path=None):
     head = title or (f"Per-core load on {tm.get('profile', '?')} ({result.n_samples} samples; "
                      f"synaptic work at {tm.get('synaptic_charge', '?')})")
     fig.suptitle(head, fontsize=10)
-    return _finish(fig, ax0, None, path)
+    if path is not None:
+        from pathlib import Path
+        import os
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+        fig.savefig(tmp, dpi=_DPI)
+        os.replace(tmp, path)
+        plt.close(fig)
+    return fig

@@ -22,7 +22,7 @@ Reported (:func:`step_latency_report`): the mean step time, the latency per infe
 time of the steps until the sample's prediction settles (from the first step after which it no
 longer changes), averaged over samples — the time for all T steps, the throughput
 (inferences per second running T steps each, back to back), the critical core (most often the
-slowest) and its layer, and the mean time of a fixed ``time_per_step_s`` for comparison.
+slowest) and the critical layer (whose cores are most often the slowest), and the mean time of a fixed ``time_per_step_s`` for comparison.
 
 Where a chip's per-event times are not published (``timing_published`` False), the report
 says so, as the energy report does.
@@ -160,6 +160,7 @@ class LatencyModelReport:
     critical_core: int
     critical_layer: Optional[str]
     critical_share: float        # fraction of (sample, step) in which it was the slowest
+    critical_layer_share: float  # … in which one of the critical layer's cores was
     fixed_step_latency: float    # settle steps × the profile's fixed time_per_step_s
 
     def to_dict(self) -> dict:
@@ -179,9 +180,10 @@ class LatencyModelReport:
             f"prediction, {self.settle_steps_mean:.3g} steps on average)",
             f"  {'time for all steps':<30} {_fmt_s(self.latency_all_steps)}  "
             f"(throughput {self.throughput:.4g} inferences/s)",
-            f"  {'critical core':<30} {self.critical_core}"
-            + (f" (layer {self.critical_layer!r})" if self.critical_layer else "")
-            + f", slowest in {100 * self.critical_share:.1f} % of steps",
+            f"  {'critical core':<30} {self.critical_core}, slowest in "
+            f"{100 * self.critical_share:.1f} % of steps"
+            + (f"; critical layer {self.critical_layer!r} (its cores slowest in "
+               f"{100 * self.critical_layer_share:.1f} %)" if self.critical_layer else ""),
             f"  {'fixed-step estimate':<30} {_fmt_s(self.fixed_step_latency)} (settle steps × "
             f"the profile's time_per_step_s, for comparison)",
         ]
@@ -212,9 +214,15 @@ def step_latency_report(work: Mapping, predictions, core_layers: Optional[Sequen
     lat = cum[settle - 1, np.arange(N)]
     total = cum[-1]
     cc = int(np.argmax(crit)) if crit.size else 0
-    layer = None
-    if core_layers is not None and cc < len(core_layers):
-        layer = core_layers[cc]
+    layer, layer_share = None, 0.0
+    if core_layers is not None:
+        by = {}
+        for c, n in enumerate(core_layers[:len(crit)]):
+            if n:
+                by[n] = by.get(n, 0) + int(crit[c])
+        if by:
+            layer = max(by, key=by.get)  # the layer whose cores are most often the slowest
+            layer_share = by[layer] / max(int(crit.sum()), 1)
     return LatencyModelReport(
         profile=tm.profile, published=bool(tm.published), samples=int(N), steps=int(T),
         synaptic_charge=tm.synaptic_charge, active_update=tm.active_update, mesh=tm.mesh,
@@ -223,6 +231,6 @@ def step_latency_report(work: Mapping, predictions, core_layers: Optional[Sequen
         settle_steps_mean=float(settle.mean()), latency=float(lat.mean()),
         latency_all_steps=float(total.mean()),
         throughput=float(N / total.sum()) if total.sum() > 0 else float("inf"),
-        critical_core=cc, critical_layer=layer,
+        critical_core=cc, critical_layer=layer, critical_layer_share=float(layer_share),
         critical_share=float(crit[cc] / max(crit.sum(), 1)) if crit.size else 0.0,
         fixed_step_latency=float(settle.mean() * prof.time_per_step_s))
