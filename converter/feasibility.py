@@ -141,12 +141,12 @@ class FeasibilityReport:
         if not self.fits:
             lim = sorted({_SHORT.get(v["limit"], v["limit"]) for v in self.violations})
             return (f"DOES NOT FIT: {_plural(len(self.violations), 'violation')} "
-                    f"({', '.join(lim)}); see Violations below")
+                    f"({', '.join(lim)})")
         if self.missing_features:
             feats = ", ".join(_FEATURE_LABELS.get(m["feature"], m["feature"])
                               for m in self.missing_features)
             return (f"fits on {n}, but needs {_plural(len(self.missing_features), 'feature')} "
-                    f"{chip_label(self.profile)} lacks ({feats}); see Missing features below")
+                    f"{chip_label(self.profile)} lacks ({feats})")
         return f"fits on {n} and runs natively"
 
     def to_dict(self) -> dict:
@@ -164,7 +164,9 @@ class FeasibilityReport:
     def __str__(self) -> str:
         t = self.totals
         out = [f"Feasibility on {self.profile}: {self.chips_line}",
-               f"  verdict: {self.verdict}",
+               f"  verdict: {self.verdict}"
+               + ("; see Violations below" if not self.fits else
+                  "; see Missing features below" if self.missing_features else ""),
                f"  {self.description}",
                f"  {t['neurons']:,} neurons, "
                f"{t['synapses']:,} explicit synapses on chip, {t['stored_entries']:,} stored "

@@ -144,10 +144,13 @@ def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None =
             np.add.at(img, (np.minimum(idx * nb // n, nb - 1), np.clip(rows[:, 1] - 1, 0,
                                                                         T - 1)), 1.0)
             img /= n / nb                                   # spikes per neuron per step
-            top = float(np.percentile(img[img > 0], 99)) if np.any(img > 0) else 1.0
-            from matplotlib.colors import LinearSegmentedColormap
+            top = float(img.max()) if img.max() > 0 else 1.0
+            from matplotlib.colors import LinearSegmentedColormap, PowerNorm
             cmap = LinearSegmentedColormap.from_list(f"r{band}", ["white", col])
-            ax.imshow(img, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=top,
+            # square-root scale: faint, widespread activity stays visible next to the few
+            # bins of saturated neurons
+            ax.imshow(img, aspect="auto", origin="lower", cmap=cmap,
+                      norm=PowerNorm(0.5, vmin=0, vmax=top),
                       extent=(0.5, T + 0.5, band, band + 1), interpolation="nearest",
                       rasterized=True)
             how = "density"
@@ -239,6 +242,7 @@ def _place_labels(ax, xs, ys, texts, colors, fontsize=7, avoid=()):
     renderer = fig.canvas.get_renderer()
     pts = ax.transData.transform(np.c_[xs, ys]) if len(xs) else np.zeros((0, 2))
     placed = [a.get_window_extent(renderer) for a in avoid if a is not None]
+    frame = ax.get_window_extent(renderer)
     # points of one series that coincide on screen share one label ("5/6/7/8b")
     groups = []
     for i in range(len(xs)):
@@ -267,7 +271,9 @@ def _place_labels(ax, xs, ys, texts, colors, fontsize=7, avoid=()):
                               fontsize=fontsize, color=c,
                               ha="left" if dx >= 0 else "right")
             bb = ann.get_window_extent(renderer).expanded(1.05, 1.1)
-            hits = any(bb.overlaps(o) for o in placed) or any(
+            inside = (frame.x0 <= bb.x0 and bb.x1 <= frame.x1 and frame.y0 <= bb.y0
+                      and bb.y1 <= frame.y1)
+            hits = not inside or any(bb.overlaps(o) for o in placed) or any(
                 bb.contains(px, py) for px, py in pts)
             if not hits:
                 best = ann

@@ -82,6 +82,7 @@ def test_features_lacking_named_after_the_chips():
     assert first.startswith("Feasibility on loihi1: needs 1 Loihi 1 chip (")
     assert verdict == ("  verdict: fits on 1 chip, but needs 1 feature Loihi 1 lacks (reset by "
                        "subtraction); see Missing features below")
+    assert rep.verdict == "fits on 1 chip, but needs 1 feature Loihi 1 lacks (reset by subtraction)"
     assert fit_reason(rep, 0.42).endswith("42% of weights zero (pruned: fewer synapses, fan-in)")
 
 
