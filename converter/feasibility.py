@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hw_models.errors import ConversionError
+from hw_models.metrics import static_metrics
 from hw_models.network import DECAY_ONE, CoreNetwork
 from hw_models.profiles import get_profile
 from hw_models.resources import LIMIT_NAMES, ResourceReport, check_network
@@ -111,6 +112,7 @@ class FeasibilityReport:
 
     network_placement: np.ndarray | None = field(repr=False, default=None)
     max_chips: int | None = None
+    neurobench: dict | None = None      # static NeuroBench metrics (hw_models.metrics)
 
     @property
     def chips_line(self) -> str:
@@ -156,7 +158,8 @@ class FeasibilityReport:
                 "cores": self.cores,
                 "cores_per_chip": self.cores_per_chip, "layers": self.layers,
                 "violations": self.violations, "missing_features": self.missing_features,
-                "notes": self.notes, "totals": self.totals, "seconds": self.seconds}
+                "notes": self.notes, "totals": self.totals, "neurobench": self.neurobench,
+                "seconds": self.seconds}
 
     def to_json(self, **kw) -> str:
         return json.dumps(self.to_dict(), **({"indent": 2} | kw))
@@ -172,8 +175,13 @@ class FeasibilityReport:
                f"{t['synapses']:,} explicit synapses on chip, {t['stored_entries']:,} stored "
                f"entries = {t['memory_bits'] / 8 / 2**20:,.1f} MiB synaptic memory"
                + (f"; {t['offchip_synapses']:,} synapses computed off-chip (analog input)"
-                  if t.get("offchip_synapses") else ""),
-               ""]
+                  if t.get("offchip_synapses") else "")]
+        if self.neurobench:
+            nb = self.neurobench
+            out.append(f"  NeuroBench: Footprint {nb['Footprint']:,} B, ParameterCount "
+                       f"{nb['ParameterCount']:,}, ConnectionSparsity "
+                       f"{nb['ConnectionSparsity']:.3f}")
+        out.append("")
         head = ["layer", "shape", "neurons", "cores", "synapses", "stored"] + \
             [_SHORT[n] + " used/max" for n in LIMIT_NAMES]
         rows = []
@@ -460,4 +468,5 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
         chips=int(chips), cores=int(cores), cores_per_chip=prof.cores_per_chip, layers=layers,
         violations=violations, missing_features=missing, notes=notes, totals=res.totals(),
         seconds=round(time.perf_counter() - t0, 3), resources=res, mapping=mapping,
-        network_placement=net.placement_array(), max_chips=max_chips)
+        network_placement=net.placement_array(), max_chips=max_chips,
+        neurobench=static_metrics(net))

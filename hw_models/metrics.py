@@ -108,12 +108,23 @@ def fanout(pr: Projection, source_shape: tuple, target_shape: tuple,
     if pr.kind != "conv":
         raise DataError(f"projection {pr.name!r}: fan-out is defined here for dense and conv "
                         f"projections, not {pr.kind!r}")
-    h, wd, _ = source_shape
+    h, wd, c = source_shape
     oh, ow, _ = target_shape
     kh, kw = pr.kernel
     (sy, sx), (pt, _, pl, _), (dy, dx) = pr.stride, pr.padding, pr.dilation
-    per_tap = (np.count_nonzero(w, axis=3) if nonzero
-               else np.full(w.shape[:3], w.shape[3])).astype(np.int64)   # (kh, kw, c)
+    # grouped convolution (weights (kh, kw, c / groups, c_out)): source channel c reaches the
+    # c_out / groups outputs of its own group only
+    g = int(getattr(pr, "groups", 1) or 1)
+    cpg, opg = w.shape[2], w.shape[3] // g
+    if nonzero:
+        nzc = np.count_nonzero(w.reshape(kh, kw, cpg, g, opg), axis=4)     # (kh, kw, cpg, g)
+        per_tap = nzc.transpose(0, 1, 3, 2).reshape(kh, kw, cpg * g)
+    else:
+        per_tap = np.full((kh, kw, cpg * g), opg)
+    per_tap = per_tap.astype(np.int64)                                     # (kh, kw, c)
+    if per_tap.shape[2] != c:
+        raise DataError(f"projection {pr.name!r}: weights {w.shape} with groups={g} do not "
+                        f"match {c} source channels")
 
     def reach(n_in, n_out, k, s, p, d):
         # hit[k, i] = 1 when input i is tap k of some output position

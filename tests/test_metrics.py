@@ -108,3 +108,12 @@ def test_fanout_matches_engine_geometry(seed):
             f = fanout(pr, src.shape, by[pr.target].shape, nonzero=False)
             ev = int(res.spike_counts[pr.source].sum(axis=0).astype(np.int64) @ f)
             assert ev == res.per_projection[pr.name]["synaptic_events"], pr.name
+
+
+def test_fanout_of_a_grouped_convolution():
+    """Depthwise 1x1 (groups = C = 2): each channel reaches only its own output channel."""
+    from types import SimpleNamespace
+    pr = SimpleNamespace(name="dw", kind="conv", weights=np.array([[[[3, 0]]]]), kernel=(1, 1),
+                         stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=2)
+    assert fanout(pr, (3, 3, 2), (3, 3, 2), nonzero=False).tolist() == [1, 1] * 9
+    assert fanout(pr, (3, 3, 2), (3, 3, 2), nonzero=True).tolist() == [1, 0] * 9

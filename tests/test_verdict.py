@@ -106,3 +106,14 @@ def test_convert_warns_in_one_line_and_strict_refuses(tmp_path, capsys):
     ok = tmp_path / "loihi.h5"
     assert main(args[:-4] + ["--profile", "loihi1", "--strict", "-q", "-o", str(ok)]) == 0
     assert "warning" not in capsys.readouterr().err and ok.exists()
+
+
+def test_fit_reports_static_neurobench_metrics(wide_file, capsys):
+    rep = converter.feasibility(wide_net(), "loihi1")
+    n = 130 * 1024
+    assert rep.neurobench["ParameterCount"] == 4 * n          # weights 1..7, no biases
+    assert rep.neurobench["ConnectionSparsity"] == 0.0
+    assert rep.neurobench["Footprint"] == 2 * n + 1   # 4n weights x 4 bits + θ 50 in 7 bits
+    assert main(["fit", str(wide_file), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["neurobench"]["ParameterCount"] == 4 * n
