@@ -252,6 +252,11 @@ def network_to_nir(net: CoreNetwork):
                  "meta": net.meta}, sort_keys=True, default=_json_default)}
     if net.placement is not None:
         gmeta["placement"] = np.asarray(net.placement, np.int32)
+    spec = getattr(net, "input_spec", None)       # the input unit system, where the net has one
+    if spec is not None:
+        import dataclasses
+        gmeta["input_spec"] = json.dumps(dataclasses.asdict(spec), sort_keys=True,
+                                         default=_json_default)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=gmeta)
 
 

@@ -326,11 +326,17 @@ def network_from_nir(nir_graph, path: str = "<NIR graph>"):
         raise FileFormatError(f"{path}: population {exc} is missing from the NIR graph") \
             from None
     placement = gm.get("placement")
+    extra = {}
+    if "input_spec" in gm:
+        from hw_models.inputspec import InputSpec
+        d = json.loads(str(gm["input_spec"]))
+        extra["input_spec"] = InputSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                           for k, v in d.items()})
     net = CoreNetwork(populations, out_projs, output=top["output"], readout=top["readout"],
                       input_layout=top["input_layout"],
                       placement=None if placement is None else
                       np.asarray(placement, np.int32),
-                      profile=top.get("profile"), meta=top.get("meta") or {})
+                      profile=top.get("profile"), meta=top.get("meta") or {}, **extra)
     return net.validate()
 
 

@@ -180,7 +180,10 @@ def neurobench_metrics(net: CoreNetwork, spike_counts: Mapping[str, np.ndarray],
     tot = {}
     for name, c in spike_counts.items():
         c = np.asarray(c, np.int64)
-        tot[name] = c.sum(axis=0) if c.ndim == 2 else c
+        tot[name] = c.sum(axis=0) if c.ndim == 2 else c.reshape(-1)
+        if name in by and tot[name].size != by[name].size:
+            raise DataError(f"spike counts of population {name!r} have {tot[name].size} "
+                            f"entries per sample, the population has {by[name].size} neurons")
     act = neurons = 0
     for p in net.populations:
         if p.is_input or not p.spiking:

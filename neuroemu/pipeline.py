@@ -462,7 +462,10 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     if net.input.encoding == "analog":
         xi = net.to_internal_input(x)
         nz = (xi.reshape(len(xi), -1) != 0).sum(axis=0)
-    nb = neurobench_metrics(net, res.spike_counts, steps, len(ds), input_nonzero=nz)
+    # per-neuron spike totals: (samples, n) counts, or (n,) sums over samples
+    ss = getattr(res, "spike_sum", None)
+    counts = ss if isinstance(ss, dict) and ss else res.spike_counts
+    nb = neurobench_metrics(net, counts, steps, len(ds), input_nonzero=nz)
     ev = Evaluation(samples=len(ds), steps=steps, profile=str(profile), accuracy=acc,
                     float_accuracy=float_acc, agreement=agreement, steps_to_float=steps_to,
                     settle_steps=float(settle.mean()), synops_per_sample=synops, energy=energy,

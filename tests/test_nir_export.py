@@ -55,6 +55,7 @@ def assert_same_network(a: CoreNetwork, b: CoreNetwork):
     if a.placement is not None:
         assert np.array_equal(a.placement, b.placement)
     assert json.dumps(a.meta, sort_keys=True) == json.dumps(b.meta, sort_keys=True)
+    assert getattr(a, "input_spec", None) == getattr(b, "input_spec", None)
 
 
 def carried(seed, **ov):
