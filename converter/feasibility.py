@@ -231,7 +231,10 @@ def fit_reason(rep: FeasibilityReport, zero_weight_fraction: float | None = None
         if best is not None:
             out += (f"; tightest {best[1]} {_SHORT[best[2]]} {best[3]:,}/{best[4]:,}")
     if zero_weight_fraction is not None and zero_weight_fraction >= 0.005:
-        out += f"; {zero_weight_fraction:.0%} of weights zero (pruned: fewer synapses, fan-in)"
+        share = 100 * zero_weight_fraction
+        share = (f"{share:.0f}" if 1 <= share <= 99 or share == 100   # 99.6 % is not 100
+                 else f"{share:.1f}")
+        out += f"; {share}% of weights zero (pruned: fewer synapses, fan-in)"
     return out
 
 
