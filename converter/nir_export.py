@@ -128,10 +128,12 @@ def network_to_nir(net: CoreNetwork):
     net.validate()
     _check(net)
     by = {p.name: p for p in net.populations}
-    used = set(by)
+    used = set()
     nodes, edges = {}, []
 
     def fresh(name):
+        # a node name is an HDF5 group name in the file: no "/" (ONNX names have them) or "."
+        name = name.replace("/", "_").replace(".", "_") or "node"
         base, k = name, 1
         while name in used:
             name = f"{base}_{k}"
@@ -139,10 +141,12 @@ def network_to_nir(net: CoreNetwork):
         used.add(name)
         return name
 
+    key = {p.name: fresh(p.name) for p in net.populations}   # population -> node name
+
     # populations
     for p in net.populations:
         if p.is_input:
-            nodes[p.name] = nir.Input(
+            nodes[key[p.name]] = nir.Input(
                 {"input": np.array(_chw(p.shape))},
                 metadata=_meta({"role": "input", "name": p.name, "shape": list(p.shape),
                                 "encoding": p.encoding, "input_max": p.input_max},
@@ -161,10 +165,10 @@ def network_to_nir(net: CoreNetwork):
         ones = np.ones(_chw(p.shape), np.int64)
         md = _meta(params, bias=p.bias, core=p.core)
         if p.spiking:
-            nodes[p.name] = nir.IF(r=ones, v_threshold=ones * p.threshold,
+            nodes[key[p.name]] = nir.IF(r=ones, v_threshold=ones * p.threshold,
                                    v_reset=np.zeros_like(ones), metadata=md)
         else:
-            nodes[p.name] = nir.I(r=ones, metadata=md)
+            nodes[key[p.name]] = nir.I(r=ones, metadata=md)
 
     # projections
     flat_of = {}
@@ -180,7 +184,7 @@ def network_to_nir(net: CoreNetwork):
                 "weight_bits": _signed_bits(pr.weights),
                 "groups": int(getattr(pr, "groups", 1) or 1)}
         name = fresh(pr.name)
-        head = pr.source
+        head, tail = key[pr.source], key[pr.target]
         bias = None
         if pr.kind in ("conv", "dense") and tgt.bias is not None and pr.target not in bias_home:
             bias = _node_bias(pr, tgt)
@@ -196,7 +200,7 @@ def network_to_nir(net: CoreNetwork):
                               np.zeros(tgt.shape[2], np.int64),
                               metadata=_meta(info))
             nodes[name] = node
-            edges += [(head, name), (name, pr.target)]
+            edges += [(head, name), (name, tail)]
         elif pr.kind == "dense":
             if len(src.shape) == 3:
                 if pr.source not in flat_of:
@@ -204,7 +208,7 @@ def network_to_nir(net: CoreNetwork):
                     nodes[fl] = nir.Flatten({"input": np.array(_chw(src.shape))}, start_dim=0,
                                             metadata=_meta({"role": "flatten",
                                                             "source": pr.source}))
-                    edges.append((pr.source, fl))
+                    edges.append((key[pr.source], fl))
                     flat_of[pr.source] = fl
                 head = flat_of[pr.source]
                 # rows of w are HWC-ordered sources; NIR flattens (C, H, W)
@@ -215,7 +219,7 @@ def network_to_nir(net: CoreNetwork):
             nodes[name] = nir.Affine(weight=np.ascontiguousarray(wt.T),
                                      bias=bias if bias is not None else
                                      np.zeros(tgt.size, np.int64), metadata=_meta(info))
-            edges += [(head, name), (name, pr.target)]
+            edges += [(head, name), (name, tail)]
         elif pr.kind in ("avgpool", "maxpool"):
             # the max-pool gate's rule ("winner" / "runmax"); None for an average pool
             info["gate"] = getattr(pr, "gate", "winner") if pr.kind == "maxpool" else None
@@ -225,23 +229,24 @@ def network_to_nir(net: CoreNetwork):
                                         metadata=_meta(info))
             edges.append((head, name))
             if np.all(w == 1):
-                edges.append((name, pr.target))
+                edges.append((name, tail))
             else:
                 sc = fresh(f"{name}_scale")
                 nodes[sc] = nir.Scale(_per_channel(w, tgt.shape),
                                       metadata=_meta({"role": "scale", "part_of": pr.name}))
-                edges += [(name, sc), (sc, pr.target)]
+                edges += [(name, sc), (sc, tail)]
         else:  # identity
             nodes[name] = nir.Scale(_per_channel(w, tgt.shape), metadata=_meta(info))
-            edges += [(head, name), (name, pr.target)]
+            edges += [(head, name), (name, tail)]
 
     for tname, home in bias_home.items():
-        md = json.loads(nodes[tname].metadata["neuroemu"])
+        node = nodes[key[tname]]
+        md = json.loads(node.metadata["neuroemu"])
         md["bias_in_node"] = home
-        nodes[tname].metadata["neuroemu"] = json.dumps(md, sort_keys=True)
+        node.metadata["neuroemu"] = json.dumps(md, sort_keys=True)
     out = fresh("output")
     nodes[out] = nir.Output({"output": np.array(_chw(by[net.output].shape))})
-    edges.append((net.output, out))
+    edges.append((key[net.output], out))
     gmeta = {NIR_MARK: f"neuroemu.CoreNetwork/{NIR_FORMAT_VERSION}",
              "neuroemu": json.dumps({
                  "output": net.output, "readout": net.readout,

@@ -223,3 +223,18 @@ def test_cli_export_then_fit_and_run_the_nir_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("neuroemu: error: NIR export: population 'c' is leaky")
     assert not (tmp_path / "leaky.nir").exists()
+
+
+def test_names_with_slashes_round_trip(tmp_path):
+    """ONNX-style names ("/conv1/Conv") become HDF5-safe node names; the metadata keeps them."""
+    net = tiny_conv_net()
+    ren = {"in": "/input", "c": "/conv1/Relu", "p": "/pool/AveragePool", "o": "out.logits"}
+    for p in net.populations:
+        p.name = ren[p.name]
+    for pr in net.projections:
+        pr.source, pr.target = ren[pr.source], ren[pr.target]
+        pr.name = "/" + pr.name + "/op"
+    net.output = ren["o"]
+    net.validate()
+    back = load_nir_network(export_nir(net, tmp_path / "slash.nir"))
+    assert_same_network(net, back)
