@@ -299,6 +299,48 @@ def bench_handoff(name: str, n: int, labels, bits, steps_list, bar, threads=1) -
     return {"name": name, "n": n, "runs": out}
 
 
+def maxpool_cost(name: str, n: int, steps: int, threads=1) -> dict:
+    """Neurons and synaptic events of every max-pool mode on one model (8 bits, robust)."""
+    fname, kind, scale = MODELS[name]
+    g = load_model(_model_path(fname))
+    cal_raw, xe, ye = _data(kind, n)
+    cal = cal_raw.astype(np.float64) * scale
+    rows = []
+    for mode in ("gate", "runmax", "circuit", "avg"):
+        net = convert(g, cal, method="robust", weight_bits=8, profile="ideal",
+                      input_scale=scale, map=False, maxpool=mode)
+        res = emulator.run(net, xe, steps, labels=ye, threads=threads)
+        roles = net.meta["population_roles"]
+        pool_pops = [p for p in net.populations
+                     if roles.get(p.name) in ("relay",) or p.name.endswith("/diff")
+                     or (mode == "avg" and roles.get(p.name) == "avg")]
+        pool_names = {p.name for p in pool_pops}
+        ev = sum(res.per_projection[pr.name]["synaptic_events"]
+                 for pr in net.projections if pr.target in pool_names)
+        rows.append({"mode": mode, "neurons": int(sum(p.size for p in pool_pops)),
+                     "pool_events": ev / n, "total_events": res.counters["synaptic_events"] / n,
+                     "acc": float(res.accuracy[-1]),
+                     "projections": sorted({pr.kind for pr in net.projections
+                                            if pr.target in pool_names})})
+    return {"name": name, "n": n, "steps": steps, "rows": rows}
+
+
+def render_maxpool_cost(mc: dict) -> str:
+    out = [f"## Max-pool modes: cost on {mc['name']} ({mc['n']} samples, robust 8-bit, "
+           f"T = {mc['steps']})", "",
+           "Neurons of the pooling populations (relays; for `circuit` also its difference "
+           "neurons; for `avg` the average populations) and synaptic events per sample "
+           "delivered into them over the run, beside the whole network's.", "",
+           "| maxpool | pooling neurons | pooling events/sample | all events/sample | "
+           "projection kinds | accuracy |", "|---|---|---|---|---|---|"]
+    for r in mc["rows"]:
+        out.append(f"| {r['mode']} | {r['neurons']:,} | {r['pool_events'] / 1e6:.3f} M | "
+                   f"{r['total_events'] / 1e6:.2f} M | {', '.join(r['projections'])} | "
+                   f"{100 * r['acc']:.2f} |")
+    out.append("")
+    return "\n".join(out)
+
+
 def render_handoff(hres: list) -> str:
     out = ["## Layer-by-layer hand-off", "",
            "Each cell: accuracy (%) of the float network when one spiking population's layer "
@@ -443,6 +485,8 @@ def main(argv=None) -> int:
                     help="engine threads (default 1: leave the other cores free)")
     ap.add_argument("--calibrate-steps", type=int, default=64,
                     help="run length T the '-cal' methods are calibrated for (default 64)")
+    ap.add_argument("--maxpool-cost", type=int, default=0, metavar="N",
+                    help="also measure neurons and events of every max-pool mode on N samples")
     ap.add_argument("--handoff", default="",
                     help="comma-separated method labels for the layer-by-layer hand-off "
                          "diagnosis (one run per label and --handoff-steps value)")
@@ -473,7 +517,7 @@ def main(argv=None) -> int:
     bits_list = tuple(None if b == "float" else int(b) for b in a.bits.split(",") if b)
     per = sum(len(bits_list) if (a.grid == "full" or m == "ecc") else 2 for m in methods)
     per += len(hlabels) * len(hsteps)
-    results, hres = [], []
+    results, hres, mcs = [], [], []
     cmd = "python benchmarks/fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])
     head = Path(a.out).read_text() if a.append and a.out and Path(a.out).exists() else None
     with tqdm(total=per * len(names), unit="run") as bar:
@@ -489,6 +533,10 @@ def main(argv=None) -> int:
             text = render(results, cmd)
             if hres:
                 text = text.rstrip() + "\n\n" + render_handoff(hres) + "\n"
+            if a.maxpool_cost:
+                mcs.append(maxpool_cost(m, a.maxpool_cost, a.steps, a.threads))
+            for mc in mcs:
+                text = text.rstrip() + "\n\n" + render_maxpool_cost(mc) + "\n"
             if a.out:
                 Path(a.out).write_text(text if head is None else
                                        head.rstrip() + "\n\n" + text.replace(
