@@ -103,6 +103,7 @@ def float_ann(g):
 
 MNIST_START = [8000]  # first MNIST evaluation image (option --mnist-start)
 MNIST_CAL = [1000]  # MNIST calibration images 0..N-1 (option --mnist-cal)
+CIFAR_CAL = [500]  # CIFAR-10 calibration images 500..500+N-1 (option --cifar-cal)
 
 
 def _data(kind: str, n: int):
@@ -113,7 +114,7 @@ def _data(kind: str, n: int):
             raise SystemExit(f"MNIST evaluation images {s}..{s + n - 1} run past {len(x)}")
         return x[:c], x[s:s + n], y[s:s + n]
     x, y = datasets.load_cifar10_subset()
-    return x[500:], x[:n], y[:n]
+    return x[500:500 + CIFAR_CAL[0]], x[:n], y[:n]
 
 
 def _convert(g, cal, cal_raw, scale, label, bits, steps=None):
@@ -164,7 +165,7 @@ def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rm
                          "seconds": time.time() - t0})
             bar.update(1)
     return {"name": name, "n": n, "float_acc": float_acc, "macs": macs, "rows": rows,
-            "ann_float": ann_float, "cal": MNIST_CAL[0] if kind == "mnist" else 500,
+            "ann_float": ann_float, "cal": MNIST_CAL[0] if kind == "mnist" else CIFAR_CAL[0],
             "steps": steps, "start": MNIST_START[0] if kind == "mnist" else 0}
 
 
@@ -399,7 +400,7 @@ def render(results: list, cmd: str) -> str:
                                                  " (part of the evaluated images)"))
         else:
             data = (f"CIFAR-10 shared subset images 0..{r['n'] - 1}, calibration on images "
-                    f"500..999" + (" (overlaps the evaluation images 500.." f"{r['n'] - 1})"
+                    f"500..{499 + r.get('cal', 500)}" + (" (overlaps the evaluation images 500.." f"{r['n'] - 1})"
                                    if r["n"] > 500 else " (never evaluated)"))
         qa = ("" if r.get("ann_float") is None else
               f" (the QCFS-quantised ANN; the same network with clipped ReLUs instead of QCFS, "
@@ -471,6 +472,10 @@ def main(argv=None) -> int:
     ap.add_argument("--mnist-cal", type=int, default=1000,
                     help="MNIST calibration images 0..N-1 (default 1000); evaluating from "
                          "--mnist-start below N overlaps them (the table says so)")
+    ap.add_argument("--cifar-cal", type=int, default=500,
+                    help="CIFAR-10 calibration images 500..500+N-1 (default 500)")
+    ap.add_argument("--calibrate-samples", type=int, default=200,
+                    help="images the '-cal' methods calibrate on (default 200)")
     ap.add_argument("--cifar-samples", type=int, default=500, help="CIFAR-10 evaluation samples")
     ap.add_argument("--models", default="tests_99.20,cifar10_81.45,keras_bn_maxpool,torch_cnn,"
                     "mnist-8", help="comma-separated model names")
@@ -503,6 +508,9 @@ def main(argv=None) -> int:
     MNIST_START[0] = a.mnist_start
     CAL_STEPS[0] = a.calibrate_steps
     MNIST_CAL[0] = a.mnist_cal
+    CIFAR_CAL[0] = a.cifar_cal
+    global CAL_SAMPLES
+    CAL_SAMPLES = a.calibrate_samples
     names = [m for m in a.models.split(",") if m]
     for m in names:
         if m not in MODELS:

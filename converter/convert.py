@@ -521,7 +521,10 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         v_init = 0
         if relay and prof.spike_rule == ">":
             v_init = 1  # v = 1 + θ > θ: every passed spike re-emits; the residue stays 1
-        elif p.qcfs is not None:
+        elif p.qcfs is not None or (p.role == "avg" and getattr(
+                pops.get(p.terms[0].source), "qcfs", None) is not None):
+            # QCFS neurons, and averages of QCFS outputs (Bu et al.: v(0) = θ/2 in every IF
+            # layer, so the average of L-level counts is rounded, not floored)
             v_init = qcfs_v_init(theta, prof.spike_rule)
         elif method == "ecc" and opt["tre"] == "vinit" and p.role in ("neuron", "avg"):
             v_init = int(round(opt["rho"] * theta))

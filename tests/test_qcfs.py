@@ -120,3 +120,21 @@ def test_onnx_clip_floor_that_is_not_qcfs_is_refused(tmp_path):
         load_onnx(_onnx_qcfs_model(tmp_path, slope=3.0))
     with pytest.raises(UnsupportedLayerError, match="shift"):
         load_onnx(_onnx_qcfs_model(tmp_path, shift=0.25))
+
+
+def test_average_of_qcfs_outputs_starts_at_half_threshold(rng):
+    """Bu et al. start every IF layer at θ/2, the average populations after QCFS too (so an
+    average of L-level counts is rounded, not floored); other averages keep v(0) = 0."""
+    b = GraphBuilder((8, 8, 1), name="qavg")
+    x = b.input()
+    x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (3, 3, 1, 3)), padding="same"), 1.5, levels=4,
+               name="q")
+    x = b.avgpool(x, 2, name="pq")
+    x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (3, 3, 3, 3)), padding="same"), name="r")
+    x = b.avgpool(x, 2, name="pr")
+    x = b.dense(b.flatten(x), rng.normal(0, 0.5, (12, 2)))
+    g = b.build(output=x, input_scale=1 / 255)
+    net = convert(g, rng.uniform(0, 1, (10, 8, 8, 1)), method="robust", weight_bits=8,
+                  profile="ideal", map=False)
+    pq, pr = net.population("pq"), net.population("pr")
+    assert pq.v_init == pq.threshold // 2 and pr.v_init == 0
