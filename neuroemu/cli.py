@@ -228,12 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("export", "write a core network as a NIR graph (the interchange format read by "
             "snnTorch, Norse, Sinabs, Rockpool, Lava-DL, SpiNNaker2, Nengo)",
-            "example:\n  neuroemu export net.h5 -o net.nir\n\nInteger weights and thresholds "
-            "stay integers; what NIR cannot express (reset by subtraction, the >= rule, weight "
-            "\nexponents, bit widths, overflow policy, delays, the max-pool gate, cores) is in "
-            "node metadata,\nso `neuroemu fit/run net.nir` reads the same network back. "
-            "Leaky neurons, asymmetric padding,\nnon-square kernels and dense projections into "
-            "maps cannot be carried (an error names them).")
+            "example:\n  neuroemu export net.h5 -o net.nir\n\n" + textwrap.fill(
+                "Integer weights and thresholds stay integers; what NIR cannot express (reset "
+                "by subtraction, the >= rule, weight exponents, bit widths, overflow policy, "
+                "delays, the max-pool gate, cores) is in node metadata, so `neuroemu fit/run "
+                "net.nir` reads the same network back. Leaky neurons, asymmetric padding, "
+                "non-square kernels and dense projections into maps cannot be carried (an "
+                "error names them).", 88))
     p.add_argument("network", type=Path, help="network file (from convert)")
     p.add_argument("-o", "--output", required=True, type=Path, help="NIR file (.nir)")
 

@@ -238,3 +238,17 @@ def test_names_with_slashes_round_trip(tmp_path):
     net.validate()
     back = load_nir_network(export_nir(net, tmp_path / "slash.nir"))
     assert_same_network(net, back)
+
+
+def test_converted_digits_network_round_trips_with_equal_results(tmp_path):
+    """The bundled digits CNN converted for Loihi 1 (conv, avg-pool, dense, analog input, a
+    non-spiking read-out): same network and same engine results after NIR."""
+    pytest.importorskip("sklearn")
+    from neuroemu.data import load_data
+    from neuroemu.pipeline import convert_model, load_network
+    net = convert_model("digits", "digits-train", "ecc", 8, "loihi1", calib_samples=100)
+    back = load_network(export_nir(net, tmp_path / "digits.nir"))
+    assert_same_network(net, back)
+    x = np.asarray(load_data("digits").subset(30).x)[..., None]    # (N, 8, 8, 1)
+    a, b = emulator.run(net, x, 24), emulator.run(back, x, 24)
+    assert np.array_equal(a.predictions, b.predictions) and a.counters == b.counters
