@@ -547,7 +547,13 @@ def energy_breakdown(bars: dict, title: str | None = None, path=None, note: str 
 
 def _per_sample(report: dict) -> dict:
     n = max(int(report.get("samples") or 1), 1)
-    return {c: float(report.get(c) or 0.0) / n for c, _ in ENERGY_CLASSES}
+    out = {c: float(report.get(c) or 0.0) / n for c, _ in ENERGY_CLASSES}
+    total = report.get("total")
+    if total is not None and abs(sum(out.values()) * n - float(total)) > 1e-9 * abs(total):
+        raise DataError(f"the energy classes {[c for c, _ in ENERGY_CLASSES]} add up to "
+                        f"{sum(out.values()) * n:.6g} J, not the report's total {total:.6g} J: "
+                        f"the breakdown would leave energy out")
+    return out
 
 
 def result_energy_breakdown(result, title=None, path=None):

@@ -92,6 +92,8 @@ def test_energy_breakdown_by_event_class(tmp_path):
     _check_png(tmp_path / "s.png")
     with pytest.raises(DataError):
         plots.energy_breakdown({})
+    with pytest.raises(DataError, match="leave energy out"):     # a class the plot lacks
+        plots.result_energy_breakdown(dict(rep, total=90e-6))
 
 
 def test_bits_axis_fitted_to_the_data(tmp_path):
