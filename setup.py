@@ -14,7 +14,7 @@ EXTRAS = {
 EXTRAS["dev"] = sorted(set(sum(EXTRAS.values(), [])) | {"ruff"})
 # loading an exported NIR file in snnTorch (tests/test_nir_interop.py; skipped without it).
 # Not in "dev" or "test": it pulls PyTorch, which neuroemu never needs.
-EXTRAS["nir-interop"] = ["nir>=1.0", "snntorch>=0.9", "nirtorch>=2.0"]
+EXTRAS["nir-frameworks"] = ["nir>=1.0", "snntorch>=0.9", "nirtorch>=2.0"]
 
 setup(
     name="neuroemu",

@@ -1,4 +1,4 @@
-"""A network exported to NIR loads in snnTorch (extra ``nir-interop``: snntorch, nirtorch,
+"""A network exported to NIR loads in snnTorch (extra ``nir-frameworks``: snntorch, nirtorch,
 torch), and the loaded modules compute the same synaptic currents as the integer network:
 the Conv2d's OIHW kernel and the Affine's (C, H, W) column order are checked against the
 network's own weights.  snnTorch is optional and heavy (it needs PyTorch), so this test is
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-snntorch = pytest.importorskip("snntorch", reason="optional: pip install neuroemu[nir-interop]")
-pytest.importorskip("nirtorch", reason="optional: pip install neuroemu[nir-interop]")
+snntorch = pytest.importorskip("snntorch", reason="optional: pip install neuroemu[nir-frameworks]")
+pytest.importorskip("nirtorch", reason="optional: pip install neuroemu[nir-frameworks]")
 torch = pytest.importorskip("torch")
 nir = pytest.importorskip("nir")
 
