@@ -57,7 +57,7 @@ def test_run_report_and_plots(net_file, tmp_path, capsys):
     text = capsys.readouterr().out
     for needle in ("accuracy at step 40", "float accuracy reached at", "agreement with the "
                    "float network", "synaptic operations per sample", "energy per sample on "
-                   "loihi1", "ANN:", "latency"):
+                   "loihi1", "ANN:", "latency", "NeuroBench: Footprint", "Effective_ACs"):
         assert needle in text, needle
     with h5py.File(out) as f:
         assert f.attrs["format"] == "neuroemu.Result"
@@ -67,6 +67,8 @@ def test_run_report_and_plots(net_file, tmp_path, capsys):
     assert meta["convert_options"]["weight_bits"] == 8 and meta["profile"] == "loihi1"
     assert meta["float_accuracy"] is not None and len(meta["agreement"]) == 40
     assert meta["report"]["energy"]["synaptic"] > 0
+    nb = meta["report"]["neurobench"]
+    assert nb["SynapticOperations"]["Effective_ACs"] > 0 and 0 < nb["ActivationSparsity"] < 1
     for kind in ("raster", "accuracy", "rates", "cores"):
         png = tmp_path / f"{kind}.png"
         assert main(["plot", kind, str(out), "-o", str(png)]) == 0
