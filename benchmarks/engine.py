@@ -293,15 +293,313 @@ def crossover(pts):
     return f"below {pts[0][0]:.3f} (torch is faster at every activity swept)" if pts else "-"
 
 
+# ---- baselines written here: a plain Numba event loop and the pure scatter roofline --------
+# Both run the feed-forward IF networks of :func:`build` (delay 1, reset by subtraction,
+# saturation to V_RANGE, avgpool windows k/k, conv stride 1) from one packed layer table.
+# Layer columns: kind (0 dense, 1 conv, 2 avgpool), H, W, C, OH, OW, OC, K, pad, weight
+# offset, threshold, spiking.
+from numba import njit  # noqa: E402
+
+(L_KIND, L_H, L_W, L_C, L_OH, L_OW, L_OC, L_K, L_PAD, L_WOFF, L_THR, L_SPK, L_WROFF) = range(13)
+
+
+def layer_table(net):
+    """(table int64 (n_layers, 13), natural int8 weights, kx-reversed int8 weights, sizes)."""
+    pops = {p.name: p for p in net.populations}
+    rows, wn, wr = [], [], []
+    on = orr = 0
+    for pr in net.projections:
+        src, tgt = pops[pr.source], pops[pr.target]
+        h, w, c = src.shape if len(src.shape) == 3 else (1, 1, src.size)
+        oh, ow, oc = tgt.shape if len(tgt.shape) == 3 else (1, 1, tgt.size)
+        kind = {"dense": 0, "conv": 1, "avgpool": 2}[pr.kind]
+        k = pr.kernel[0] if pr.kind != "dense" else 0
+        pad = pr.padding[0] if pr.kind == "conv" else 0
+        wt = pr.weights.astype(np.int8)
+        if pr.exponent != 0 or not np.array_equal(wt, pr.weights):
+            raise ValueError("the baselines take int8 weights with exponent 0")
+        rows.append([kind, h, w, c, oh, ow, oc, k, pad, on, tgt.threshold, int(tgt.spiking),
+                     orr])
+        wn.append(wt.reshape(-1))
+        on += wt.size
+        if kind == 1:  # [c, ky, K-1-kx, co]: one contiguous run per kernel row
+            rev = np.ascontiguousarray(wt[:, ::-1].transpose(2, 0, 1, 3)).reshape(-1)
+        else:
+            rev = wt.reshape(-1)
+        wr.append(rev)
+        orr += rev.size
+    sizes = np.array([pops[net.projections[0].source].size]
+                     + [pops[pr.target].size for pr in net.projections], np.int64)
+    return (np.array(rows, np.int64), np.concatenate(wn), np.concatenate(wr), sizes)
+
+
+@njit(cache=True)
+def plain_loop(L, w, sizes, x, T, imax, vmin, vmax, ev_ptr, ev_cnt, ev_ids, record):
+    """The obvious event loop for one sample: per step, the rate-coded input, then per layer
+    each spike of the source's previous step adds its weights target by target; then every
+    neuron of the layer is updated (v += input, clamp, fire, subtract).  Returns the spike
+    count per population.  With ``record``, writes each population's spike ids per step to
+    ev_ids[ev_ptr[pop, t]:][:ev_cnt[pop, t]] (the events for :func:`roofline`)."""
+    nl = L.shape[0]
+    npop = nl + 1
+    nmax = sizes.max()
+    cur = np.zeros((npop, nmax), np.int32)   # spike ids of this step
+    ncur = np.zeros(npop, np.int64)
+    prev = np.zeros((npop, nmax), np.int32)  # and of the previous one
+    nprev = np.zeros(npop, np.int64)
+    v = np.zeros((nl, nmax), np.int64)
+    acc = np.zeros(nmax, np.int32)
+    counts = np.zeros(npop, np.int64)
+    e = 0
+    for t in range(1, T + 1):
+        for p in range(npop):
+            nprev[p] = ncur[p]
+            for i in range(ncur[p]):
+                prev[p, i] = cur[p, i]
+        n = 0
+        for j in range(sizes[0]):
+            if (t * x[j]) // imax > ((t - 1) * x[j]) // imax:
+                cur[0, n] = j
+                n += 1
+        ncur[0] = n
+        counts[0] += n
+        if record:
+            ev_ptr[0, t] = e
+            ev_cnt[0, t] = n
+            for i in range(n):
+                ev_ids[e] = cur[0, i]
+                e += 1
+        for l in range(nl):
+            kind, H, W, C = L[l, L_KIND], L[l, L_H], L[l, L_W], L[l, L_C]
+            OH, OW, OC, K, pad, wo = L[l, L_OH], L[l, L_OW], L[l, L_OC], L[l, L_K], \
+                L[l, L_PAD], L[l, L_WOFF]
+            nt = sizes[l + 1]
+            for s in range(nprev[l]):
+                j = prev[l, s]
+                if kind == 0:
+                    wv = w[wo + j * nt:wo + (j + 1) * nt]  # a view: the add vectorises
+                    for i in range(nt):
+                        acc[i] += wv[i]
+                elif kind == 1:
+                    y = j // (W * C)
+                    xx = (j // C) % W
+                    c = j % C
+                    for ky in range(K):
+                        oy = y + pad - ky
+                        if oy < 0 or oy >= OH:
+                            continue
+                        for kx in range(K):
+                            ox = xx + pad - kx
+                            if ox < 0 or ox >= OW:
+                                continue
+                            ab = (oy * OW + ox) * OC
+                            wb = wo + ((ky * K + kx) * C + c) * OC
+                            av = acc[ab:ab + OC]
+                            wv = w[wb:wb + OC]
+                            for co in range(OC):
+                                av[co] += wv[co]
+                else:
+                    y = j // (W * C)
+                    xx = (j // C) % W
+                    c = j % C
+                    oy = y // K
+                    ox = xx // K
+                    if oy < OH and ox < OW:
+                        acc[(oy * OW + ox) * OC + c] += w[wo + c]
+            thr = L[l, L_THR]
+            spiking = L[l, L_SPK] == 1
+            n = 0
+            for i in range(nt):
+                vv = v[l, i] + acc[i]
+                acc[i] = 0
+                if vv > vmax:
+                    vv = vmax
+                elif vv < vmin:
+                    vv = vmin
+                if spiking and vv >= thr:
+                    vv -= thr
+                    cur[l + 1, n] = i
+                    n += 1
+                v[l, i] = vv
+            ncur[l + 1] = n
+            counts[l + 1] += n
+            if record:
+                ev_ptr[l + 1, t] = e
+                ev_cnt[l + 1, t] = n
+                for i in range(n):
+                    ev_ids[e] = cur[l + 1, i]
+                    e += 1
+    return counts
+
+
+@njit(cache=True)
+def roofline(L, wr, sizes, T, ev_ptr, ev_cnt, ev_ids, acc):
+    """Only the scatter of the recorded events: per step and layer, each spike of the
+    source's previous step adds its int8 weights into an int32 accumulator, conv rows as one
+    contiguous run (kx-reversed weights), nothing else (no update, no clearing, no counting).
+    Returns the number of adds (= synaptic events)."""
+    nl = L.shape[0]
+    adds = 0
+    for t in range(2, T + 1):
+        for l in range(nl):
+            kind, H, W, C = L[l, L_KIND], L[l, L_H], L[l, L_W], L[l, L_C]
+            OH, OW, OC, K, pad, wo = L[l, L_OH], L[l, L_OW], L[l, L_OC], L[l, L_K], \
+                L[l, L_PAD], L[l, L_WROFF]
+            nt = sizes[l + 1]
+            a = acc[l]
+            for s in range(ev_ptr[l, t - 1], ev_ptr[l, t - 1] + ev_cnt[l, t - 1]):
+                j = ev_ids[s]
+                if kind == 0:
+                    wv = wr[wo + j * nt:wo + (j + 1) * nt]
+                    av = a[:nt]
+                    for i in range(nt):
+                        av[i] += wv[i]
+                    adds += nt
+                elif kind == 1:
+                    y = j // (W * C)
+                    xx = (j // C) % W
+                    c = j % C
+                    # kx-reversed index r = K-1-kx; ox = xx + pad - K + 1 + r, contiguous in r
+                    r0 = max(0, K - 1 - xx - pad)
+                    r1 = min(K - 1, OW - 1 - xx - pad + K - 1)
+                    if r1 < r0:
+                        continue
+                    ox0 = xx + pad - K + 1 + r0
+                    ln = (r1 - r0 + 1) * OC
+                    for ky in range(K):
+                        oy = y + pad - ky
+                        if oy < 0 or oy >= OH:
+                            continue
+                        ab = (oy * OW + ox0) * OC
+                        wb = wo + (c * K + ky) * K * OC + r0 * OC
+                        av = a[ab:ab + ln]
+                        wv = wr[wb:wb + ln]
+                        for i in range(ln):
+                            av[i] += wv[i]
+                        adds += ln
+                else:
+                    y = j // (W * C)
+                    xx = (j // C) % W
+                    c = j % C
+                    oy = y // K
+                    ox = xx // K
+                    if oy < OH and ox < OW:
+                        a[(oy * OW + ox) * OC + c] += wr[wo + c]
+                        adds += 1
+    return adds
+
+
+MLP = [("dense", 512), ("dense", 512), ("dense", 10)]
+ACTIVITIES = (0.0, 0.02, 0.05, 0.10, 0.20)
+
+
+class Baselines:
+    """The plain loop and the roofline of one network, with the events of the plain loop."""
+
+    def __init__(self, net):
+        self.L, self.w, self.wr, self.sizes = layer_table(net)
+        self.imax = net.input.input_max
+        self.T = None
+
+    def plain(self, x, T, record=False):
+        xf = x.reshape(len(x), -1).astype(np.int64)
+        npop = len(self.sizes)
+        counts, events = np.zeros(npop, np.int64), []
+        dummy = np.zeros((1, 1), np.int64)
+        for s in range(len(xf)):
+            if record:
+                ptr = np.zeros((npop, T + 1), np.int64)
+                cnt = np.zeros((npop, T + 1), np.int64)
+                ids = np.zeros(int(self.sizes.sum()) * T, np.int32)
+            else:
+                ptr, cnt, ids = dummy, dummy, np.zeros(1, np.int32)
+            counts += plain_loop(self.L, self.w, self.sizes, xf[s], T, self.imax,
+                                 V_RANGE["v_min"], V_RANGE["v_max"], ptr, cnt, ids, record)
+            if record:
+                events.append((ptr, cnt, ids[:int(cnt.sum())].copy()))
+        return counts, events
+
+    def scatter(self, events, T):
+        nl = len(self.L)
+        acc = np.zeros((nl, int(self.sizes.max())), np.int32)
+        return sum(roofline(self.L, self.wr, self.sizes, T, p, c, i, acc) for p, c, i in events)
+
+
+def _timed(fn, now):
+    t0 = now()
+    out = fn()
+    return now() - t0, out
+
+
+def compare(name, spec, shape, n, T, activities, reps):
+    """Engine vs plain loop vs roofline per activity, all timed in this process, reps
+    interleaved (min of each)."""
+    net = build(spec, shape, seed=1)
+    xr = inputs(net, n, 2)
+    print(f"\n== {name}: {sum(p.size for p in net.populations[1:]):,} neurons, {n} samples x "
+          f"{T} steps, 1 thread")
+    print(f"{'target':>7}{'activity':>9}{'events/s-step':>14}{'engine':>9}{'plain':>9}"
+          f"{'scatter':>9}{'eng/plain':>10}{'eng/scatter':>12}{'eng/eng10%':>11}{'load':>6}"
+          f"  (µs per sample-step; {'CPU' if load() > BUSY else 'wall'} time)")
+    res = {}
+    for target in activities:
+        x = xr if target > 0 else np.zeros_like(xr)
+        tune(net, target if target > 0 else 0.1, xr[:4], T)
+        base = Baselines(net)  # after tuning: it copies the thresholds
+        engine.simulate(net, x[:2], T, threads=1)  # compile, pack
+        counts, events = base.plain(x, T, record=True)
+        raw = engine.simulate(net, x, T, threads=1)
+        eng_counts = [raw["pop"][p.name]["spikes"] for p in net.populations]
+        same = list(counts) == eng_counts
+        adds = base.scatter(events, T)
+        ev = raw["totals"]["synaptic_events"]
+        now = clock(1)
+        best = {"engine": np.inf, "plain": np.inf, "scatter": np.inf}
+        for _ in range(reps):
+            best["engine"] = min(best["engine"],
+                                 _timed(lambda: engine.simulate(net, x, T, threads=1), now)[0])
+            best["plain"] = min(best["plain"], _timed(lambda: base.plain(x, T), now)[0])
+            best["scatter"] = min(best["scatter"], _timed(lambda: base.scatter(events, T),
+                                                          now)[0])
+        per = n * T
+        act = activity(net, raw, n, T)
+        res[target] = best
+        e10 = res.get(0.1, {}).get("engine")
+        r10 = f"{best['engine'] / e10:>11.2f}" if e10 else f"{'-':>11}"
+        sc = best["scatter"]
+        print(f"{target:>7.2f}{act:>9.3f}{ev / per:>14,.0f}{best['engine'] / per * 1e6:>9.1f}"
+              f"{best['plain'] / per * 1e6:>9.1f}{sc / per * 1e6:>9.1f}"
+              f"{best['engine'] / best['plain']:>10.2f}"
+              f"{(best['engine'] / sc if adds else float('nan')):>12.2f}{r10}{load():>6.2f}"
+              + ("" if same and adds == ev else
+                 f"  MISMATCH spikes {list(counts)} vs {eng_counts}, adds {adds} vs {ev}"))
+    if 0.0 in res and 0.1 in res:
+        print(f"   zero input: {res[0.0]['engine'] / res[0.1]['engine']:.3f} x the engine time "
+              f"at 10 % activity (bias-free network)")
+    tune(net, 0.1, xr[:4], T)
+    w1 = min(_timed(lambda: engine.simulate(net, xr, T, threads=1), time.perf_counter)[0]
+             for _ in range(reps))
+    la = load()
+    w2 = min(_timed(lambda: engine.simulate(net, xr, T, threads=2), time.perf_counter)[0]
+             for _ in range(reps))
+    print(f"   2 threads at 10 %: {w1 / w2:.2f}x (wall {w1 / (n * T) * 1e6:.1f} -> "
+          f"{w2 / (n * T) * 1e6:.1f} µs/sample-step; load average {la:.2f} / {load():.2f})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples and steps")
-    ap.add_argument("--target", type=float, default=0.1, help="activity to tune for")
+    ap.add_argument("--target", type=float, default=0.1, help="activity to tune for (--legacy)")
+    ap.add_argument("--legacy", action="store_true",
+                    help="the older figures: NumPy reference, dense torch, VGG")
+    ap.add_argument("--nets", default="mlp,lenet", help="mlp, lenet, lenet64 (comma-separated)")
+    ap.add_argument("--activities", default=",".join(map(str, ACTIVITIES)),
+                    help="target activities (0 = all-zero input)")
     ap.add_argument("--timing-only", action="store_true",
                     help="only the cost of the latency counters (timing= on vs off)")
     a = ap.parse_args(argv)
-    T = 16 if a.quick else 32
     if a.timing_only:
+        T = 16 if a.quick else 32
         for name, spec, shape, n in (("LeNet-5 6/16 (28x28x1)", LENET, (28, 28, 1), 64),
                                      ("LeNet 32/64 (28x28x1)", LENET64, (28, 28, 1), 32),
                                      ("VGG (32x32x3, 64-128-256)", VGG, (32, 32, 3), 8)):
@@ -317,6 +615,18 @@ def main(argv=None):
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min); "
           f"single-thread times are CPU time while the 1-minute load is above {BUSY}, wall time "
           f"otherwise; 2-thread times are wall time")
+    if not a.legacy:
+        T = 32 if a.quick else 100
+        reps = 2 if a.quick else 3
+        nets = {"mlp": ("W1 MLP 784-512-512-10", MLP, 16 if a.quick else 32),
+                "lenet": ("W2 LeNet-5 6/16 (28x28x1)", LENET, 16 if a.quick else 32),
+                "lenet64": ("LeNet 32/64 (28x28x1)", LENET64, 4 if a.quick else 8)}
+        for key in a.nets.split(","):
+            label, spec, n = nets[key]
+            compare(label, spec, (28, 28, 1), n, T,
+                    [float(v) for v in a.activities.split(",")], reps)
+        return
+    T = 16 if a.quick else 32
     net, x = bench("LeNet-5 6/16 (28x28x1)", LENET, (28, 28, 1), 32 if a.quick else 128, T,
                    a.target, 6, a.quick)
     sweep(net, x[:32], T, (0.02, 0.05, 0.1, 0.2, 0.3, 0.5))

@@ -13,14 +13,19 @@ returns a :class:`Packed` NamedTuple:
   per-sample memory traffic of the neuron update, which bounds the speed on small networks.
 * ``proj`` int64 (n_proj, PROJ_COLS): one row per projection (kind, source, target, delay,
   geometry, offsets into the flat weight and window tables; columns ``J_*``).
-* ``w``: all effective weights ``w · 2^e`` in one flat array, laid out for contiguous adds:
+* ``w``: all integer weights ``w`` (the exponent ``e`` is column ``J_EXP``, applied as a shift
+  where a weight meets the accumulator) in one flat array, laid out for contiguous adds:
   dense ``[j, :]``; conv ``[c, ky, kw−1−kx, co]`` (kx reversed, so that for stride 1 and
   dilation 1 the targets of one spike on one kernel row are one contiguous accumulator run),
   each (c, ky) row followed by :data:`ROW_PAD` zeros (row stride ``J_RS``): a run that ends at
   the end of its row may then be added with its length rounded up to a multiple of ROW_PAD,
   adding zeros past its end (the accumulator has that much slack), which spares LLVM's scalar
   remainder loop on short rows (LeNet's 5 × 6 = 30 outputs);
-  pools and identity ``[c]``.  Its dtype (int32 or int64) is the accumulator dtype.
+  pools and identity ``[c]``.  Its dtype is the narrowest of int8/int16/int32/int64 that
+  holds every weight of the network (Loihi's and Speck's 8-bit weights: int8, TrueNorth's
+  9-bit: int16): a quarter of the memory of an int32 copy, so the weights of an MLP with
+  784·512 + 512·512 synapses stay in a 2 MiB L2.
+* ``acc0``: an empty array whose dtype is the accumulator dtype (int32 or int64, below).
 * ``rows_ptr/rows_k/rows_o`` and ``cols_ptr/cols_k/cols_o``: for conv and pools, per source row y
   (column x) the valid (ky, oy) ((kx, ox)) pairs, kx ascending, so the kernel never tests
   borders, strides or dilation in the hot loop.
@@ -59,8 +64,8 @@ POP_COLS = 20
 # projection columns
 (J_KIND, J_SRC, J_TGT, J_DELAY, J_H, J_W, J_C, J_OH, J_OW, J_OC, J_KH, J_KW, J_WOFF, J_ROFF,
  J_COFF, J_DOFF, J_NSRC, J_NTGT, J_ANALOG, J_FAST, J_MOFF, J_SY, J_SX, J_PT, J_PL,
- J_TOFF, J_RS) = range(27)
-PROJ_COLS = 27
+ J_TOFF, J_RS, J_EXP) = range(28)
+PROJ_COLS = 28
 ROW_PAD = 8  # zeros after each conv weight row: a row add may round its length up to this
 KINDS = {"dense": 0, "conv": 1, "avgpool": 2, "maxpool": 3, "identity": 4}
 #: J_KIND of a maxpool projection with gate "runmax" (KINDS["maxpool"] is the winner gate)
@@ -81,7 +86,8 @@ class Packed(NamedTuple):
     in_proj: np.ndarray
     bias: np.ndarray
     v0: np.ndarray        # initial v per neuron; its dtype is the dtype of the v state
-    w: np.ndarray
+    w: np.ndarray         # narrowest integer dtype holding all weights (see the docstring)
+    acc0: np.ndarray      # empty; its dtype is the accumulator dtype
     rows_ptr: np.ndarray
     rows_k: np.ndarray
     rows_o: np.ndarray
@@ -210,14 +216,16 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         r[J_NSRC], r[J_NTGT], r[J_ANALOG] = src.size, tgt.size, int(is_analog)
         r[J_H], r[J_W], r[J_C] = pop[idx[pr.source], P_H:P_C + 1]
         r[J_OH], r[J_OW], r[J_OC] = pop[idx[pr.target], P_H:P_C + 1]
-        eff = pr.weights.astype(np.int64) << pr.exponent
+        eff = pr.weights.astype(np.int64) << pr.exponent  # for the bounds only
+        raw = pr.weights.astype(np.int64)
+        r[J_EXP] = pr.exponent
         if pr.kind == "conv":
-            kh_, kw_, c_, oc_ = eff.shape
+            kh_, kw_, c_, oc_ = raw.shape
             wl = np.zeros((c_, kh_, kw_ * oc_ + ROW_PAD), np.int64)
-            wl[:, :, :kw_ * oc_] = eff[:, ::-1, :, :].transpose(2, 0, 1, 3).reshape(c_, kh_, -1)
+            wl[:, :, :kw_ * oc_] = raw[:, ::-1, :, :].transpose(2, 0, 1, 3).reshape(c_, kh_, -1)
             r[J_RS] = kw_ * oc_ + ROW_PAD  # [c, ky, kw-1-kx, co] plus ROW_PAD zeros per row
         else:
-            wl = eff
+            wl = raw
         wparts.append(np.ascontiguousarray(wl).reshape(-1))
         r[J_WOFF] = woff
         woff += wl.size
@@ -298,8 +306,9 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         if not is_analog:
             bound[idx[pr.target]] += bnd * (repeat if src.is_input else 1)
 
-    wdtype = np.int64 if (force_int64 or bound.max(initial=0) > _I32) else np.int32
-    w = (np.concatenate(wparts) if wparts else np.zeros(0, np.int64)).astype(wdtype)
+    acc_dtype = np.int64 if (force_int64 or bound.max(initial=0) > _I32) else np.int32
+    w = np.concatenate(wparts) if wparts else np.zeros(0, np.int64)
+    w = w.astype(narrowest_int(w))
 
     # incoming projections (declaration order) and the ring depth of every source
     in_ptr = np.zeros(len(pops) + 1, np.int64)
@@ -327,6 +336,7 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
 
     packed = Packed(pop=pop, proj=proj, order=order, in_ptr=in_ptr,
                     in_proj=np.asarray(in_proj + [0], np.int64), bias=bias, v0=v0, w=w,
+                    acc0=np.zeros(0, acc_dtype),
                     rows_ptr=arr(rows_ptr), rows_k=arr(rows[1]), rows_o=arr(rows[2]),
                     cols_ptr=arr(cols_ptr), cols_k=arr(cols[1]), cols_o=arr(cols[2]),
                     input_pop=idx[inp.name], output_pop=idx[net.output],
@@ -339,6 +349,16 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                     n_cores=n_cores, core=core, msg=msg, hops=hops, ev_tot=ev_tot,
                     ev_core=ev_core, bound=bound)
     return packed, static
+
+
+def narrowest_int(a: np.ndarray):
+    """The narrowest of int8, int16, int32, int64 that holds every value of ``a``."""
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    for dt in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return dt
+    return np.int64
 
 
 def _routing(net, pop, core, place, ev_core, n_neurons, n_cores, analog):
@@ -362,4 +382,4 @@ def _routing(net, pop, core, place, ev_core, n_neurons, n_cores, analog):
     return msg, hops
 
 
-__all__ = ["pack", "Packed", "Static", "DECAY_ONE"]
+__all__ = ["pack", "Packed", "Static", "DECAY_ONE", "narrowest_int"]

@@ -21,7 +21,7 @@ from hw_models.network import DECAY_ONE
 from hw_models.rng import GOLDEN, MUL1, MUL2
 
 from . import work as WK
-from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_FAST, J_KH, J_KIND, J_KW,
+from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_EXP, J_FAST, J_KH, J_KIND, J_KW,
                       J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_RS, J_SRC, J_SX,
                       J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H,
                       P_INHI, P_INLO, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING,
@@ -88,6 +88,18 @@ def _dec_bf(x, f):
 
 
 # ---- scatter of one spike list --------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _add_run(av, wv, n, sh):
+    """av[:n] += wv[:n] · 2^sh, the narrow weights widened to the accumulator's type (a
+    separate loop for sh = 0, the common case, so that it is a plain widening add)."""
+    if sh == 0:
+        for i in range(n):
+            av[i] += wv[i]
+    else:
+        for i in range(n):
+            av[i] += np.int64(wv[i]) << sh
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
     """Add the contributions of ``ring[a:a+cnt]`` (source ids) through projection k to acc."""
@@ -95,20 +107,19 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
     kind = J[k, J_KIND]
     w = pk.w
     woff = J[k, J_WOFF]
+    sh = J[k, J_EXP]  # weights are stored narrow; the exponent is a shift into acc
     if kind == 0:  # dense
         nt = J[k, J_NTGT]
         av = acc[:nt]
         for e in range(cnt):
             row = woff + ring[a + e] * nt
-            wv = w[row:row + nt]  # views, not index sums: lets LLVM vectorise the add
-            for i in range(nt):
-                av[i] += wv[i]
+            _add_run(av, w[row:row + nt], nt, sh)
         return
     if kind == 4:  # identity
         c = J[k, J_C]
         for e in range(cnt):
             j = ring[a + e]
-            acc[j] += w[woff + j % c]
+            acc[j] += np.int64(w[woff + j % c]) << sh
         return
     W, Cc, OW, OC = J[k, J_W], J[k, J_C], J[k, J_OW], J[k, J_OC]
     kh, kw = J[k, J_KH], J[k, J_KW]
@@ -138,18 +149,12 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
                 if fast:
                     ab = (oy * OW + co[c1 - 1]) * OC
                     wb = woff + (c * kh + ky) * rs + kr0 * OC
-                    av = acc[ab:ab + L]
-                    wv = w[wb:wb + L]
-                    for i in range(L):
-                        av[i] += wv[i]
+                    _add_run(acc[ab:ab + L], w[wb:wb + L], L, sh)
                 else:
                     for ci in range(c0, c1):
                         ab = (oy * OW + co[ci]) * OC
                         wb = woff + (c * kh + ky) * rs + (kw - 1 - ck[ci]) * OC
-                        av = acc[ab:ab + OC]
-                        wv = w[wb:wb + OC]
-                        for i in range(OC):
-                            av[i] += wv[i]
+                        _add_run(acc[ab:ab + OC], w[wb:wb + OC], OC, sh)
         return
     if kind == 2:  # avgpool: explicit (short) target list per source
         tp = pk.pool_ptr
@@ -160,11 +165,11 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
                 j = ring[a + e]
                 ti = tg[toff + j]
                 if ti >= 0:
-                    acc[ti] += w[woff + pos[sb + j, 2]]
+                    acc[ti] += np.int64(w[woff + pos[sb + j, 2]]) << sh
             return
         for e in range(cnt):
             j = ring[a + e]
-            wv = w[woff + pos[sb + j, 2]]
+            wv = np.int64(w[woff + pos[sb + j, 2]]) << sh
             for ti in range(tp[toff + j], tp[toff + j + 1]):
                 acc[tg[ti]] += wv
         return
@@ -183,7 +188,7 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
             j = ring[a + e]
             c = pos[sb + j, 2]
             nj = mpc[moff + j]
-            wv = w[woff + c]
+            wv = np.int64(w[woff + c]) << sh
             for ri in range(rp[roff + pos[sb + j, 0]], rp[roff + pos[sb + j, 0] + 1]):
                 oy = ro[ri]
                 for ci in range(cp[coff + pos[sb + j, 1]], cp[coff + pos[sb + j, 1] + 1]):
@@ -218,7 +223,7 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
                             win = src
                 if win == j:
                     ti = (oy * OW + ox) * Cc + c
-                    acc[ti] += w[woff + c]
+                    acc[ti] += np.int64(w[woff + c]) << sh
                     mpev[s, k] += 1
                     mpcore[s, core[tb + ti]] += 1
 
@@ -230,6 +235,7 @@ def _analog_current(pk, k, xrow, icur):
     kind = J[k, J_KIND]
     w = pk.w
     woff = J[k, J_WOFF]
+    sh = J[k, J_EXP]
     tb = pk.pop[J[k, J_TGT], P_BASE]
     ns = J[k, J_NSRC]
     W, Cc, OW, OC = J[k, J_W], J[k, J_C], J[k, J_OW], J[k, J_OC]
@@ -239,7 +245,7 @@ def _analog_current(pk, k, xrow, icur):
     cp, ck, co = pk.cols_ptr, pk.cols_k, pk.cols_o
     wc = W * Cc
     for j in range(ns):
-        xv = np.int64(xrow[j])
+        xv = np.int64(xrow[j]) << sh  # x · (w · 2^e) = (x · 2^e) · w
         if xv == 0:
             continue
         if kind == 0:
@@ -279,7 +285,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     u = np.zeros(nn, np.int64)
     ring = np.zeros(ring_total, np.int32)
     rcnt = np.zeros(rcnt_total, np.int64)
-    acc = np.zeros(pk.max_size + ROW_PAD, pk.w.dtype)  # slack for rounded conv runs
+    acc = np.zeros(pk.max_size + ROW_PAD, pk.acc0.dtype)  # slack for rounded conv runs
     mpc = np.zeros(pk.n_mpcount, np.int64)
     mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
     actf = np.zeros(pk.max_size, np.uint8)  # active-update flags of one population (work.py)

@@ -17,7 +17,9 @@ populations), ``reset``, ``spike_rule``, ``delay`` (all projections), ``pool``
 stream keyed by the seed, so adding it left every other draw of a seed unchanged),
 ``residual`` (bool), ``recurrent`` (bool), ``mapped`` (bool),
 ``output_spiking`` (bool), ``symmetric`` (bool: square conv kernels and symmetric padding,
-what NIR can carry; the other draws are unchanged).
+what NIR can carry; the other draws are unchanged), ``weight_scale`` (magnitude of dense/conv
+weights: the default 40 fits int8; 300 needs int16 and 50000 int32 in the engine's narrow
+weight copy; drawn from a separate stream, so that most seeds keep the networks they had).
 
 Thresholds are set from the expected drive of each population so that typically 5–40 % of
 neurons spike at some point in a run.
@@ -45,8 +47,10 @@ def _pick(rng, seq):
 class _Builder:
     """Accumulates populations and projections and estimates each population's drive."""
 
-    def __init__(self, rng, ov):
+    def __init__(self, rng, ov, rng2):
         self.rng, self.ov = rng, ov
+        # weight magnitude: mostly int8-sized, sometimes int16 or int32 (own stream)
+        self.wscale = int(ov.get("weight_scale") or _pick(rng2, (40, 40, 40, 300, 50000)))
         self.pops: list[Population] = []
         self.projs: list[Projection] = []
         self.rate: dict[str, float] = {}     # rough spikes per neuron per step (input: value)
@@ -57,8 +61,11 @@ class _Builder:
         """Integer weights with a positive mean (so activity propagates), random dtype."""
         rng = self.rng
         dt = _pick(rng, WEIGHT_DTYPES)
+        scale = scale * self.wscale // 40
         w = rng.integers(-scale // 2, scale + 1, size=shape)
         w[rng.random(shape) < 0.15] = 0
+        if np.abs(w).max(initial=0) > np.iinfo(dt).max:
+            dt = np.int32
         return w.astype(dt)
 
     def delay(self, allow_zero=True):
@@ -134,7 +141,7 @@ def random_network(seed: int, **overrides) -> CoreNetwork:
     """A small valid random core network (see the module docstring for coverage)."""
     rng = np.random.default_rng([seed, 0x5EED])
     ov = overrides
-    b = _Builder(rng, ov)
+    b = _Builder(rng, ov, np.random.default_rng([seed, 0xB175]))
     enc = ov.get("encoding") or _pick(rng, ENCODINGS)
     if "input_shape" in ov:
         H, W, C = ov["input_shape"]

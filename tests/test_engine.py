@@ -117,6 +117,24 @@ def test_state_wider_than_32_bits_is_exact(overflow):
         assert_same(ref, eng)
 
 
+@pytest.mark.parametrize("scale, dtype, acc", [(40, np.int8, np.int32), (300, np.int16, np.int32),
+                                               (50000, np.int32, np.int32),
+                                               (2**25, np.int32, np.int64)])
+def test_narrow_weight_copy_is_exact(scale, dtype, acc):
+    """Weights are stored at the narrowest type that holds them, the exponent applied where
+    they meet the accumulator; results stay equal to the reference for every width."""
+    for seed in (2, 6, 13):
+        net = random_network(seed, weight_scale=scale)
+        packed = engine.packed_network(net)[0]
+        assert packed.w.dtype == dtype and packed.acc0.dtype == acc
+        x = random_inputs(net, 4, seed, STEPS)
+        ref, eng = both(net, x, STEPS, seed)
+        if isinstance(ref, StateOverflowError):
+            assert str(eng) == str(ref)
+        else:
+            assert_same(ref, eng)
+
+
 def test_spike_lists_of_mostly_firing_populations():
     """More than 8 spikes per 64 neurons, sizes that are not multiples of 64, a small
     population processed after larger ones (the spike-mark compaction in the kernel)."""
