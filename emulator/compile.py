@@ -59,8 +59,9 @@ from hw_models.network import CoreNetwork, DECAY_ONE
 
 # population columns
 (P_SIZE, P_BASE, P_THR, P_RESET, P_DU, P_DV, P_VMIN, P_VMAX, P_OVF, P_RULE, P_SPIKING,
- P_INPUT, P_VINIT, P_INLO, P_INHI, P_ANALOG, P_MAXD, P_H, P_W, P_C) = range(20)
-POP_COLS = 20
+ P_INPUT, P_VINIT, P_INLO, P_INHI, P_ANALOG, P_MAXD, P_H, P_W, P_C, P_LANE32,
+ P_SKIP) = range(22)
+POP_COLS = 22
 # projection columns
 (J_KIND, J_SRC, J_TGT, J_DELAY, J_H, J_W, J_C, J_OH, J_OW, J_OC, J_KH, J_KW, J_WOFF, J_ROFF,
  J_COFF, J_DOFF, J_NSRC, J_NTGT, J_ANALOG, J_FAST, J_MOFF, J_SY, J_SX, J_PT, J_PL,
@@ -321,6 +322,7 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         pop[i, P_ANALOG] = int(any(proj[k, J_ANALOG] for k in ks))
         pop[i, P_MAXD] = max((pr.delay for pr in net.projections if pr.source == p.name),
                              default=0)
+    _update_modes(pops, pop, bias, v0, bound, acc_dtype)
 
     pos = np.zeros((n_neurons, 3), np.int32)
     for i, p in enumerate(pops):
@@ -349,6 +351,33 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                     n_cores=n_cores, core=core, msg=msg, hops=hops, ev_tot=ev_tot,
                     ev_core=ev_core, bound=bound)
     return packed, static
+
+
+def _update_modes(pops, pop, bias, v0, bound, acc_dtype):
+    """Per population, which neuron-update loop the engine may use (columns P_LANE32, P_SKIP).
+
+    * ``P_LANE32``: an IF population (δu = 4096, δv = 0, u = Q) without analog current under
+      'saturate' whose every intermediate fits 32 bits: v is stored in [v_min, v_max], so
+      ``|v + Q + b| ≤ max(|v_min|, |v_max|) + bound(Q) + max|b|``; with that and the firing
+      level θ + 1 below 2^31 the update runs in 32-bit lanes, exactly.
+    * ``P_SKIP``: an IF population without analog current, without bias, under 'saturate': a
+      step with no delivered spike and no neuron at or above its firing level leaves every v
+      unchanged and fires nothing, so the engine skips its update (and counts those updates
+      as inactive, as it would have).
+    """
+    for i, p in enumerate(pops):
+        r = pop[i]
+        if p.is_input:
+            continue
+        is_if = p.decay_u == DECAY_ONE and p.decay_v == 0
+        simple = is_if and r[P_ANALOG] == 0 and r[P_OVF] == OVERFLOW["saturate"]
+        b0, n = r[P_BASE], r[P_SIZE]
+        bmax = int(np.abs(bias[b0:b0 + n].astype(np.int64)).max(initial=0))
+        vabs = max(abs(p.v_min), abs(p.v_max))
+        fits = (vabs + bound[i] + bmax < _I32 and p.threshold + 1 < _I32 and
+                v0.dtype == np.int32 and bias.dtype == np.int32 and acc_dtype == np.int32)
+        r[P_LANE32] = int(simple and fits)
+        r[P_SKIP] = int(simple and bmax == 0)
 
 
 def narrowest_int(a: np.ndarray):

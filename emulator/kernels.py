@@ -24,8 +24,8 @@ from . import work as WK
 from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_EXP, J_FAST, J_KH, J_KIND, J_KW,
                       J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_RS, J_SRC, J_SX,
                       J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H,
-                      P_INHI, P_INLO, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE, P_SPIKING,
-                      P_THR, P_VMAX, P_VMIN, ROW_PAD, RUNMAX)
+                      P_INHI, P_INLO, P_LANE32, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE,
+                      P_SKIP, P_SPIKING, P_THR, P_VMAX, P_VMIN, ROW_PAD, RUNMAX)
 
 #: dec() divides by DECAY_ONE = 2**DECAY_SHIFT; a shift is exact for the non-negative products
 DECAY_SHIFT = DECAY_ONE.bit_length() - 1
@@ -281,6 +281,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     nn = pk.n_neurons
     v = pk.v0.copy()  # int32 or int64 (see emulator.compile.pack)
     satl = np.zeros(P.shape[0], np.int64)
+    pend = np.ones(P.shape[0], np.int64)  # neurons at their firing level (step 1: unknown)
     predl = np.zeros(T, np.int64)
     u = np.zeros(nn, np.int64)
     ring = np.zeros(ring_total, np.int32)
@@ -288,8 +289,10 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     acc = np.zeros(pk.max_size + ROW_PAD, pk.acc0.dtype)  # slack for rounded conv runs
     mpc = np.zeros(pk.n_mpcount, np.int64)
     mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
-    actf = np.zeros(pk.max_size, np.uint8)  # active-update flags of one population (work.py)
     won = wk.on == 1
+    # active-update flags of one population (work.py); empty when the work is not counted,
+    # which the update loops test once (LLVM hoists the test out of the loop)
+    actf = np.zeros(pk.max_size if won else 0, np.uint8)
     sw = np.zeros((wk.n_cores, 4), np.int64)  # this step's sending work per core
     rw = np.zeros((wk.depth, wk.n_cores, 2), np.int64)  # receive work, ring over delays
     mpprev = np.zeros(wk.n_cores, np.int64)
@@ -350,6 +353,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
         # -- every other population in order
         for oi in range(pk.order.shape[0]):
             p = pk.order[oi]
+            arrived = 0
             for qi in range(P[p, P_INLO], P[p, P_INHI]):
                 k = pk.in_proj[qi]
                 if J[k, J_ANALOG] == 1:
@@ -359,15 +363,23 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     continue
                 sp = J[k, J_SRC]
                 sl = ts % (P[sp, P_MAXD] + 1)
-                _scatter(pk, k, ring, ring_off[sp] + sl * ring_cap[sp],
-                         rcnt[rcnt_off[sp] + sl], acc, mpc, mpev, mpcore, core, s)
+                na = rcnt[rcnt_off[sp] + sl]
+                arrived += na
+                _scatter(pk, k, ring, ring_off[sp] + sl * ring_cap[sp], na, acc, mpc, mpev,
+                         mpcore, core, s)
+            slot = t % (P[p, P_MAXD] + 1)
+            if arrived == 0 and pend[p] == 0 and P[p, P_SKIP] == 1 and not won:
+                # nothing arrived, nothing at its firing level, no bias, no decay: no v
+                # changes and nothing fires; the skipped updates count as inactive
+                rcnt[rcnt_off[p] + slot] = 0
+                continue
             b = P[p, P_BASE]
             n = P[p, P_SIZE]
-            slot = t % (P[p, P_MAXD] + 1)
             dst = ring_off[p] + slot * ring_cap[p]
-            cnt, nsat, bad, badv = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
-                                           pk.bias[b:b + n], act[s, b:b + n],
-                                           ring[dst:dst + n + OUT_SLACK], mask, actf)
+            cnt, nsat, bad, badv, pend[p] = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
+                                                    pk.bias[b:b + n], act[s, b:b + n],
+                                                    ring[dst:dst + n + OUT_SLACK], mask,
+                                                    actf)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -463,24 +475,26 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask, actf):
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
     counts active updates, applies the range policy, writes the spiking neurons' ids to
     ``out``.  Returns (number of spikes, saturations, first neuron that overflowed under
-    'raise' or -1, the out-of-range v of that neuron).  ``v`` may be int32 (see
-    :func:`emulator.compile.pack`): every value is computed in int64 and stored only once it
-    lies in ``[v_min, v_max]``."""
+    'raise' or -1, the out-of-range v of that neuron, neurons left at their firing level
+    (IF populations under 'saturate'; 1 otherwise)).  ``v`` may be int32 (see
+    :func:`emulator.compile.pack`): every value is computed in int64 (or in int32 where
+    ``P_LANE32`` proves it exact) and stored only once it lies in ``[v_min, v_max]``."""
     n = u.shape[0]
+    pend = np.int64(1)
     if P[p, P_OVF] == 0:
         # the common case in one fused, vectorisable pass
-        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf)
+        nsat, tot, pend = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf)
     else:
         nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act, actf)
         if bad >= 0:
-            return 0, nsat, bad, badv
+            return 0, nsat, bad, badv, pend
         tot = 0
         if P[p, P_SPIKING] == 1:
             tot = _mark_reset(P, p, v, mask)
     cnt = 0
     if tot:
         cnt = _compact(mask, n, out)
-    return cnt, nsat, -1, 0
+    return cnt, nsat, -1, 0, pend
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -530,11 +544,13 @@ def _act_flags(q, v_old, b):
 
 @njit(cache=True, inline="always")
 def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
-    """(v after clamp, spike and reset; spiked; saturated) for one neuron, branch-free."""
+    """(v after clamp, spike and reset; spiked; saturated) for one neuron, branch-free.
+    ``keep`` is a bit mask: all ones for reset by subtraction (v − θ), zero for reset to 0
+    (``sub`` 0), so the reset is a select and an AND, no multiply."""
     sat = np.int64(vv > vmax) + np.int64(vv < vmin)
     vv = min(max(vv, vmin), vmax)
     f = (vv >= th) & spiking
-    return ((vv - sub) * keep if f else vv), f, sat
+    return (((vv - sub) & keep) if f else vv), f, sat
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -545,45 +561,89 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf):
     small function: one function holding all of them cost ~80 ns more per call."""
     thr = P[p, P_THR]
     cl = (P[p, P_VMIN], P[p, P_VMAX], thr + P[p, P_RULE],  # v > θ  ⇔  v ≥ θ + 1
-          thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(1 - P[p, P_RESET]),
+          thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(P[p, P_RESET] - 1),
           P[p, P_SPIKING] == 1)
+    if P[p, P_LANE32] == 1:
+        nsat, tot, pend = _sat_if32(acc, v, bias, act, mask, cl, actf)
+        return np.int64(nsat), np.int64(tot), np.int64(pend)
     if P[p, P_DU] == DECAY_ONE and P[p, P_DV] == 0:
         if P[p, P_ANALOG] == 1:
             b = P[p, P_BASE]
-            return _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl, actf)
+            nsat, tot = _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl, actf)
+            return nsat, tot, np.int64(1)
         return _sat_if(acc, v, bias, act, mask, cl, actf)
-    return _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf)
+    nsat, tot = _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf)
+    return nsat, tot, np.int64(1)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _sat_if(acc, v, bias, act, mask, cl, actf):
+    """IF neurons in 64-bit lanes; also returns how many neurons are left at their firing
+    level (they fire next step without input)."""
     vmin, vmax, th, sub, keep, spiking = cl
+    fl = actf.shape[0] > 0
     nsat = np.int64(0)
     tot = np.int64(0)
+    pend = np.int64(0)
     for i in range(v.shape[0]):
         q = np.int64(acc[i])
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        actf[i] = _act_flags(q, v[i], bias[i])
+        if fl:
+            actf[i] = _act_flags(q, v[i], bias[i])
         vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
                                  spiking)
         v[i] = vn
         mask[i] = f
         tot += np.int64(f)
         nsat += sat
-    return nsat, tot
+        pend += np.int64((vn >= th) & spiking)
+    return nsat, tot, pend
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sat_if32(acc, v, bias, act, mask, cl, actf):
+    """:func:`_sat_if` in 32-bit lanes (acc, v, bias int32; every intermediate proven to
+    fit by ``compile._update_modes``): each result is cast back to int32 explicitly, since
+    Numba widens int32 arithmetic to int64 and LLVM narrows it back only through the casts.
+    Counts are per step and population, so they fit int32 too."""
+    fl = actf.shape[0] > 0
+    vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
+    sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
+    nsat = np.int32(0)
+    tot = np.int32(0)
+    pend = np.int32(0)
+    for i in range(v.shape[0]):
+        q = acc[i]
+        acc[i] = 0
+        act[i] += np.int32(q != 0)
+        if fl:
+            actf[i] = _act_flags(q, v[i], bias[i])
+        vv = np.int32(np.int32(v[i] + q) + bias[i])
+        nsat = np.int32(nsat + np.int32(vv > vmax) + np.int32(vv < vmin))
+        vv = min(max(vv, vmin), vmax)
+        f = np.int32(np.int32(vv >= th) & spk)
+        m = np.int32(-f)  # all ones where the neuron fires
+        vv = np.int32((np.int32(vv - sub) & keep & m) | (vv & ~m))
+        v[i] = vv
+        mask[i] = f
+        tot = np.int32(tot + f)
+        pend = np.int32(pend + np.int32(np.int32(vv >= th) & spk))
+    return nsat, tot, pend
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _sat_if_analog(acc, icur, v, bias, act, mask, cl, actf):
     vmin, vmax, th, sub, keep, spiking = cl
+    fl = actf.shape[0] > 0
     nsat = np.int64(0)
     tot = np.int64(0)
     for i in range(v.shape[0]):
         q = np.int64(acc[i]) + icur[i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        actf[i] = _act_flags(q, v[i], bias[i])
+        if fl:
+            actf[i] = _act_flags(q, v[i], bias[i])
         vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
                                  spiking)
         v[i] = vn
@@ -596,6 +656,7 @@ def _sat_if_analog(acc, icur, v, bias, act, mask, cl, actf):
 @njit(cache=True, nogil=True, boundscheck=False)
 def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf):
     vmin, vmax, th, sub, keep, spiking = cl
+    fl = actf.shape[0] > 0
     fu = DECAY_ONE - P[p, P_DU]
     fv = DECAY_ONE - P[p, P_DV]
     ib = P[p, P_BASE]
@@ -608,7 +669,8 @@ def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf):
             q += icur[ib + i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        actf[i] = _act_flags(q, v[i], bias[i])
+        if fl:
+            actf[i] = _act_flags(q, v[i], bias[i])
         uu = _dec_bf(u[i], fu) + q
         u[i] = uu
         vn, f, sat = _clamp_fire(_dec_bf(np.int64(v[i]), fv) + uu + bias[i], vmin, vmax,
@@ -625,6 +687,7 @@ def _update_general(P, p, acc, icur, u, v, bias, act, actf):
     """u, v and the 'wrap' or 'raise' range policy.  Returns (saturations, first neuron that
     overflowed under 'raise' or -1, its out-of-range v)."""
     n = u.shape[0]
+    fl = actf.shape[0] > 0
     fu, fv = DECAY_ONE - P[p, P_DU], DECAY_ONE - P[p, P_DV]
     vmin, vmax, pol = P[p, P_VMIN], P[p, P_VMAX], P[p, P_OVF]
     span = vmax - vmin + 1
@@ -639,7 +702,8 @@ def _update_general(P, p, acc, icur, u, v, bias, act, actf):
             q += icur[ib + i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        actf[i] = _act_flags(q, v[i], bias[i])
+        if fl:
+            actf[i] = _act_flags(q, v[i], bias[i])
         uu = _dec_bf(u[i], fu) + q
         u[i] = uu
         vv = _dec_bf(np.int64(v[i]), fv) + uu + bias[i]

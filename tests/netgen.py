@@ -19,7 +19,9 @@ stream keyed by the seed, so adding it left every other draw of a seed unchanged
 ``output_spiking`` (bool), ``symmetric`` (bool: square conv kernels and symmetric padding,
 what NIR can carry; the other draws are unchanged), ``weight_scale`` (magnitude of dense/conv
 weights: the default 40 fits int8; 300 needs int16 and 50000 int32 in the engine's narrow
-weight copy; drawn from a separate stream, so that most seeds keep the networks they had).
+weight copy; drawn from a separate stream, so that most seeds keep the networks they had),
+``neuron="if"`` (every population IF: the engine's 32-bit and skip-inactive paths), ``bias``
+(False: no population has a bias; True: every one has).
 
 Thresholds are set from the expected drive of each population so that typically 5–40 % of
 neurons spike at some point in a run.
@@ -99,6 +101,8 @@ class _Builder:
         # IF (u = Q) mostly, sometimes a leaky or persistent current
         p.decay_u = int(_pick(rng, (4096, 4096, 4096, 0, 1000, 3000)))
         p.decay_v = int(_pick(rng, (0, 0, 0, 300, 1500)))
+        if ov.get("neuron") == "if":
+            p.decay_u, p.decay_v = 4096, 0
         # a persistent current (decay_u 0) integrates the drive: aim higher
         gain = 4.0 if p.decay_u == 0 else 1.0
         p.threshold = max(1, int(drive * gain * rng.uniform(1.0, 4.0)))
@@ -114,7 +118,7 @@ class _Builder:
         p.v_max = max(th + 1, span)
         p.v_min = -max(1, int(span * rng.uniform(0.3, 1.5)))
         p.v_init = int(rng.integers(p.v_min // 2, th)) if rng.random() < 0.5 else 0
-        if rng.random() < 0.6:
+        if ov.get("bias", rng.random() < 0.6):
             p.bias = rng.integers(-th // 4 - 1, th // 4 + 2, size=p.size).astype(np.int64)
         p.spiking = spiking
         # rough firing rate of p for the thresholds further downstream
