@@ -1,20 +1,23 @@
-"""Engine throughput: synaptic events per second against the NumPy reference and dense PyTorch.
+"""Engine throughput against baselines timed in the same process.
 
-Run ``python benchmarks/engine.py`` (``--quick`` for a short run).  For a LeNet-size and a
-CIFAR VGG-size integer network (random int8 weights, rate-coded random inputs, IF neurons with
-thresholds tuned layer by layer to a target activity), prints:
+``python benchmarks/engine.py`` (``--quick`` for a short run; ``--nets mlp,lenet,lenet64``;
+``--activities 0,0.02,0.05,0.1,0.2``) runs the W1 MLP 784-512-512-10 and the W2 LeNet-5 6/16
+(random int8 weights, rate-coded random inputs, IF neurons with thresholds tuned layer by layer
+to each target activity; activity 0 is an all-zero input) and prints, per activity:
 
-* measured activity (spikes per spiking neuron per step) and synaptic events per sample-step;
-* engine time per sample-step and synaptic events per second on 1 and 2 threads;
-* the dense NumPy reference (LeNet-5 only; its dense matrices are too large for the others);
-* a dense time-stepped PyTorch float32 simulation of the same network (conv2d/linear on the
-  spike tensors every step; ``torch.set_num_threads(1)`` for the single-thread figure), if
-  ``import torch`` works;
-* an activity sweep and the activity at which dense PyTorch overtakes the event engine;
-* the load average when each figure was taken.  Single-thread figures are wall time on a quiet
-  machine and process CPU time when the 1-minute load average is above 0.5 (another job would
-  otherwise be billed to us); the output says which.  Two-thread figures are always wall time,
-  and the 1 → 2 thread speed-up compares wall with wall.
+* the engine's time per sample-step (one thread);
+* a plain Numba event loop written here (:func:`plain_loop`: the obvious per-spike loop, each
+  spike adding its weights target by target, then every neuron updated) and the pure
+  int8→int32 scatter of the same events (:func:`roofline`: only the adds, conv rows as one
+  contiguous run, no update, no clearing, no counting), with the engine's ratio to each;
+* a check that all three see the same spikes (spike counts per population, and adds =
+  the engine's synaptic events), the zero-input time as a fraction of the 10 % run, and the
+  2-thread speed-up with the load average beside it.
+
+``--legacy`` prints the older figures (NumPy reference, dense PyTorch if importable, VGG).
+Single-thread figures are wall time on a quiet machine and process CPU time when the 1-minute
+load average is above 0.5 (another job would otherwise be billed to us); the output says which.
+Two-thread figures are always wall time, and the 1 → 2 thread speed-up compares wall with wall.
 
 Figures only: nothing here asserts a time.
 """
@@ -26,6 +29,7 @@ import os
 import time
 
 import numpy as np
+from numba import njit
 
 from emulator import engine, reference
 from hw_models.network import CoreNetwork, Population, Projection, conv_output_size
@@ -298,7 +302,6 @@ def crossover(pts):
 # saturation to V_RANGE, avgpool windows k/k, conv stride 1) from one packed layer table.
 # Layer columns: kind (0 dense, 1 conv, 2 avgpool), H, W, C, OH, OW, OC, K, pad, weight
 # offset, threshold, spiking.
-from numba import njit  # noqa: E402
 
 (L_KIND, L_H, L_W, L_C, L_OH, L_OW, L_OC, L_K, L_PAD, L_WOFF, L_THR, L_SPK, L_WROFF) = range(13)
 
@@ -370,7 +373,7 @@ def plain_loop(L, w, sizes, x, T, imax, vmin, vmax, ev_ptr, ev_cnt, ev_ids, reco
                 ev_ids[e] = cur[0, i]
                 e += 1
         for l in range(nl):
-            kind, H, W, C = L[l, L_KIND], L[l, L_H], L[l, L_W], L[l, L_C]
+            kind, W, C = L[l, L_KIND], L[l, L_W], L[l, L_C]
             OH, OW, OC, K, pad, wo = L[l, L_OH], L[l, L_OW], L[l, L_OC], L[l, L_K], \
                 L[l, L_PAD], L[l, L_WOFF]
             nt = sizes[l + 1]
@@ -442,7 +445,7 @@ def roofline(L, wr, sizes, T, ev_ptr, ev_cnt, ev_ids, acc):
     adds = 0
     for t in range(2, T + 1):
         for l in range(nl):
-            kind, H, W, C = L[l, L_KIND], L[l, L_H], L[l, L_W], L[l, L_C]
+            kind, W, C = L[l, L_KIND], L[l, L_W], L[l, L_C]
             OH, OW, OC, K, pad, wo = L[l, L_OH], L[l, L_OW], L[l, L_OC], L[l, L_K], \
                 L[l, L_PAD], L[l, L_WROFF]
             nt = sizes[l + 1]

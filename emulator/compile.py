@@ -117,6 +117,8 @@ class Static(NamedTuple):
     core: np.ndarray        # int32 per neuron (flat)
     msg: np.ndarray         # int64 messages per spike, per neuron (flat)
     hops: np.ndarray        # int64 hops per spike, per neuron (flat)
+    hops_x: np.ndarray      # the east-west part of ``hops`` (Δx summed over destinations)
+    hops_y: np.ndarray      # the north-south part (Δy); Δchip links are counted in hops only
     ev_tot: list            # per projection: int64 (n_src,) targets reached per spike
     ev_core: list           # per projection: csr (n_src, n_cores) targets per core
     bound: np.ndarray       # per population: bound on |Q| for repeat 1 (float, may be huge)
@@ -329,7 +331,8 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         b = pop[i, P_BASE]
         hh, ww, cc = pop[i, P_H], pop[i, P_W], pop[i, P_C]
         pos[b:b + p.size] = np.stack(np.unravel_index(np.arange(p.size), (hh, ww, cc)), axis=1)
-    msg, hops = _routing(net, pop, core, place, ev_core, n_neurons, n_cores, analog)
+    msg, hops, hops_x, hops_y = _routing(net, pop, core, place, ev_core, n_neurons, n_cores,
+                                         analog)
     order = np.array([idx[n] for n in net.order() if not pops[idx[n]].is_input], np.int64)
     mp = max((p.size for p in pops), default=1)
 
@@ -348,7 +351,8 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                               else np.zeros(1, np.int64)), n_deliv=max(doff, 1),
                     n_mpcount=max(moff, 1), max_size=mp)
     static = Static(names=[p.name for p in pops], proj_names=[pr.name for pr in net.projections],
-                    n_cores=n_cores, core=core, msg=msg, hops=hops, ev_tot=ev_tot,
+                    n_cores=n_cores, core=core, msg=msg, hops=hops, hops_x=hops_x,
+                    hops_y=hops_y, ev_tot=ev_tot,
                     ev_core=ev_core, bound=bound)
     return packed, static
 
@@ -392,9 +396,12 @@ def narrowest_int(a: np.ndarray):
 
 def _routing(net, pop, core, place, ev_core, n_neurons, n_cores, analog):
     """Messages and hops per spike of every neuron: distinct destination cores over all
-    projections out of its population, and the summed mesh distance to them."""
+    projections out of its population, and the summed mesh distance to them (in total, and
+    its east-west and north-south parts, once here instead of on every run)."""
     msg = np.zeros(n_neurons, np.int64)
     hops = np.zeros(n_neurons, np.int64)
+    hx = np.zeros(n_neurons, np.int64)
+    hy = np.zeros(n_neurons, np.int64)
     for i, p in enumerate(net.populations):
         if p.is_input and analog:
             continue
@@ -405,10 +412,13 @@ def _routing(net, pop, core, place, ev_core, n_neurons, n_cores, analog):
         b = pop[i, P_BASE]
         j, c = reach.row, reach.col
         src_core = core[b + j]
-        dist = np.abs(place[src_core] - place[c]).sum(axis=1)
+        d = np.abs(place[src_core] - place[c])
+        dist = d.sum(axis=1)
         msg[b:b + p.size] = np.bincount(j, minlength=p.size)
         hops[b:b + p.size] = np.bincount(j, weights=dist, minlength=p.size).astype(np.int64)
-    return msg, hops
+        hx[b:b + p.size] = np.bincount(j, weights=d[:, 1], minlength=p.size).astype(np.int64)
+        hy[b:b + p.size] = np.bincount(j, weights=d[:, 2], minlength=p.size).astype(np.int64)
+    return msg, hops, hx, hy
 
 
 __all__ = ["pack", "Packed", "Static", "DECAY_ONE", "narrowest_int"]

@@ -27,8 +27,17 @@ Design (DESIGN.md "The engine"):
   masks; IF neurons skip both decays and ``u``), the clamp, the spike mark and the reset in one
   branch-free loop; 'wrap' and 'raise' apply their policy inline.  Every v is stored in range,
   so v (and the bias) are int32 when the ranges fit: small networks are bound by the memory
-  traffic of this state.  The marks of 64 neurons fold into one bit word, and up to 8 spikes per
-  word are stored without a data-dependent branch (the rate encoder uses the same compaction).
+  traffic of this state.  IF populations whose v range, input bound and bias provably fit 32
+  bits update in 32-bit lanes (``_sat_if32``, twice the lanes per vector; the reset is a select
+  and a mask, no multiply).  A bias-free IF population under 'saturate' skips its update on a
+  step where no spike arrived and no neuron was left at its firing level: nothing can change,
+  and those updates are counted as inactive exactly as if performed (the cost then follows the
+  spikes: an all-zero input costs the input encoder and the loop over populations).  The marks
+  of 64 neurons fold into one bit word, and up to 8 spikes per word are stored without a
+  data-dependent branch (the rate encoder uses the same compaction).
+* **Narrow weights**: the weight copy has the narrowest integer type that holds the network's
+  weights (int8 for 8-bit profiles) and the exponent is applied as a shift where a weight meets
+  the accumulator (int32 when the bound on |Q| allows, else int64), so the adds stay exact.
 * **Counting without per-event work**: the kernel counts, per sample, spikes and active updates
   per neuron; delivered spikes per (projection, source neuron) follow at the end of a sample
   (spikes minus those of the last ``delay`` steps, still in the ring).  Synaptic events, their
@@ -304,7 +313,7 @@ def _add_directional(raw, net, pk, st, spk_all, mpcore_sum):
     hops by direction, and synaptic events charged at emission (every spike, the last
     ``delay`` steps' included; max-pool gate events as delivered)."""
     spk_sum = spk_all.sum(axis=0, dtype=np.int64)
-    hx, hy = WK.hop_split(net, pk, st)
+    hx, hy = st.hops_x, st.hops_y  # geometry only: computed once by compile.pack
     nc = st.n_cores
     core = st.core
     raw["core"]["hops_ew"] = _by_core(core, spk_sum * hx, nc)

@@ -262,32 +262,6 @@ def close_step(wk, t, sw, rw, mpc, mpprev, mesh_lat, step_time, s, tb_time, tb_w
     step_time[s, t - 1] = best + mesh_lat + wk.barrier
 
 
-def hop_split(net, pk, st):
-    """Per neuron (flat): mesh hops per spike east-west (Δx) and north-south (Δy), summed over
-    its destination cores (a message to another chip also crosses Δchip chip links, counted
-    in ``hops`` only)."""
-    P = pk.pop
-    nn = pk.n_neurons
-    hx = np.zeros(nn, np.int64)
-    hy = np.zeros(nn, np.int64)
-    place = net.placement_array().astype(np.int64)
-    analog = net.input.encoding == "analog"
-    core = st.core.astype(np.int64)
-    for i, p in enumerate(net.populations):
-        if p.is_input and analog:
-            continue
-        ks = [k for k, pr in enumerate(net.projections) if pr.source == p.name]
-        if not ks:
-            continue
-        reach = sum((st.ev_core[k] != 0).astype(np.int64) for k in ks).tocoo()
-        b = int(P[i, C.P_BASE])
-        j, c = reach.row, reach.col
-        d = np.abs(place[core[b + j]] - place[c])
-        hx[b:b + p.size] = np.bincount(j, weights=d[:, 1], minlength=p.size).astype(np.int64)
-        hy[b:b + p.size] = np.bincount(j, weights=d[:, 2], minlength=p.size).astype(np.int64)
-    return hx, hy
-
-
 def work_raw(timing, wk, step_time, core_time, core_work, critical) -> dict:
     """The raw ``"work"`` entry of a result (see :mod:`hw_models.latency` for its use):
     ``step_time_ps`` int64 (T, N); ``core_step_time_ps`` int64 (T, cores) summed over samples;
