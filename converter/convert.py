@@ -51,10 +51,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hw_models.errors import ConversionError, UnsupportedLayerError
+from hw_models.errors import ConversionError, NetworkError, UnsupportedLayerError
+from hw_models.inputspec import InputSpec
 from hw_models.network import CoreNetwork, Population, Projection, DECAY_ONE
 from hw_models.profiles import get_profile
 from .graph import Graph, pair
+from .mapping import map_to_cores
 from .normalise import activation_scales, share_scales
 from .passes import count_macs, prepare
 from .qcfs import qcfs_v_init
@@ -66,7 +68,7 @@ METHODS = ("ecc", "robust", "max", "rmp")
 
 #: every option of :func:`convert` and its default (``None`` = decided by method or graph)
 OPTION_DEFAULTS = {
-    "reset": "subtract", "encoding": "analog", "input_max": 255, "input_scale": None,
+    "reset": "subtract", "encoding": None, "input_max": None, "input_scale": None,
     "maxpool": "gate", "readout": "v", "timing": "sync", "percentile": None,
     "per_channel": False, "rho": 0.5, "tre": None, "rmp_scale": 0.8, "map": True,
     "share": True, "batch_size": 128,
@@ -92,12 +94,15 @@ def _options(method: str, steps, options: dict) -> dict:
                               f"{sorted(OPTION_DEFAULTS)}")
     opt = dict(OPTION_DEFAULTS)
     opt.update(_METHOD_DEFAULTS[method])
-    opt.update({k: v for k, v in options.items() if v is not None or k == "input_scale"})
+    opt.update({k: v for k, v in options.items() if v is not None})
     for k, choices in _CHOICES.items():
+        if opt[k] is None and k == "encoding":
+            continue
         if opt[k] not in choices:
             raise ConversionError(f"option {k}={opt[k]!r} is invalid; choose one of {choices}")
-    if isinstance(opt["input_max"], bool) or not isinstance(opt["input_max"], (int, np.integer)) \
-            or opt["input_max"] < 1:
+    if opt["input_max"] is not None and (
+            isinstance(opt["input_max"], bool)
+            or not isinstance(opt["input_max"], (int, np.integer)) or opt["input_max"] < 1):
         raise ConversionError(f"option input_max must be a positive integer, got "
                               f"{opt['input_max']!r}")
     for k, lo, hi in (("percentile", 0.0, 100.0), ("rho", 0.0, 1.0), ("rmp_scale", 0.0, 1.0)):
@@ -127,8 +132,39 @@ def _options(method: str, steps, options: dict) -> dict:
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
                               or steps < 1):
         raise ConversionError(f"steps must be a positive integer or None, got {steps!r}")
-    opt["input_max"] = int(opt["input_max"])
+    if opt["input_max"] is not None:
+        opt["input_max"] = int(opt["input_max"])
     return opt
+
+
+def input_spec_for(graph: Graph, opt: dict, steps) -> InputSpec:
+    """The network's input spec: the graph's, with the options ``input_scale``, ``input_max``
+    and ``encoding`` applied when given.  Event input is binned into ``steps`` (required: one
+    event is one spike in one step, so the run length T sets what one event weighs)."""
+    spec = graph.input_spec
+    changes = {}
+    if opt["input_scale"] is not None:
+        changes["scale"] = opt["input_scale"]
+    enc = opt["encoding"] or spec.encoding
+    changes["encoding"] = enc
+    if enc == "events":
+        bins = steps if steps is not None else spec.bins
+        if bins is None:
+            raise ConversionError("event input needs steps=T at conversion: one event is one "
+                                  "spike in one step, so over T steps a pixel with c events "
+                                  "delivers c/T per step (the network's input scale per spike "
+                                  "is T x the model's scale per event count)")
+        changes.update(raw_max=None, bins=int(bins))
+    else:
+        changes["bins"] = None
+        if opt["input_max"] is not None:
+            changes["raw_max"] = opt["input_max"]
+        elif spec.raw_max is None:
+            changes["raw_max"] = 255
+    try:
+        return spec.replace(**changes)
+    except NetworkError as exc:
+        raise ConversionError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -445,24 +481,39 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     pops = planner.pops
 
     # ---- λ per population --------------------------------------------------------------
-    in_scale = opt["input_scale"] if opt["input_scale"] is not None else graph.input_scale
-    if in_scale is None:
-        in_scale = 1.0 / opt["input_max"]
-        notes.append(f"graph has no input_scale; assumed 1/input_max = {in_scale:.6g}")
-    lam_in = in_scale * (opt["input_max"] if opt["encoding"] in ("rate", "bernoulli") else 1.0)
+    spec = input_spec_for(graph, opt, steps)
+    if spec.scale is None:
+        if calibration is not None:
+            raise ConversionError(
+                f"graph {graph.name!r} does not say its input scale (model units per raw "
+                f"integer), so the network cannot be driven by raw integers: pass "
+                f"input_scale= to load_model or convert (e.g. 1/255 for a model trained on "
+                f"pixels/255, 1 for raw 0..255)")
+        scale_used = np.ones(1)
+        notes.append("the graph does not say its input scale: weights-only conversion with "
+                     "scale 1 (fine for feasibility; give input_scale to run it on data)")
+    else:
+        scale_used = spec.scale_array()
+    gain = {"analog": 1.0, "rate": spec.raw_max, "bernoulli": spec.raw_max,
+            "events": spec.bins}[spec.encoding]
+    lam_in = scale_used * float(gain)
+    if np.any(spec.offset_array() != 0):
+        _fold_offset(pops, spec)
     stats = [p.stat for p in pops.values() if p.stat is not None]
     if calibration is None:
         lam = {s: np.ones(1) for s in stats}
         silent = []
         notes.append("no calibration: weights-only scales (λ = 1 for every layer)")
     else:
-        lam = activation_scales(g, stats, calibration, opt["percentile"], opt["per_channel"],
-                                opt["batch_size"])
+        xm = spec.as_model(calibration, "calibration")  # raw integers or model units
+        xm = xm.reshape((len(xm),) + tuple(g.layer(g.input_name).shape))
+        lam = activation_scales(g, stats, xm, opt["percentile"], opt["per_channel"],
+                                opt["batch_size"], internal=True)
         silent = lam.pop("_silent")
         if silent:
             notes.append(f"layers never active on the calibration data (λ set to 1 or the "
                          f"largest channel's): {silent}")
-    lam_pop = {"input": np.array([lam_in]), graph.input_name: np.array([lam_in])}
+    lam_pop = {"input": lam_in, graph.input_name: lam_in}
     qcfs = {p.name: p.qcfs for p in pops.values() if p.qcfs is not None}
     if qcfs:
         notes.append(f"QCFS activations (Bu et al. 2022) in {sorted(qcfs)}: λ and L from the "
@@ -488,7 +539,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     in_layer = g.layer(g.input_name)
     in_pop_name = "input"
     populations = [Population(in_pop_name, in_layer.shape, kind="input",
-                               encoding=opt["encoding"], input_max=opt["input_max"])]
+                               encoding=spec.encoding,
+                               input_max=1 if spec.raw_max is None else spec.raw_max)]
     projections, qrep, lam_rep = [], {}, {}
     delay = 0 if opt["timing"] == "sync" else 1
     vmin, vmax = prof.v_min_unscaled, prof.v_max_unscaled
@@ -554,7 +606,9 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     layout = {"C": "flat"}.get(graph.input_layout, graph.input_layout)
     meta = {
         "method": method, "profile": prof.name, "weight_bits": weight_bits, "steps": steps,
-        "options": dict(opt, input_scale=in_scale), "lambda_input": lam_in,
+        "options": dict(opt, encoding=spec.encoding, input_max=spec.raw_max,
+                        input_scale=spec.scale),
+        "lambda_input": float(lam_in[0]) if lam_in.size == 1 else lam_in.tolist(),
         "lambda": lam_rep, "quantisation": qrep, "ann_macs": count_macs(g)["total"],
         "graph": graph.name, "calibration_samples": 0 if calibration is None else
         int(len(calibration)), "float_weights": weight_bits is None,
@@ -571,7 +625,7 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                      "(converter.maxpool_circuit); its difference→pooled hop is same-step "
                      "(delay 0), which a chip with one step per hop cannot deliver exactly")
     net = CoreNetwork(populations, projections, output=out_name, readout=opt["readout"],
-                      input_layout=layout, profile=prof.name, meta=meta)
+                      input_layout=layout, profile=prof.name, meta=meta, input_spec=spec)
     net.validate()
     if opt["map"]:
         net = _map(net, prof)
@@ -600,16 +654,33 @@ def _maxpool_circuits(populations, projections, prof):
 
 
 def _map(net: CoreNetwork, prof) -> CoreNetwork:
-    try:
-        from .mapping import map_to_cores
-    except ImportError:
-        net.meta["mapping"] = None
-        net.meta["notes"].append("converter.mapping not available: network left unmapped")
-        return net
     mapped, report = map_to_cores(net, prof)
-    if hasattr(report, "to_dict"):
-        summary = report.to_dict()
-    else:  # pragma: no cover - depends on the mapping module
-        summary = str(report)
-    mapped.meta = dict(mapped.meta, mapping=summary)
+    mapped.meta = dict(mapped.meta, mapping=report.to_dict())
     return mapped
+
+
+def _fold_offset(pops: dict, spec: InputSpec) -> None:
+    """An input offset (``model = raw·scale + offset``) moves into the bias of the layers fed by
+    the input: ``Σ W·(raw·s + o) + b = Σ (W·s)·raw + (b + Σ W·o)``.  Exact for dense layers and
+    unpadded convolutions; a padded border would see raw 0 (model ``o``) where the model pads
+    with 0, so that, and pooling or residual terms straight from the input, are refused."""
+    off = spec.offset_array()
+    for p in pops.values():
+        for t in p.terms:
+            if t.source != "input":
+                continue
+            if t.kind == "dense":
+                o = off[t.rows_channel % off.size] if off.size > 1 else np.full(len(t.weights),
+                                                                                 off[0])
+                add = o @ t.weights
+            elif t.kind == "conv" and not any(t.geom.get("padding", (0, 0, 0, 0))):
+                o = np.broadcast_to(off, (t.weights.shape[2],))
+                add = np.einsum("abco,c->o", t.weights, o)
+            else:
+                raise ConversionError(
+                    f"projection {t.name!r} ({t.kind}{', padded' if t.kind == 'conv' else ''}) "
+                    f"takes the raw input directly, but the input spec has an offset "
+                    f"{spec.offset}: the offset can be folded into a bias only for dense layers "
+                    f"and unpadded convolutions")
+            base = np.zeros(p.shape[-1]) if p.bias is None else p.bias
+            p.bias = np.asarray(base, np.float64) + add

@@ -67,7 +67,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from hw_models.errors import ConversionError, DataError
+from hw_models.errors import ConversionError, DataError, NetworkError
+from hw_models.inputspec import InputSpec
 from hw_models.network import conv_output_size
 
 KINDS = ("input", "conv2d", "dense", "avgpool", "maxpool", "global_avgpool", "batchnorm",
@@ -400,15 +401,22 @@ class Graph:
     input_layout : ``"HWC"``, ``"CHW"``, ``"HW"`` (2-D images, a channel axis of 1 is added) or
         ``"C"`` (vectors).  Default ``"HWC"`` for 3-D inputs, ``"C"`` for 1-D.
     input_scale : multiplier from raw integer data (e.g. uint8 pixels) to the model's input
-        units, e.g. ``1/255``; ``None`` when unknown.  Metadata only: nothing inside divides.
+        units, e.g. ``1/255``; ``None`` when unknown.
+    input_spec : a :class:`hw_models.inputspec.InputSpec` describing the input completely
+        (shape, layout, raw range, scale and offset, encoding); when given it replaces
+        ``input_shape``, ``input_layout`` and ``input_scale``.  Importers fill it from in-graph
+        preprocessing (a Keras ``Rescaling``/``Normalization`` layer, ONNX Cast/Div/Sub/Mul).
     name : a label for summaries.
 
     Shapes are (re)inferred and checked on construction; weights must be finite.
+    :attr:`input_spec` is what :meth:`predict` uses to read its data (raw integers or float
+    model units, see :mod:`hw_models.inputspec`).
     """
 
     def __init__(self, layers: Iterable[Layer], output_name: str | None = None,
                  input_shape: tuple | None = None, input_layout: str | None = None,
-                 input_scale: float | None = None, name: str = ""):
+                 input_scale: float | None = None, name: str = "",
+                 input_spec: InputSpec | None = None):
         self.layers: "OrderedDict[str, Layer]" = OrderedDict()
         for layer in layers:
             if layer.name in self.layers:
@@ -424,17 +432,48 @@ class Graph:
         self.output_name = output_name if output_name is not None else next(reversed(self.layers))
         self.name = name
         internal = tuple(int(v) for v in first.params.get("shape", first.shape))
-        if input_layout is None:
-            input_layout = "HWC" if len(internal) == 3 else "C"
-        if input_layout not in LAYOUTS:
-            raise ConversionError(f"unknown input layout {input_layout!r} (known: {LAYOUTS})")
-        self.input_layout = input_layout
-        if input_shape is None:
-            input_shape = {"CHW": lambda s: (s[2], s[0], s[1]), "HW": lambda s: s[:2]}.get(
-                input_layout, lambda s: s)(internal)
-        self.input_shape = tuple(int(v) for v in input_shape)
-        self.input_scale = None if input_scale is None else float(input_scale)
+        if input_spec is None:
+            if input_layout is None:
+                input_layout = "HWC" if len(internal) == 3 else "C"
+            if input_layout not in LAYOUTS:
+                raise ConversionError(f"unknown input layout {input_layout!r} (known: {LAYOUTS})")
+            if input_shape is None:
+                input_shape = {"CHW": lambda s: (s[2], s[0], s[1]), "HW": lambda s: s[:2]}.get(
+                    input_layout, lambda s: s)(internal)
+            try:
+                input_spec = InputSpec(tuple(input_shape), input_layout, scale=input_scale)
+            except NetworkError as exc:
+                raise ConversionError(f"graph {name!r}: {exc}") from None
+        elif not isinstance(input_spec, InputSpec):
+            raise ConversionError(f"input_spec must be a hw_models.inputspec.InputSpec, got "
+                                  f"{type(input_spec).__name__}")
+        self.input_spec = input_spec
         self.validate()
+
+    # -- the input (all of it lives in input_spec) ----------------------------------------
+    @property
+    def input_shape(self) -> tuple:
+        """Per-sample shape the original model takes (in :attr:`input_layout`)."""
+        return self.input_spec.shape
+
+    @property
+    def input_layout(self) -> str:
+        """``"HWC"``, ``"CHW"``, ``"HW"`` or ``"C"`` (vectors)."""
+        return {"flat": "C"}.get(self.input_spec.layout, self.input_spec.layout)
+
+    @property
+    def input_scale(self):
+        """Model units per raw integer (:attr:`InputSpec.scale`; None when unknown)."""
+        return self.input_spec.scale
+
+    def with_input_spec(self, spec: InputSpec | None = None, **changes) -> "Graph":
+        """A copy sharing the layers, with ``spec`` (or this graph's spec with ``changes``)."""
+        spec = spec if spec is not None else self.input_spec.replace(**changes)
+        g = _copy.copy(self)
+        g.layers = OrderedDict(self.layers)
+        g.input_spec = spec
+        g.validate()
+        return g
 
     # -- structure -------------------------------------------------------------------------
     def validate(self) -> None:
@@ -468,6 +507,10 @@ class Graph:
         if int(np.prod(self.input_shape)) != int(np.prod(internal)):
             raise ConversionError(f"input_shape {self.input_shape} does not match the input "
                                   f"layer shape {internal} (layout {self.input_layout})")
+        if tuple(self.input_spec.internal_shape) != tuple(internal) and \
+                self.input_spec.layout != "flat":
+            raise ConversionError(f"input spec {self.input_spec.describe()} does not match the "
+                                  f"input layer shape {internal}")
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers.values())
@@ -510,9 +553,7 @@ class Graph:
         layers = list(layers)
         names = {l.name for l in layers}
         out = output_name or (self.output_name if self.output_name in names else None)
-        return Graph(layers, output_name=out, input_shape=self.input_shape,
-                     input_layout=self.input_layout, input_scale=self.input_scale,
-                     name=self.name)
+        return Graph(layers, output_name=out, input_spec=self.input_spec, name=self.name)
 
     def without(self, name: str) -> "Graph":
         """A new graph with the single-input layer ``name`` removed, its consumers rewired to its
@@ -533,8 +574,8 @@ class Graph:
 
     def summary(self) -> str:
         """A table: name, kind, inputs, output shape, parameter count."""
-        rows = [f"Graph {self.name!r}: input {self.input_shape} ({self.input_layout}), "
-                f"input_scale {self.input_scale}, output {self.output_name!r}"]
+        rows = [f"Graph {self.name!r}: input {self.input_spec.describe()}, "
+                f"output {self.output_name!r}"]
         w = max([len(n) for n in self.layers] + [4]) + 2
         rows.append(f"{'name':<{w}}{'kind':<16}{'shape':<18}{'params':>10}  inputs")
         total = 0
@@ -554,24 +595,19 @@ class Graph:
     def to_internal(self, x, dtype=np.float64) -> np.ndarray:
         """A batch in the original layout (``(N,) + input_shape``) → internal NHWC array.
 
-        A batch of 2-D images ``(N, H, W)`` is accepted for an input shape with a single
-        channel, e.g. ``(1, 28, 28)`` or ``(28, 28, 1)``.
+        Layout only, no change of units (see :meth:`predict` for that).  A batch of 2-D images
+        ``(N, H, W)`` is accepted for an input shape with a single channel, e.g. ``(1, 28, 28)``
+        or ``(28, 28, 1)``.
         """
-        x = np.asarray(x)
-        shp = self.input_shape
-        if x.shape[1:] != shp:
-            squeezed = tuple(v for v in shp if v != 1)
-            if len(shp) == 3 and x.ndim == 3 and x.shape[1:] == squeezed:
-                x = x.reshape((x.shape[0],) + shp)
-            else:
-                raise DataError(f"input batch has shape {x.shape}; the model takes "
-                                f"(N,) + {shp} ({self.input_layout} layout)")
-        x = x.astype(dtype, copy=False)
-        if self.input_layout == "CHW":
-            x = x.transpose(0, 2, 3, 1)
-        elif self.input_layout == "HW":
-            x = x[..., None]
+        x = self.input_spec.to_internal(x).astype(dtype, copy=False)
         return np.ascontiguousarray(x).reshape((x.shape[0],) + self.layers[self.input_name].shape)
+
+    def model_input(self, x) -> np.ndarray:
+        """Raw integers or float model units (:meth:`InputSpec.as_model`) → the internal float64
+        batch in model units that :meth:`forward` takes with ``internal=True``.  This is the
+        check every public call on a graph makes, once."""
+        xm = self.input_spec.as_model(x)
+        return xm.reshape((xm.shape[0],) + self.layers[self.input_name].shape)
 
     def forward(self, x, outputs=None, internal: bool = False) -> dict:
         """Run one batch; return ``{name: activation}`` (internal layout, batch axis first).
@@ -609,10 +645,17 @@ class Graph:
             yield self.forward(x[start:start + batch_size], outputs, internal)
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
-        """Logits (float64, before a final softmax) for a batch in the original layout and the
-        model's own input units (scale raw data by :attr:`input_scale` first)."""
+        """Logits (float64, before a final softmax) for a batch in the original layout.
+
+        ``x`` is either raw integers (any integer dtype, e.g. the uint8 images as loaded; mapped
+        to model units by :attr:`input_spec`: ``raw · scale + offset``) or floats in the
+        model's own units (e.g. ``x / 255``).  Floats outside the model's range (e.g. floats
+        0..255 for a model in 0..1) are refused with a :class:`DataError` — the same rule as
+        ``converter.convert`` and ``emulator.run`` (:mod:`hw_models.inputspec`).
+        """
         name = self.logits_name
-        parts = [d[name] for d in self.iter_activations(x, batch_size, [name])]
+        xm = self.model_input(x)
+        parts = [d[name] for d in self.iter_activations(xm, batch_size, [name], internal=True)]
         if not parts:
             return np.zeros((0,) + self.layers[name].shape)
         return np.concatenate(parts, axis=0)

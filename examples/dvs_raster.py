@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     calib = slice_frames(events, 20)
     c = float(np.percentile(calib[calib > 0], 99))
     graph = random_graph()
-    net = convert(graph, calib / c, encoding="events", input_max=1, input_scale=T / c,
+    net = convert(graph, calib / c, encoding="events", input_scale=1 / c, steps=T,
                   weight_bits=8, readout="spikes")
     batch = bin_events(events, SHAPE, T)
     names = [p.name for p in net.populations]
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     caption = (f"RANDOM WEIGHTS (seed {SEED}), not trained: activity only, no recognition.\n"
                f"Network {' -> '.join(names)}; one event = one input spike "
                f"(neuron = (y*{SHAPE[1]} + x)*2 + polarity, OFF=0/ON=1).\n"
-               f"Converted with encoding='events', input_scale=T/c, c={c:g} (99th percentile of "
+               f"Converted with encoding='events', input_scale=1/c, steps=T, c={c:g} (99th percentile of "
                f"non-zero counts in 20 slices of the clip), 8-bit weights, "
                f"readout='spikes'."
                + ("" if out_pop.spiking else f"\nThe read-out '{out_pop.name}' does not spike "

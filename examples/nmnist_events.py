@@ -11,10 +11,10 @@ spike; nothing is re-encoded into rates.
 
 Scaling.  A pixel with n events over T steps spikes at n / T per step, while the CNN saw
 x = n / c.  One unit of spike rate (one spike per step) therefore stands for T / c model units.
-``converter.convert`` gives an ``events`` input the scale ``λ_in = input_scale`` (model units per
-spike per step; ``input_max`` plays no part, unlike the rate rule ``λ_in = input_scale ·
-input_max``), so the first-layer float weights become ``W · (T / c) / λ_1``: events are
-converted with ``input_scale = T / c`` (``input_max = 1``).  The network is converted *for* a
+``converter.convert(..., encoding="events", input_scale=1/c, steps=T)`` gives an ``events``
+input the scale ``λ_in = input_scale · T`` (model units per spike per step; the input spec
+records the binning T, unlike the rate rule ``λ_in = input_scale · input_max``), so the
+first-layer float weights become ``W · (T / c) / λ_1``.  The network is converted *for* a
 step count T; another T needs another first-layer weight scale.  Biases act per step and do not
 depend on T.
 
@@ -124,12 +124,12 @@ def _total(counter) -> int:
     return int(np.asarray(counter, dtype=np.int64).sum())
 
 
-def convert_for(graph, calibration, encoding: str, input_max: int, input_scale: float,
-                options: dict):
+def convert_for(graph, calibration, encoding: str, input_max: int | None, input_scale: float,
+                options: dict, steps: int | None = None):
     """``converter.convert`` with the input scaling of one encoding (see module docstring)."""
     from converter.convert import convert
     return convert(graph, calibration, encoding=encoding, input_max=input_max,
-                   input_scale=input_scale, **options)
+                   input_scale=input_scale, steps=steps, **options)
 
 
 def run_net(net, inputs, steps: int, labels, record=()) -> dict:
@@ -161,7 +161,7 @@ def measure(n_test: int | None, n_calib: int, steps_list, baseline_steps, option
            "events": {}, "analog": {}, "rate": {}}
     log(f"float CNN on count frames: {out['float']:.3f} ({len(te_y)} test samples)")
     for T in steps_list:
-        net = convert_for(graph, calib, "events", 1, T / c, options)
+        net = convert_for(graph, calib, "events", None, 1.0 / c, options, steps=T)
         batch = events_batch(te_s, T)
         r = run_net(net, batch, T, te_y)
         r["input_spikes"] = len(batch.steps) / len(te_y)
@@ -234,17 +234,17 @@ DOC_HEAD = """# Event-camera input: N-MNIST events into a converted spiking CNN
 * **Input to the SNN**: the raw events of each test sample, binned into T steps over the same
   window (`emulator.event_input.bin_events`); **every event is one input spike**, delivered once
   (a pixel with two events in one step sends two spikes).  No rate re-encoding.
-* **Conversion**: `converter.convert(..., encoding="events", input_max=1, input_scale=T/c, {opts})`
+* **Conversion**: `converter.convert(..., encoding="events", input_scale=1/c, steps=T, {opts})`
   (the converter's defaults otherwise: ECC current normalisation on the maximum activation,
   `v_init = θ/2`, reset by subtraction, `timing="sync"`, i.e. delay 0, all layers within a step),
   calibrated on the count frames of {n_calib} training samples.
 
-## Scaling: why `input_scale = T / c`
+## Scaling: why one spike stands for `T / c`
 
 A pixel with n events over T steps spikes at `n / T` per step; the CNN saw `x = n / c` for it.  One
 spike per step therefore stands for `T / c` model units.  `converter.convert` gives an `events`
-input the scale `λ_in = input_scale` (model units per spike per step; `input_max` plays no part,
-unlike the rate rule `λ_in = input_scale · input_max`), so the first-layer float weights become
+input the scale `λ_in = input_scale · T` (model units per spike per step, with `input_scale = 1/c`
+per event count; unlike the rate rule `λ_in = input_scale · input_max`), so the first-layer float weights become
 `W · (T / c) / λ_1` and a first-layer neuron's rate over the run is `(W·x + b) / λ_1`, as for any
 converted layer.  The first-layer weights thus depend on T: a network converted for T steps must
 run with events binned into T steps.  Biases act per step and do not depend on T.  With few
@@ -278,7 +278,7 @@ classifier, so the figure shows the event path and each layer's activity, not re
 from emulator.event_input import bin_events, load_nmnist
 samples, labels = load_nmnist("path/to/nmnist", split="test")     # <id>.bs2 + test100.txt
 batch = bin_events(samples, (34, 34, 2), T)          # every event, window = each sample's span
-net = converter.convert(graph, frames, encoding="events", input_max=1, input_scale=T / c)
+net = converter.convert(graph, frames, encoding="events", input_scale=1 / c, steps=T)
 result = emulator.run(net, batch, T, labels=labels)
 ```
 """

@@ -1,10 +1,11 @@
 """HDF5 files for core networks: versioned, written atomically, readable by plain h5py.
 
-Layout (version 1)::
+Layout (version 3)::
 
-    /                      attrs: format="neuroemu.CoreNetwork", version=1, output, readout,
+    /                      attrs: format="neuroemu.CoreNetwork", version=1..3, output, readout,
                                   input_layout,
-                                  profile ("" if none), meta (JSON text)
+                                  profile ("" if none), meta (JSON text),
+                                  input_spec (JSON text of InputSpec.to_dict(), "" if none)
     /placement             int32 (n_cores, 3) (chip, x, y) per core          [optional]
     /populations/NNNN      one group per population in declaration order; attrs name, kind,
                            shape, threshold, reset, decay_u, decay_v, v_init, v_min, v_max,
@@ -15,10 +16,14 @@ Layout (version 1)::
                            padding (top, bottom, left, right), dilation, gate (maxpool only;
                            absent = "winner")
 
-Version 2 is version 1 plus a maxpool ``gate`` other than "winner"; a file is written as
-version 1 whenever it can be, so older readers keep reading it, and refuse (by version) the
-files whose max-pool they would misread.
+Version 2 is version 1 plus a maxpool ``gate`` other than "winner"; version 3 adds the input
+spec (``input_spec``).  A file is written with the lowest version its network needs, so older
+readers keep reading it, and refuse (by version) the files they would misread.
         weights            integer array, shape per kind (see hw_models.network.Projection)
+
+Version 1 and 2 files (no ``input_spec``) still load: the spec of a converted network is rebuilt
+from what they kept in ``meta["options"]`` (``input_scale``; for event input the scale per
+event count is ``input_scale / steps``, binned into ``steps``); a hand-built one gets none.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import h5py
 import numpy as np
 
 from .errors import FileFormatError, NetworkError
+from .inputspec import InputSpec
 from .network import (FORMAT_NAME, FORMAT_VERSION, CoreNetwork, Population, Projection,
                       meta_json)
 
@@ -85,13 +91,17 @@ def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["format"] = FORMAT_NAME
-        # version 1 unless a version-2 feature (a maxpool gate other than "winner") is used
-        f.attrs["version"] = 2 if any(pr.gate != "winner" for pr in net.projections) else 1
+        # the lowest version that holds the network: 3 with an input spec, 2 with a maxpool
+        # gate other than "winner", else 1
+        f.attrs["version"] = 3 if net.input_spec is not None else \
+            2 if any(pr.gate != "winner" for pr in net.projections) else 1
         f.attrs["output"] = net.output
         f.attrs["readout"] = net.readout
         f.attrs["input_layout"] = net.input_layout
         f.attrs["profile"] = net.profile or ""
         f.attrs["meta"] = meta_json(net.meta)
+        if net.input_spec is not None:
+            f.attrs["input_spec"] = json.dumps(net.input_spec.to_dict(), sort_keys=True)
         if net.placement is not None:
             f.create_dataset("placement", data=np.asarray(net.placement, np.int32))
         g = f.create_group("populations")
@@ -170,7 +180,7 @@ def load_network(path: str | os.PathLike) -> CoreNetwork:
     f = open_h5(path, "network")
     try:
         with f:
-            check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "core network")
+            version = check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "core network")
             pops = []
             for key in sorted(f["populations"]):
                 g = f["populations"][key]
@@ -195,11 +205,34 @@ def load_network(path: str | os.PathLike) -> CoreNetwork:
                 placement=f["placement"][()] if "placement" in f else None,
                 profile=_attr(f, "profile", path) or None,
                 meta=json.loads(_attr(f, "meta", path)))
+            spec_text = _attr(f, "input_spec", path) if version >= 3 else ""
     except (OSError, KeyError, ValueError) as exc:
         if isinstance(exc, (FileFormatError, NetworkError)):
             raise
         raise FileFormatError(f"{path}: damaged core-network file: {exc}") from exc
     try:
+        net.input_spec = InputSpec.from_dict(json.loads(spec_text)) if spec_text else \
+            (_spec_from_v1(net) if version < 3 else None)
+    except (ValueError, TypeError) as exc:
+        raise FileFormatError(f"{path}: unreadable input spec: {exc}") from None
+    try:
         return net.validate()
     except NetworkError as exc:
         raise FileFormatError(f"{path}: the stored network is invalid: {exc}") from exc
+
+
+def _spec_from_v1(net: CoreNetwork) -> InputSpec | None:
+    """The input spec a version 1/2 file implies (module docstring), None for a hand-built one."""
+    opts = net.meta.get("options") if isinstance(net.meta, dict) else None
+    if not isinstance(opts, dict) or not opts.get("input_scale"):
+        return None
+    inp, scale = net.input, float(opts["input_scale"])
+    shape = net.user_input_shape()
+    if inp.encoding == "events":
+        steps = net.meta.get("steps")
+        if not steps:
+            return None
+        return InputSpec(shape, net.input_layout, raw_max=None, scale=scale / int(steps),
+                         encoding="events", bins=int(steps))
+    return InputSpec(shape, net.input_layout, raw_max=inp.input_max, scale=scale,
+                     encoding=inp.encoding)

@@ -52,14 +52,16 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from .errors import NetworkError
+from .inputspec import InputSpec
 
 FORMAT_NAME = "neuroemu.CoreNetwork"
-FORMAT_VERSION = 2  # newest version written/read (hw_models.h5io: 2 only when needed)
+#: newest version written/read (hw_models.h5io writes the lowest version a network needs:
+#: 2 = a maxpool gate other than "winner", 3 = the input spec is stored)
+FORMAT_VERSION = 3
 
 RESETS = ("subtract", "zero")
 OVERFLOWS = ("saturate", "wrap", "raise")
@@ -306,6 +308,12 @@ class CoreNetwork:
     lay out one input sample (:data:`INPUT_LAYOUTS`), so that a network converted from an NCHW
     model takes NCHW data.  ``profile`` names the chip profile
     the network was made for; ``meta`` holds JSON-able conversion options and reports.
+
+    ``input_spec`` (:class:`~hw_models.inputspec.InputSpec`) says how raw integers relate to
+    the units of the model the network was converted from; a converter sets it.  None (a
+    network built by hand) means model units = raw units: :attr:`spec` then derives one from the
+    input population (``scale=1``).  Its layout, shape and encoding must match
+    ``input_layout`` and the input population (:meth:`validate`).
     """
 
     populations: list
@@ -316,6 +324,7 @@ class CoreNetwork:
     placement: np.ndarray | None = None
     profile: str | None = None
     meta: dict = field(default_factory=dict)
+    input_spec: InputSpec | None = None
 
     # ---- look-ups -------------------------------------------------------------------------
     def population(self, name: str) -> Population:
@@ -334,6 +343,18 @@ class CoreNetwork:
     @property
     def input(self) -> Population:
         return next(p for p in self.populations if p.is_input)
+
+    @property
+    def spec(self) -> InputSpec:
+        """The input spec in force: :attr:`input_spec`, or for a hand-built network one derived
+        from the input population with model units = raw units."""
+        if self.input_spec is not None:
+            return self.input_spec
+        inp = self.input
+        shape = self.user_input_shape()
+        events = inp.encoding == "events"
+        return InputSpec(shape, self.input_layout, raw_max=None if events else inp.input_max,
+                         scale=1.0, encoding=inp.encoding)
 
     def incoming(self, name: str) -> list:
         return [p for p in self.projections if p.target == name]
@@ -423,6 +444,8 @@ class CoreNetwork:
                                f"got {self.input_layout!r}")
         if self.readout not in READOUTS:
             raise NetworkError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.input_spec is not None:
+            self._check_spec(by_name)
         if self.readout == "spikes" and not by_name[self.output].spiking:
             raise NetworkError(f"readout 'spikes' needs a spiking output population, but "
                                f"{self.output!r} does not spike")
@@ -433,6 +456,24 @@ class CoreNetwork:
                                    f"(chip, x, y), got shape {pl.shape}")
         self.order()
         return self
+
+    def _check_spec(self, by_name) -> None:
+        sp, inp = self.input_spec, self.input
+        if not isinstance(sp, InputSpec):
+            raise NetworkError(f"input_spec must be an InputSpec, got {type(sp).__name__}")
+        sp.validate()
+        bad = []
+        if sp.layout != self.input_layout:
+            bad.append(f"layout {sp.layout!r} vs input_layout {self.input_layout!r}")
+        if int(np.prod(sp.shape)) != inp.size or (
+                sp.layout != "flat" and tuple(sp.internal_shape) != tuple(inp.shape)):
+            bad.append(f"shape {sp.shape} ({sp.layout}) vs input population {inp.shape}")
+        if sp.encoding != inp.encoding:
+            bad.append(f"encoding {sp.encoding!r} vs {inp.encoding!r}")
+        if sp.encoding != "events" and sp.raw_max != inp.input_max:
+            bad.append(f"raw_max {sp.raw_max} vs input_max {inp.input_max}")
+        if bad:
+            raise NetworkError(f"input spec does not match the network: {'; '.join(bad)}")
 
     def summary(self) -> str:
         lines = [f"CoreNetwork: {len(self.populations)} populations, "
@@ -448,6 +489,7 @@ class CoreNetwork:
         for pr in self.projections:
             lines.append(f"  {pr.name:<20} {pr.source} -> {pr.target} {pr.kind} "
                          f"w{tuple(pr.weights.shape)} e={pr.exponent} d={pr.delay}")
+        lines.append(f"  input: {self.spec.describe()}")
         return "\n".join(lines)
 
     def user_input_shape(self) -> tuple:
@@ -487,13 +529,6 @@ class CoreNetwork:
         """Read a network written by :meth:`save`; corrupt files raise FileFormatError."""
         from .h5io import load_network
         return load_network(path)
-
-
-def iter_pairs(net: CoreNetwork) -> Iterable[tuple]:
-    """(projection, source population, target population) for every projection."""
-    by = {p.name: p for p in net.populations}
-    for pr in net.projections:
-        yield pr, by[pr.source], by[pr.target]
 
 
 def meta_json(meta: dict) -> str:

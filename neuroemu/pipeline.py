@@ -154,12 +154,11 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
             check_images(ev.x, graph.input_shape, input_max, f"data {ev.source}")
     opts = dict(options, input_max=input_max, input_scale=input_scale)
     if opts.get("encoding") == "events":
-        # one event is one spike in one step: over T steps the float input count/c arrives as
-        # a rate, so the converter's scale per spike per step is T/c (docs/events.md)
+        opts.pop("input_max")  # event counts have no upper bound; the converter bins into T
         if not steps:
             raise DataError("event input needs --steps at conversion (the run length T sets "
-                            "the scale of one event: input_scale = T x the model's scale)")
-        opts.update(input_max=1, input_scale=input_scale * int(steps))
+                            "the scale of one event: one spike per step is T x the model's "
+                            "scale per event count)")
     bar.update()
     bar.set_postfix_str(f"calibrate on {len(xc)} samples, quantise, map")
     net = convert(graph, xc.astype(np.float64) * input_scale, method=method, weight_bits=bits,
