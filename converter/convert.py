@@ -22,9 +22,10 @@ The pipeline (DESIGN.md "Conversion"):
 3. λ per population from calibration (:mod:`converter.normalise`); populations meeting at an
    ``add`` or ``concat`` share one λ (the maximum; option ``share=False`` turns it off: with one
    projection per source the conversion is exact either way).  The input has
-   ``λ_in = input_scale`` (analog, events) or ``input_scale·input_max`` (rate, bernoulli), so the
-   first layer's float weights are ``W·input_scale/λ_1`` (resp. ``·input_max``) and the raw
-   integer pixels drive it directly.
+   ``λ_in = scale`` (analog), ``scale·raw_max`` (rate, bernoulli) or ``scale·T`` (events binned
+   into T steps), with the scale of the input spec (per channel if it is one), so the first
+   layer's float weights are ``W·λ_in/λ_1`` and the raw integers drive it directly; an input
+   offset is folded into the first layer's bias (:func:`_fold_offset`).
 4. Method specifics: ``robust`` (Rueckauer et al. 2017: percentile 99.9 of non-zero activations,
    reset by subtraction), ``max`` (Diehl et al. 2015: max-norm, reset by subtraction), ``ecc``
    (Wu et al., "Explicit current control" for CNN-to-SNN conversion, Front. Neurosci. 16:759900,
@@ -54,7 +55,7 @@ import numpy as np
 from hw_models.errors import ConversionError, NetworkError, UnsupportedLayerError
 from hw_models.inputspec import InputSpec
 from hw_models.network import CoreNetwork, Population, Projection, DECAY_ONE
-from hw_models.profiles import get_profile
+from hw_models.profiles import DEFAULT_PROFILE, get_profile, is_stock
 from .graph import Graph, pair
 from .mapping import map_to_cores
 from .normalise import activation_scales, share_scales
@@ -424,29 +425,44 @@ def _normalised(t: _Term, lam_s: np.ndarray, lam_t: np.ndarray, extra: float) ->
 
 
 def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: int | None = 8,
-            profile="loihi1", steps: int | None = None, **options) -> CoreNetwork:
+            profile=DEFAULT_PROFILE, steps: int | None = None, **options) -> CoreNetwork:
     """Convert a float :class:`~converter.graph.Graph` to an integer :class:`CoreNetwork`.
 
     Parameters
     ----------
     graph : the float network (any importer or :class:`~converter.builder.GraphBuilder`).
-    calibration : float array in the graph's own input layout and units (e.g. pixels/255 for
-        the Keras models), or None: weights-only scales (λ = 1 for every layer), for feasibility
-        studies — fast, and never materialises conv synapses.
+    calibration : the same array :meth:`Graph.predict` and ``emulator.run`` take, in the
+        graph's input layout (``graph.input_spec.shape`` per sample): **raw integers** (any
+        integer dtype, e.g. the uint8 images as loaded; read as ``raw · scale + offset`` with
+        the graph's :class:`~hw_models.inputspec.InputSpec`) or **floats in the model's own
+        units** (e.g. ``x / 255``; floats on the raw grid are snapped to it exactly, so both
+        give the same network bit for bit).  Floats outside the model's range (e.g. floats
+        0..255 for a model in 0..1) are refused with a DataError saying what was expected and
+        what was seen.  For ``encoding="events"`` the raw integers are event counts per pixel.
+        None: weights-only scales (λ = 1 for every layer), for feasibility studies — fast, and
+        never materialises conv synapses.
     method : ``"ecc"`` | ``"robust"`` | ``"max"`` | ``"rmp"`` (module docstring).
     weight_bits : signed weight bits, at most the profile's; None = "float" (2^23 resolution,
         needs a profile with float weights such as ``"ideal"``).
     profile : a profile name or :class:`~hw_models.profiles.ChipProfile`.
     steps : run length T, needed only for ``tre="bias"``.
-    options : ``reset`` (subtract|zero), ``encoding`` (analog|rate|bernoulli|events),
-        ``input_max`` (255), ``input_scale`` (model units per raw unit; default the graph's, else
-        1/input_max), ``maxpool`` (gate|runmax|circuit|avg), ``readout`` (v|spikes), ``timing``
+    options : ``reset`` (subtract|zero), ``encoding`` (analog|rate|bernoulli|events; default
+        the graph's spec, analog), ``input_max`` (largest raw integer; default the graph's
+        spec, 255), ``input_scale`` (model units per raw integer; default the graph's spec —
+        required when the graph does not say it and calibration is given; for events the
+        scale per event *count*: the converter multiplies by ``steps`` itself, since one event
+        is one spike in one step), ``maxpool`` (gate|runmax|circuit|avg), ``readout`` (v|spikes),
+        ``timing``
         (sync: delay 0 | hardware: delay 1), ``percentile``, ``per_channel``, ``rho`` (0.5),
         ``tre`` (vinit|bias|none), ``rmp_scale`` (0.8), ``map`` (True), ``share`` (True),
         ``batch_size`` (128, calibration batches).
 
+    The network's :attr:`~hw_models.network.CoreNetwork.input_spec` records these units, so
+    ``emulator.run`` takes the same arrays; a what-if ``profile`` object travels with it.
+
     Raises :class:`ConversionError` (unknown option or value, impossible profile, NaN weights,
-    unsupported structure) naming the thing at fault.
+    unsupported structure) naming the thing at fault, :class:`DataError` for calibration data
+    in the wrong units or shape.
     """
     if not isinstance(graph, Graph):
         raise ConversionError(f"convert() takes a converter.graph.Graph, got "
@@ -625,7 +641,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                      "(converter.maxpool_circuit); its difference→pooled hop is same-step "
                      "(delay 0), which a chip with one step per hop cannot deliver exactly")
     net = CoreNetwork(populations, projections, output=out_name, readout=opt["readout"],
-                      input_layout=layout, profile=prof.name, meta=meta, input_spec=spec)
+                      input_layout=layout, profile=prof.name if is_stock(prof) else prof,
+                      meta=meta, input_spec=spec)
     net.validate()
     if opt["map"]:
         net = _map(net, prof)

@@ -38,7 +38,7 @@ import numpy as np
 from hw_models.errors import ConversionError
 from hw_models.metrics import static_metrics
 from hw_models.network import DECAY_ONE, CoreNetwork
-from hw_models.profiles import get_profile
+from hw_models.profiles import DEFAULT_PROFILE, get_profile
 from hw_models.resources import LIMIT_NAMES, ResourceReport, check_network
 
 from .mapping import MappingReport, map_to_cores
@@ -377,7 +377,7 @@ def missing_features(net: CoreNetwork, profile) -> list:
 # The report
 # =========================================================================================
 
-def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
+def feasibility(graph_or_net, profile=None, remap: bool | None = None,
                 max_chips: int | None = None, **convert_options) -> FeasibilityReport:
     """Feasibility of a Graph or CoreNetwork on ``profile`` (see the module docstring).
 
@@ -386,11 +386,15 @@ def feasibility(graph_or_net, profile="loihi1", remap: bool | None = None,
 
     ``convert_options`` go to :func:`converter.convert.convert` for a Graph (defaults:
     ``method="max"``, ``weight_bits`` = the profile's, ``calibration=None``).  For a
-    CoreNetwork, ``remap`` None maps it only when a population has no cores (a mapped network,
+    CoreNetwork, ``profile`` None means the profile it was converted for (a what-if profile
+    included), else :data:`~hw_models.profiles.DEFAULT_PROFILE`; ``remap`` None maps it only
+    when a population has no cores (a mapped network,
     e.g. from a file, is checked as it is, whatever profile it was made for), True always
     re-maps, False never does.
     """
     t0 = time.perf_counter()
+    if profile is None:
+        profile = getattr(graph_or_net, "profile", None) or DEFAULT_PROFILE
     prof = get_profile(profile)
     if max_chips is not None and (isinstance(max_chips, bool) or
                                   not isinstance(max_chips, (int, np.integer)) or max_chips < 1):

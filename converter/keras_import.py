@@ -16,6 +16,12 @@ Theano backend (``backend="theano"`` attribute, or Keras 1 with ``th`` ordering)
 convolutions and are flipped spatially.  A channels-first Flatten feeds a dense layer in CHW order,
 so that dense kernel's rows are permuted to HWC order at import.  A fused ``activation="relu"``
 becomes a separate layer ``<name>_relu``; a fused or separate softmax must be the output.
+
+Input preprocessing: ``Rescaling`` (``y = x·scale + offset``) and ``Normalization``
+(``y = (x − mean) / max(√variance, 1e-7)``, per channel) layers right after the input leave the
+graph and become its :class:`~hw_models.inputspec.InputSpec` (``model = raw·scale + offset``,
+composed in order).  The Keras model then takes raw values itself, so its raw→Keras scale is
+``input_scale`` when given, else 1.  Preprocessing anywhere else is refused.
 """
 
 from __future__ import annotations
@@ -42,6 +48,13 @@ _GAP = {"GlobalAveragePooling2D", "GlobalAvgPool2D"}
 _PASS = {"Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
          "ActivityRegularization"}
 _INPUT = {"InputLayer"}
+_PREPROCESSING = {"Rescaling", "Normalization"}
+
+
+def _vals(a):
+    """One number, or a per-channel tuple."""
+    a = np.asarray(a, np.float64).reshape(-1)
+    return float(a[0]) if a.size == 1 else tuple(float(v) for v in a)
 
 
 def _read_h5_layers(group: h5py.Group) -> dict[str, list[np.ndarray]]:
@@ -172,6 +185,7 @@ class _KerasImporter:
         th_order = any(cfg.get("dim_ordering") == "th" for _, cfg, _ in self.layers)
         self.theano = (backend == "theano") or (backend is None and self.keras1 and th_order)
         self.alias: dict[str, str] = {}      # keras layer name -> graph layer name (its output)
+        self.pre = None                      # (scale, offset) of stripped input preprocessing
         self.chw_flat: dict[str, tuple] = {}  # graph layer -> (C, H, W) of a channels-first flatten
 
     def _input_shape(self):
@@ -212,7 +226,52 @@ class _KerasImporter:
         if out in self.chw_flat:
             raise UnsupportedLayerError(f"{self.path}: a channels-first Flatten output is the "
                                         f"model output; its order cannot be kept")
-        return b.build(output=out, input_scale=self.input_scale)
+        g = b.build(output=out, input_scale=self.input_scale)
+        if self.pre is not None:
+            s0 = 1.0 if self.input_scale is None else float(self.input_scale)
+            scale, offset = self.pre
+            g = g.with_input_spec(scale=_vals(scale * s0), offset=_vals(offset))
+        return g
+
+    def _preprocessing(self, cls, cfg, name, src):
+        """Fold a Rescaling/Normalization layer into ``self.pre`` (module docstring)."""
+        built = list(self.b._layers)
+        if len(built) != 1 or src != built[0]:  # only the input exists so far
+            raise UnsupportedLayerError(f"layer {name!r} ({cls}) is only supported right after "
+                                        f"the model input (it becomes the input spec)")
+        shp = self._input_shape()
+        c = (shp[0] if self.cf else shp[-1]) if len(shp) == 3 else 1
+        if cls == "Rescaling":
+            a = np.asarray(cfg.get("scale", 1.0), np.float64).reshape(-1)
+            o = np.asarray(cfg.get("offset", 0.0), np.float64).reshape(-1)
+        else:
+            axis = cfg.get("axis", -1)
+            axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+            ch_axis = (1 if self.cf else len(shp)) if len(shp) == 3 else None
+            if axis is not None and len(shp) == 3 and axis not in (ch_axis, -1 if not self.cf
+                                                                  else ch_axis):
+                raise UnsupportedLayerError(f"layer {name!r} (Normalization): axis {axis} is "
+                                            f"not the channel axis")
+            if cfg.get("invert"):
+                raise UnsupportedLayerError(f"layer {name!r} (Normalization): invert=True is "
+                                            f"not supported")
+            w = self.weights.get(name, [])
+            mean, var = cfg.get("mean"), cfg.get("variance")
+            if mean is None or var is None:
+                if len(w) < 2:
+                    raise FileFormatError(f"{self.path}: layer {name!r} (Normalization) has no "
+                                          f"mean/variance (config or weights)")
+                mean, var = w[0], w[1]
+            mean = np.asarray(mean, np.float64).reshape(-1)
+            std = np.maximum(np.sqrt(np.asarray(var, np.float64).reshape(-1)), 1e-7)
+            a, o = 1.0 / std, -mean / std
+        for v, what in ((a, "scale"), (o, "offset")):
+            if v.size not in (1, c) or not np.all(np.isfinite(v)):
+                raise ConversionError(f"layer {name!r} ({cls}): {what} {v.tolist()} does not fit "
+                                      f"{c} input channels")
+        s_prev, o_prev = self.pre if self.pre is not None else (np.ones(1), np.zeros(1))
+        self.pre = (s_prev * a, o_prev * a + o)
+        return src
 
     # -- one layer ---------------------------------------------------------------------------
     def _w(self, name, cls, count) -> list:
@@ -261,6 +320,8 @@ class _KerasImporter:
                                         f"(custom and Lambda layers are never executed)")
         if cls in _PASS:
             return srcs[0]
+        if cls in _PREPROCESSING:
+            return self._preprocessing(cls, cfg, name, srcs[0])
         if cls not in ("Add", "Concatenate", "Merge") and len(srcs) != 1:
             raise ConversionError(f"layer {name!r} ({cls}) expects one input, got {len(srcs)}")
         src = srcs[0]
@@ -377,7 +438,7 @@ class _KerasImporter:
                                 name=name)
 
 
-_KNOWN = (_CONV | _DENSE | set(_POOL) | _GAP | _PASS | _INPUT |
+_KNOWN = (_CONV | _DENSE | set(_POOL) | _GAP | _PASS | _INPUT | _PREPROCESSING |
           {"Flatten", "Activation", "ReLU", "Softmax", "BatchNormalization", "ZeroPadding2D",
            "Reshape", "Add", "Concatenate", "Merge"})
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hw_models.network import CoreNetwork, Population
-from hw_models.profiles import get_profile
+from hw_models.profiles import get_profile, is_stock
 from hw_models.resources import (LIMIT_NAMES, ResourceReport, check_network, window_axis)
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -454,7 +454,8 @@ def map_to_cores(net: CoreNetwork, profile) -> tuple[CoreNetwork, MappingReport]
                      f"(the host computes the first layer's input current each step); it uses "
                      f"no core and its projections no synaptic memory")
     new = net.replace(populations=pops, placement=place,
-                      profile=profile.name, meta=dict(net.meta))
+                      profile=profile.name if is_stock(profile) else profile,
+                      meta=dict(net.meta))
     res = check_network(new, profile)
     cpc = profile.cores_per_chip
     chips = 0 if n_on == 0 else (1 if cpc is None else math.ceil(n_on / cpc))

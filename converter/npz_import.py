@@ -65,7 +65,8 @@ def load_npz_model(path: str | os.PathLike, input_scale: float | None = None) ->
                                   f"a neuroemu model .npz")
     scale = input_scale if input_scale is not None else rec.get("input_scale")
     g = b.build(x, input_scale=scale)
-    g.input_max = rec.get("input_max")  # the raw data range the model was trained on
+    if rec.get("input_max") is not None:  # the raw data range the model was trained on
+        g = g.with_input_spec(raw_max=int(rec["input_max"]))
     g.record = rec
     return g
 

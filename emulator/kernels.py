@@ -68,18 +68,6 @@ def mix64_many(seed, sample, step, neurons):
 
 # ---- neuron arithmetic ----------------------------------------------------------------------
 @njit(cache=True, inline="always")
-def _dec(x, delta):
-    """sign(x) · ⌊|x| · (4096 − δ) / 4096⌋ with the special cases δ = 0 and δ = 4096."""
-    if delta == 0:
-        return x
-    if delta == DECAY_ONE:
-        return np.int64(0)
-    if x >= 0:
-        return (x * (DECAY_ONE - delta)) >> DECAY_SHIFT
-    return -(((-x) * (DECAY_ONE - delta)) >> DECAY_SHIFT)
-
-
-@njit(cache=True, inline="always")
 def _dec_bf(x, f):
     """dec(x, δ) with f = 4096 − δ, branch-free: sign(x) · ((|x| · f) >> 12)."""
     sg = x >> 63

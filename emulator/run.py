@@ -2,9 +2,10 @@
 
 Everything a user can get wrong is checked here, before any work, and reported as a
 :class:`~hw_models.errors.DataError` that names the offending thing: the input shape against the
-network's layout, non-integer values, the first value outside ``[0, input_max]`` (with its
-sample), the wrong kind of input for the network's encoding, unknown population names in
-``record``, label count.  Then the compiled engine (:mod:`emulator.engine`) — or, with
+network's input spec (:attr:`CoreNetwork.spec`), raw values outside ``[0, raw_max]`` (with the
+sample), float data outside the model's range, the wrong kind of input for the network's
+encoding, unknown population names in ``record``, label count.  The engines trust what they get.
+Then the compiled engine (:mod:`emulator.engine`) — or, with
 ``reference=True``, the dense NumPy reference (:mod:`emulator.reference`) — runs the batch.
 """
 
@@ -21,34 +22,10 @@ def _check_array_input(net, inputs) -> np.ndarray:
     inp = net.input
     if hasattr(inputs, "offsets"):
         raise DataError(f"network input {inp.name!r} has encoding {inp.encoding!r}: pass an "
-                        f"integer array of shape (N, {', '.join(map(str, net.user_input_shape()))}"
-                        f"), not an EventBatch")
-    x = np.asarray(inputs)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.integer)
-                                 or np.issubdtype(x.dtype, np.floating)
-                                 or x.dtype == np.bool_):
-        raise DataError(f"inputs must be an integer array, got dtype {x.dtype}")
-    if x.ndim == len(net.user_input_shape()):
-        raise DataError(f"inputs have shape {x.shape}: pass a batch (N, "
-                        f"{', '.join(map(str, net.user_input_shape()))}); for one sample use "
-                        f"x[None]")
-    x = net.to_internal_input(x)  # shape check (DataError naming the layout)
-    if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x) | (x != np.round(x))
-        if bad.any():
-            s = int(np.argwhere(bad)[0][0])
-            raise DataError(f"inputs must be integer-valued; sample {s} holds "
-                            f"{x[s][bad[s]].reshape(-1)[0]!r} (quantise to 0..{inp.input_max})")
-    flat = x.reshape(len(x), -1)
-    if flat.size:
-        lo, hi = flat.min(axis=1), flat.max(axis=1)
-        badl = np.flatnonzero((lo < 0) | (hi > inp.input_max))
-        if badl.size:
-            s = int(badl[0])
-            val = lo[s] if lo[s] < 0 else hi[s]
-            raise DataError(f"input value {val!r} in sample {s} is outside [0, {inp.input_max}] "
-                            f"(the range of input population {inp.name!r})")
-    return np.ascontiguousarray(x.astype(np.int64))
+                        f"integer array of shape (N, {', '.join(map(str, net.spec.shape))}), "
+                        f"not an EventBatch")
+    x = net.spec.as_raw(inputs)  # raw integers checked, float model units quantised
+    return np.ascontiguousarray(x.reshape((len(x),) + inp.shape))
 
 
 def _check_event_input(net, inputs):
@@ -69,14 +46,25 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
         progress: bool = False, timing=None) -> Result:
     """Run ``net`` on a batch of ``inputs`` for ``steps`` steps and return a :class:`Result`.
 
-    ``inputs``: an integer array (N, *net.user_input_shape()) in the network's input layout with
-    values in ``[0, input_max]`` (float arrays are accepted only if integer-valued), or an
-    :class:`~emulator.event_input.EventBatch` for an ``events`` input.  ``labels`` (N,) gives
-    the accuracy curve.  ``record`` names populations whose spikes are kept as (sample, step,
-    neuron) rows.  ``seed`` keys the random input encoders.  ``reference=True`` runs the dense
-    NumPy reference instead of the engine (same result, much slower).  ``threads`` bounds the
-    engine's threads (default: Numba's), ``batch_size`` the samples per compiled call,
-    ``progress`` shows a progress bar.  ``timing`` (a profile name, a
+    ``inputs`` — the same array :meth:`Graph.predict` and ``converter.convert`` take, in the
+    network's input layout (``net.spec.shape`` per sample, e.g. (1, 28, 28) for an NCHW model):
+
+    * **raw integers** (any integer dtype, e.g. the uint8 images as loaded) in
+      ``[0, net.spec.raw_max]`` — the numbers the chip takes, used as they are;
+    * **floats in the model's own units** (e.g. ``x / 255`` for a model trained on pixels/255):
+      quantised to raw integers as ``rint((x − offset) / scale)`` with the network's input spec
+      (round half to even; ``uint8 / 255`` comes back exactly).  Floats outside the model's
+      range (e.g. floats 0..255 for a 0..1 model) are refused with a :class:`DataError` that
+      says what was expected and what was seen.  A hand-built network (no input spec) has model
+      units = raw units;
+    * an :class:`~emulator.event_input.EventBatch` for an ``events`` input (events binned into
+      steps, see :func:`emulator.event_input.bin_events`).
+
+    ``labels`` (N,) gives the accuracy curve.  ``record`` names populations whose spikes are kept
+    as (sample, step, neuron) rows.  ``seed`` keys the random input encoders.
+    ``reference=True`` runs the dense NumPy reference instead of the engine (same result, much
+    slower).  ``threads`` bounds the engine's threads (default: Numba's), ``batch_size`` the
+    samples per compiled call, ``progress`` shows a progress bar.  ``timing`` (a profile name, a
     :class:`~hw_models.profiles.ChipProfile` or a :class:`hw_models.latency.Timing`) counts
     per-step, per-core work and times every step on that chip (``Result.work``,
     ``Result.latency_report()``); None skips it.

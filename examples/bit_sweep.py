@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from emulator import plots
-from neuroemu.pipeline import _j, _pct, sweep
+from neuroemu.pipeline import format_joules, format_percent, sweep
 from neuroemu.sweep import read_sweep
 
 
@@ -35,8 +35,9 @@ def main(argv=None) -> int:
     sw = read_sweep(path)
     print(f"{'point':<12}{'accuracy':>10}{'synops/sample':>16}{'energy/sample':>15}")
     for k, p in sw["points"].items():
-        print(f"{k:<12}{_pct(float(p['accuracy'][-1])):>10}{p['synops_per_sample']:>16,.0f}"
-              f"{_j(p['energy_per_sample']):>15}")
+        print(f"{k:<12}{format_percent(float(p['accuracy'][-1])):>10}"
+              f"{p['synops_per_sample']:>16,.0f}"
+              f"{format_joules(p['energy_per_sample']):>15}")
     plots.sweep_accuracy_vs_bits(sw, path=args.output / "bits.png")
     plots.sweep_accuracy_vs_steps(sw, path=args.output / "accuracy.png")
     plots.sweep_energy_vs_accuracy(sw, path=args.output / "energy.png")

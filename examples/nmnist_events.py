@@ -244,8 +244,8 @@ DOC_HEAD = """# Event-camera input: N-MNIST events into a converted spiking CNN
 A pixel with n events over T steps spikes at `n / T` per step; the CNN saw `x = n / c` for it.  One
 spike per step therefore stands for `T / c` model units.  `converter.convert` gives an `events`
 input the scale `λ_in = input_scale · T` (model units per spike per step, with `input_scale = 1/c`
-per event count; unlike the rate rule `λ_in = input_scale · input_max`), so the first-layer float weights become
-`W · (T / c) / λ_1` and a first-layer neuron's rate over the run is `(W·x + b) / λ_1`, as for any
+per event count; unlike the rate rule `λ_in = input_scale · input_max`), so the first-layer float
+weights become `W · (T / c) / λ_1` and a first-layer neuron's rate over the run is `(W·x + b) / λ_1`, as for any
 converted layer.  The first-layer weights thus depend on T: a network converted for T steps must
 run with events binned into T steps.  Biases act per step and do not depend on T.  With few
 steps a first-layer neuron would need more than one spike per step; the excess stays in `v`

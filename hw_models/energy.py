@@ -46,7 +46,8 @@ import numpy as np
 from .errors import DataError
 from .profiles import E_MAC_FP32, E_MAC_INT8, ChipProfile, get_profile
 
-__all__ = ["COUNTER_NAMES", "EnergyReport", "energy_report", "LatencyReport", "latency_report"]
+__all__ = ["COUNTER_NAMES", "EnergyReport", "energy_report", "LatencyReport", "latency_report",
+           "format_joules"]
 
 #: Counter names produced by the engine, in report order.
 COUNTER_NAMES = ("synaptic_events", "neuron_updates_active", "neuron_updates_inactive",
@@ -84,7 +85,7 @@ def _count(name: str, value) -> float:
     return total
 
 
-def _fmt_j(joules: float) -> str:
+def format_joules(joules: float) -> str:
     """Joules with an engineering prefix, e.g. '23.6 pJ'."""
     if joules == 0:
         return "0 J"
@@ -155,22 +156,24 @@ class EnergyReport:
                 ("static", self.static)]
         for label, joules in rows:
             share = f"{100 * joules / self.total:5.1f} %" if self.total > 0 else "    - "
-            lines.append(f"  {label:<26} {_fmt_j(joules):>12}  {share}")
-        lines.append(f"  {'total (on chip)':<26} {_fmt_j(self.total):>12}")
+            lines.append(f"  {label:<26} {format_joules(joules):>12}  {share}")
+        lines.append(f"  {'total (on chip)':<26} {format_joules(self.total):>12}")
         lines.append(f"  conventions: synaptic work at {self.synaptic_charge}, active updates "
                      f"'{self.active_update}'")
         for note in self.notes:
             lines.append(f"  note: {note}")
-        lines.append(f"  {'per sample':<26} {_fmt_j(self.per_sample):>12}")
+        lines.append(f"  {'per sample':<26} {format_joules(self.per_sample):>12}")
         lines.append(f"  {'SynOps per sample':<26} {self.synaptic_ops_per_sample:>12.4g}")
         if self.saturations:
             lines.append(f"  {'saturations':<26} {self.saturations:>12.4g}")
         if self.input_macs:
-            lines.append(f"  {'off-chip input (INT8 MAC)':<26} {_fmt_j(self.off_chip_input):>12}"
+            lines.append(f"  {'off-chip input (INT8 MAC)':<26} "
+                         f"{format_joules(self.off_chip_input):>12}"
                          f"  ({self.input_macs:.4g} MACs)")
         if self.ann_macs is not None:
             lines.append(f"  ANN per sample: {self.ann_macs:.4g} MACs = "
-                         f"{_fmt_j(self.ann_energy_fp32)} FP32, {_fmt_j(self.ann_energy_int8)} "
+                         f"{format_joules(self.ann_energy_fp32)} FP32, "
+                         f"{format_joules(self.ann_energy_int8)} "
                          f"INT8 (Horowitz 2014, 45 nm)")
         return "\n".join(lines)
 

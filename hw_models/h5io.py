@@ -5,7 +5,9 @@ Layout (version 3)::
     /                      attrs: format="neuroemu.CoreNetwork", version=1..3, output, readout,
                                   input_layout,
                                   profile ("" if none), meta (JSON text),
-                                  input_spec (JSON text of InputSpec.to_dict(), "" if none)
+                                  input_spec (JSON text of InputSpec.to_dict(), "" if none),
+                                  profile_json (ChipProfile.to_dict() of a what-if profile;
+                                  absent for a shipped one, which the name identifies)
     /placement             int32 (n_cores, 3) (chip, x, y) per core          [optional]
     /populations/NNNN      one group per population in declaration order; attrs name, kind,
                            shape, threshold, reset, decay_u, decay_v, v_init, v_min, v_max,
@@ -38,6 +40,7 @@ import numpy as np
 
 from .errors import FileFormatError, NetworkError
 from .inputspec import InputSpec
+from .profiles import ChipProfile, is_stock
 from .network import (FORMAT_NAME, FORMAT_VERSION, CoreNetwork, Population, Projection,
                       meta_json)
 
@@ -98,7 +101,11 @@ def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
         f.attrs["output"] = net.output
         f.attrs["readout"] = net.readout
         f.attrs["input_layout"] = net.input_layout
-        f.attrs["profile"] = net.profile or ""
+        prof = net.profile
+        f.attrs["profile"] = (prof if isinstance(prof, str) else prof.name) if prof else ""
+        if prof is not None and not isinstance(prof, str) and not is_stock(prof):
+            # a what-if profile: its numbers travel with the network, not just its name
+            f.attrs["profile_json"] = json.dumps(prof.to_dict(), sort_keys=True)
         f.attrs["meta"] = meta_json(net.meta)
         if net.input_spec is not None:
             f.attrs["input_spec"] = json.dumps(net.input_spec.to_dict(), sort_keys=True)
@@ -206,10 +213,16 @@ def load_network(path: str | os.PathLike) -> CoreNetwork:
                 profile=_attr(f, "profile", path) or None,
                 meta=json.loads(_attr(f, "meta", path)))
             spec_text = _attr(f, "input_spec", path) if version >= 3 else ""
+            prof_text = attr_str(f, "profile_json", "")
     except (OSError, KeyError, ValueError) as exc:
         if isinstance(exc, (FileFormatError, NetworkError)):
             raise
         raise FileFormatError(f"{path}: damaged core-network file: {exc}") from exc
+    if prof_text:
+        try:
+            net.profile = ChipProfile.from_dict(json.loads(prof_text))
+        except (ValueError, TypeError) as exc:
+            raise FileFormatError(f"{path}: unreadable what-if profile: {exc}") from None
     try:
         net.input_spec = InputSpec.from_dict(json.loads(spec_text)) if spec_text else \
             (_spec_from_v1(net) if version < 3 else None)

@@ -306,8 +306,10 @@ class CoreNetwork:
     ``placement`` is an int32 array (n_cores, 3) of (chip, x, y) mesh coordinates per global
     core index (None: every core at the origin of chip 0).  ``input_layout`` says how callers
     lay out one input sample (:data:`INPUT_LAYOUTS`), so that a network converted from an NCHW
-    model takes NCHW data.  ``profile`` names the chip profile
-    the network was made for; ``meta`` holds JSON-able conversion options and reports.
+    model takes NCHW data.  ``profile`` is the chip profile the network was made for: a shipped
+    profile's name, or the :class:`~hw_models.profiles.ChipProfile` itself for a what-if variant
+    (stored in the file with all its numbers); ``meta`` holds JSON-able conversion options and
+    reports.
 
     ``input_spec`` (:class:`~hw_models.inputspec.InputSpec`) says how raw integers relate to
     the units of the model the network was converted from; a converter sets it.  None (a
@@ -352,8 +354,9 @@ class CoreNetwork:
             return self.input_spec
         inp = self.input
         shape = self.user_input_shape()
+        layout = self.input_layout if len(inp.shape) == 3 else "flat"
         events = inp.encoding == "events"
-        return InputSpec(shape, self.input_layout, raw_max=None if events else inp.input_max,
+        return InputSpec(shape, layout, raw_max=None if events else inp.input_max,
                          scale=1.0, encoding=inp.encoding)
 
     def incoming(self, name: str) -> list:

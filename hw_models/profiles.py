@@ -58,7 +58,9 @@ from .errors import ProfileError
 
 __all__ = [
     "ChipProfile",
+    "DEFAULT_PROFILE",
     "get_profile",
+    "is_stock",
     "list_profiles",
     "PROFILE_FORMAT_VERSION",
     "E_MAC_FP32",
@@ -71,6 +73,9 @@ __all__ = [
 
 #: Version of the :meth:`ChipProfile.to_dict` layout (stored with the profile).
 PROFILE_FORMAT_VERSION = 1
+
+#: The profile every call uses when none is given (written here only).
+DEFAULT_PROFILE = "loihi1"
 
 # --- Reference energies of conventional digital arithmetic (for the ANN comparison) ---------
 _HOROWITZ = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', "
@@ -541,6 +546,13 @@ _ALIASES: Mapping[str, str] = MappingProxyType({
     "float": "ideal",
     "none": "ideal",
 })
+
+
+def is_stock(profile: "ChipProfile") -> bool:
+    """True when ``profile`` is a shipped profile unchanged (False for a what-if variant made
+    with :meth:`ChipProfile.replace`, which must then travel as an object, not as a name)."""
+    stock = _PROFILES.get(profile.name)
+    return stock is not None and stock == profile
 
 
 def _normalise(name: str) -> str:

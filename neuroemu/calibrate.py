@@ -56,7 +56,9 @@ def _rate_error(net, pg, pop, layer, lam, x_raw, input_scale, steps, batch_size,
         xb = x_raw[s:s + batch_size]
         res = emulator.run(net, xb, steps, threads=threads)
         n = res.spike_counts[pop.name].astype(np.float64) / steps
-        a = pg.forward(np.asarray(xb, np.float64) * input_scale, outputs=[layer])[layer]
+        # model units through the graph's input spec (scale per channel, offset) — the same
+        # reading convert and predict use; input_scale is kept for callers that pass it
+        a = pg.forward(pg.model_input(xb), outputs=[layer], internal=True)[layer]
         target = np.clip(a.reshape(len(xb), -1) / lam_n, 0.0, 1.0)
         tot += (target - n).sum(axis=0)
     return tot / len(x_raw)

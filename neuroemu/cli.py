@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from hw_models.errors import NeuroemuError
+from hw_models.profiles import DEFAULT_PROFILE, get_profile
 
 EXIT_ERROR, EXIT_USAGE, EXIT_LIMITS, EXIT_INTERRUPT = 1, 2, 3, 130
 
@@ -73,6 +74,19 @@ def _csv(text: str) -> list:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _scale(text: str) -> float:
+    """A positive number, also written as a fraction: ``0.5``, ``1/255``."""
+    try:
+        num, _, den = text.partition("/")
+        v = float(num) / (float(den) if den else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a positive number or fraction such as 1/255, "
+                                         f"got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"the input scale must be positive, got {text!r}")
+    return v
+
+
 def _positive(text: str) -> int:
     try:
         v = int(text)
@@ -91,13 +105,15 @@ def _conversion_options(p, grid: bool = False):
         g.add_argument("--method", choices=("ecc", "robust", "max", "rmp"), default="ecc",
                        help="normalisation method (default ecc)")
         g.add_argument("--bits", type=int, default=8, help="signed weight bits (default 8)")
-    g.add_argument("--profile", default="loihi1", help="chip profile (default loihi1)")
+    g.add_argument("--profile", default=DEFAULT_PROFILE,
+                   help=f"chip profile (default {DEFAULT_PROFILE})")
     g.add_argument("--calib-samples", type=_positive, default=500,
                    help="calibration samples used (default 500)")
-    g.add_argument("--input-max", type=int, help="largest raw input value (default: model "
-                   "record, else the data's range, else 255)")
-    g.add_argument("--input-scale", type=float, help="model units per raw unit (default: "
-                   "the model's, else 1/input-max)")
+    g.add_argument("--input-max", type=int, help="largest raw input value (default: what the "
+                   "model says, else 255)")
+    g.add_argument("--input-scale", type=_scale, metavar="S",
+                   help="model units per raw integer, e.g. 1/255 for a model trained on "
+                   "pixels/255 (default: what the model says; required when it says nothing)")
     g.add_argument("--reset", choices=("subtract", "zero"),
                    help="membrane reset after a spike (default subtract, Rueckauer 2017; "
                         "'zero' is Loihi 1's native reset)")
@@ -186,11 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--json\n  neuroemu fit net.h5 --max-chips 1\n\nexit code 3 when the chip's "
             "limits are not met or more than --max-chips chips are needed.")
     p.add_argument("model", help="network file (from convert) or model file")
-    p.add_argument("--profile", help="chip profile (default: the network's, else loihi1)")
+    p.add_argument("--profile", help=f"chip profile (default: the network's, else "
+                   f"{DEFAULT_PROFILE})")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--max-chips", type=_positive, metavar="N",
                    help="chip budget: needing more than N chips is a violation (exit 3)")
-    p.add_argument("--input-scale", type=float)
+    p.add_argument("--input-scale", type=_scale, metavar="S",
+                   help="model units per raw integer (a model file that does not say it)")
 
     p = add("run", "run a core network on data and report accuracy, energy and latency",
             "example:\n  neuroemu run net.h5 --data digits --steps 64 --record conv1_relu "
@@ -358,13 +376,14 @@ def cmd_sweep(args) -> int:
     from .sweep import read_sweep
     sw = read_sweep(args.output)
     print(f"{'point':<14}{'accuracy':>10}{'synops/sample':>16}{'energy/sample':>16}  fits")
-    from .pipeline import _j, _pct
+    from .pipeline import format_joules, format_percent
     for k, p in sw["points"].items():
         if p.get("status") == "failed":
             print(f"{k:<14}  cannot convert: {p['error']}")
             continue
-        print(f"{k:<14}{_pct(float(p['accuracy'][-1])):>10}{p['synops_per_sample']:>16,.0f}"
-              f"{_j(p['energy_per_sample']):>16}  "
+        print(f"{k:<14}{format_percent(float(p['accuracy'][-1])):>10}"
+              f"{p['synops_per_sample']:>16,.0f}"
+              f"{format_joules(p['energy_per_sample']):>16}  "
               f"{p.get('fit_reason') or ('yes' if p['feasible'] else 'no')}")
     print(f"wrote {args.output} ({len(sw['points'])} points)")
     return 0
@@ -417,10 +436,10 @@ def cmd_plot(args) -> int:
     elif fmt == "neuroemu.CoreNetwork":
         from .pipeline import core_usage, load_network
         net = load_network(args.file)
-        prof = args.profile or net.profile or "loihi1"
+        prof = get_profile(args.profile or net.profile or DEFAULT_PROFILE)
         cu = core_usage(net, prof)
         fn = (lambda: plots.core_utilisation(cu["usage"], cu["limits"], cu["population"],
-                                             title=f"core utilisation on {prof}",
+                                             title=f"core utilisation on {prof.name}",
                                              path=args.output)) \
             if kind == "cores" and cu else None
     else:

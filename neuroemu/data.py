@@ -269,36 +269,3 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def _cifar_files(files: list, source: str) -> Dataset:
     xs, ys = zip(*(read_cifar_batch(f) for f in files))
     return Dataset(np.concatenate(xs), np.concatenate(ys), source, input_max=255)
-
-
-# ---------------------------------------------------------------------------------------------
-
-def check_images(x, want: tuple, input_max: int | None, what: str) -> np.ndarray:
-    """Refuse data whose per-sample shape is not ``want`` (a 2-D batch is accepted for a single
-    channel) or whose values leave ``0 … input_max``; returns the batch shaped ``(N,) + want``.
-
-    Called before any work starts, so a wrong data set fails in milliseconds.
-    """
-    x = np.asarray(x)
-    want = tuple(int(v) for v in want)
-    if x.ndim < 1 or len(x) == 0:
-        raise DataError(f"{what}: no samples")
-    if x.shape[1:] != want:
-        squeezed = tuple(v for v in want if v != 1)
-        if x.shape[1:] == squeezed or (x.ndim == 2 and x.shape[1] == int(np.prod(want))
-                                       and len(want) == 1):
-            x = x.reshape((len(x),) + want)
-        else:
-            raise DataError(f"{what}: samples have shape {x.shape[1:]}, but the network takes "
-                            f"{want} (wrong data set for this model?)")
-    if input_max is not None:
-        if not np.issubdtype(x.dtype, np.integer):
-            if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
-                raise DataError(f"{what}: the network takes integer input values 0..{input_max}"
-                                f", found non-integer {x.dtype} data (pass raw pixels, not "
-                                f"scaled ones)")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > input_max:
-            raise DataError(f"{what}: values span {lo:g}..{hi:g}, but the network takes "
-                            f"0..{input_max} (raw data of another range? see --input-max)")
-    return x

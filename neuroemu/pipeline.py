@@ -11,10 +11,14 @@ numbers:
   steps to reach the float accuracy, synaptic operations, energy next to the ANN's MAC energy,
   latency (:class:`Evaluation`);
 * :func:`sweep` — a resumable (method × weight bits) grid in one HDF5 file;
-* :func:`demo` — all of it on the bundled digits CNN, plots and summary in one folder (defined
-  in :mod:`neuroemu.run_demo`, still importable from here).
+* :func:`format_joules`, :func:`format_percent` — the number formats of the reports.
 
-Data are checked (shape, integer range) *before* any conversion or simulation starts.
+(``neuroemu.demo`` lives in :mod:`neuroemu.run_demo`, which builds on this module.)
+
+Data are the raw arrays as loaded (uint8 pixels, event streams); every call reads them through
+the model's input spec (:mod:`hw_models.inputspec`), checked *before* any conversion or
+simulation starts.  A model that does not say its input scale needs ``input_scale`` (never
+guessed).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hw_models.energy import format_joules
 from hw_models.errors import ConversionError, DataError, NeuroemuError
+from hw_models.profiles import DEFAULT_PROFILE
 
-from .data import Dataset, check_images, load_data
+from .data import Dataset, load_data
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DIGITS_MODEL = ASSETS / "digits_cnn.npz"
@@ -83,86 +89,84 @@ def load_network(path):
 
 def ann_macs(graph) -> int:
     """Multiply-accumulates of the float network per sample (conv and dense layers)."""
-    try:
-        from converter.passes import count_macs
-        m = count_macs(graph)
-        if isinstance(m, dict):
-            return int(m["total"]) if "total" in m else int(sum(m.values()))
-        return int(m)
-    except (ImportError, AttributeError):
-        pass
-    total = 0
-    for l in graph:
-        if l.kind == "conv2d":
-            kh, kw, cin, cout = l.weights["kernel"].shape
-            total += int(np.prod(l.shape[:2])) * kh * kw * cin * cout
-        elif l.kind == "dense":
-            total += int(l.weights["kernel"].size)
-    return total
+    from converter.passes import count_macs
+    return int(count_macs(graph)["total"])
 
 
-def _input_defaults(graph, data: Dataset | None, input_max, input_scale):
-    """(input_max, input_scale): explicit values win, then the model's record, then the data."""
-    if input_max is None:
-        input_max = getattr(graph, "input_max", None) or (data.input_max if data else None) or 255
-    if input_scale is None:
-        input_scale = graph.input_scale if graph.input_scale is not None else 1.0 / input_max
-    return int(input_max), float(input_scale)
+def resolve_input(graph, input_scale: float | None = None, input_max: int | None = None):
+    """``graph`` with its input spec completed: an explicit ``input_scale`` / ``input_max``
+    overrides what the model file says.  A model that does not say its scale and no
+    ``input_scale`` is a :class:`DataError`: the scale is never guessed (a 1/255 guess turns a
+    model trained on raw 0..255, such as the ONNX zoo's mnist-8, into a network that fails
+    without a word)."""
+    changes = {}
+    if input_scale is not None:
+        changes["scale"] = float(input_scale)
+    if input_max is not None:
+        changes["raw_max"] = int(input_max)
+    g = graph.with_input_spec(**changes) if changes else graph
+    if g.input_spec.scale is None:
+        raise DataError(f"model {graph.name!r} does not say its input scale (model units per "
+                        f"raw integer): give --input-scale / input_scale= (e.g. 1/255 = "
+                        f"0.00392156862745098 for a model trained on pixels/255, 1 for raw "
+                        f"0..255)")
+    return g
 
 
-def float_predictions(graph, x_raw, input_scale: float) -> np.ndarray:
-    """Float-network class predictions for raw integer data."""
-    return graph.predict(np.asarray(x_raw, np.float64) * input_scale).argmax(axis=-1)
+def check_data(spec, ds: Dataset, what: str = "data") -> None:
+    """Refuse image data that do not fit ``spec`` (shape, raw range) before any work; event
+    data are checked when binned."""
+    if ds.kind == "images":
+        spec.check_raw(ds.x, f"{what} {ds.source}")
 
 
 # ---------------------------------------------------------------------------------------------
 # convert / fit
 
 def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
-                  profile: str = "loihi1", steps: int | None = None, *,
+                  profile=DEFAULT_PROFILE, steps: int | None = None, *,
                   calib_samples: int | None = 500, eval_data=None, eval_samples: int | None = None,
                   input_scale: float | None = None, input_max: int | None = None,
                   graph=None, progress: bool = False, calibrate: str | None = None,
                   calibrate_steps: int | None = None, **options):
-    """Import ``model``, convert it with ``calibration`` data, and store in ``net.meta`` what a
-    later run needs to compare with the float network: ``float_reference`` (predictions and
-    accuracy on ``eval_data`` with its fingerprint), ``ann_macs``, ``convert_options``.
-    ``calibrate`` ("light" | "advanced") then corrects the biases on the same calibration
-    data for the run length ``calibrate_steps`` (default ``steps``) by running the integer
-    network (:mod:`neuroemu.calibrate`, Li et al. 2021)."""
+    """Import ``model``, convert it with ``calibration`` data (raw, as loaded), and store in
+    ``net.meta`` what a later run needs to compare with the float network:
+    ``float_reference`` (predictions and accuracy on ``eval_data`` with its fingerprint) and
+    ``convert_options``.  ``profile`` is a name or a :class:`~hw_models.profiles.ChipProfile`
+    (a what-if variant travels with the network).  ``calibrate`` ("light" | "advanced") then
+    corrects the biases on the same calibration data for the run length ``calibrate_steps``
+    (default ``steps``) by running the integer network (:mod:`neuroemu.calibrate`, Li et al.
+    2021)."""
     from tqdm import tqdm
     convert = _converter_fn("convert")
     bar = tqdm(total=4, desc="convert", unit="stage", leave=False, disable=not progress,
                bar_format="{desc}: {n}/{total} stages {postfix} [{elapsed}]")
     bar.set_postfix_str("load model")
-    graph = graph if graph is not None else load_graph(model, input_scale)
+    graph = resolve_input(graph if graph is not None else load_graph(model, input_scale),
+                          input_scale, input_max)
     bar.update()
     bar.set_postfix_str("check data")
     calib = calibration if isinstance(calibration, Dataset) else load_data(calibration, "train")
     calib = calib.subset(calib_samples)
-    input_max, input_scale = _input_defaults(graph, calib, input_max, input_scale)
     if calib.kind == "events":  # calibrate on event counts per pixel (what the events deliver)
         xc = event_counts(graph, calib)
         options.setdefault("encoding", "events")
     else:
-        xc = check_images(calib.x, graph.input_shape, input_max, f"calibration {calib.source}")
+        check_data(graph.input_spec, calib, "calibration")
+        xc = calib.x
     ev = None
     if eval_data is not None:
         ev = eval_data if isinstance(eval_data, Dataset) else load_data(eval_data)
         ev = ev.subset(eval_samples)
-        if ev.kind == "images":
-            check_images(ev.x, graph.input_shape, input_max, f"data {ev.source}")
-    opts = dict(options, input_max=input_max, input_scale=input_scale)
-    if opts.get("encoding") == "events":
-        opts.pop("input_max")  # event counts have no upper bound; the converter bins into T
-        if not steps:
-            raise DataError("event input needs --steps at conversion (the run length T sets "
-                            "the scale of one event: one spike per step is T x the model's "
-                            "scale per event count)")
+        check_data(graph.input_spec, ev)
+    if options.get("encoding") == "events" and not steps:
+        raise DataError("event input needs --steps at conversion (the run length T sets the "
+                        "scale of one event: one spike per step is T x the model's scale per "
+                        "event count)")
     bar.update()
     bar.set_postfix_str(f"calibrate on {len(xc)} samples, quantise, map")
-    net = convert(graph, xc.astype(np.float64) * input_scale, method=method, weight_bits=bits,
-                  profile=profile, steps=steps, **opts)
+    net = convert(graph, xc, method=method, weight_bits=bits, profile=profile, steps=steps,
+                  **options)
     if calibrate is not None:
         from .calibrate import calibrate as _calibrate
         if calib.kind == "events":
@@ -173,18 +177,18 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
             raise DataError("calibrate= needs the run length T: give --steps or "
                             "--calibrate-steps")
         bar.set_postfix_str(f"SNN calibration ({calibrate}, T = {t_cal})")
-        net = _calibrate(net, graph, xc, opts["input_scale"], int(t_cal), calibrate)
+        net = _calibrate(net, graph, xc, graph.input_spec.scale, int(t_cal), calibrate)
     bar.update()
     bar.set_postfix_str("float reference")
     meta = dict(net.meta)
-    meta.setdefault("ann_macs", ann_macs(graph))
-    meta["convert_options"] = dict(method=method, weight_bits=bits, profile=profile, steps=steps,
-                                   calibrate=calibrate, calibrate_steps=calibrate_steps,
-                                   model=str(model), calibration=calib.source,
-                                   calib_samples=len(calib), **{k: _jsonable(v)
-                                                                for k, v in opts.items()})
+    meta["convert_options"] = dict(
+        method=method, weight_bits=bits, profile=_profile_name(profile), steps=steps,
+        calibrate=calibrate, calibrate_steps=calibrate_steps,
+        model=str(model), calibration=calib.source, calib_samples=len(calib),
+        input_scale=_jsonable(net.spec.scale), input_max=net.spec.raw_max,
+        **{k: _jsonable(v) for k, v in options.items()})
     if ev is not None:
-        meta["float_reference"] = float_reference(graph, ev, input_scale)
+        meta["float_reference"] = float_reference(graph, ev)
     net.meta = meta
     bar.update()
     bar.close()
@@ -192,25 +196,35 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
 
 
 def event_counts(graph, ds: Dataset) -> np.ndarray:
-    """Events per pixel and polarity channel, shaped as the model's input (N, H, W, C)."""
+    """Events per pixel and polarity channel as raw integers, in the model's input layout."""
     from emulator.event_input import count_frames
-    shape = tuple(graph.layers[graph.input_name].shape)
+    shape = tuple(graph.input_spec.internal_shape)
     if len(shape) != 3 or shape[:2] != tuple(ds.sensor or ()) or shape[2] not in (1, 2):
         raise DataError(f"{ds.source}: events from a {ds.sensor} sensor do not fit the model "
                         f"input {shape} (H, W, 1 or 2 polarity channels)")
     x = count_frames(ds.x, shape, window_us=None, scale=1.0)
-    return np.rint(x).reshape((len(x),) + tuple(graph.input_shape))
+    x = np.rint(x).astype(np.int64).reshape((len(x),) + shape)
+    return graph.input_spec.from_internal(x)
 
 
-def float_reference(graph, ds: Dataset, input_scale: float) -> dict:
-    x = event_counts(graph, ds) if ds.kind == "events" else \
-        check_images(ds.x, graph.input_shape, None, f"data {ds.source}")
-    pred = float_predictions(graph, x, input_scale)
+def float_reference(graph, ds: Dataset) -> dict:
+    """The float network's predictions (and accuracy) on ``ds``, with the data's fingerprint."""
+    if ds.kind == "events":
+        x = event_counts(graph, ds)
+        graph = graph.with_input_spec(raw_max=None, encoding="events")  # counts are unbounded
+    else:
+        x = ds.x
+    pred = graph.predict(x).argmax(axis=-1)
     ref = {"source": ds.source, "samples": len(ds), "fingerprint": ds.fingerprint(),
            "predictions": pred.astype(int).tolist()}
     if ds.y is not None:
         ref["accuracy"] = float(np.mean(pred == ds.y))
     return ref
+
+
+def _profile_name(profile) -> str:
+    from hw_models.profiles import get_profile
+    return get_profile(profile).name
 
 
 def _jsonable(v):
@@ -232,22 +246,23 @@ def _emulator_run():
     return emulator.run
 
 
-def fit(model_or_net, profile: str | None = None, input_scale: float | None = None,
+def fit(model_or_net, profile=None, input_scale: float | None = None,
         max_chips: int | None = None):
     """Feasibility report (``str()``, ``to_dict()``, ``ok``) of a model or network on a profile.
 
-    A network file is checked as it is; a model is checked as a graph (the converter's estimate).
-    ``max_chips``: a chip budget; needing more is a violation (``fits`` False).
+    ``profile``: a name or a :class:`~hw_models.profiles.ChipProfile` (a what-if variant's limits
+    are the ones checked); None = the profile a network was converted for, else
+    :data:`~hw_models.profiles.DEFAULT_PROFILE`.  A network file is checked as it is; a model
+    is checked as a graph (the converter's estimate).  ``max_chips``: a chip budget; needing
+    more is a violation (``fits`` False).
     """
     obj = model_or_net
     if isinstance(obj, (str, os.PathLike)):
         obj = load_network(obj) if is_network_file(obj) else load_graph(obj, input_scale)
-    if profile is None:
-        profile = getattr(obj, "profile", None) or "loihi1"
     return _converter_fn("feasibility")(obj, profile, max_chips=max_chips)
 
 
-def profile_violation(net, profile: str | None = None, max_chips: int | None = None):
+def profile_violation(net, profile=None, max_chips: int | None = None):
     """One line saying how ``net`` violates its profile (or ``profile``), as ``neuroemu fit``
     would reject it (exit 3), or None when it fits.  ``convert`` prints it as a warning, and
     ``convert --strict`` as an error."""
@@ -266,7 +281,7 @@ class Evaluation:
 
     samples: int
     steps: int
-    profile: str
+    profile: str                          # name of the profile whose energies are reported
     accuracy: np.ndarray                  # (T,) SNN accuracy per step (NaN without labels)
     float_accuracy: float | None
     agreement: np.ndarray | None          # (T,) fraction of samples agreeing with the float net
@@ -282,6 +297,7 @@ class Evaluation:
     wall_seconds: float = 0.0
     #: hw_models.latency.LatencyModelReport: slowest core per step, counted work
     step_latency: object = None
+    chip_profile: object = field(default=None, repr=False)  # the ChipProfile used (what-if too)
 
     @property
     def final_accuracy(self) -> float:
@@ -312,7 +328,8 @@ class Evaluation:
         reach = ("not reached" if self.steps_to_float is None else
                  f"step {self.steps_to_float} (and kept to the end)")
         lines = [f"samples {self.samples}, steps {T}, profile {self.profile}",
-                 f"accuracy at step {T}: {_pct(self.final_accuracy)}   float network: {fa}",
+                 f"accuracy at step {T}: {format_percent(self.final_accuracy)}   "
+                 f"float network: {fa}",
                  f"float accuracy reached at: {reach}"]
         if self.agreement is not None:
             lines.append(f"agreement with the float network at step {T}: "
@@ -323,9 +340,11 @@ class Evaluation:
             ann = ""
             if self.ann_macs:
                 from hw_models.profiles import E_MAC_FP32, E_MAC_INT8
-                ann = (f"   ANN: {self.ann_macs:,} MACs = {_j(self.ann_macs * E_MAC_FP32)} FP32, "
-                       f"{_j(self.ann_macs * E_MAC_INT8)} INT8 (Horowitz 2014)")
-            lines.append(f"energy per sample on {self.profile}: {_j(e.per_sample)}{ann}")
+                ann = (f"   ANN: {self.ann_macs:,} MACs = "
+                       f"{format_joules(self.ann_macs * E_MAC_FP32)} FP32, "
+                       f"{format_joules(self.ann_macs * E_MAC_INT8)} INT8 (Horowitz 2014)")
+            lines.append(f"energy per sample on {self.profile}: "
+                         f"{format_joules(e.per_sample)}{ann}")
         if self.step_latency is not None:
             sl = self.step_latency
             pub = "" if sl.published else " (per-event times UNPUBLISHED: assumptions)"
@@ -344,7 +363,8 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def _pct(v):
+def format_percent(v) -> str:
+    """``0.9876`` → ``"98.76%"``; None or NaN → ``"n/a (no labels)"``."""
     return "n/a (no labels)" if v is None or np.isnan(v) else f"{v:.2%}"
 
 
@@ -352,17 +372,14 @@ def _nan(v):
     return None if v is None or np.isnan(v) else float(v)
 
 
-def _j(joules: float) -> str:
-    for unit, f in (("J", 1), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
-        if abs(joules) >= f:
-            return f"{joules / f:.3g} {unit}"
-    return f"{joules:.3g} J"
 
 
 def prepare_inputs(net, ds: Dataset, steps: int):
     """Engine input for ``ds``: raw images checked against the network's input population, or
     event streams binned into ``steps``.  Raises DataError before any work on a mismatch."""
     inp = net.input
+    if len(ds) == 0:
+        raise DataError(f"data {ds.source}: no samples")
     if ds.kind == "events":
         if inp.encoding != "events":
             raise DataError(f"{ds.source}: event data needs a network with an 'events' input "
@@ -373,15 +390,19 @@ def prepare_inputs(net, ds: Dataset, steps: int):
             raise DataError(f"{ds.source}: sensor {ds.sensor} does not match the network input "
                             f"{shape}")
         return bin_events(ds.x, shape, steps)
-    return check_images(ds.x, net.user_input_shape(),
-                        None if inp.encoding == "events" else inp.input_max,
-                        f"data {ds.source}")
+    net.spec.as_raw(ds.x, f"data {ds.source}")   # the check emulator.run makes, made early
+    return ds.x
 
 
 def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
-             record=(), seed: int = 0, profile: str | None = None, threads=None,
+             record=(), seed: int = 0, profile=None, threads=None,
              progress: bool = False, input_scale: float | None = None) -> Evaluation:
-    """Run ``net`` on ``data`` for ``steps`` and report (see :class:`Evaluation`)."""
+    """Run ``net`` on ``data`` (raw, as loaded) for ``steps`` and report (:class:`Evaluation`).
+
+    ``profile``: a name or a :class:`~hw_models.profiles.ChipProfile` whose energies and times
+    are reported (a what-if variant's own numbers); None = the profile the network was
+    converted for.  ``model`` recomputes the float reference (``input_scale`` for a model that
+    does not say it; default the scale the network was converted with)."""
     from hw_models.energy import energy_report, latency_report
     from hw_models.profiles import get_profile
     t0 = time.perf_counter()
@@ -396,27 +417,15 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     for name in record:
         net.population(name)                     # unknown population: error before the run
     # a misspelled profile is an error before the run, not a missing energy line after it
-    profile = get_profile(profile or net.profile or "loihi1").name
+    chip = get_profile(profile or net.profile or DEFAULT_PROFILE)
     # float reference: stored at convert time for these exact samples, or recomputed
     fref, fsrc = None, ""
     if model is not None:
         graph = load_graph(model, input_scale)
-        opts = net.meta.get("convert_options", {})
-        if ds.kind == "events":
-            # the float CNN sees count frames in its own units; the network's input_scale was
-            # multiplied by T at conversion (one event = T/c model units per step), so it is
-            # not the model's scale
-            scale = input_scale or graph.input_scale
-            if scale is None:
-                raise DataError(f"{model}: the model does not say its input scale; pass "
-                                f"--input-scale (model units per event count)")
-            xf = event_counts(graph, ds)
-        else:
-            scale = input_scale or opts.get("input_scale") or graph.input_scale
-            if scale is None:
-                scale = 1.0 / net.input.input_max
-            xf = check_images(ds.x, graph.input_shape, None, "data")
-        fref = float_predictions(graph, xf, scale)
+        if input_scale is None and graph.input_scale is None and net.spec.scale is not None:
+            input_scale = net.spec.scale   # the scale the network was converted with
+        graph = resolve_input(graph, input_scale)
+        fref = np.asarray(float_reference(graph, ds)["predictions"])
         fsrc = f"recomputed with {model}"
         macs = ann_macs(graph)
     else:
@@ -431,7 +440,7 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
                     fsrc = f"stored at conversion ({ref['source']})"
     run = _emulator_run()
     res = run(net, x, steps, labels=ds.y, record=tuple(record), seed=seed, threads=threads,
-              progress=progress, timing=profile)
+              progress=progress, timing=chip)
     pred = np.asarray(res.predictions)          # (T, N)
     acc = np.asarray(res.accuracy, float) if ds.y is not None else np.full(steps, np.nan)
     agreement = None if fref is None else (pred == fref[None, :]).mean(axis=1)
@@ -443,8 +452,8 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
         steps_to = res.steps_to_accuracy(float_acc - 1e-12)
     settle = settle_steps(pred)
     counters = dict(res.counters)
-    energy = energy_report(counters, profile, steps=steps, samples=len(ds), ann_macs=macs)
-    latency = latency_report(float(settle.mean()), profile)
+    energy = energy_report(counters, chip, steps=steps, samples=len(ds), ann_macs=macs)
+    latency = latency_report(float(settle.mean()), chip)
     step_lat = None
     if getattr(res, "work", None) is not None:
         layers = [None] * net.n_cores
@@ -454,23 +463,24 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
                 continue  # the host core
             for k in np.unique(cores):
                 layers[int(k)] = name
-        step_lat = res.latency_report(core_layers=layers, profile=profile)
+        step_lat = res.latency_report(core_layers=layers, profile=chip)
     synops = float(np.sum(counters.get("synaptic_events", 0))) / len(ds)
     from hw_models.metrics import neurobench_metrics
     nz = None
     if net.input.encoding == "analog":
-        xi = net.to_internal_input(x)
+        xi = net.spec.as_raw(x)
         nz = (xi.reshape(len(xi), -1) != 0).sum(axis=0)
     # per-neuron spike totals: (samples, n) counts, or (n,) sums over samples
     ss = getattr(res, "spike_sum", None)
     counts = ss if isinstance(ss, dict) and ss else res.spike_counts
     nb = neurobench_metrics(net, counts, steps, len(ds), input_nonzero=nz)
-    ev = Evaluation(samples=len(ds), steps=steps, profile=str(profile), accuracy=acc,
+    ev = Evaluation(samples=len(ds), steps=steps, profile=chip.name, accuracy=acc,
                     float_accuracy=float_acc, agreement=agreement, steps_to_float=steps_to,
                     settle_steps=float(settle.mean()), synops_per_sample=synops, energy=energy,
                     latency=latency, ann_macs=None if macs is None else int(macs),
                     float_source=fsrc, neurobench=nb, result=res,
-                    wall_seconds=time.perf_counter() - t0, step_latency=step_lat)
+                    wall_seconds=time.perf_counter() - t0, step_latency=step_lat,
+                    chip_profile=chip)
     return ev
 
 
@@ -493,7 +503,7 @@ def save_evaluation(ev: Evaluation, net, path, extra: dict | None = None) -> Pat
                  "float_accuracy": ev.float_accuracy,
                  "accuracy": [_nan(a) for a in ev.accuracy],
                  "agreement": None if ev.agreement is None else ev.agreement.tolist(),
-                 "core_usage": core_usage(net, ev.profile),
+                 "core_usage": core_usage(net, ev.chip_profile or ev.profile),
                  "populations": [p.name for p in net.populations if not p.is_input],
                  "shapes": {p.name: list(p.shape) for p in net.populations}})
     meta.update(extra or {})
@@ -517,7 +527,7 @@ def core_usage(net, profile) -> dict | None:
 
 def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
           methods=("ecc", "robust"), steps: int = 256, samples: int | None = None,
-          calib_samples: int | None = 500, profile: str = "loihi1", seed: int = 0,
+          calib_samples: int | None = 500, profile=DEFAULT_PROFILE, seed: int = 0,
           input_scale: float | None = None, input_max: int | None = None, progress: bool = False,
           log=None, **options) -> Path:
     """Run the (method × bits) grid, one point per group of ``out``; resumes a stopped sweep.
@@ -528,25 +538,26 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
     """
     from .sweep import SweepFile, point_key
     log = log or (lambda s: None)
-    graph = load_graph(model, input_scale)
+    graph = resolve_input(load_graph(model, input_scale), input_scale, input_max)
     calib = load_data(calibration, "train").subset(calib_samples)
     ds = load_data(data).subset(samples)
-    input_max, input_scale = _input_defaults(graph, calib, input_max, input_scale)
     for d, what in ((calib, "calibration"), (ds, "data")):   # refuse before any work
         if d.kind == "events":
             event_counts(graph, d.subset(1))
         else:
-            check_images(d.x, graph.input_shape, input_max, f"{what} {d.source}")
+            check_data(graph.input_spec, d, what)
     grid = [(m, b) for m in methods for b in bits]
     config = {"model": str(model), "calibration": calib.source, "calib_samples": len(calib),
-              "data": ds.source, "samples": len(ds), "steps": int(steps), "profile": profile,
-              "seed": seed, "input_max": input_max, "input_scale": input_scale,
+              "data": ds.source, "samples": len(ds), "steps": int(steps),
+              "profile": _profile_name(profile), "seed": seed,
+              "input_max": graph.input_spec.raw_max,
+              "input_scale": _jsonable(graph.input_spec.scale),
               "options": {k: _jsonable(v) for k, v in sorted(options.items())}}
     sf = SweepFile(out, config, [point_key(m, b) for m, b in grid])
     todo = [(m, b) for m, b in grid if point_key(m, b) not in sf]
     if len(todo) < len(grid):
         log(f"resuming {out}: {len(grid) - len(todo)} of {len(grid)} points already done")
-    fref = float_reference(graph, ds, input_scale)
+    fref = float_reference(graph, ds)
     from tqdm import tqdm
     bar = tqdm(todo, desc="sweep", unit="point", disable=not progress)
     for m, b in bar:
@@ -554,8 +565,7 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
         t0 = time.perf_counter()
         try:
             net = convert_model(model, calib, m, b, profile, steps, calib_samples=None,
-                                graph=graph, input_scale=input_scale, input_max=input_max,
-                                **options)
+                                graph=graph, **options)
         except ConversionError as exc:  # an impossible point is a result, not a crash
             sf.add(point_key(m, b), {"method": m, "bits": int(b), "status": "failed",
                                      "error": str(exc), "accuracy": np.full(steps, np.nan),
@@ -623,11 +633,3 @@ def _jsonify(o):
     if isinstance(o, float) and np.isnan(o):
         return None
     return o
-
-
-def __getattr__(name):
-    # ``demo`` moved to neuroemu.run_demo (which imports this module, hence the lazy import)
-    if name == "demo":
-        from .run_demo import demo
-        return demo
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,8 +19,9 @@ from pathlib import Path
 from hw_models.errors import DataError
 
 from .data import load_data
-from .pipeline import (DIGITS_MODEL, _j, _jsonify, _nan, _pct, ann_macs, convert_model,
-                       core_usage, evaluate, fit, load_graph, save_evaluation, sweep)
+from .pipeline import (DIGITS_MODEL, _jsonify, _nan, ann_macs, convert_model, core_usage,
+                       evaluate, fit, format_joules, format_percent, load_graph, save_evaluation,
+                       sweep)
 
 __all__ = ["demo"]
 
@@ -103,8 +104,9 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
     lines = [f"neuroemu demo — {summary['model']} on {profile}", "", str(ev), "",
              "weight-bit sweep (accuracy at the last step):"]
     for k, p in summary["sweep"].items():
-        lines.append(f"  {p['method']:<8} {str(p['bits']):>3} bits  {_pct(p['accuracy'])}  "
-                     f"{_j(p['energy_per_sample_j'])}/sample")
+        lines.append(f"  {p['method']:<8} {str(p['bits']):>3} bits  "
+                     f"{format_percent(p['accuracy'])}  "
+                     f"{format_joules(p['energy_per_sample_j'])}/sample")
     lines += ["", (f"feasibility on {profile}: {rep.chips_line}; {rep.verdict} "
                    f"(see feasibility.txt)"), f"wall time {summary['wall_seconds']} s"]
     (out / "summary.txt").write_text("\n".join(lines) + "\n")

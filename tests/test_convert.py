@@ -13,7 +13,7 @@ from converter.passes import prepare
 from hw_models.errors import ConversionError
 from hw_models.profiles import get_profile
 
-emulator = pytest.importorskip("emulator", reason="emulator.run not available yet")
+import emulator
 
 
 def _cnn(rng, bn=True, c=(4, 6), name="cnn"):

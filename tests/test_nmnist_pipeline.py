@@ -32,7 +32,8 @@ def pipeline(ne):
     train, _ = ne.load_split("train", 20)
     test, labels = ne.load_split("test", N_SAMPLES)
     batch = ne.events_batch(test, STEPS)
-    net = ne.convert_for(graph, ne.frames(train, c), "events", 1, STEPS / c, {"weight_bits": 8})
+    net = ne.convert_for(graph, ne.frames(train, c), "events", None, 1.0 / c,
+                         {"weight_bits": 8}, steps=STEPS)
     res = emulator.run(net, batch, STEPS, labels=labels, record=(net.input.name,))
     return {"test": test, "labels": labels, "batch": batch, "net": net, "res": res,
             "graph": graph, "c": c}
