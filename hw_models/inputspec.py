@@ -235,8 +235,10 @@ class InputSpec:
             if alt:
                 x = x.reshape((x.shape[0],) + shp)
             else:
-                raise DataError(f"{what} have shape {x.shape}, but the model takes (N,) + "
-                                f"{shp} ({self.layout} layout; wrong data set for this model?)")
+                got = x.shape[1:] if x.ndim >= 1 else x.shape
+                raise DataError(f"{what}: samples have shape {got} (batch {x.shape}), but the "
+                                f"model takes {shp} per sample ({self.layout} layout; wrong "
+                                f"data set for this model?)")
         if self.layout == "CHW":
             x = x.transpose(0, 2, 3, 1)
         return x.reshape((x.shape[0],) + self.internal_shape)

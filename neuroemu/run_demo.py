@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from hw_models.errors import DataError
+from hw_models.profiles import DEFAULT_PROFILE
 
 from .data import load_data
 from .pipeline import (DIGITS_MODEL, _jsonify, _nan, ann_macs, convert_model, core_usage,
@@ -55,7 +56,7 @@ def demo(out_dir="neuroemu-demo", *, quick: bool = False, mnist: bool = False,
         scale, imax, steps = 1 / 16, 16, (32 if quick else 64)
         bits = (3, 4, 6, 8) if quick else (3, 4, 5, 6, 7, 8)
     methods = ("ecc", "robust")
-    profile = "loihi1"
+    profile = DEFAULT_PROFILE
     graph = load_graph(model, scale)
     log(f"model {model} ({ann_macs(graph):,} MACs per sample), {len(test)} test samples, "
         f"{steps} steps, profile {profile}")

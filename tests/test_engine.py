@@ -278,9 +278,14 @@ def test_bad_inputs_are_data_errors(small_net):
     bad[2].flat[4] = imax + 1
     with pytest.raises(DataError, match=f"{imax + 1}.*sample 2"):
         emulator.run(small_net, bad, 3)
-    with pytest.raises(DataError, match="integer"):
-        emulator.run(small_net, np.full((1,) + shape, 0.5), 3)
-    emulator.run(small_net, np.zeros((1,) + shape, float), 3)  # integer-valued floats are fine
+    with pytest.raises(DataError, match="NaN"):
+        emulator.run(small_net, np.full((1,) + shape, np.nan), 3)
+    with pytest.raises(DataError, match="model units"):     # floats above the model's range
+        emulator.run(small_net, np.full((1,) + shape, imax + 1.0), 3)
+    # floats are model units (a hand-built network: = raw units), quantised by rint
+    a = emulator.run(small_net, np.full((1,) + shape, 1.4), 3)
+    b = emulator.run(small_net, np.full((1,) + shape, 1, np.uint8), 3)
+    np.testing.assert_array_equal(a.predictions, b.predictions)
     with pytest.raises(DataError, match="unknown population"):
         emulator.run(small_net, np.zeros((1,) + shape, int), 3, record=["nope"])
     with pytest.raises(DataError, match="labels"):
