@@ -38,7 +38,9 @@ dtype: integer (or bool) arrays are raw, floating arrays are model units.  This 
 public call shares (``Graph.predict``, ``converter.convert``, ``emulator.run``, the pipeline and
 the CLI).  Floating data outside the model's range (for example floats 0..255 for a model in
 0..1) cannot be told apart from raw data passed as floats and are refused with a message that
-says what was expected and what was seen.
+says what was expected and what was seen.  So are fractional floats that all lie in 0..1 for a
+model whose range reaches 2 or more (e.g. ``x / 255`` for a model fed raw 0..255, such as the
+ONNX zoo's mnist-8): a network calibrated on them would saturate on the real data.
 
 The spec is frozen: derive a changed one with :meth:`InputSpec.replace`.  :meth:`to_dict` /
 :meth:`from_dict` give the JSON form stored in network files (format version 2).
@@ -357,6 +359,15 @@ class InputSpec:
             seen_lo, seen_hi = xi.min(axis=red), xi.max(axis=red)
         else:
             seen_lo, seen_hi = np.atleast_1d(xi.min()), np.atleast_1d(xi.max())
+        top, seen_top = float(np.max(hi)), float(np.max(seen_hi))
+        if self.raw_max is not None and top >= 2.0 and 0.0 < seen_top <= 1.0 + 1e-9 and \
+                float(np.min(seen_lo)) >= -1e-9 and np.any(xi != np.rint(xi)):
+            raise DataError(
+                f"{what}: float data span {float(np.min(seen_lo)):.6g}..{seen_top:.6g}, which "
+                f"looks like data scaled to 0..1, but the model's units span "
+                f"{_fmt(_one(lo))}..{_fmt(_one(hi))} (raw integers 0..{self.raw_max} x "
+                f"{_fmt(self.scale)}): pass the raw integers, or data in the model's own units "
+                f"(or give the model's true input scale, e.g. input_scale=1/{self.raw_max})")
         if np.any(seen_lo < lo_t) or np.any(seen_hi > hi_t):
             raw = f"0..{self.raw_max}" if self.raw_max is not None else "counts >= 0"
             hint = ""

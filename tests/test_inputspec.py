@@ -90,6 +90,15 @@ def test_floats_outside_the_model_range_are_refused(bad, match):
             fn(bad)
 
 
+def test_fractions_for_a_model_in_raw_units_are_refused():
+    s = InputSpec((4,), "flat", raw_max=255, scale=1.0)   # a model fed raw 0..255
+    x = np.array([[0, 64, 128, 255]], np.uint8)
+    with pytest.raises(DataError, match=r"looks like data scaled to 0\.\.1.*span 0\.\.255"):
+        s.as_model(x / 255)
+    np.testing.assert_array_equal(s.as_model(x.astype(float)), x)  # its own units: fine
+    np.testing.assert_array_equal(s.as_model(np.array([[0.0, 1.0, 1.0, 0.0]])), [[0, 1, 1, 0]])
+
+
 def test_raw_checks_name_sample_and_value():
     s = InputSpec((4,), "flat", raw_max=16, scale=1 / 16)
     x = np.zeros((3, 4), np.int32)

@@ -180,6 +180,10 @@ def test_unit_mix_ups_are_refused(images, tmp_path):
         convert(g_unknown, x.reshape(N, 1, 6, 6))
     with pytest.raises(DataError, match="input-scale"):
         resolve_input(g_unknown)
+    # a model fed raw 0..255 (scale 1, like the ONNX zoo's mnist-8) given pixels/255
+    g_raw = load_model(tmp_path / "u.onnx", input_scale=1.0)
+    with pytest.raises(DataError, match=r"looks like data scaled to 0\.\.1"):
+        convert(g_raw, x.reshape(N, 1, 6, 6) / 255)
 
 
 def _onnx_path(tmp_path):
