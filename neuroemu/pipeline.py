@@ -404,7 +404,7 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     converted for.  ``model`` recomputes the float reference (``input_scale`` for a model that
     does not say it; default the scale the network was converted with)."""
     from hw_models.energy import energy_report, latency_report
-    from hw_models.profiles import get_profile
+    from hw_models.profiles import get_profile, is_stock
     t0 = time.perf_counter()
     if isinstance(net, (str, os.PathLike)):
         net = load_network(net)
@@ -474,7 +474,8 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     ss = getattr(res, "spike_sum", None)
     counts = ss if isinstance(ss, dict) and ss else res.spike_counts
     nb = neurobench_metrics(net, counts, steps, len(ds), input_nonzero=nz)
-    ev = Evaluation(samples=len(ds), steps=steps, profile=chip.name, accuracy=acc,
+    label = chip.name if is_stock(chip) else f"{chip.name} (what-if)"
+    ev = Evaluation(samples=len(ds), steps=steps, profile=label, accuracy=acc,
                     float_accuracy=float_acc, agreement=agreement, steps_to_float=steps_to,
                     settle_steps=float(settle.mean()), synops_per_sample=synops, energy=energy,
                     latency=latency, ann_macs=None if macs is None else int(macs),

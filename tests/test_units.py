@@ -258,5 +258,6 @@ def test_what_if_profile_is_the_one_reported(images, tmp_path):
     assert ev.latency.seconds == pytest.approx(latency_report(ev.settle_steps,
                                                               what_if).seconds)
     assert ev.chip_profile is not None and ev.chip_profile == what_if
+    assert ev.profile == "loihi1 (what-if)" and "on loihi1 (what-if)" in str(ev)
     ev2 = evaluate(back, ds, 8, profile=stock)
     assert ev2.energy.per_sample < ev.energy.per_sample
