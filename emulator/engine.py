@@ -102,6 +102,24 @@ def packed_network(net, repeat: int = 1):
     return packed, static
 
 
+_WORK_ATTR = "_emulator_work"
+
+
+def _cached(net, pk, what, build):
+    """``build()`` cached on the network object beside its packing (same lifetime: the entry
+    is dropped when the packing changes), keyed by ``what`` (hashable)."""
+    cache = getattr(net, _WORK_ATTR, None)
+    if cache is None or cache[0] is not pk:
+        cache = (pk, {})
+        try:
+            object.__setattr__(net, _WORK_ATTR, cache)
+        except (AttributeError, TypeError):  # pragma: no cover - a slotted or frozen network
+            return build()
+    if what not in cache[1]:
+        cache[1][what] = build()
+    return cache[1][what]
+
+
 def _inputs(net, x, T):
     """(N, x int64 (N, n) or dummy, ev_steps, ev_neurons, ev_offsets, input ring capacity,
     repeat) for the kernel, with the same checks as the reference."""
@@ -221,7 +239,7 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
     rec_cap = 0 if not rec_names else max(16, min(rec_size * T, 1 << 16))
     seed_u = np.uint64(int(seed) & MASK)
     if timing is not None:
-        wk = WK.pack_work(net, pk, st, timing)
+        wk = _cached(net, pk, ("work", timing), lambda: WK.pack_work(net, pk, st, timing))
         nthr = numba.config.NUMBA_NUM_THREADS
         tb_time = np.zeros((nthr, T, ncores), np.int64)
         tb_work = np.zeros((nthr, ncores, 6), np.int64)

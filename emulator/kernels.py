@@ -278,11 +278,13 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     mpc = np.zeros(pk.n_mpcount, np.int64)
     mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
     won = wk.on == 1
-    # active-update flags of one population (work.py); empty when the work is not counted,
-    # which the update loops test once (LLVM hoists the test out of the loop)
-    actf = np.zeros(pk.max_size if won else 0, np.uint8)
-    sw = np.zeros((wk.n_cores, 4), np.int64)  # this step's sending work per core
-    rw = np.zeros((wk.depth, wk.n_cores, 2), np.int64)  # receive work, ring over delays
+    # active-update flags of one population (work.py), padded to whole 8-byte words; empty
+    # when the work is not counted, which the update loops test once (LLVM hoists the test)
+    actf = np.zeros((((pk.max_size + 7) >> 3) << 3) if won else 0, np.uint8)
+    swp = np.zeros(wk.n_cores, np.int64)  # this step's sending work per core (packed)
+    swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
+    rwp = np.zeros(wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
+    sbuf = np.zeros(wk.depth, np.int64)
     mpprev = np.zeros(wk.n_cores, np.int64)
     lat = np.int64(0)
     enc = pk.encoding
@@ -337,7 +339,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             _count_spikes(ring, dst, cnt, spk[s, inb:inb + nin], rec_slot[ip], t, rec_buf[s],
                           rec_n, s)
             if won:
-                lat = max(lat, WK.route_spikes(wk, core, ring, dst, cnt, inb, 1, t, T, sw, rw))
+                lat = max(lat, WK.route_spikes(wk, ring, dst, cnt, inb, 1, t, swp, rwp, sbuf))
         # -- every other population in order
         for oi in range(pk.order.shape[0]):
             p = pk.order[oi]
@@ -380,8 +382,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
             if won:
-                WK.active_runs(wk, p, actf, sw)
-                lat = max(lat, WK.route_spikes(wk, core, ring, dst, cnt, b, 0, t, T, sw, rw))
+                WK.active_runs(wk, p, actf, swa)
+                lat = max(lat, WK.route_spikes(wk, ring, dst, cnt, b, 0, t, swp, rwp, sbuf))
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -399,8 +401,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     best = i
         predl[t - 1] = best
         if won:
-            WK.close_step(wk, t, sw, rw, mpcore[s], mpprev, lat, step_time, s, tb_time, tb_work,
-                          tb_crit, tid)
+            WK.close_step(wk, t, swp, swa, rwp, mpcore[s], mpprev, lat, step_time, s, tb_time,
+                          tb_work, tb_crit, tid)
             lat = 0
     # per-sample results are kept locally and written once: rows of neighbouring samples
     # share cache lines, and neighbouring samples usually run on different threads

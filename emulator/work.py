@@ -33,6 +33,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from hw_models.errors import SimulationError
+
 from . import compile as C
 
 #: columns of the per-core work counters (the per-step sending side first)
@@ -42,6 +44,20 @@ WORK_NAMES = ("neuron_updates_active", "neuron_updates_active_state", "spikes",
 #: order of :attr:`WorkPack.times`
 T_ACCESS, T_UPDATE, T_SPIKE, T_MSG_OUT, T_MSG_IN, T_SYN, T_HOP_EW, T_HOP_NS = range(8)
 PS = 1e12  # picoseconds per second
+#: two counters share one int64 in the kernel's per-step buffers: high part << PACK | low part
+#: (spikes | messages out at the sending core, messages in | synaptic events at the receiving
+#: core); a core's low part in one step stays far below 2^40
+PACK = 40
+LOW = (1 << PACK) - 1
+#: packed routing records: per neuron (first message << CORE_BITS) | core; per message
+#: (synaptic events << EV_SHIFT) | (delay << CORE_BITS) | destination core
+CORE_BITS = 20
+CORE_MASK = (1 << CORE_BITS) - 1
+DELAY_MASK = 63
+EV_SHIFT = CORE_BITS + 6
+_B0 = np.uint64(0x0101010101010101)    # bit 0 of every byte
+_BSUM = np.uint64(0x0101010101010101)  # × this: the sum of the 8 bytes in the top byte
+_S1, _S56 = np.uint64(1), np.uint64(56)
 
 
 class WorkPack(NamedTuple):
@@ -49,8 +65,9 @@ class WorkPack(NamedTuple):
 
     ``on`` 0 disables everything (dummy arrays).  ``charge`` 0 = delivery, 1 = emission;
     ``active`` 0 = input, 1 = state.  ``times`` int64 ps in the ``T_*`` order; ``barrier`` ps.
-    ``ncn`` mapped non-input neurons per core.  Routes, flat over all neurons (CSR
-    ``rt_ptr``): destination core, synaptic events there and delay of every message of a spike.
+    ``ncn`` mapped non-input neurons per core.  Routes, packed one int64 per record (see
+    ``CORE_BITS``): ``nrec`` per neuron (plus one end record) its first message and its core,
+    ``rt_ent`` per message of a spike its destination core, delay and synaptic events.
     ``route_lat`` ps: per neuron, the longest mesh route of its messages (0 without the mesh
     term).  Runs of equal core inside each population (``run_ptr`` per population into
     ``run_end`` (exclusive, local index) and ``run_core``) let the active flags be summed per
@@ -62,10 +79,8 @@ class WorkPack(NamedTuple):
     times: np.ndarray
     barrier: int
     ncn: np.ndarray
-    rt_ptr: np.ndarray
-    rt_core: np.ndarray
-    rt_ev: np.ndarray
-    rt_del: np.ndarray
+    nrec: np.ndarray
+    rt_ent: np.ndarray
     route_lat: np.ndarray
     run_ptr: np.ndarray
     run_end: np.ndarray
@@ -77,7 +92,7 @@ class WorkPack(NamedTuple):
 def off(n_cores: int = 1) -> WorkPack:
     z = np.zeros(1, np.int64)
     return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
-                    z, z, z, z, z, z, z, z, 1, max(n_cores, 1))
+                    z, z, z, z, z, z, 1, max(n_cores, 1))
 
 
 def _ps(x: float) -> int:
@@ -160,10 +175,19 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                       _ps(timing.t_syn_event_s), _ps(timing.t_hop_ew_s),
                       _ps(timing.t_hop_ns_s)], np.int64)
     one = (lambda a: a if a.size else np.zeros(1, np.int64))
+    if n_cores > CORE_MASK + 1 or (d.size and int(d.max()) > DELAY_MASK) or \
+            (e.size and int(e.max()) >= 1 << (63 - EV_SHIFT)):
+        raise SimulationError(f"the latency counters support up to {CORE_MASK + 1} cores and "
+                              f"delays up to {DELAY_MASK}; this network has {n_cores} cores "
+                              f"and delays up to {int(d.max()) if d.size else 0}")
+    nrec = np.zeros(nn + 1, np.int64)
+    nrec[:] = rt_ptr << CORE_BITS
+    nrec[:nn] |= core
+    ent = (e << EV_SHIFT) | (d << CORE_BITS) | c
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
-                    ncn=ncn, rt_ptr=rt_ptr, rt_core=one(c), rt_ev=one(e), rt_del=one(d),
+                    ncn=ncn, nrec=nrec, rt_ent=one(ent.astype(np.int64)),
                     route_lat=route_lat, run_ptr=run_ptr, run_end=cat(run_end),
                     run_core=cat(run_core), depth=depth, n_cores=n_cores)
 
@@ -184,80 +208,138 @@ def tiles_in_use(net) -> int:
 
 # ---- kernel helpers -------------------------------------------------------------------------
 @njit(cache=True, nogil=True, boundscheck=False)
-def route_spikes(wk, core, ring, dst, cnt, base, is_input, t, T, sw, rw):
-    """Count the spikes ``ring[dst:dst+cnt]`` (local ids, population offset ``base``) into
-    the sending work ``sw`` (cores, 4) and the receive ring ``rw`` (depth, cores, 2); return
-    the longest mesh route among them (ps)."""
-    lat = np.int64(0)
+def route_spikes(wk, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
+    """Count the spikes ``ring[dst:dst+cnt]`` (local ids, population offset ``base``) emitted
+    in step t: packed sending work into ``swp`` (cores,), packed receive work into the ring
+    ``rwp`` (depth · cores) at the step each message is charged (``sb``: scratch (depth,) of
+    slot offsets per delay, so the inner loop has no division).  A message charged after step
+    T lands in a slot no later step reads.  Returns the longest mesh route among the spikes
+    (ps; 0 without the mesh term)."""
+    nc = wk.n_cores
     D1 = wk.depth
+    if wk.charge == 1:
+        b0 = (t % D1) * nc
+        for d in range(D1):
+            sb[d] = b0
+    else:
+        for d in range(D1):
+            sb[d] = ((t + d) % D1) * nc
+    nrec = wk.nrec
+    ent = wk.rt_ent
+    one = np.int64(1) << PACK
+    spk = np.int64(0) if is_input else one
+    # consecutive spikes mostly share their core and their destination: sum in registers and
+    # store when the address changes (a read-modify-write chain on one address costs ~5
+    # cycles); one packed record per neuron and per message keeps it to ~2 cache lines a spike
+    sc, sacc = np.int64(-1), np.int64(0)
+    ri, racc = np.int64(-1), np.int64(0)
     for e in range(cnt):
         g = base + ring[dst + e]
-        c = core[g]
-        if is_input == 0:
-            sw[c, W_SPIKES] += 1
-        a, b = wk.rt_ptr[g], wk.rt_ptr[g + 1]
-        sw[c, W_MSG_OUT] += b - a
-        if wk.route_lat[g] > lat:
-            lat = wk.route_lat[g]
-        for r in range(a, b):
-            ts = t if wk.charge == 1 else t + wk.rt_del[r]
-            if ts > T:
-                continue
-            sl = ts % D1
-            rc = wk.rt_core[r]
-            rw[sl, rc, 0] += 1
-            rw[sl, rc, 1] += wk.rt_ev[r]
+        r0 = nrec[g]
+        r1 = nrec[g + 1] >> CORE_BITS
+        c = r0 & CORE_MASK
+        r0 >>= CORE_BITS
+        if c != sc:
+            if sc >= 0:
+                swp[sc] += sacc
+            sc, sacc = c, np.int64(0)
+        sacc += spk + (r1 - r0)
+        for r in range(r0, r1):
+            x = ent[r]
+            idx = sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)
+            if idx != ri:
+                if ri >= 0:
+                    rwp[ri] += racc
+                ri, racc = idx, np.int64(0)
+            racc += one + (x >> EV_SHIFT)
+    if sc >= 0:
+        swp[sc] += sacc
+    if ri >= 0:
+        rwp[ri] += racc
+    lat = np.int64(0)
+    if wk.mesh == 1:
+        rl = wk.route_lat
+        for e in range(cnt):
+            x = rl[base + ring[dst + e]]
+            if x > lat:
+                lat = x
     return lat
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def active_runs(wk, p, actf, sw):
-    """Sum population p's active flags (bit 0 input, bit 1 state) per core into ``sw``."""
+def active_runs(wk, p, actf, swa):
+    """Sum population p's active flags (bit 0 input, bit 1 state) per core into ``swa``
+    (cores, 2)."""
     lo = 0
+    w8 = actf.view(np.uint64)  # 8 flags per word: bytes summed by one multiplication
     for r in range(wk.run_ptr[p], wk.run_ptr[p + 1]):
         hi = wk.run_end[r]
         s1 = np.int64(0)
         s2 = np.int64(0)
-        for i in range(lo, hi):
-            f = np.int64(actf[i])
-            s1 += f & 1
-            s2 += f >> 1
+        a = (lo + 7) >> 3
+        b = hi >> 3
+        if b > a:
+            for i in range(lo, a << 3):
+                f = np.int64(actf[i])
+                s1 += f & 1
+                s2 += f >> 1
+            for k in range(a, b):
+                wd = w8[k]
+                s1 += np.int64(((wd & _B0) * _BSUM) >> _S56)
+                s2 += np.int64((((wd >> _S1) & _B0) * _BSUM) >> _S56)
+            for i in range(b << 3, hi):
+                f = np.int64(actf[i])
+                s1 += f & 1
+                s2 += f >> 1
+        else:
+            for i in range(lo, hi):
+                f = np.int64(actf[i])
+                s1 += f & 1
+                s2 += f >> 1
         c = wk.run_core[r]
-        sw[c, W_ACT_INPUT] += s1
-        sw[c, W_ACT_STATE] += s2
+        swa[c, 0] += s1
+        swa[c, 1] += s2
         lo = hi
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def close_step(wk, t, sw, rw, mpc, mpprev, mesh_lat, step_time, s, tb_time, tb_work,
+def close_step(wk, t, swp, swa, rwp, mpc, mpprev, mesh_lat, step_time, s, tb_time, tb_work,
                tb_crit, tid):
     """End of step t of sample s: core times, the slowest core, the step time; add to the
     thread's sums; clear the step's work."""
     tm = wk.times
-    sl = t % wk.depth
+    nc = wk.n_cores
+    o = (t % wk.depth) * nc
     best = np.int64(-1)
     arg = 0
-    ac = W_ACT_STATE if wk.active == 1 else W_ACT_INPUT
-    for c in range(wk.n_cores):
+    ac = 1 if wk.active == 1 else 0
+    for c in range(nc):
         d = mpc[c] - mpprev[c]  # max-pool gate deliveries of this step
         mpprev[c] = mpc[c]
-        mi = rw[sl, c, 0]
-        ev = rw[sl, c, 1] + d
-        send = (wk.ncn[c] * tm[T_ACCESS] + sw[c, ac] * tm[T_UPDATE]
-                + sw[c, W_SPIKES] * tm[T_SPIKE] + sw[c, W_MSG_OUT] * tm[T_MSG_OUT])
+        rv = rwp[o + c]
+        mi = rv >> PACK
+        ev = (rv & LOW) + d
+        sv = swp[c]
+        sp = sv >> PACK
+        mo = sv & LOW
+        send = (wk.ncn[c] * tm[T_ACCESS] + swa[c, ac] * tm[T_UPDATE] + sp * tm[T_SPIKE]
+                + mo * tm[T_MSG_OUT])
         recv = mi * tm[T_MSG_IN] + ev * tm[T_SYN]
         ct = send if send > recv else recv
         tb_time[tid, t - 1, c] += ct
         if ct > best:
             best = ct
             arg = c
-        for k in range(4):
-            tb_work[tid, c, k] += sw[c, k]
-            sw[c, k] = 0
+        tb_work[tid, c, W_ACT_INPUT] += swa[c, 0]
+        tb_work[tid, c, W_ACT_STATE] += swa[c, 1]
+        tb_work[tid, c, W_SPIKES] += sp
+        tb_work[tid, c, W_MSG_OUT] += mo
         tb_work[tid, c, W_MSG_IN] += mi
         tb_work[tid, c, W_SYN] += ev
-        rw[sl, c, 0] = 0
-        rw[sl, c, 1] = 0
+        swa[c, 0] = 0
+        swa[c, 1] = 0
+        swp[c] = 0
+        rwp[o + c] = 0
     tb_crit[tid, arg] += 1
     step_time[s, t - 1] = best + mesh_lat + wk.barrier
 
