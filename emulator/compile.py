@@ -121,6 +121,7 @@ class Static(NamedTuple):
     hops_y: np.ndarray      # the north-south part (Δy); Δchip links are counted in hops only
     ev_tot: list            # per projection: int64 (n_src,) targets reached per spike
     ev_core: list           # per projection: csr (n_src, n_cores) targets per core
+    ev_core_t: list         # the same transposed (csr (n_cores, n_src)): per-run products
     bound: np.ndarray       # per population: bound on |Q| for repeat 1 (float, may be huge)
 
 
@@ -352,8 +353,8 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                     n_mpcount=max(moff, 1), max_size=mp)
     static = Static(names=[p.name for p in pops], proj_names=[pr.name for pr in net.projections],
                     n_cores=n_cores, core=core, msg=msg, hops=hops, hops_x=hops_x,
-                    hops_y=hops_y, ev_tot=ev_tot,
-                    ev_core=ev_core, bound=bound)
+                    hops_y=hops_y, ev_tot=ev_tot, ev_core=ev_core,
+                    ev_core_t=[m.T.tocsr() for m in ev_core], bound=bound)
     return packed, static
 
 

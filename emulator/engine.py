@@ -67,24 +67,32 @@ from .kernels import OUT_SLACK, _run_chunk, mix64, mix64_many  # noqa: F401  (re
 _CACHE_ATTR = "_emulator_packed"
 
 
+def _buffer(a) -> np.ndarray:
+    """The bytes of an array as a flat uint8 view (a copy only if it is not C-contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
 def _fingerprint(net) -> bytes:
-    """A digest of everything :func:`emulator.compile.pack` reads, to reuse a packing safely."""
+    """A digest of everything :func:`emulator.compile.pack` reads, to reuse a packing safely.
+    SHA-256 over the arrays' own buffers (no byte copies): it runs on every call, and SHA-256
+    has hardware support where BLAKE2b has none (0.5 vs 1.4 ms for an MLP's 0.66 MB of int8
+    weights, measured)."""
     import hashlib
-    h = hashlib.blake2b(digest_size=16)
+    h = hashlib.sha256()
     h.update(repr((net.output, net.readout, net.order())).encode())
     for p in net.populations:
         h.update(repr((p.name, p.shape, p.kind, p.threshold, p.reset, p.decay_u, p.decay_v,
                        p.v_init, p.v_min, p.v_max, p.overflow, p.spike_rule, p.spiking,
                        p.encoding, p.input_max)).encode())
         for a in (p.bias, p.core):
-            h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+            h.update(b"-" if a is None else _buffer(a))
     for pr in net.projections:
         h.update(repr((pr.name, pr.source, pr.target, pr.kind, pr.exponent, pr.delay,
                        pr.kernel, pr.stride, pr.padding, pr.dilation, pr.gate,
                        pr.weights.dtype.str,
                        pr.weights.shape)).encode())
-        h.update(np.ascontiguousarray(pr.weights).tobytes())
-    h.update(b"-" if net.placement is None else np.ascontiguousarray(net.placement).tobytes())
+        h.update(_buffer(pr.weights))
+    h.update(b"-" if net.placement is None else _buffer(net.placement))
     return h.digest()
 
 
@@ -347,7 +355,7 @@ def _add_directional(raw, net, pk, st, spk_all, mpcore_sum):
             b = int(P[J[k, C.J_SRC], C.P_BASE])
             d = spk_sum[b:b + int(J[k, C.J_NSRC])]
             em = int(d @ st.ev_tot[k])
-            em_core += np.asarray(st.ev_core[k].T @ d, np.int64).reshape(-1)
+            em_core += np.asarray(st.ev_core_t[k] @ d, np.int64).reshape(-1)
         raw["proj"][name]["synaptic_events_emitted"] = em
     raw["core"]["synaptic_events_emitted"] = em_core
     tot = raw["totals"]
@@ -394,7 +402,7 @@ def _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpco
             d0 = int(J[k, C.J_DOFF])
             d = deliv_sum[d0:d0 + int(J[k, C.J_NSRC])]
             ev = int(d @ st.ev_tot[k])
-            syn_core += np.asarray(st.ev_core[k].T @ d, np.int64).reshape(-1)
+            syn_core += np.asarray(st.ev_core_t[k] @ d, np.int64).reshape(-1)
         res_proj[name] = {"synaptic_events": ev, "input_macs": macs}
     corec = {
         "spikes": _by_core(core, spk_sum, nc),
