@@ -54,6 +54,7 @@ import numpy as np
 
 from hw_models.errors import ConversionError, NetworkError, UnsupportedLayerError
 from hw_models.inputspec import InputSpec
+from hw_models.intrange import STATE_LIMIT, check_ranges
 from hw_models.network import CoreNetwork, Population, Projection, DECAY_ONE
 from hw_models.profiles import DEFAULT_PROFILE, get_profile, is_stock
 from .graph import Graph, pair
@@ -559,7 +560,10 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                                input_max=1 if spec.raw_max is None else spec.raw_max)]
     projections, qrep, lam_rep = [], {}, {}
     delay = 0 if opt["timing"] == "sync" else 1
-    vmin, vmax = prof.v_min_unscaled, prof.v_max_unscaled
+    # v range of the profile, within the int64 headroom the integer-range proof needs (only
+    # the 64-bit 'ideal' profile is wider)
+    vmin = max(prof.v_min_unscaled, -STATE_LIMIT)
+    vmax = min(prof.v_max_unscaled, STATE_LIMIT)
     for p in pops.values():
         lt = lam_pop[p.name]
         spiking = p.role != "output" or opt["readout"] == "spikes"
@@ -644,6 +648,10 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                       input_layout=layout, profile=prof.name if is_stock(prof) else prof,
                       meta=meta, input_spec=spec)
     net.validate()
+    try:
+        check_ranges(net, None if steps is None else int(steps))
+    except NetworkError as exc:
+        raise ConversionError(f"the converted network cannot run exactly: {exc}") from None
     if opt["map"]:
         net = _map(net, prof)
     return net

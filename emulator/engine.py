@@ -56,6 +56,8 @@ import numba
 import numpy as np
 
 from hw_models.errors import DataError, SimulationError, StateOverflowError
+from hw_models.intrange import check_run_ranges
+from hw_models.safeio import check_budget
 from hw_models.rng import MASK
 
 from . import compile as C
@@ -195,6 +197,23 @@ def _overflow_error(net, pk, s, row):
         f"'saturate'/'wrap'")
 
 
+def _check_memory(net, N, T, record, in_cap):
+    """Refuse (BudgetError, saying what would be needed) before allocating buffers whose size
+    comes from the network, the batch or ``steps``: spike rings (max delay), per-sample
+    counters, predictions (T × N) and the first raster buffer."""
+    nn = sum(p.size for p in net.populations)
+    depth = sum((max((pr.delay for pr in net.outgoing(p.name)), default=0) + 1)
+                * (p.size if not p.is_input else max(p.size, in_cap)) for p in net.populations)
+    check_budget(4 * depth, f"spike rings of {nn} neurons with delays up to {net.max_delay}")
+    check_budget(4 * N * nn + 8 * T * N + 16 * nn + 8 * net.n_cores * 4,
+                 f"per-sample spike counts and predictions of {N} samples × {nn} neurons × "
+                 f"{T} steps")
+    rec = sum(net.population(r).size for r in dict.fromkeys(record))
+    if rec:
+        check_budget(12 * min(rec * T, 1 << 16) * min(N, 64),
+                     f"raster buffers of {rec} recorded neurons × {T} steps")
+
+
 def _default_batch(N, threads, per_sample_bytes):
     budget = 256 * 2**20
     b = max(threads * 4, 32)
@@ -217,6 +236,8 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
     for name in record:
         net.population(name)  # unknown names raise NetworkError
     N, xf, ev_st, ev_ne, ev_off, in_cap, rep = _inputs(net, x, T)
+    check_run_ranges(net, T, rep)
+    _check_memory(net, N, T, record, in_cap)
     pk, st = packed_network(net, rep)
     core = st.core
     ring_off, ring_cap, rcnt_off, ring_total, rcnt_total = _ring_layout(pk, in_cap)

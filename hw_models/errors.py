@@ -46,3 +46,8 @@ class SimulationError(NeuroemuError, RuntimeError):
 
 class StateOverflowError(SimulationError, OverflowError):
     """A neuron state left its range under the overflow policy ``raise``."""
+
+
+class BudgetError(NeuroemuError, MemoryError):
+    """An allocation a file or an option asks for exceeds the memory budget
+    (:func:`hw_models.safeio.memory_budget`); the message says how much would be needed."""

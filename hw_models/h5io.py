@@ -32,17 +32,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .errors import FileFormatError, NetworkError
+from .errors import BudgetError, FileFormatError, NetworkError
 from .inputspec import InputSpec
 from .profiles import ChipProfile, is_stock
 from .network import (FORMAT_NAME, FORMAT_VERSION, CoreNetwork, Population, Projection,
                       meta_json)
+from .intrange import check_ranges
+from .safeio import atomic_path, check_budget, loads_json, read_dataset
+from .safeio import open_h5 as _safe_open_h5
 
 _POP_ATTRS = ("name", "kind", "threshold", "reset", "decay_u", "decay_v", "v_init", "v_min",
               "v_max", "overflow", "spike_rule", "spiking", "encoding", "input_max")
@@ -50,49 +53,46 @@ _PROJ_ATTRS = ("name", "source", "target", "kind", "exponent", "delay")
 _PROJ_TUPLES = ("kernel", "stride", "padding", "dilation")
 
 
-def atomic_h5(path: str | os.PathLike):
+def atomic_h5(path: str | os.PathLike, inputs=()):
     """Context manager yielding an open h5py.File on a temporary file in the target folder,
-    renamed onto ``path`` only when the block finishes without error."""
-    return _AtomicH5(Path(path))
+    renamed onto ``path`` only when the block finishes without error (rules in
+    :mod:`hw_models.safeio`: never onto one of ``inputs``, temporaries removed on every failure
+    path, stale ones of killed writers swept)."""
+    return _AtomicH5(Path(path), inputs)
 
 
 class _AtomicH5:
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, inputs=()):
+        self.path, self.inputs = path, inputs
 
     def __enter__(self) -> h5py.File:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.fh = h5py.File(self.tmp, "w")
+        self._ctx = atomic_path(self.path, self.inputs)
+        tmp = self._ctx.__enter__()
+        try:
+            self.fh = h5py.File(tmp, "w")
+        except BaseException:
+            self._ctx.__exit__(*sys.exc_info())
+            raise
         return self.fh
 
     def __exit__(self, exc_type, exc, tb):
         try:
             self.fh.close()
-        finally:
+        except BaseException:
             if exc_type is None:
-                # mkstemp creates the file 0600; a result file is meant to be read by other
-                # tools and users, so give it the mode a plain open() would have.
-                os.chmod(self.tmp, 0o666 & ~_current_umask())
-                os.replace(self.tmp, self.path)
-            else:
-                self.tmp.unlink(missing_ok=True)
-        return False
+                exc_type, exc, tb = sys.exc_info()
+                self._ctx.__exit__(exc_type, exc, tb)
+                raise
+        return bool(self._ctx.__exit__(exc_type, exc, tb))
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
+def save_network(net: CoreNetwork, path: str | os.PathLike, inputs=()) -> Path:
+    """Write ``net`` atomically (never onto one of ``inputs``) after validating it and proving
+    its integer ranges (:func:`hw_models.intrange.check_ranges`)."""
     net.validate()
+    check_ranges(net)
     path = Path(path)
-    with atomic_h5(path) as f:
+    with atomic_h5(path, inputs) as f:
         f.attrs["format"] = FORMAT_NAME
         # the lowest version that holds the network: 3 with an input spec, 2 with a maxpool
         # gate other than "winner", else 1
@@ -135,16 +135,10 @@ def save_network(net: CoreNetwork, path: str | os.PathLike) -> Path:
 
 
 def open_h5(path: str | os.PathLike, what: str = "results") -> h5py.File:
-    """Open an HDF5 file for reading, turning a missing, truncated or corrupt file into a
+    """Open an HDF5 file for reading, turning a missing, truncated or corrupt file — or one
+    that points into other files (:func:`hw_models.safeio.check_h5_links`) — into a
     FileFormatError that names it (``what``: "network", "result", "sweep" …)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such {what} file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: not a readable HDF5 {what} file — truncated or corrupt "
-                              f"(an interrupted copy?); regenerate it ({exc})") from None
+    return _safe_open_h5(Path(path), what)
 
 
 def attr_str(obj, name: str, default=None):
@@ -170,66 +164,146 @@ def check_format(f, path, name: str, version_max: int, what: str, version_min: i
     return version
 
 
+_INT_ATTRS = {"threshold", "decay_u", "decay_v", "v_init", "v_min", "v_max", "input_max",
+              "exponent", "delay"}
+_BOOL_ATTRS = {"spiking"}
+_INT64 = (-2**63, 2**63 - 1)
+
+
 def _attr(group, name, path):
+    """Attribute ``name`` of ``group`` as a Python value of the type the network model expects:
+    integers for the integer parameters (a float, even 3.0, is refused: it would be truncated),
+    bool for ``spiking``, str for the rest."""
     try:
         v = group.attrs[name]
     except KeyError:
         raise FileFormatError(f"{path}: {group.name} lacks the attribute {name!r}") from None
+    except (OSError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"{path}: {group.name} attribute {name!r} is unreadable "
+                              f"({exc})") from None
     if isinstance(v, bytes):
-        v = v.decode()
+        v = v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v[()]
     if isinstance(v, np.generic):
         v = v.item()
+    if name in _INT_ATTRS:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise FileFormatError(f"{path}: {group.name} attribute {name!r} must be an integer, "
+                                  f"found {type(v).__name__} {v!r}")
+        if not _INT64[0] <= v <= _INT64[1]:
+            raise FileFormatError(f"{path}: {group.name} attribute {name!r} = {v} is outside "
+                                  f"the 64-bit integer range")
+    elif name in _BOOL_ATTRS:
+        if not isinstance(v, (bool, int)) or v not in (0, 1):
+            raise FileFormatError(f"{path}: {group.name} attribute {name!r} must be a boolean, "
+                                  f"found {v!r}")
+        v = bool(v)
+    elif not isinstance(v, str):
+        raise FileFormatError(f"{path}: {group.name} attribute {name!r} must be a string, "
+                              f"found {type(v).__name__}")
     return v
 
 
+def _int_tuple(group, name, path, length=None) -> tuple:
+    try:
+        v = np.asarray(group.attrs[name])
+    except KeyError:
+        raise FileFormatError(f"{path}: {group.name} lacks the attribute {name!r}") from None
+    if v.ndim != 1 or v.dtype.kind not in "iu" or (length is not None and len(v) != length) \
+            or len(v) > 8:
+        raise FileFormatError(f"{path}: {group.name} attribute {name!r} must be a short list of "
+                              f"integers, found {v.dtype} {v.shape}")
+    return tuple(int(s) for s in v)
+
+
+def _int_dataset(group, name, path, dtype):
+    if name not in group:
+        return None
+    arr = read_dataset(group[name], f"{path}: {group.name}/{name}", kinds="iu")
+    if arr.size and arr.dtype.kind == "u" and arr.dtype.itemsize >= 8 and arr.max() > 2**63 - 1:
+        raise FileFormatError(f"{path}: {group.name}/{name} holds values beyond int64")
+    if np.dtype(dtype) == np.int32 and arr.size and (arr.min() < 0 or arr.max() > 2**31 - 1):
+        raise FileFormatError(f"{path}: {group.name}/{name} holds values outside "
+                              f"0..2^31-1 ({arr.min()}..{arr.max()})")
+    return arr
+
+
+def _children(f, name, path) -> list:
+    import h5py
+    if name not in f or not isinstance(f[name], h5py.Group):
+        raise FileFormatError(f"{path}: lacks the group /{name}")
+    return [f[name][k] for k in sorted(f[name])]
+
+
 def load_network(path: str | os.PathLike) -> CoreNetwork:
+    """Read a network written by :func:`save_network`.  Every value is type-checked (no float
+    truncated into an integer parameter), every dataset's declared size is checked against the
+    memory budget before it is read, links out of the file are refused, and the loaded network
+    must pass :meth:`CoreNetwork.validate` and the integer-range proof
+    (:func:`hw_models.intrange.check_ranges`)."""
     path = Path(path)
     f = open_h5(path, "network")
     try:
         with f:
             version = check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "core network")
-            pops = []
-            for key in sorted(f["populations"]):
-                g = f["populations"][key]
+            pops, n_neurons = [], 0
+            for g in _children(f, "populations", path):
                 kw = {a: _attr(g, a, path) for a in _POP_ATTRS}
-                kw["shape"] = tuple(int(s) for s in g.attrs["shape"])
-                kw["bias"] = g["bias"][()] if "bias" in g else None
-                kw["core"] = g["core"][()] if "core" in g else None
+                kw["shape"] = _int_tuple(g, "shape", path)
+                n = 1
+                for s in kw["shape"]:
+                    n *= max(s, 0)
+                n_neurons += n
+                check_budget(16 * n_neurons, f"{path}: state of {n_neurons} neurons (population "
+                             f"{kw['name']!r} declares shape {kw['shape']})")
+                kw["bias"] = _int_dataset(g, "bias", path, np.int64)
+                kw["core"] = _int_dataset(g, "core", path, np.int32)
                 pops.append(Population(**kw))
             projs = []
-            for key in sorted(f["projections"]):
-                g = f["projections"][key]
+            for g in _children(f, "projections", path):
                 kw = {a: _attr(g, a, path) for a in _PROJ_ATTRS}
                 for a in _PROJ_TUPLES:
-                    kw[a] = tuple(int(s) for s in g.attrs[a])
-                kw["weights"] = g["weights"][()]
+                    kw[a] = _int_tuple(g, a, path)
+                if "weights" not in g:
+                    raise FileFormatError(f"{path}: {g.name} lacks its weights")
+                kw["weights"] = _int_dataset(g, "weights", path, np.int64)
                 kw["gate"] = attr_str(g, "gate", "winner")
+                if not isinstance(kw["gate"], str):
+                    raise FileFormatError(f"{path}: {g.name} attribute 'gate' must be a string")
                 projs.append(Projection(**kw))
+            placement = _int_dataset(f, "placement", path, np.int32)
             net = CoreNetwork(
                 populations=pops, projections=projs, output=_attr(f, "output", path),
                 readout=_attr(f, "readout", path),
                 input_layout=_attr(f, "input_layout", path),
-                placement=f["placement"][()] if "placement" in f else None,
+                placement=placement,
                 profile=_attr(f, "profile", path) or None,
-                meta=json.loads(_attr(f, "meta", path)))
+                meta=loads_json(_attr(f, "meta", path), f"{path}: meta attribute"))
+            if not isinstance(net.meta, dict):
+                raise FileFormatError(f"{path}: the meta attribute must be a JSON object")
             spec_text = _attr(f, "input_spec", path) if version >= 3 else ""
             prof_text = attr_str(f, "profile_json", "")
-    except (OSError, KeyError, ValueError) as exc:
-        if isinstance(exc, (FileFormatError, NetworkError)):
-            raise
-        raise FileFormatError(f"{path}: damaged core-network file: {exc}") from exc
+    except (FileFormatError, BudgetError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError, OverflowError,
+            RuntimeError, AttributeError) as exc:
+        raise FileFormatError(f"{path}: damaged core-network file: {type(exc).__name__}: "
+                              f"{exc}") from exc
     if prof_text:
         try:
-            net.profile = ChipProfile.from_dict(json.loads(prof_text))
-        except (ValueError, TypeError) as exc:
+            net.profile = ChipProfile.from_dict(loads_json(prof_text, f"{path}: profile_json"))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise FileFormatError(f"{path}: unreadable what-if profile: {exc}") from None
     try:
-        net.input_spec = InputSpec.from_dict(json.loads(spec_text)) if spec_text else \
-            (_spec_from_v1(net) if version < 3 else None)
-    except (ValueError, TypeError) as exc:
+        net.input_spec = InputSpec.from_dict(loads_json(spec_text, f"{path}: input_spec")) \
+            if spec_text else (_spec_from_v1(net) if version < 3 else None)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise FileFormatError(f"{path}: unreadable input spec: {exc}") from None
     try:
-        return net.validate()
+        net.validate()
+        check_ranges(net)
+        return net
     except NetworkError as exc:
         raise FileFormatError(f"{path}: the stored network is invalid: {exc}") from exc
 

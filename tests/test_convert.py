@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 import numpy as np
+
+from hw_models.intrange import STATE_LIMIT
 import pytest
 
 from converter.builder import GraphBuilder
@@ -130,7 +132,9 @@ def test_quantisation_respects_profile(rng, profile):
             assert 1 <= p.threshold
             if prof.threshold_max is not None:
                 assert p.threshold <= prof.threshold_max
-            assert p.v_max == prof.v_max_unscaled and p.v_min == prof.v_min_unscaled
+            # the profile's range, within the int64 headroom of hw_models.intrange
+            assert p.v_max == min(prof.v_max_unscaled, STATE_LIMIT)
+            assert p.v_min == max(prof.v_min_unscaled, -STATE_LIMIT)
             assert p.overflow == prof.v_overflow and p.spike_rule == prof.spike_rule
             assert p.v_min <= p.v_init <= p.v_max
             if p.bias is not None and prof.bias_max is not None:
