@@ -35,7 +35,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hw_models.errors import ConversionError, FileFormatError, UnsupportedLayerError
+from hw_models.errors import (ConversionError, FileFormatError, NeuroemuError,
+                              UnsupportedLayerError)
+from hw_models.safeio import loads_json, open_h5, read_dataset, read_zip_member
 from .builder import GraphBuilder
 from .graph import Graph
 
@@ -68,7 +70,7 @@ def _read_h5_layers(group: h5py.Group) -> dict[str, list[np.ndarray]]:
         for wname in g.attrs.get("weight_names", []):
             wname = wname.decode() if isinstance(wname, bytes) else str(wname)
             ds = g[wname] if wname in g else g[wname.split(":")[0]]
-            arrays.append(np.array(ds))
+            arrays.append(read_dataset(ds, f"weight {wname!r} of layer {lname!r}", kinds="fiu"))
         out[lname] = arrays
     return out
 
@@ -84,7 +86,8 @@ def _read_keras3_vars(h5: h5py.File, layer_cfgs: list) -> dict[str, list[np.ndar
         vars_ = g.get("vars")
         arrays = []
         if vars_ is not None:
-            arrays = [np.array(vars_[str(i)]) for i in range(len(vars_))]
+            arrays = [read_dataset(vars_[str(i)], f"weights layers/{key}/vars/{i}", kinds="fiu")
+                      for i in range(len(vars_))]
             tag = vars_.attrs.get("name")
             if tag is not None:
                 out[tag.decode() if isinstance(tag, bytes) else str(tag)] = arrays
@@ -281,6 +284,18 @@ class _KerasImporter:
                                   f"arrays, the file has {len(arrays)}")
         return arrays
 
+    def _bias(self, w, cfg, name, cls):
+        """The bias of a Dense/Conv layer: required when the config says ``use_bias`` (Keras 1:
+        ``bias``), refused when it says no bias but the file holds one."""
+        use = cfg.get("use_bias", cfg.get("bias", True))
+        if use and len(w) < 2:
+            raise FileFormatError(f"{self.path}: layer {name!r} ({cls}) has use_bias=True but "
+                                  f"the file holds no bias array for it (damaged weights?)")
+        if not use and len(w) > 1:
+            raise FileFormatError(f"{self.path}: layer {name!r} ({cls}) has use_bias=False but "
+                                  f"the file holds {len(w)} weight arrays")
+        return w[1] if use else None
+
     def _act(self, src, act, name, cls, own: bool = False):
         """Apply an activation; ``own``: it is a layer of its own (named ``name``), else it is
         fused into layer ``name`` and becomes ``<name>_relu`` / ``<name>_softmax``."""
@@ -328,7 +343,7 @@ class _KerasImporter:
         if cls == "Dense":
             w = self._w(name, cls, 1)
             kernel = np.asarray(w[0], dtype=np.float64)
-            bias = w[1] if cfg.get("use_bias", cfg.get("bias", True)) and len(w) > 1 else None
+            bias = self._bias(w, cfg, name, cls)
             if src in self.chw_flat:
                 c, h, wd = self.chw_flat[src]
                 if kernel.shape[0] != c * h * wd:
@@ -351,7 +366,7 @@ class _KerasImporter:
             if int(cfg.get("groups", 1)) != 1:
                 raise UnsupportedLayerError(f"layer {name!r} ({cls}): groups="
                                             f"{cfg.get('groups')} not supported (groups=1 only)")
-            bias = w[1] if cfg.get("use_bias", cfg.get("bias", True)) and len(w) > 1 else None
+            bias = self._bias(w, cfg, name, cls)
             strides = cfg.get("strides", cfg.get("subsample", (1, 1)))
             dil = cfg.get("dilation_rate", (1, 1))
             pad = self._pad(cfg)
@@ -462,26 +477,26 @@ def load_keras(path, input_scale: float | None = None) -> Graph:
         if zipfile.is_zipfile(path):
             return _load_keras_zip(path, input_scale)
         return _load_keras_h5(path, input_scale)
-    except (OSError, KeyError, ValueError, TypeError, IndexError, zipfile.BadZipFile,
-            json.JSONDecodeError) as exc:
-        if isinstance(exc, (ConversionError, FileFormatError)):
+    except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError,
+            RecursionError, OverflowError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        if isinstance(exc, NeuroemuError):
             raise
         raise FileFormatError(f"{path}: cannot read Keras model ({type(exc).__name__}: "
                               f"{exc})") from exc
 
 
 def _load_keras_h5(path: Path, input_scale) -> Graph:
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "Keras model") as f:
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
         if "model_config" in attrs:
-            config = json.loads(attrs["model_config"])
+            config = loads_json(attrs["model_config"], f"{path}: model_config")
             group = f["model_weights"] if "model_weights" in f else f
         else:
             beside = path.with_suffix(".json")
             if not beside.exists():
                 raise FileFormatError(f"{path}: HDF5 holds weights only and no architecture "
                                       f"JSON was found beside it ({beside.name})")
-            config = json.loads(beside.read_text())
+            config = loads_json(beside.read_bytes(), f"{path}: architecture {beside.name}")
             group = f
         gattrs = {k: _decode(v) for k, v in group.attrs.items()}
         backend = gattrs.get("backend", attrs.get("backend"))
@@ -497,11 +512,14 @@ def _load_keras_zip(path: Path, input_scale) -> Graph:
         if "config.json" not in names or "model.weights.h5" not in names:
             raise FileFormatError(f"{path}: a .keras archive needs config.json and "
                                   f"model.weights.h5 (found {names})")
-        config = json.loads(z.read("config.json"))
-        meta = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
-        blob = z.read("model.weights.h5")
+        config = loads_json(read_zip_member(z, "config.json", str(path)), f"{path}: config.json")
+        meta = (loads_json(read_zip_member(z, "metadata.json", str(path)),
+                           f"{path}: metadata.json") if "metadata.json" in names else {})
+        blob = read_zip_member(z, "model.weights.h5", str(path))
+    if not isinstance(config, dict) or not isinstance(meta, dict):
+        raise FileFormatError(f"{path}: config.json and metadata.json must hold JSON objects")
     layers, _, _ = _layer_list(config, path)
-    with h5py.File(io.BytesIO(blob), "r") as h5:
+    with open_h5(io.BytesIO(blob), "Keras weights", name=f"{path}: model.weights.h5") as h5:
         weights = _read_keras3_vars(h5, layers)
     return _KerasImporter(config, weights, path, None, str(meta.get("keras_version", "3")),
                           input_scale).build()

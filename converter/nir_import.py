@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_models.errors import ConversionError, FileFormatError, UnsupportedLayerError
+from hw_models.errors import (ConversionError, FileFormatError, NeuroemuError,
+                              UnsupportedLayerError)
+from hw_models.safeio import array_bytes, check_budget, open_h5
 
 from .builder import GraphBuilder
 from .graph import Graph
@@ -169,12 +171,42 @@ def load_nir(path, input_scale: float | None = None) -> Graph:
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
+    _precheck(path)
     try:
         g = nir.read(str(path))
     except Exception as exc:  # h5py and NIR raise many kinds on corrupt files
         raise FileFormatError(f"{path}: cannot read NIR graph ({type(exc).__name__}: "
-                              f"{exc})") from exc
-    return graph_from_nir(g, name=path.stem, input_scale=input_scale, path=str(path))
+                              f"{exc})") from None
+    try:
+        return graph_from_nir(g, name=path.stem, input_scale=input_scale, path=str(path))
+    except NeuroemuError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError) as exc:
+        raise FileFormatError(f"{path}: damaged NIR graph ({type(exc).__name__}: "
+                              f"{exc})") from None
+
+
+def _precheck(path: Path) -> None:
+    """Before ``nir.read`` touches the data: no links out of the file
+    (:func:`hw_models.safeio.open_h5`), numeric or string datasets only, and their declared
+    sizes together within the memory budget."""
+    import h5py
+    with open_h5(path, "NIR") as f:
+        total, bad = [0], []
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                dt = obj.dtype
+                if dt.kind not in "iufbSOU" or dt.fields is not None:
+                    bad.append(f"/{name} has dtype {dt}")
+                elif obj.shape is not None:
+                    total[0] += array_bytes(obj.shape, dt if dt.kind != "O" else np.float64)
+                    check_budget(total[0], f"{path}: NIR datasets up to /{name} (declares "
+                                 f"shape {obj.shape})")
+        f.visititems(visit)
+        if bad:
+            raise FileFormatError(f"{path}: unexpected NIR dataset types: {'; '.join(bad)}")
 
 
 __all__ = ["graph_from_nir", "load_nir"]
@@ -206,9 +238,9 @@ def is_neuroemu_nir(path) -> bool:
 
 
 def _md(node, path, what) -> dict:
-    import json
+    from hw_models.safeio import loads_json
     try:
-        return json.loads(str(node.metadata["neuroemu"]))
+        return loads_json(str(node.metadata["neuroemu"]), f"{path}: {what} metadata")
     except (KeyError, TypeError, ValueError) as exc:
         raise FileFormatError(f"{path}: NIR node of {what} lacks its neuroemu metadata "
                               f"({exc})") from None
@@ -346,12 +378,16 @@ def load_nir_network(path):
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
+    _precheck(path)
     try:
         g = nir.read(str(path))
     except Exception as exc:  # h5py and NIR raise many kinds on corrupt files
         raise FileFormatError(f"{path}: cannot read NIR graph ({type(exc).__name__}: "
-                              f"{exc})") from exc
-    return network_from_nir(g, path=str(path))
+                              f"{exc})") from None
+    net = network_from_nir(g, path=str(path))
+    from hw_models.intrange import check_ranges
+    check_ranges(net)
+    return net
 
 
 __all__ += ["is_neuroemu_graph", "is_neuroemu_nir", "load_nir_network", "network_from_nir"]

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_models.errors import ConversionError, FileFormatError, UnsupportedLayerError
+from hw_models.errors import (ConversionError, FileFormatError, NeuroemuError,
+                              UnsupportedLayerError)
+from hw_models.safeio import check_budget
 from .builder import GraphBuilder
 from .graph import Graph, same_padding_2d
 
@@ -387,14 +389,69 @@ def load_onnx(path, input_scale: float | None = None) -> Graph:
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise FileFormatError(f"{path}: is a directory, not an ONNX file")
+    check_budget(path.stat().st_size * 2, f"{path}: parsing an ONNX file of "
+                 f"{path.stat().st_size} bytes")
     try:
-        model = onnx.load(str(path))
+        # never follow external-data references: they would read other files on disk
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # the protobuf decoder raises various types on corrupt data
         raise FileFormatError(f"{path}: cannot parse ONNX model ({type(exc).__name__}: "
-                              f"{exc})") from exc
+                              f"{exc})") from None
+    _check_model(model, path)
+    try:
+        return _OnnxImporter(model, path, input_scale).build()
+    except NeuroemuError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError, RuntimeError) as exc:
+        raise FileFormatError(f"{path}: damaged ONNX model ({type(exc).__name__}: "
+                              f"{exc})") from None
+
+
+def _check_model(model, path) -> None:
+    """Refuse a truncated or crafted ModelProto before any tensor is decoded: a graph without
+    nodes, no ``opset_import`` (the tail of the file, where protobuf writers put it: a file cut
+    short parses without it and would be read under a guessed opset), external tensor data, and
+    initializers whose declared element count exceeds the memory budget or their stored bytes."""
     if not model.graph.node:
         raise FileFormatError(f"{path}: the ONNX graph has no nodes (empty or truncated file)")
-    return _OnnxImporter(model, path, input_scale).build()
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        raise FileFormatError(f"{path}: the ONNX model declares no default-domain opset "
+                              f"(opset_import missing: a truncated file?); refusing to guess")
+    if model.ir_version <= 0:
+        raise FileFormatError(f"{path}: the ONNX model has no ir_version (a truncated file?)")
+    total = 0
+    tensors = list(model.graph.initializer) + [
+        a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    for t in tensors:
+        if t.data_location == 1 or len(t.external_data):
+            raise FileFormatError(f"{path}: tensor {t.name!r} keeps its data in an external "
+                                  f"file; only self-contained ONNX files are read")
+        n = 1
+        for d in t.dims:
+            if d < 0:
+                raise FileFormatError(f"{path}: tensor {t.name!r} has a negative dimension {d}")
+            n *= int(d)
+        total += 8 * n
+        check_budget(total, f"{path}: initializers up to {t.name!r} (declares shape "
+                     f"{tuple(t.dims)}) as float64")
+        stored = (len(t.raw_data) if t.HasField("raw_data") else
+                  max(len(t.float_data), len(t.int32_data), len(t.int64_data),
+                      len(t.double_data), len(t.uint64_data), len(t.string_data)))
+        if t.HasField("raw_data"):
+            try:
+                itemsize = np.dtype(_onnx()[0].helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+            except Exception:
+                raise FileFormatError(f"{path}: tensor {t.name!r} has an unknown data type "
+                                      f"{t.data_type}") from None
+            if stored != n * itemsize:
+                raise FileFormatError(f"{path}: tensor {t.name!r} declares {n} elements but "
+                                      f"stores {stored} bytes")
+        elif stored != n and not (n == 0 and stored == 0):
+            raise FileFormatError(f"{path}: tensor {t.name!r} declares {n} elements but stores "
+                                  f"{stored}")
 
 
 __all__ = ["load_onnx"]

@@ -220,12 +220,13 @@ def _int_tuple(group, name, path, length=None) -> tuple:
 def _int_dataset(group, name, path, dtype):
     if name not in group:
         return None
-    arr = read_dataset(group[name], f"{path}: {group.name}/{name}", kinds="iu")
+    arr = read_dataset(group[name], f"{path}: {group.name.rstrip('/')}/{name}", kinds="iu")
     if arr.size and arr.dtype.kind == "u" and arr.dtype.itemsize >= 8 and arr.max() > 2**63 - 1:
-        raise FileFormatError(f"{path}: {group.name}/{name} holds values beyond int64")
-    if np.dtype(dtype) == np.int32 and arr.size and (arr.min() < 0 or arr.max() > 2**31 - 1):
-        raise FileFormatError(f"{path}: {group.name}/{name} holds values outside "
-                              f"0..2^31-1 ({arr.min()}..{arr.max()})")
+        raise FileFormatError(f"{path}: {group.name.rstrip('/')}/{name} holds values beyond int64")
+    if np.dtype(dtype) == np.int32 and arr.size and (arr.min() < -2**31
+                                                     or arr.max() > 2**31 - 1):
+        raise FileFormatError(f"{path}: {group.name.rstrip('/')}/{name} holds values outside the int32 "
+                              f"range ({arr.min()}..{arr.max()})")
     return arr
 
 

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_models.errors import DataError, FileFormatError
+from hw_models.errors import BudgetError, DataError, FileFormatError
+from hw_models.safeio import check_budget
 
 from . import datasets
 
@@ -227,11 +228,44 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _GuardedArray(np.ndarray):
+    """What the unpickler's ``_reconstruct`` builds: an ndarray whose ``__setstate__`` (the
+    pickle BUILD step that sets shape, dtype and data) checks the declared size against the
+    memory budget and the bytes actually present, and refuses object arrays, before NumPy
+    allocates anything."""
+
+    def __setstate__(self, state):
+        try:
+            shape, dt, data = state[1], state[2], state[4]
+            dt = np.dtype(dt)
+            n = 1
+            for s in shape:
+                n *= int(s)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise FileFormatError(f"malformed ndarray state ({exc})") from None
+        if dt.hasobject:
+            raise FileFormatError("refusing an object ndarray (it could hold anything)")
+        check_budget(n * dt.itemsize, f"ndarray of declared shape {tuple(shape)} {dt}")
+        if not isinstance(data, (bytes, bytearray)) or len(data) != n * dt.itemsize:
+            raise FileFormatError(f"ndarray of shape {tuple(shape)} {dt} needs "
+                                  f"{n * dt.itemsize} bytes of data")
+        super().__setstate__(state)
+
+
+def _guarded_reconstruct(subtype, shape, dtype):
+    if subtype is not np.ndarray:
+        raise FileFormatError("refusing to rebuild an ndarray subclass")
+    return np.ndarray.__new__(_GuardedArray, (0,), dtype="u1")
+
+
 class _CifarUnpickler(pickle.Unpickler):
-    """Admits dicts/lists/bytes/str/ints (built by opcodes, no globals) and ndarray rebuilding."""
+    """Admits dicts/lists/bytes/str/ints (built by opcodes, no globals) and ndarray rebuilding
+    (through :class:`_GuardedArray`)."""
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
+            if name == "_reconstruct":
+                return _guarded_reconstruct
             return super().find_class(module, name)
         raise FileFormatError(f"refusing to unpickle {module}.{name}: a CIFAR-10 batch holds "
                               f"only dicts, lists, bytes, ints and NumPy arrays")
@@ -241,19 +275,25 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch → ``(x uint8 (N, 3, 32, 32) NCHW, y int64 (N,))``."""
     path = Path(path)
     try:
+        check_budget(path.stat().st_size, f"{path}: reading a CIFAR-10 batch")
         raw = path.read_bytes()
         obj = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except FileFormatError as exc:
         raise FileFormatError(f"{path}: {exc}") from None
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError,
-            AttributeError, IndexError) as exc:
-        raise FileFormatError(f"{path}: not a readable CIFAR-10 batch ({exc})") from exc
+    except BudgetError as exc:
+        raise BudgetError(f"{path}: {exc}") from None
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError,
+            AttributeError, IndexError, OverflowError, RecursionError, MemoryError,
+            UnicodeError) as exc:
+        raise FileFormatError(f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: "
+                              f"{exc})") from None
     if not isinstance(obj, dict):
         raise FileFormatError(f"{path}: a CIFAR-10 batch is a dict, found {type(obj).__name__}")
     d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
     data, labels = d.get("data"), d.get("labels", d.get("fine_labels"))
     if not isinstance(data, np.ndarray) or labels is None:
         raise FileFormatError(f"{path}: a CIFAR-10 batch needs 'data' (array) and 'labels'")
+    data = np.asarray(data).view(np.ndarray)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise FileFormatError(f"{path}: 'data' must be uint8 (N, 3072), found {data.dtype} "
                               f"{data.shape}")

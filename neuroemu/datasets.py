@@ -14,11 +14,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from hw_models.errors import DataError, FileFormatError
+from hw_models.safeio import check_budget
 
 ENV_VAR = "NEUROEMU_DATA"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -64,10 +66,17 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             ndim = head[3]
             dims = struct.unpack(f">{ndim}I", fh.read(4 * ndim))
             dtype = np.dtype(dtypes[head[2]])
-            count = int(np.prod(dims)) if dims else 1
+            count = 1
+            for d in dims:
+                count *= d
+            # the header's claim is checked before reading: a 16-byte header can declare 10^15
+            check_budget(count * dtype.itemsize, f"{path}: IDX data of declared shape {dims}")
             raw = fh.read(count * dtype.itemsize)
-    except (OSError, EOFError, struct.error) as exc:
-        raise FileFormatError(f"{path}: cannot read IDX data ({exc})") from exc
+            if fh.read(1):
+                raise FileFormatError(f"{path}: IDX file has bytes beyond the {count} values "
+                                      f"its header declares (shape {dims})")
+    except (OSError, EOFError, struct.error, zlib.error) as exc:
+        raise FileFormatError(f"{path}: cannot read IDX data ({exc})") from None
     if len(raw) != count * dtype.itemsize:
         raise FileFormatError(
             f"{path}: truncated IDX file: expected {count * dtype.itemsize} data bytes for "
