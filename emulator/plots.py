@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hw_models.errors import DataError  # noqa: E402
+from hw_models.safeio import atomic_path  # noqa: E402
 
 _DPI = 120
 
@@ -37,11 +38,16 @@ def _finish(fig, ax, title, path):
     fig.tight_layout()
     if path is not None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-        fig.savefig(tmp, dpi=_DPI)
-        os.replace(tmp, path)
-        plt.close(fig)
+        fmt = path.suffix[1:].lower() or "png"
+        try:
+            with atomic_path(path, what="figure") as tmp:  # safeio's output rules
+                try:
+                    fig.savefig(tmp, dpi=_DPI, format=fmt)
+                except ValueError as exc:  # unknown format
+                    raise DataError(f"{path}: cannot write a figure of format {fmt!r} "
+                                    f"({exc})") from None
+        finally:
+            plt.close(fig)
     return fig
 
 
@@ -116,6 +122,12 @@ def spike_raster(result, sample: int = 0, populations=None, sizes: dict | None =
     meta = getattr(result, "meta", None) or {}
     shapes = dict(meta.get("shapes") or {}, **(shapes or {}))
     steps = getattr(result, "steps", None)
+    n_samples = getattr(result, "n_samples", None)
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 0 or \
+            (n_samples is not None and sample >= n_samples):
+        raise DataError(f"sample {sample!r} does not exist: the result holds "
+                        f"{n_samples if n_samples is not None else 'fewer'} samples (0.."
+                        f"{(n_samples or 1) - 1})")
     names = [p for p in (populations or list(spikes)) if p in spikes]
     if not names:
         raise DataError("no recorded spikes to plot: run with --record POP,... (recorded: "

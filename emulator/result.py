@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_models.errors import DataError, FileFormatError
+from hw_models.errors import BudgetError, DataError, FileFormatError
 
 FORMAT_NAME = "neuroemu.Result"
 FORMAT_VERSION = 1
@@ -187,39 +187,47 @@ class Result:
     def load(cls, path: str | os.PathLike) -> "Result":
         """Read a file written by :meth:`save`; anything else raises FileFormatError."""
         from hw_models.h5io import check_format, open_h5
+        from hw_models.safeio import loads_json, read_dataset
         path = Path(path)
         try:
             with open_h5(path, "result") as f:
                 check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "result",
                              version_min=FORMAT_VERSION)
-                pops = json.loads(f.attrs["populations"])
-                projs = json.loads(f.attrs["projections"])
-                recorded = json.loads(f.attrs["recorded"])
+                def js(name):
+                    return loads_json(f.attrs[name], f"{path}: attribute {name!r}")
+
+                def rd(ds, kinds="iu"):  # declared size checked before reading
+                    return read_dataset(ds, f"{path}: {ds.name}", kinds)
+                pops, projs, recorded = js("populations"), js("projections"), js("recorded")
                 raw = {
-                    "predictions": f["predictions"][()],
-                    "spike_counts": {k: f["spike_counts"][k][()] for k in pops},
-                    "records": {k: f["spikes"][k][()] for k in recorded},
+                    "predictions": rd(f["predictions"]),
+                    "spike_counts": {k: rd(f["spike_counts"][k]) for k in pops},
+                    "records": {k: rd(f["spikes"][k]) for k in recorded},
                     "pop": {k: {a: int(f["per_population"][k].attrs[a]) for a in _POP_KEYS}
                             for k in pops},
                     "proj": {k: {a: int(f["per_projection"][k].attrs[a]) for a in _PROJ_KEYS
                                  if a in f["per_projection"][k].attrs}
                              for k in projs},
-                    "core": {k: f["per_core"][k][()] for k in f["per_core"]},
+                    "core": {k: rd(f["per_core"][k]) for k in f["per_core"]},
                     "totals": {k: int(v) for k, v in f["counters"].attrs.items()
                                if k != "neuron_updates"},
                 }
                 if "work" in f:
                     g = f["work"]
-                    raw["work"] = {k: g[k][()] for k in ("step_time_ps", "core_step_time_ps",
-                                                         "critical", "neurons_per_core")}
-                    raw["work"]["core"] = {k: g["core"][k][()] for k in g["core"]}
-                    raw["work"]["timing"] = json.loads(g.attrs["timing"])
+                    raw["work"] = {k: rd(g[k], "iuf") for k in ("step_time_ps",
+                                                                 "core_step_time_ps",
+                                                                 "critical", "neurons_per_core")}
+                    raw["work"]["core"] = {k: rd(g["core"][k], "iuf") for k in g["core"]}
+                    raw["work"]["timing"] = loads_json(g.attrs["timing"],
+                                                       f"{path}: work timing")
                     raw["work"]["barrier_ps"] = int(g.attrs["barrier_ps"])
-                labels = f["labels"][()] if "labels" in f else None
+                labels = rd(f["labels"]) if "labels" in f else None
                 res = cls(raw, int(f.attrs["steps"]), labels=labels,
-                          sizes=json.loads(f.attrs["sizes"]), meta=json.loads(f.attrs["meta"]))
-        except FileFormatError:
+                          sizes=js("sizes"), meta=js("meta"))
+        except (FileFormatError, BudgetError):
             raise
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise FileFormatError(f"{path}: corrupt or truncated result file ({exc})") from exc
+        except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError,
+                OverflowError, RuntimeError) as exc:
+            raise FileFormatError(f"{path}: corrupt or truncated result file ({type(exc).__name__}: "
+                                  f"{exc})") from None
         return res

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw_models.errors import DataError
+from hw_models.safeio import check_int
 
 from .result import Result
 
@@ -25,6 +26,8 @@ def _check_array_input(net, inputs) -> np.ndarray:
                         f"integer array of shape (N, {', '.join(map(str, net.spec.shape))}), "
                         f"not an EventBatch")
     x = net.spec.as_raw(inputs)  # raw integers checked, float model units quantised
+    if len(x) == 0:
+        raise DataError("inputs hold no samples; pass at least one")
     return np.ascontiguousarray(x.reshape((len(x),) + inp.shape))
 
 
@@ -39,6 +42,25 @@ def _check_event_input(net, inputs):
     if hasattr(inputs, "validate"):
         inputs.validate()
     return inputs
+
+
+def _check_labels(net, labels, n) -> np.ndarray:
+    """One integer class per sample, each a neuron of the output population."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise DataError(f"labels have shape {labels.shape}, expected ({n},) (one per sample)")
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind != "f" or not np.all(np.isfinite(labels)) \
+                or np.any(labels != np.round(labels)):
+            raise DataError(f"labels must be integer classes, got dtype {labels.dtype}")
+        labels = labels.astype(np.int64)
+    classes = net.population(net.output).size
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        raise DataError(f"label {labels[bad[0]]} of sample {int(bad[0])} is not a class of the "
+                        f"network (its output {net.output!r} has {classes} classes: 0.."
+                        f"{classes - 1})")
+    return labels
 
 
 def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, reference: bool = False,
@@ -70,8 +92,7 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     ``Result.latency_report()``); None skips it.
     """
     net.validate()
-    if int(steps) < 1:
-        raise DataError(f"steps must be a positive integer, got {steps}")
+    steps = check_int(steps, "steps")
     record = tuple([record] if isinstance(record, str) else record)
     names = [p.name for p in net.populations]
     unknown = [r for r in record if r not in names]
@@ -84,10 +105,10 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     else:
         x = _check_array_input(net, inputs)
         n = len(x)
+    if n == 0:
+        raise DataError("inputs hold no samples; pass at least one")
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (n,):
-            raise DataError(f"labels have shape {labels.shape}, expected ({n},) (one per sample)")
+        labels = _check_labels(net, labels, n)
     if timing is not None:
         from hw_models.latency import Timing, timing_for
         if not isinstance(timing, Timing):

@@ -357,4 +357,24 @@ def atomic_path(path, inputs=(), what: str = "output"):
 
 __all__ = ["BUDGET_ENV", "memory_budget", "check_budget", "array_bytes", "human_bytes",
            "open_h5", "check_h5_links", "read_dataset", "read_zip_member", "loads_json",
-           "same_file", "check_output", "sweep_stale", "atomic_path"]
+           "same_file", "check_output", "sweep_stale", "atomic_path", "check_int"]
+
+
+# ---- arguments ----------------------------------------------------------------------------------
+
+def check_int(value, what: str, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``value`` as an int if it is an integer (Python or NumPy, or an integral float such as
+    ``64.0``) within ``[minimum, maximum]``; else :class:`DataError` naming ``what``.  ``2.5``,
+    ``True`` and ``"8"`` are refused, never truncated."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok and isinstance(value, (float, np.floating)) and np.isfinite(value) \
+            and float(value).is_integer():
+        ok, value = True, int(value)
+    if not ok:
+        raise DataError(f"{what} must be an integer, got {value!r}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        rng = (f">= {minimum}" if maximum is None else
+               f"in [{minimum}, {maximum}]" if minimum is not None else f"<= {maximum}")
+        raise DataError(f"{what} must be {rng}, got {value}")
+    return value

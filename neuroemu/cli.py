@@ -470,6 +470,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
+_INPUT_ARGS = ("model", "calibration", "data", "eval_data", "network", "file")
+
+
+def _check_output_args(args) -> None:
+    """The -o rules of :mod:`hw_models.safeio`: never an existing directory, never the same file
+    as any input of the command (same path, symlink or hard link)."""
+    out = getattr(args, "output", None)
+    if out is None or args.command == "demo":  # demo's -o is a folder
+        return
+    from hw_models.safeio import check_output
+    check_output(out, [getattr(args, k) for k in _INPUT_ARGS if getattr(args, k, None)],
+                 what="-o")
+
+
 COMMANDS = {"convert": cmd_convert, "fit": cmd_fit, "run": cmd_run, "sweep": cmd_sweep,
             "export": cmd_export, "plot": cmd_plot, "demo": cmd_demo}
 
@@ -482,6 +496,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        _check_output_args(args)
         return COMMANDS[args.command](args)
     except NeuroemuError as exc:
         print(f"neuroemu: error: {exc}", file=sys.stderr)
@@ -492,6 +507,9 @@ def main(argv=None) -> int:
         print(f"neuroemu: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        if getattr(args, "output", None) is not None and args.command != "demo":
+            from hw_models.safeio import sweep_stale
+            sweep_stale(args.output, own=True)  # a temporary the interrupt left half-made
         print("neuroemu: interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
 

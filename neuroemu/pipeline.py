@@ -34,6 +34,8 @@ from hw_models.energy import format_joules
 from hw_models.errors import ConversionError, DataError, NeuroemuError
 from hw_models.profiles import DEFAULT_PROFILE
 
+from hw_models.safeio import check_int
+
 from .data import Dataset, load_data
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -75,6 +77,19 @@ def is_network_file(path) -> bool:
         return False
     from converter.nir_import import is_neuroemu_nir
     return is_neuroemu_nir(path)
+
+
+def neuroemu_file_format(path) -> str | None:
+    """The ``format`` attribute of a neuroemu HDF5 file ("neuroemu.CoreNetwork",
+    "neuroemu.Result", "neuroemu.Sweep"), None for any other file."""
+    import h5py
+    from hw_models.h5io import attr_str
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = attr_str(f, "format")
+    except (OSError, ValueError, TypeError):
+        return None
+    return fmt if isinstance(fmt, str) and fmt.startswith("neuroemu.") else None
 
 
 def load_network(path):
@@ -258,6 +273,11 @@ def fit(model_or_net, profile=None, input_scale: float | None = None,
     """
     obj = model_or_net
     if isinstance(obj, (str, os.PathLike)):
+        kind = neuroemu_file_format(obj)
+        if kind not in (None, "neuroemu.CoreNetwork"):
+            raise DataError(f"{obj}: this is a neuroemu {kind.split('.')[-1].lower()} file "
+                            f"(format {kind!r}), not a network or a model; `fit` takes a "
+                            f"network file from `neuroemu convert` or a model file")
         obj = load_network(obj) if is_network_file(obj) else load_graph(obj, input_scale)
     return _converter_fn("feasibility")(obj, profile, max_chips=max_chips)
 
@@ -410,9 +430,7 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
         net = load_network(net)
     whole = data if isinstance(data, Dataset) else load_data(data)
     ds = whole.subset(samples)
-    if steps is None or int(steps) < 1:
-        raise DataError(f"steps must be >= 1, got {steps}")
-    steps = int(steps)
+    steps = check_int(steps, "steps")
     x = prepare_inputs(net, ds, steps)          # refuses wrong shapes before any work
     for name in record:
         net.population(name)                     # unknown population: error before the run
@@ -436,7 +454,7 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
             if full is not None and len(ds) <= ref["samples"]:
                 if whole.fingerprint() == ref["fingerprint"] or \
                         whole.subset(ref["samples"]).fingerprint() == ref["fingerprint"]:
-                    fref = np.asarray(ref["predictions"][:len(ds)])
+                    fref = _stored_predictions(ref, len(ds), net)
                     fsrc = f"stored at conversion ({ref['source']})"
     run = _emulator_run()
     res = run(net, x, steps, labels=ds.y, record=tuple(record), seed=seed, threads=threads,
@@ -483,6 +501,24 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
                     wall_seconds=time.perf_counter() - t0, step_latency=step_lat,
                     chip_profile=chip)
     return ev
+
+
+def _stored_predictions(ref: dict, n: int, net) -> np.ndarray:
+    """The first ``n`` float predictions stored at conversion, checked: a damaged reference is
+    an error that names it, not a broadcasting traceback or a silently wrong agreement."""
+    from hw_models.errors import FileFormatError
+    try:
+        p = np.asarray(ref["predictions"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"the network's stored float reference is damaged ({exc}); "
+                              f"reconvert or pass --model") from None
+    classes = net.population(net.output).size
+    if p.ndim != 1 or len(p) < n or p.dtype.kind not in "iu" or \
+            (p.size and (p.min() < 0 or p.max() >= classes)):
+        raise FileFormatError(f"the network's stored float reference is damaged: predictions "
+                              f"{p.dtype} {p.shape}, expected {n} or more classes in "
+                              f"0..{classes - 1}; reconvert or pass --model")
+    return p[:n].astype(np.int64)
 
 
 def settle_steps(pred: np.ndarray) -> np.ndarray:
@@ -539,6 +575,7 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
     """
     from .sweep import SweepFile, point_key
     log = log or (lambda s: None)
+    methods, bits, steps = check_grid(methods, bits, steps)
     graph = resolve_input(load_graph(model, input_scale), input_scale, input_max)
     calib = load_data(calibration, "train").subset(calib_samples)
     ds = load_data(data).subset(samples)
@@ -608,6 +645,25 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
         log(f"{point_key(m, b)}: accuracy {ev.final_accuracy:.2%} at T={steps}, "
             f"{ev.synops_per_sample:,.0f} synops/sample")
     return Path(out)
+
+
+def check_grid(methods, bits, steps) -> tuple:
+    """Refuse a sweep grid with unknown methods, weight widths outside what quantisation can do
+    (2 .. FLOAT_BITS; a width the chip lacks is a legitimate "cannot convert" point) or bad
+    steps, before any work — an impossible option must not become a permanent failed point."""
+    from converter.convert import METHODS as known
+    from converter.quantise import FLOAT_BITS
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    bad = [m for m in methods if m not in known]
+    if bad or not methods:
+        raise DataError(f"unknown sweep method(s) {bad or methods}; choose from {list(known)}")
+    bits = [check_int(b, "sweep weight bits", 2, FLOAT_BITS) for b in
+            ([bits] if isinstance(bits, (int, np.integer)) else list(bits))]
+    if not bits:
+        raise DataError("the sweep needs at least one weight width")
+    if len(set(methods)) != len(methods) or len(set(bits)) != len(bits):
+        raise DataError(f"repeated sweep methods or bits: {methods} x {bits}")
+    return methods, bits, check_int(steps, "steps")
 
 
 def _flat_dict(d: dict) -> dict:

@@ -30,8 +30,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hw_models.errors import DataError, FileFormatError
+from hw_models.errors import BudgetError, DataError, FileFormatError
 from hw_models.h5io import atomic_h5, attr_str, check_format, open_h5
+from hw_models.safeio import loads_json, read_dataset, sweep_stale
 
 FORMAT_NAME = "neuroemu.Sweep"
 FORMAT_VERSION = 1
@@ -73,12 +74,13 @@ def read_tree(group: h5py.Group) -> dict:
         if isinstance(v, bytes):
             v = v.decode()
         if isinstance(v, str) and v.startswith("json:"):
-            v = json.loads(v[5:])
+            v = loads_json(v[5:], f"{group.file.filename}: {group.name} attribute {k!r}")
         elif isinstance(v, np.generic):
             v = v.item()
         out[k] = v
     for k, v in group.items():
-        out[k] = read_tree(v) if isinstance(v, h5py.Group) else v[()]
+        out[k] = read_tree(v) if isinstance(v, h5py.Group) else \
+            read_dataset(v, f"{group.file.filename}: {v.name}", "iufbS")
     return out
 
 
@@ -101,14 +103,13 @@ class SweepFile:
         self.path = Path(path)
         self._stop_after = int(os.environ.get(STOP_ENV, "0") or 0)
         self._added = 0
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)  # left by a writer that was killed mid-append
+        sweep_stale(self.path)  # temporaries of writers killed mid-append
         if self.path.exists():
             with open_h5(self.path, "sweep") as f:
                 check_format(f, self.path, FORMAT_NAME, FORMAT_VERSION, "sweep",
                              hint="; it exists: choose another -o")
-                self.config = json.loads(attr_str(f, "config"))
-                self.grid = json.loads(attr_str(f, "grid", "[]"))
+                self.config = loads_json(attr_str(f, "config"), f"{self.path}: config")
+                self.grid = loads_json(attr_str(f, "grid", "[]"), f"{self.path}: grid")
                 self.done = list(f["points"]) if "points" in f else []
             if config is not None and _canon(config) != _canon(self.config):
                 diff = sorted(k for k in set(config) | set(self.config)
@@ -162,13 +163,16 @@ def read_sweep(path: str | os.PathLike) -> dict:
     with open_h5(path, "sweep") as f:
         check_format(f, path, FORMAT_NAME, FORMAT_VERSION, "sweep")
         try:
-            grid = json.loads(attr_str(f, "grid", "[]"))
+            grid = loads_json(attr_str(f, "grid", "[]"), f"{path}: grid")
             keys = [k for k in grid if k in f["points"]] + \
                 [k for k in f["points"] if k not in grid]
-            return {"config": json.loads(attr_str(f, "config")), "grid": grid,
+            return {"config": loads_json(attr_str(f, "config"), f"{path}: config"), "grid": grid,
                     "points": {k: read_tree(f["points"][k]) for k in keys}}
-        except (KeyError, OSError, ValueError) as exc:
-            raise FileFormatError(f"{path}: damaged sweep file ({exc})") from None
+        except (FileFormatError, BudgetError):
+            raise
+        except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+            raise FileFormatError(f"{path}: damaged sweep file ({type(exc).__name__}: "
+                                  f"{exc})") from None
 
 
 def _canon(v):
