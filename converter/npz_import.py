@@ -13,13 +13,11 @@ The networks the project trains itself (``examples/train_digits.py``,
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import numpy as np
-
 from hw_models.errors import ConversionError, FileFormatError
+from hw_models.safeio import load_numpy, loads_json
 from .builder import GraphBuilder
 from .graph import Graph
 
@@ -27,17 +25,16 @@ from .graph import Graph
 def load_npz_model(path: str | os.PathLike, input_scale: float | None = None) -> Graph:
     """A :class:`Graph` from a neuroemu model ``.npz`` (see the module docstring)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "architecture" not in z.files:
-                raise FileFormatError(f"{path}: a neuroemu model .npz needs an 'architecture' "
-                                      f"entry (this looks like a data file: pass it as data)")
-            rec = json.loads(str(z["architecture"]))
-            arrays = {k: z[k] for k in z.files if k != "architecture"}
-    except FileFormatError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileFormatError(f"{path}: cannot read model ({exc})") from exc
+    z = load_numpy(path)  # no pickles, declared sizes budgeted (hw_models.safeio)
+    if not isinstance(z, dict):
+        raise FileFormatError(f"{path}: a neuroemu model is an .npz archive, not one array")
+    if "architecture" not in z:
+        raise FileFormatError(f"{path}: a neuroemu model .npz needs an 'architecture' "
+                              f"entry (this looks like a data file: pass it as data)")
+    rec = loads_json(str(z["architecture"]), f"{path}: architecture")
+    if not isinstance(rec, dict):
+        raise FileFormatError(f"{path}: the architecture record must be a JSON object")
+    arrays = {k: v for k, v in z.items() if k != "architecture"}
     try:
         arch = rec["architecture"]
         first = arch[0]

@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from hw_models.errors import FileFormatError
+from hw_models.safeio import check_budget, load_numpy
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
 
@@ -91,6 +92,7 @@ def make_events(t, x, y, p) -> np.ndarray:
 
 def _read_bytes(path: Path) -> bytes:
     try:
+        check_budget(path.stat().st_size, f"{path}: reading an event file")
         return path.read_bytes()
     except OSError as exc:
         raise FileFormatError(f"{path}: cannot read event file ({exc})") from exc
@@ -367,23 +369,15 @@ def events_from_array(arr: np.ndarray, what: str = "array") -> np.ndarray:
 def read_npy(path: str | os.PathLike) -> np.ndarray:
     """Events from ``.npy`` or ``.npz`` (array ``events`` or the single array); no pickles."""
     path = Path(path)
-    try:
-        obj = np.load(path, allow_pickle=False)
-        if isinstance(obj, np.lib.npyio.NpzFile):
-            with obj:
-                names = obj.files
-                key = "events" if "events" in names else (names[0] if len(names) == 1 else None)
-                if key is None:
-                    raise FileFormatError(f"{path}: .npz needs an array 'events' or exactly one "
-                                          f"array (found {sorted(names)})")
-                arr = obj[key]
-        else:
-            arr = obj
-    except FileFormatError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileFormatError(f"{path}: cannot read NumPy event file ({exc})") from exc
-    return events_from_array(arr, str(path))
+    obj = load_numpy(path)  # no pickles, declared sizes budgeted (hw_models.safeio)
+    if isinstance(obj, dict):
+        names = list(obj)
+        key = "events" if "events" in names else (names[0] if len(names) == 1 else None)
+        if key is None:
+            raise FileFormatError(f"{path}: .npz needs an array 'events' or exactly one "
+                                  f"array (found {sorted(names)})")
+        obj = obj[key]
+    return events_from_array(obj, str(path))
 
 
 def save_npy(path: str | os.PathLike, events: np.ndarray) -> None:

@@ -17,7 +17,6 @@ and returns the :class:`matplotlib.figure.Figure` (closed after saving, so loops
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib

@@ -452,6 +452,11 @@ class CoreNetwork:
         if self.readout == "spikes" and not by_name[self.output].spiking:
             raise NetworkError(f"readout 'spikes' needs a spiking output population, but "
                                f"{self.output!r} does not spike")
+        n_neurons = sum(p.size for p in self.populations)
+        if self.n_cores > n_neurons + len(self.populations):
+            raise NetworkError(f"core indices reach {self.n_cores - 1} but the network has only "
+                               f"{n_neurons} neurons: cores must be numbered densely from 0 "
+                               f"(a damaged core assignment?)")
         if self.placement is not None:
             pl = np.asarray(self.placement)
             if pl.ndim != 2 or pl.shape[1] != 3 or len(pl) < self.n_cores:

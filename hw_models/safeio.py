@@ -87,6 +87,8 @@ def check_budget(nbytes, what: str, budget: int | None = None) -> int:
     budget; returns ``int(nbytes)``.  ``what`` names the allocation and its cause."""
     budget = memory_budget() if budget is None else int(budget)
     if not nbytes <= budget:  # also refuses NaN
+        if not np.isfinite(float(nbytes)):
+            raise BudgetError(f"{what}: the size to allocate is not a finite number ({nbytes})")
         raise BudgetError(f"{what} would need {human_bytes(float(nbytes))}, more than the memory "
                           f"budget of {human_bytes(budget)} (a damaged file or an option too "
                           f"large? to allow it, set {BUDGET_ENV}, e.g. "
@@ -357,7 +359,7 @@ def atomic_path(path, inputs=(), what: str = "output"):
 
 __all__ = ["BUDGET_ENV", "memory_budget", "check_budget", "array_bytes", "human_bytes",
            "open_h5", "check_h5_links", "read_dataset", "read_zip_member", "loads_json",
-           "same_file", "check_output", "sweep_stale", "atomic_path", "check_int"]
+           "same_file", "check_output", "sweep_stale", "atomic_path", "check_int", "load_numpy"]
 
 
 # ---- arguments ----------------------------------------------------------------------------------
@@ -378,3 +380,62 @@ def check_int(value, what: str, minimum: int | None = 1, maximum: int | None = N
                f"in [{minimum}, {maximum}]" if minimum is not None else f"<= {maximum}")
         raise DataError(f"{what} must be {rng}, got {value}")
     return value
+
+
+# ---- NumPy files --------------------------------------------------------------------------------
+
+def _read_npy_stream(fh, size: int, what: str, budget) -> np.ndarray:
+    """One ``.npy`` array from an open binary stream of ``size`` bytes: header parsed by NumPy's
+    own (literal-only) parser, object dtypes refused, declared size checked against the budget
+    and against the bytes present, before the data is read."""
+    from numpy.lib import format as npf
+    try:
+        version = npf.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npf.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except Exception as exc:  # NumPy's header parser raises ValueError, SyntaxError, TokenError…
+        raise FileFormatError(f"{what}: not a readable .npy array ({type(exc).__name__}: "
+                              f"{exc})") from None
+    if dtype.hasobject:
+        raise FileFormatError(f"{what}: holds Python objects (a pickle); refusing to load it")
+    nbytes = array_bytes(shape, dtype)
+    check_budget(nbytes, f"{what}: array of declared shape {shape} {dtype}", budget)
+    data = fh.read(nbytes + 1)
+    if len(data) != nbytes:
+        raise FileFormatError(f"{what}: array of shape {shape} {dtype} needs {nbytes} data "
+                              f"bytes, the file holds {len(data)}")
+    arr = np.frombuffer(data, dtype=dtype)
+    return (arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)).copy()
+
+
+def load_numpy(path, what: str | None = None, budget: int | None = None):
+    """A ``.npy`` file as an array, or a ``.npz`` file as ``{name: array}`` — never unpickling,
+    every member's declared size budgeted (:func:`read_zip_member` rules for the archive) and
+    checked against the bytes present.  Any damage is a :class:`FileFormatError`."""
+    import zipfile
+    path = Path(path)
+    what = str(path) if what is None else what
+    try:
+        if zipfile.is_zipfile(path):
+            out = {}
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    if not info.filename.endswith(".npy"):
+                        continue
+                    raw = read_zip_member(z, info.filename, what, budget)
+                    out[info.filename[:-4]] = _read_npy_stream(
+                        __import__("io").BytesIO(raw), len(raw),
+                        f"{what}: member {info.filename!r}", budget)
+            return out
+        with open(path, "rb") as fh:
+            return _read_npy_stream(fh, path.stat().st_size, what, budget)
+    except (FileFormatError, BudgetError):
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError) as exc:  # zipfile raises several kinds on damaged archives
+        raise FileFormatError(f"{what}: cannot read NumPy file ({type(exc).__name__}: "
+                              f"{exc})") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hw_models.errors import DataError, FileFormatError
-from hw_models.safeio import check_budget
+from hw_models.safeio import check_budget, load_numpy
 
 ENV_VAR = "NEUROEMU_DATA"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -103,17 +103,11 @@ def load_cifar10_subset(path: str | os.PathLike | None = None) -> tuple[np.ndarr
 def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """An ``.npz`` holding ``x`` (and optionally ``y``); object arrays are refused."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z.files:
-                raise DataError(f"{path}: an .npz data file needs an array 'x' "
-                                f"(found {sorted(z.files)})")
-            x = z["x"]
-            y = z["y"] if "y" in z.files else None
-    except (OSError, ValueError, EOFError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise FileFormatError(f"{path}: cannot read .npz file ({exc})") from exc
+    z = load_numpy(path)  # no pickles, declared sizes budgeted (hw_models.safeio)
+    if not isinstance(z, dict) or "x" not in z:
+        raise DataError(f"{path}: an .npz data file needs an array 'x' "
+                        f"(found {sorted(z) if isinstance(z, dict) else 'one bare array'})")
+    x, y = z["x"], z.get("y")
     if y is not None and len(y) != len(x):
         raise DataError(f"{path}: x has {len(x)} samples but y has {len(y)}")
     return x, y

@@ -37,11 +37,18 @@ def test_sweep_file_atomic_roundtrip(tmp_path):
     np.testing.assert_array_equal(pts["a"]["accuracy"], np.arange(4.0))
     with pytest.raises(DataError, match="different settings"):
         SweepFile(p, {"steps": 5})
-    # a temporary file left by a killed writer is removed, the sweep file untouched
-    stale = tmp_path / ".s.h5.abc.tmp"
-    stale.write_bytes(b"partial")
+    # a temporary file left by a killed writer (its pid no longer runs; an old-style name
+    # older than ten minutes) is removed, the sweep file untouched; a running one's is kept
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".s.h5.{dead.pid}.abc.tmp"
+    old = tmp_path / ".s.h5.abc.tmp"
+    live = tmp_path / f".s.h5.{os.getppid()}.abc.tmp"
+    for f in (stale, old, live):
+        f.write_bytes(b"partial")
+    os.utime(old, (0, 0))
     SweepFile(p, {"steps": 4})
-    assert not stale.exists()
+    assert not stale.exists() and not old.exists() and live.exists()
 
 
 def test_truncated_sweep_refused(tmp_path):
