@@ -29,7 +29,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import h5py
@@ -478,7 +480,8 @@ def load_keras(path, input_scale: float | None = None) -> Graph:
             return _load_keras_zip(path, input_scale)
         return _load_keras_h5(path, input_scale)
     except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError,
-            RecursionError, OverflowError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            RecursionError, OverflowError, EOFError, NotImplementedError, zlib.error,
+            struct.error, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         if isinstance(exc, NeuroemuError):
             raise
         raise FileFormatError(f"{path}: cannot read Keras model ({type(exc).__name__}: "

@@ -153,11 +153,19 @@ def check_format(f, path, name: str, version_max: int, what: str, version_min: i
     """Raise FileFormatError unless ``f`` carries ``format == name`` and a ``version`` in
     ``[version_min, version_max]``; returns the version.  ``what`` names the file kind in the
     message ("core network", "result", "sweep"), ``hint`` is appended to the format error."""
-    fmt = attr_str(f, "format")
-    if fmt != name:
+    try:
+        fmt = attr_str(f, "format")
+    except (OSError, TypeError, ValueError, UnicodeError):
+        fmt = None
+    if not isinstance(fmt, str) or fmt != name:
         raise FileFormatError(f"{path}: not a neuroemu {what} file (format attribute {fmt!r}, "
                               f"expected {name!r}){hint}")
-    version = int(f.attrs.get("version", -1))
+    try:
+        version = f.attrs.get("version", -1)
+        version = int(version) if np.ndim(version) == 0 and not isinstance(version, (str, bytes)) \
+            and float(version).is_integer() else -1
+    except (TypeError, ValueError, OverflowError, OSError):
+        version = -1
     if not version_min <= version <= version_max:
         raise FileFormatError(f"{path}: {what} format version {version} is not supported "
                               f"(this neuroemu reads {version_min}..{version_max})")

@@ -36,7 +36,10 @@ import contextlib
 import json
 import os
 import re
+import struct
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -203,15 +206,23 @@ def _kinds_text(kinds: str) -> str:
 def read_zip_member(z, member: str, what: str, budget: int | None = None) -> bytes:
     """Bytes of zip member ``member`` after checking its declared inflated size against the
     budget and, beyond :data:`ZIP_SMALL`, a compression ratio of at most :data:`ZIP_MAX_RATIO`."""
-    info = z.getinfo(member)
+    try:
+        info = z.getinfo(member)
+    except KeyError:
+        raise FileFormatError(f"{what}: the zip archive has no member {member!r}") from None
     size = int(info.file_size)
     check_budget(size, f"{what}: zip member {member!r} (declared inflated size)", budget)
     if size > ZIP_SMALL and size > ZIP_MAX_RATIO * max(int(info.compress_size), 1):
         raise FileFormatError(f"{what}: zip member {member!r} inflates {info.compress_size} "
                               f"bytes to {human_bytes(size)} (ratio above {ZIP_MAX_RATIO}): "
                               f"refusing a zip bomb")
-    with z.open(member) as fh:
-        data = fh.read(size + 1)
+    try:
+        with z.open(member) as fh:
+            data = fh.read(size + 1)
+    except (zlib.error, zipfile.BadZipFile, EOFError, OSError, NotImplementedError,
+            RuntimeError, ValueError, struct.error) as exc:  # zipfile's many damage errors
+        raise FileFormatError(f"{what}: zip member {member!r} is damaged ({type(exc).__name__}: "
+                              f"{exc})") from None
     if len(data) != size:
         raise FileFormatError(f"{what}: zip member {member!r} holds {len(data)} bytes, its "
                               f"header declares {size}")
