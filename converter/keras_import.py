@@ -13,8 +13,14 @@ Layout conventions: ``channels_first`` (Keras 2/3 ``data_format``, Keras 1 ``dim
 models keep ``input_layout="CHW"`` and their original ``input_shape``; internally everything is
 HWC.  Keras 1 ``th`` kernels are stored (out, in, kh, kw) and transposed to HWIO; kernels from the
 Theano backend (``backend="theano"`` attribute, or Keras 1 with ``th`` ordering) are true
-convolutions and are flipped spatially.  A channels-first Flatten feeds a dense layer in CHW order,
-so that dense kernel's rows are permuted to HWC order at import.  A fused ``activation="relu"``
+convolutions and are flipped spatially.
+
+Flatten order in a channels-first model depends on the Flatten layer's own config, not on the
+model: a Flatten **without** ``data_format`` (Keras 1, Keras 2.0/2.1) flattens the CHW tensor as
+it is, so the dense kernel after it has its rows in CHW order and they are permuted to HWC at
+import; a Flatten **with** ``data_format="channels_first"`` (Keras ≥ 2.2, tf.keras, Keras 3)
+first permutes its input to channels-last, so the dense rows are already in HWC order and are
+kept.  (Reading the second kind like the first predicts at chance level with no error.)  A fused ``activation="relu"``
 becomes a separate layer ``<name>_relu``; a fused or separate softmax must be the output.
 
 Input preprocessing: ``Rescaling`` (``y = x·scale + offset``) and ``Normalization``
@@ -140,16 +146,26 @@ def _layer_list(config: dict, path) -> tuple[list, list, list]:
                     for ref in node:
                         inbound.append((ref[0], int(ref[1]), int(ref[2])))
             out.append((c, cfg, inbound))
-        ins = [r[0] for r in body.get("input_layers", [])]
-        outs = body.get("output_layers", [])
-        if outs and isinstance(outs[0], str):
-            outs = [outs]
+        # Keras 3 writes a single input/output as one [name, node, tensor] triple, Keras 1/2 as
+        # a list of triples
+        ins = _triples(body.get("input_layers", []))
+        ins = [r[0] for r in ins]
+        outs = _triples(body.get("output_layers", []))
         if len(ins) != 1 or len(outs) != 1:
             raise ConversionError(f"{path}: only single-input, single-output models are "
                                   f"supported (inputs {ins}, outputs {[o[0] for o in outs]})")
         return out, ins, [outs[0][0]]
     raise UnsupportedLayerError(f"{path}: top-level model class {cls!r} is not supported "
                                 f"(Sequential, Model, Functional)")
+
+
+def _triples(refs) -> list:
+    """``["x", 0, 0]`` (Keras 3, one tensor) or ``[["x", 0, 0], …]`` → a list of triples."""
+    if isinstance(refs, dict):  # Keras 3 may key them by name: {"x": ["x", 0, 0]}
+        refs = list(refs.values())
+    if refs and isinstance(refs[0], str):
+        return [refs]
+    return list(refs)
 
 
 def _keras3_tensors(args):
@@ -181,8 +197,8 @@ class _KerasImporter:
         for c, cfg, _ in self.layers:
             fmt = cfg.get("data_format") or {"th": "channels_first", "tf": "channels_last"}.get(
                 cfg.get("dim_ordering"))
-            if fmt and (c in _CONV or c in _POOL or c in _GAP or c == "ZeroPadding2D"
-                        or c == "Flatten"):
+            # Flatten's data_format says how it orders its output, not the tensor's layout
+            if fmt and (c in _CONV or c in _POOL or c in _GAP or c == "ZeroPadding2D"):
                 fmts.add(fmt)
         if len(fmts) > 1:
             raise ConversionError(f"{path}: mixed channels_first/channels_last layers")
@@ -391,7 +407,9 @@ class _KerasImporter:
         if cls == "Flatten":
             shp = b.shape(src)
             y = b.flatten(src, name=name)
-            if self.cf and len(shp) == 3:
+            # Keras >= 2.2: data_format="channels_first" moves channels last before flattening
+            # (HWC order, as inside the graph); without data_format the CHW tensor is flattened
+            if self.cf and len(shp) == 3 and cfg.get("data_format") != "channels_first":
                 self.chw_flat[y] = (shp[2], shp[0], shp[1])
             return y
         if cls == "Activation":

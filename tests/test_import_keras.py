@@ -133,11 +133,11 @@ def test_nan_weight_is_conversion_error(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # synthetic models written with h5py / zipfile
 
-def _write_keras2_h5(path, config, weights, backend="tensorflow"):
+def _write_keras2_h5(path, config, weights, backend="tensorflow", version="2.2.4"):
     """A Keras 2 full-model HDF5: ``weights`` maps layer name → [(weight name, array)]."""
     with h5py.File(path, "w") as f:
         f.attrs["model_config"] = json.dumps(config)
-        f.attrs["keras_version"] = "2.2.4"
+        f.attrs["keras_version"] = version
         f.attrs["backend"] = backend
         g = f.create_group("model_weights")
         g.attrs["layer_names"] = [n.encode() for n in weights]
@@ -218,7 +218,11 @@ def test_keras2_functional_residual(tmp_path):
     np.testing.assert_allclose(g.predict(x), ref.predict(x), atol=1e-12)
 
 
-def test_keras3_functional_zip(tmp_path):
+@pytest.mark.parametrize("single_triple", [False, True])
+def test_keras3_functional_zip(tmp_path, single_triple):
+    """A Keras 3 functional ``.keras``; with ``single_triple`` its single input and output are
+    written as one ``[name, 0, 0]`` triple each, as Keras 3 does (this used to fail with
+    "'int' object is not subscriptable")."""
     ref = _residual_reference(np.random.default_rng(5))
     config, weights = _functional_config_k2(np.random.default_rng(5))
 
@@ -230,6 +234,9 @@ def test_keras3_functional_zip(tmp_path):
         old = layer["inbound_nodes"]
         layer["inbound_nodes"] = k3_node(*[r[0] for r in old[0]]) if old else []
     config["class_name"] = "Functional"
+    if single_triple:
+        config["config"]["input_layers"] = ["in", 0, 0]
+        config["config"]["output_layers"] = ["fc", 0, 0]
     buf = io.BytesIO()
     with h5py.File(buf, "w") as h5:  # Keras 3 keys: snake-case class name, numbered per class
         keys = {"c1": "conv2d", "c2": "conv2d_1", "bn": "batch_normalization", "fc": "dense"}
@@ -285,9 +292,10 @@ def test_unknown_layer_and_activation_are_refused(tmp_path):
         load_model(p)
 
 
-def test_sequential_padding_pool_and_channels_first_flatten(tmp_path, rng):
-    """channels_first (TensorFlow backend: no flip): ZeroPadding2D, 'same' avg-pool (padding not
-    counted), ReLU(max_value), Flatten → Dense with permuted rows, vs. a hand NCHW reference."""
+def _channels_first_model(tmp_path, rng, flatten_cfg, version):
+    """A channels_first Sequential model (TensorFlow backend: no flip) written as Keras
+    ``version`` with the given Flatten config, and a hand NCHW forward pass up to the Flatten:
+    (graph, x, pooled (N, C, H, W), dense kernel)."""
     k = rng.normal(size=(2, 2, 1, 2))  # Keras 2 stores HWIO whatever the data format
     kd = rng.normal(size=(2 * 3 * 3, 3))
     config = _sequential([
@@ -300,12 +308,12 @@ def test_sequential_padding_pool_and_channels_first_flatten(tmp_path, rng):
         {"class_name": "AveragePooling2D",
          "config": {"name": "ap", "pool_size": [2, 2], "strides": [2, 2], "padding": "same",
                     "data_format": "channels_first"}},
-        {"class_name": "Flatten", "config": {"name": "flat", "data_format": "channels_first"}},
+        {"class_name": "Flatten", "config": dict(flatten_cfg, name="flat")},
         {"class_name": "Dense", "config": {"name": "fc", "units": 3, "use_bias": False}},
     ], shape=(1, 5, 5))
     p = tmp_path / "cf.h5"
     _write_keras2_h5(p, config, {"zp": [], "conv": [("kernel", k)], "relu6": [], "ap": [],
-                                 "flat": [], "fc": [("kernel", kd)]})
+                                 "flat": [], "fc": [("kernel", kd)]}, version=version)
     g = load_model(p)
     x = rng.normal(size=(2, 1, 5, 5)) * 5
     xp = np.pad(x, ((0, 0), (0, 0), (1, 0), (0, 1)))             # (2, 1, 6, 6)
@@ -321,5 +329,25 @@ def test_sequential_padding_pool_and_channels_first_flatten(tmp_path, rng):
         for j in range(3):
             win = pad[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2].sum(axis=(2, 3))
             pooled[:, :, i, j] = win / cnt[2 * i:2 * i + 2, 2 * j:2 * j + 2].sum()
+    return g, x, pooled, kd
+
+
+def test_sequential_padding_pool_and_channels_first_flatten(tmp_path, rng):
+    """channels_first: ZeroPadding2D, 'same' avg-pool (padding not counted), ReLU(max_value),
+    and a Keras 2.0/2.1 Flatten (no data_format): it flattens the CHW tensor as it is, so the
+    dense rows are in CHW order (permuted at import), vs. a hand NCHW reference."""
+    g, x, pooled, kd = _channels_first_model(tmp_path, rng, {}, "2.1.6")
     want = pooled.reshape(2, -1) @ kd                              # CHW flatten order
     np.testing.assert_allclose(g.predict(x), want, atol=1e-12)
+
+
+def test_keras22_flatten_channels_first_is_hwc_order(tmp_path, rng):
+    """Keras 2.2's Flatten(data_format="channels_first") permutes to channels-last before it
+    flattens, so the Dense after it expects HWC order.  Read as CHW (the old behaviour), this
+    file loaded without error and gave wrong logits."""
+    g, x, pooled, kd = _channels_first_model(tmp_path, rng, {"data_format": "channels_first"},
+                                             "2.2.4")
+    want = pooled.transpose(0, 2, 3, 1).reshape(2, -1) @ kd       # HWC flatten order
+    np.testing.assert_allclose(g.predict(x), want, atol=1e-12)
+    chw = pooled.reshape(2, -1) @ kd
+    assert not np.allclose(g.predict(x), chw)                      # the two orders differ here
