@@ -131,16 +131,19 @@ class GraphBuilder:
         return self._add("input", [], {"shape": self.internal_shape}, name=name)
 
     def conv2d(self, x: str, kernel, bias=None, strides=1, padding="valid", dilation=1,
-               name: str | None = None) -> str:
-        """2-D cross-correlation, kernel HWIO (kh, kw, cin, cout)."""
+               name: str | None = None, groups: int = 1) -> str:
+        """2-D cross-correlation, kernel HWIO (kh, kw, cin / groups, cout); ``groups`` > 1 is a
+        grouped convolution (``groups`` = cin: depthwise, see :mod:`converter.graph`)."""
         k = np.asarray(kernel)
         if k.ndim != 4:
             raise ConversionError(f"conv2d {name or ''}: kernel must be 4-D HWIO, got shape "
                                   f"{k.shape}")
         st, dl = pair(strides, "strides", name), pair(dilation, "dilation", name)
         pad = self._padding(x, padding, k.shape[:2], st, dl, name)
-        return self._add("conv2d", [x], {"strides": st, "padding": pad, "dilation": dl},
-                         {"kernel": k, "bias": bias}, name)
+        params = {"strides": st, "padding": pad, "dilation": dl}
+        if int(groups) != 1:
+            params["groups"] = int(groups)
+        return self._add("conv2d", [x], params, {"kernel": k, "bias": bias}, name)
 
     def dense(self, x: str, kernel, bias=None, name: str | None = None) -> str:
         """``y = x @ kernel + bias``, kernel (nin, nout)."""

@@ -37,6 +37,15 @@ The pipeline (DESIGN.md "Conversion"):
    applied literally to every spiking ReLU population — not to relays, average populations or
    a non-spiking read-out — so a layer fires ``1/rmp_scale`` times faster than its λ says and
    the next layer sees that gain; it is the baseline, not a tuned method).
+   **ReLU6** (``relu`` with ``max_value`` m, Keras ReLU6 / ONNX ``Clip(0, m)``): an IF neuron
+   fires at most one spike per step, i.e. its rate is ``min(a/λ, 1)·λ`` — already a clip at λ.
+   λ is taken from the clipped activations and capped at m (``λ ≤ m``), so the neuron's rate
+   ceiling is the clip (exactly ``min(a, m)`` when λ = m, the robust clip below it otherwise,
+   as for a plain ReLU); nothing else changes.  A ReLU6 applied to an already spiking map
+   becomes a population of its own behind an identity projection.
+   **Grouped / depthwise convolutions** (``groups`` > 1) become ``conv`` projections with the
+   same ``groups`` (:class:`~hw_models.network.Projection`); per-channel λ of the source is
+   applied per kernel entry through :func:`~converter.graph.kernel_in_channels`.
 5. :func:`converter.quantise.quantise_population` per population (θ, exponents, weights, bias)
    under the profile's formats; state range, overflow policy and spike rule from the profile.
 6. :func:`converter.mapping.map_to_cores` when that module exists (option ``map``).
@@ -57,7 +66,7 @@ from hw_models.inputspec import InputSpec
 from hw_models.intrange import STATE_LIMIT, check_ranges
 from hw_models.network import CoreNetwork, Population, Projection, DECAY_ONE
 from hw_models.profiles import DEFAULT_PROFILE, get_profile, is_stock
-from .graph import Graph, pair
+from .graph import Graph, kernel_in_channels, pair
 from .mapping import map_to_cores
 from .normalise import activation_scales, share_scales
 from .passes import count_macs, prepare
@@ -243,8 +252,14 @@ class _Planner:
                 parts, pad = self._parts(v, layer)
                 pad = tuple(a + b for a, b in zip(pad, layer.params.get("padding", (0,) * 4)))
                 kern = layer.weights["kernel"]
+                groups = int(layer.params.get("groups", 1))
                 geom = {"kernel": kern.shape[:2], "stride": pair(layer.params.get("strides", 1)),
-                        "padding": pad, "dilation": pair(layer.params.get("dilation", 1))}
+                        "padding": pad, "dilation": pair(layer.params.get("dilation", 1)),
+                        "groups": groups}
+                if groups != 1 and len(parts) != 1:
+                    raise UnsupportedLayerError(
+                        f"layer {name!r} (conv2d, groups={groups}) reads a concatenation of "
+                        f"{len(parts)} maps; a grouped convolution needs one spiking input map")
                 terms = []
                 for i, (src, off, c) in enumerate(parts):
                     terms.append(_Term(name if len(parts) == 1 else f"{name}[{i}]", src, "conv",
@@ -297,6 +312,14 @@ class _Planner:
                 self.groups.append(sorted({p[0] for p in parts}))
                 self.vals[name] = ("concat", parts, (0, 0, 0, 0))
             elif k == "relu":
+                clip = layer.params.get("max_value") is not None
+                if v[0] == "pop" and clip and not any(v[2]):
+                    # ReLU6 of a spiking map: not the identity (the map may exceed the clip);
+                    # a population of its own behind an identity projection, whose rate ceiling
+                    # (λ ≤ max_value) is the clip
+                    c = self.pops_shape(v[1])[-1]
+                    v = ("lin", [_Term(f"{name}<-{v[1]}", v[1], "identity", np.ones(c))], None,
+                         layer.shape)
                 if v[0] == "lin":
                     pn = self._new_pop(name, layer.shape, "neuron", v, name)
                     if layer.params.get("levels") is not None:
@@ -421,7 +444,9 @@ def _normalised(t: _Term, lam_s: np.ndarray, lam_t: np.ndarray, extra: float) ->
         return out * rs[:, None] if ls.size > 1 else out * float(rs[0])
     if t.kind == "conv":
         out = w * (extra / lt) if lt.size > 1 else w * (extra / float(lt[0]))
-        return out * ls[None, None, :, None] if ls.size > 1 else out * float(ls[0])
+        if ls.size == 1:
+            return out * float(ls[0])
+        return out * ls[kernel_in_channels(w.shape, t.geom.get("groups", 1))][None, None]
     return w * ls * extra / lt  # (C,) weights of pooling / identity projections
 
 
@@ -543,6 +568,10 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
             lam_pop[p.name] = np.array([p.qcfs[0]])  # the trained λ, never calibrated
         elif p.stat is not None:
             lam_pop[p.name] = np.asarray(lam[p.stat], np.float64)
+            clip = g.layer(p.stat).params.get("max_value") if g.layer(p.stat).kind == "relu" \
+                else None
+            if clip is not None:  # ReLU6: the rate ceiling (1 spike/step = λ) is the clip
+                lam_pop[p.name] = np.minimum(lam_pop[p.name], float(clip))
             if p.role == "output":  # one λ for all logits, or the argmax would change
                 lam_pop[p.name] = np.array([lam_pop[p.name].max()])
     for _ in range(4):  # inheritance and sharing, until stable
@@ -613,7 +642,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                 t.name, src, p.name, t.kind, q["weights"][k], exponent=q["exponents"][k],
                 delay=delay, kernel=geom.get("kernel", (1, 1)), stride=geom.get("stride", (1, 1)),
                 padding=geom.get("padding", (0, 0, 0, 0)),
-                dilation=geom.get("dilation", (1, 1)), gate=geom.get("gate", "winner")))
+                dilation=geom.get("dilation", (1, 1)), gate=geom.get("gate", "winner"),
+                groups=geom.get("groups", 1)))
         del fw
         qrep[p.name] = dict(q["report"], role=p.role, v_init=v_init)
         lam_rep[p.name] = {"max": float(np.max(lt)), "mean": float(np.mean(lt)),

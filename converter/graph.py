@@ -13,10 +13,11 @@ the inputs of a multi-input layer):
 ``input``
     ``y = x`` (after :meth:`Graph.to_internal`).  ``shape`` is the internal (HWC) shape.
 ``conv2d``
-    weights ``kernel`` (kh, kw, cin, cout) HWIO, optional ``bias`` (cout,); params ``strides``
-    (sh, sw), ``padding`` (top, bottom, left, right) explicit zero padding, ``dilation`` (dh, dw).
-    Cross-correlation, groups = 1:
-    ``y[i, j, o] = bias[o] + Σ_{a,b,c} xp[i·sh + a·dh, j·sw + b·dw, c] · kernel[a, b, c, o]``
+    weights ``kernel`` (kh, kw, cin / G, cout) HWIO, optional ``bias`` (cout,); params ``strides``
+    (sh, sw), ``padding`` (top, bottom, left, right) explicit zero padding, ``dilation`` (dh, dw),
+    ``groups`` G (default 1; G = cin: depthwise).  Cross-correlation; with cg = cin / G input
+    and og = cout / G output channels per group and g = ⌊o / og⌋ the group of output o:
+    ``y[i, j, o] = bias[o] + Σ_{a,b,c<cg} xp[i·sh + a·dh, j·sw + b·dw, g·cg + c] · kernel[a, b, c, o]``
     with ``xp`` the zero-padded input; ``Ho = ⌊(H + t + b − dh·(kh−1) − 1) / sh⌋ + 1``.
 ``dense``
     weights ``kernel`` (nin, nout), optional ``bias`` (nout,): ``y = x @ kernel + bias``.
@@ -190,9 +191,15 @@ def infer_shape(kind: str, params: dict, weights: dict, input_shapes: list,
         if k is None or k.ndim != 4:
             raise ConversionError(f"layer {name!r} (conv2d) needs a 4-D HWIO 'kernel'")
         ho, wo = _spatial(kind, name, s, params, k.shape[:2])
-        if k.shape[2] != s[2]:
-            raise ConversionError(f"layer {name!r} (conv2d): kernel expects {k.shape[2]} input "
-                                  f"channels, input has {s[2]} (shape {s})")
+        g = params.get("groups", 1)
+        if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1 \
+                or k.shape[3] % g:
+            raise ConversionError(f"layer {name!r} (conv2d): groups must be a positive integer "
+                                  f"dividing the {k.shape[3]} output channels, got {g!r}")
+        if k.shape[2] * g != s[2]:
+            raise ConversionError(f"layer {name!r} (conv2d): kernel expects {k.shape[2] * g} "
+                                  f"input channels ({k.shape[2]} per group × groups={g}), input "
+                                  f"has {s[2]} (shape {s})")
         _check_bias(name, weights, k.shape[3])
         return (ho, wo, int(k.shape[3]))
     if kind == "dense":
@@ -254,6 +261,14 @@ def infer_shape(kind: str, params: dict, weights: dict, input_shapes: list,
     raise ConversionError(f"layer {name!r}: no shape rule for kind {kind!r}")  # pragma: no cover
 
 
+def kernel_in_channels(kernel_shape: tuple, groups: int = 1) -> np.ndarray:
+    """Input channel of every ``(c, o)`` entry of a (kh, kw, cin/G, cout) kernel: int array
+    (cin/G, cout) holding ``⌊o / (cout/G)⌋ · cin/G + c`` (``c`` itself when G = 1)."""
+    cg, cout = int(kernel_shape[2]), int(kernel_shape[3])
+    og = cout // groups
+    return (np.arange(cout)[None, :] // og) * cg + np.arange(cg)[:, None]
+
+
 def _check_bias(name: str, weights: dict, n: int) -> None:
     b = weights.get("bias")
     if b is not None and b.shape != (n,):
@@ -275,12 +290,15 @@ _COLS_BUDGET = 4_000_000
 
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias=None, strides=(1, 1), padding=(0, 0, 0, 0),
-           dilation=(1, 1)) -> np.ndarray:
+           dilation=(1, 1), groups: int = 1) -> np.ndarray:
     """Batched NHWC cross-correlation (see ``conv2d`` in the module docstring).
 
-    im2col in batch chunks of at most ``_COLS_BUDGET`` elements, one matmul per chunk.
+    im2col in batch chunks of at most ``_COLS_BUDGET`` elements, one matmul per chunk (per
+    group: a batched matmul over the groups).
     """
     kh, kw, cin, cout = kernel.shape
+    if groups != 1:
+        return _conv2d_grouped(x, kernel, bias, strides, padding, dilation, groups)
     sh, sw = strides
     dh, dw = dilation
     xp = _pad(x, padding)
@@ -300,6 +318,33 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias=None, strides=(1, 1), padding
                                           b * dw:b * dw + sw * (wo - 1) + 1:sw, :]
         m = cols.shape[0] * ho * wo
         out[s:s + step] = (cols.reshape(m, -1) @ k2).reshape(cols.shape[0], ho, wo, cout)
+    if bias is not None:
+        out += bias
+    return out
+
+
+def _conv2d_grouped(x, kernel, bias, strides, padding, dilation, groups):
+    """:func:`conv2d` with G groups: per tap, the input's (G, cg) channels times the kernel's
+    (G, cg, og) block, summed over taps (no im2col: depthwise kernels are small)."""
+    kh, kw, cg, cout = kernel.shape
+    G, og = groups, cout // groups
+    sh, sw = strides
+    dh, dw = dilation
+    xp = _pad(x, padding)
+    n, hp, wp, _ = xp.shape
+    ho, wo = conv_output_size(hp, kh, sh, 0, 0, dh), conv_output_size(wp, kw, sw, 0, 0, dw)
+    dtype = np.result_type(x, kernel)
+    kg = kernel.reshape(kh, kw, cg, G, og).transpose(0, 1, 3, 2, 4).astype(dtype, copy=False)
+    out = np.zeros((n, ho, wo, G, og), dtype=dtype)
+    for a in range(kh):
+        for b in range(kw):
+            tap = xp[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
+                     b * dw:b * dw + sw * (wo - 1) + 1:sw, :].reshape(n, ho, wo, G, cg)
+            if cg == 1 and og == 1:  # depthwise: an element-wise product
+                out[..., 0] += tap[..., 0] * kg[a, b, :, 0, 0]
+            else:
+                out += np.einsum("nhwgc,gco->nhwgo", tap, kg[a, b])
+    out = out.reshape(n, ho, wo, cout)
     if bias is not None:
         out += bias
     return out
@@ -348,7 +393,8 @@ def apply_layer(layer: Layer, xs: list) -> np.ndarray:
     x = xs[0] if xs else None
     if k == "conv2d":
         return conv2d(x, w["kernel"], w.get("bias"), pair(p.get("strides", 1)),
-                      tuple(p.get("padding", (0, 0, 0, 0))), pair(p.get("dilation", 1)))
+                      tuple(p.get("padding", (0, 0, 0, 0))), pair(p.get("dilation", 1)),
+                      int(p.get("groups", 1)))
     if k == "dense":
         y = x @ w["kernel"]
         return y + w["bias"] if w.get("bias") is not None else y

@@ -142,13 +142,17 @@ def _map_candidates(pop, incoming, by, profile):
         ty, uy, ry = _axis_worst(sh, h, kh, sy, pt, dy, th)
         tx, ux, rx = _axis_worst(sw, w, kw, sx, pl, dx, tw)
         TY, UY, TX, UX = ty[:, None, None], uy[:, None, None], tx[None, :, None], ux[None, :, None]
-        ncg = (-(-c // TC)) if pr.kind == "conv" else 1
+        G = pr.groups
+        cg, og = sc // G, c // G  # per group: input channels, output channels
+        # channel bands a source reaches: those overlapping its group's og outputs (at most)
+        ncg = np.minimum(-(-c // TC), -(-(og - 1) // TC) + 1) if pr.kind == "conv" else 1
         u.fan[S.name] = u.fan.get(S.name, 0.0) + np.broadcast_to(
             ry[:, None, None] * rx[None, :, None] * ncg, shp)
         if pr.kind == "conv":
-            u.inax = u.inax + UY * UX * sc
-            syn = TY * TX * sc * TC
-            u.stored = u.stored + (kh * kw * sc * TC if sharing else syn)
+            # a band of TC output channels reads the cg inputs of each group it overlaps
+            u.inax = u.inax + UY * UX * np.minimum(sc, (-(-(TC - 1) // og) + 1) * cg)
+            syn = TY * TX * cg * TC
+            u.stored = u.stored + (kh * kw * cg * TC if sharing else syn)
         else:
             u.inax = u.inax + UY * UX * TC
             u.stored = u.stored + (TC if sharing else TY * TX * TC)

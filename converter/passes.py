@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw_models.errors import ConversionError
-from .graph import Graph, Layer
+from .graph import Graph, Layer, kernel_in_channels
 
 __all__ = ["fold_batchnorm", "relu_before_maxpool", "count_macs", "bn_affine", "prepare"]
 
@@ -115,8 +115,9 @@ def _fold_forward(bn: Layer, s: np.ndarray, t: np.ndarray, layers: list, by: dic
         k = nxt.weights["kernel"]
         b = nxt.weights.get("bias")
         b = np.zeros(k.shape[3]) if b is None else b
-        nxt.weights = dict(nxt.weights, kernel=k * s[None, None, :, None],
-                           bias=b + np.einsum("abco,c->o", k, t))
+        ch = kernel_in_channels(k.shape, int(nxt.params.get("groups", 1)))  # (cin/G, cout)
+        nxt.weights = dict(nxt.weights, kernel=k * s[ch][None, None],
+                           bias=b + np.einsum("abco,co->o", k, t[ch]))
         return
     raise ConversionError(f"{why}, and the layer after it, {nxt.name!r} ({nxt.kind}), is not a "
                           f"dense layer or an unpadded conv2d into which it could be folded "
@@ -166,7 +167,7 @@ def prepare(graph: Graph) -> Graph:
 def count_macs(graph: Graph) -> dict:
     """Multiply-accumulates of one float forward pass, per layer and ``"total"``.
 
-    conv2d: ``Ho·Wo·Cout·kh·kw·Cin``; dense: ``nin·nout``; BN (if unfolded): one per element.
+    conv2d: ``Ho·Wo·Cout·kh·kw·Cin/groups``; dense: ``nin·nout``; BN (if unfolded): one per element.
     Pooling, adds and ReLUs are not counted (they are not MACs), as in the conversion papers.
     """
     out = {}

@@ -15,8 +15,10 @@ returns a :class:`Packed` NamedTuple:
   geometry, offsets into the flat weight and window tables; columns ``J_*``).
 * ``w``: all integer weights ``w`` (the exponent ``e`` is column ``J_EXP``, applied as a shift
   where a weight meets the accumulator) in one flat array, laid out for contiguous adds:
-  dense ``[j, :]``; conv ``[c, ky, kw−1−kx, co]`` (kx reversed, so that for stride 1 and
-  dilation 1 the targets of one spike on one kernel row are one contiguous accumulator run),
+  dense ``[j, :]``; conv ``[c, ky, kw−1−kx, co]`` over the ``J_OG`` output channels of source
+  channel c's group (all of them for groups = 1; ``J_CG`` is the input channels per group; kx
+  reversed, so that for stride 1, dilation 1 and one group the targets of one spike on one
+  kernel row are one contiguous accumulator run),
   each (c, ky) row followed by :data:`ROW_PAD` zeros (row stride ``J_RS``): a run that ends at
   the end of its row may then be added with its length rounded up to a multiple of ROW_PAD,
   adding zeros past its end (the accumulator has that much slack), which spares LLVM's scalar
@@ -65,8 +67,8 @@ POP_COLS = 22
 # projection columns
 (J_KIND, J_SRC, J_TGT, J_DELAY, J_H, J_W, J_C, J_OH, J_OW, J_OC, J_KH, J_KW, J_WOFF, J_ROFF,
  J_COFF, J_DOFF, J_NSRC, J_NTGT, J_ANALOG, J_FAST, J_MOFF, J_SY, J_SX, J_PT, J_PL,
- J_TOFF, J_RS, J_EXP) = range(28)
-PROJ_COLS = 28
+ J_TOFF, J_RS, J_EXP, J_CG, J_OG) = range(30)
+PROJ_COLS = 30
 ROW_PAD = 8  # zeros after each conv weight row: a row add may round its length up to this
 KINDS = {"dense": 0, "conv": 1, "avgpool": 2, "maxpool": 3, "identity": 4}
 #: J_KIND of a maxpool projection with gate "runmax" (KINDS["maxpool"] is the winner gate)
@@ -224,10 +226,16 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
         raw = pr.weights.astype(np.int64)
         r[J_EXP] = pr.exponent
         if pr.kind == "conv":
-            kh_, kw_, c_, oc_ = raw.shape
-            wl = np.zeros((c_, kh_, kw_ * oc_ + ROW_PAD), np.int64)
-            wl[:, :, :kw_ * oc_] = raw[:, ::-1, :, :].transpose(2, 0, 1, 3).reshape(c_, kh_, -1)
-            r[J_RS] = kw_ * oc_ + ROW_PAD  # [c, ky, kw-1-kx, co] plus ROW_PAD zeros per row
+            kh_, kw_, cg_, oc_ = raw.shape
+            G = pr.groups
+            og_ = oc_ // G
+            c_ = cg_ * G
+            # per source channel c: its group's output block W[:, :, c mod cg, g·og:(g+1)·og]
+            blk = raw[:, ::-1].reshape(kh_, kw_, cg_, G, og_).transpose(3, 2, 0, 1, 4)
+            wl = np.zeros((c_, kh_, kw_ * og_ + ROW_PAD), np.int64)
+            wl[:, :, :kw_ * og_] = blk.reshape(c_, kh_, kw_ * og_)
+            r[J_RS] = kw_ * og_ + ROW_PAD  # [c, ky, kw-1-kx, co] plus ROW_PAD zeros per row
+            r[J_CG], r[J_OG] = cg_, og_
         else:
             wl = raw
         wparts.append(np.ascontiguousarray(wl).reshape(-1))
@@ -245,7 +253,7 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                                                             pr.dilation)
             r[J_KH], r[J_KW] = kh, kw
             r[J_SY], r[J_SX], r[J_PT], r[J_PL] = sy, sx, pt, pl
-            r[J_FAST] = int(sx == 1 and dx == 1)
+            r[J_FAST] = int(sx == 1 and dx == 1 and pr.groups == 1)
             h, w, c = src.shape
             oh, ow, oc = tgt.shape
             rp, rk, ro = _axis_pairs(h, oh, kh, sy, pt, dy)
@@ -262,13 +270,19 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
             nsp = h * w
             spat = ys * w + xs
             if pr.kind == "conv":
-                tgt_i = ((oys * ow + oxs) * oc)[:, None] + np.arange(oc)[None, :]
+                G = pr.groups
+                og, cg = oc // G, c // G
+                # rows (source position, group): every channel of a group reaches alike
+                tgt_i = (((oys * ow + oxs) * oc)[:, None, None] + (np.arange(G) * og)[None, :, None]
+                         + np.arange(og)[None, None, :])
+                rows_pg = np.broadcast_to((spat * G)[:, None, None] + np.arange(G)[None, :, None],
+                                          tgt_i.shape)
                 m = sp.csr_matrix((np.ones(tgt_i.size, np.int64),
-                                   (np.repeat(spat, oc), tcore[tgt_i.reshape(-1)])),
-                                  shape=(nsp, n_cores))
+                                   (rows_pg.reshape(-1), tcore[tgt_i.reshape(-1)])),
+                                  shape=(nsp * G, n_cores))
                 m.sum_duplicates()
-                m = m[np.repeat(np.arange(nsp), c)]  # every channel of a position alike
-                per_pos = np.bincount(spat, minlength=nsp) * oc
+                m = m[(np.arange(nsp)[:, None] * G + np.arange(c)[None, :] // cg).reshape(-1)]
+                per_pos = np.bincount(spat, minlength=nsp) * og
                 tot = np.repeat(per_pos, c)
                 absw = np.abs(eff).sum(axis=(0, 1, 2))
                 bnd = float(absw.max()) if absw.size else 0.0

@@ -90,7 +90,7 @@ def _fingerprint(net) -> bytes:
             h.update(b"-" if a is None else _buffer(a))
     for pr in net.projections:
         h.update(repr((pr.name, pr.source, pr.target, pr.kind, pr.exponent, pr.delay,
-                       pr.kernel, pr.stride, pr.padding, pr.dilation, pr.gate,
+                       pr.kernel, pr.stride, pr.padding, pr.dilation, pr.gate, pr.groups,
                        pr.weights.dtype.str,
                        pr.weights.shape)).encode())
         h.update(_buffer(pr.weights))

@@ -21,8 +21,9 @@ from hw_models.network import DECAY_ONE
 from hw_models.rng import GOLDEN, MUL1, MUL2
 
 from . import work as WK
-from .compile import (J_ANALOG, J_C, J_COFF, J_DELAY, J_DOFF, J_EXP, J_FAST, J_KH, J_KIND, J_KW,
-                      J_MOFF, J_NSRC, J_NTGT, J_OC, J_OW, J_PL, J_PT, J_ROFF, J_RS, J_SRC, J_SX,
+from .compile import (J_ANALOG, J_C, J_CG, J_COFF, J_DELAY, J_DOFF, J_EXP, J_FAST, J_KH,
+                      J_KIND, J_KW, J_MOFF, J_NSRC, J_NTGT, J_OC, J_OG, J_OW, J_PL, J_PT, J_ROFF,
+                      J_RS, J_SRC, J_SX,
                       J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV, P_H,
                       P_INHI, P_INLO, P_LANE32, P_MAXD, P_OVF, P_RESET, P_RULE, P_SIZE,
                       P_SKIP, P_SPIKING, P_THR, P_VMAX, P_VMIN, ROW_PAD, RUNMAX)
@@ -116,12 +117,14 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
     cp, ck, co = pk.cols_ptr, pk.cols_k, pk.cols_o
     pos = pk.pos
     sb = pk.pop[J[k, J_SRC], P_BASE]
-    if kind == 1:  # conv
-        fast = J[k, J_FAST] == 1
+    if kind == 1:  # conv; a spike of channel c reaches the OG outputs of its group only
+        fast = J[k, J_FAST] == 1  # (stride 1, dilation 1, one group)
         rs = J[k, J_RS]
+        cg, og = J[k, J_CG], J[k, J_OG]
         for e in range(cnt):
             j = ring[a + e]
             y, x, c = pos[sb + j, 0], pos[sb + j, 1], pos[sb + j, 2]
+            gb = (c // cg) * og  # first output channel of c's group
             c0 = cp[coff + x]
             c1 = cp[coff + x + 1]
             n = c1 - c0
@@ -140,9 +143,9 @@ def _scatter(pk, k, ring, a, cnt, acc, mpc, mpev, mpcore, core, s):
                     _add_run(acc[ab:ab + L], w[wb:wb + L], L, sh)
                 else:
                     for ci in range(c0, c1):
-                        ab = (oy * OW + co[ci]) * OC
-                        wb = woff + (c * kh + ky) * rs + (kw - 1 - ck[ci]) * OC
-                        _add_run(acc[ab:ab + OC], w[wb:wb + OC], OC, sh)
+                        ab = (oy * OW + co[ci]) * OC + gb
+                        wb = woff + (c * kh + ky) * rs + (kw - 1 - ck[ci]) * og
+                        _add_run(acc[ab:ab + og], w[wb:wb + og], og, sh)
         return
     if kind == 2:  # avgpool: explicit (short) target list per source
         tp = pk.pool_ptr
@@ -252,8 +255,10 @@ def _analog_current(pk, k, xrow, icur):
                 for ci in range(cp[coff + x], cp[coff + x + 1]):
                     ab = tb + (oy * OW + co[ci]) * OC
                     if kind == 1:
-                        wb = woff + (c * kh + ky) * J[k, J_RS] + (kw - 1 - ck[ci]) * OC
-                        for i in range(OC):
+                        og = J[k, J_OG]
+                        ab += (c // J[k, J_CG]) * og
+                        wb = woff + (c * kh + ky) * J[k, J_RS] + (kw - 1 - ck[ci]) * og
+                        for i in range(og):
                             icur[ab + i] += xv * w[wb + i]
                     else:
                         icur[ab + c] += xv * w[woff + c]

@@ -98,13 +98,15 @@ def dense_matrices(pr: Projection, src: Population, tgt: Population):
             conn[i, i] = 1
     elif pr.kind == "conv":
         cin, cout = src.shape[2], tgt.shape[2]
+        cg, og = cin // pr.groups, cout // pr.groups  # channels per group, in and out
         for (oy, ox), win in _windows(pr, src, tgt):
             for (y, x, ky, kx) in win:
                 for c in range(cin):
                     j = _index(src.shape, y, x, c)
-                    for co in range(cout):
+                    g = c // cg
+                    for co in range(g * og, (g + 1) * og):  # only its own group's outputs
                         i = _index(tgt.shape, oy, ox, co)
-                        wmat[j, i] += eff[ky, kx, c, co]
+                        wmat[j, i] += eff[ky, kx, c % cg, co]
                         conn[j, i] = 1
     elif pr.kind in ("avgpool", "maxpool"):
         for (oy, ox), win in _windows(pr, src, tgt):

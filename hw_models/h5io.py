@@ -16,11 +16,12 @@ Layout (version 3)::
         core               int32 (n,) global core index per neuron           [optional]
     /projections/NNNN      attrs name, source, target, kind, exponent, delay, kernel, stride,
                            padding (top, bottom, left, right), dilation, gate (maxpool only;
-                           absent = "winner")
+                           absent = "winner"), groups (conv only; absent = 1)
 
-Version 2 is version 1 plus a maxpool ``gate`` other than "winner"; version 3 adds the input
-spec (``input_spec``).  A file is written with the lowest version its network needs, so older
-readers keep reading it, and refuse (by version) the files they would misread.
+Version 2 is version 1 plus a maxpool ``gate`` other than "winner" or a conv ``groups`` > 1;
+version 3 adds the input spec (``input_spec``).  A file is written with the lowest version its
+network needs, so older readers keep reading it, and refuse (by version) the files they would
+misread.
         weights            integer array, shape per kind (see hw_models.network.Projection)
 
 Version 1 and 2 files (no ``input_spec``) still load: the spec of a converted network is rebuilt
@@ -95,9 +96,9 @@ def save_network(net: CoreNetwork, path: str | os.PathLike, inputs=()) -> Path:
     with atomic_h5(path, inputs) as f:
         f.attrs["format"] = FORMAT_NAME
         # the lowest version that holds the network: 3 with an input spec, 2 with a maxpool
-        # gate other than "winner", else 1
+        # gate other than "winner" or a grouped convolution, else 1
         f.attrs["version"] = 3 if net.input_spec is not None else \
-            2 if any(pr.gate != "winner" for pr in net.projections) else 1
+            2 if any(pr.gate != "winner" or pr.groups != 1 for pr in net.projections) else 1
         f.attrs["output"] = net.output
         f.attrs["readout"] = net.readout
         f.attrs["input_layout"] = net.input_layout
@@ -130,6 +131,8 @@ def save_network(net: CoreNetwork, path: str | os.PathLike, inputs=()) -> Path:
                 pg.attrs[a] = np.asarray(getattr(pr, a), np.int64)
             if pr.gate != "winner":
                 pg.attrs["gate"] = pr.gate
+            if pr.groups != 1:
+                pg.attrs["groups"] = int(pr.groups)
             pg.create_dataset("weights", data=pr.weights, compression="gzip")
     return path
 
@@ -280,6 +283,7 @@ def load_network(path: str | os.PathLike) -> CoreNetwork:
                 kw["gate"] = attr_str(g, "gate", "winner")
                 if not isinstance(kw["gate"], str):
                     raise FileFormatError(f"{path}: {g.name} attribute 'gate' must be a string")
+                kw["groups"] = int(g.attrs.get("groups", 1))
                 projs.append(Projection(**kw))
             placement = _int_dataset(f, "placement", path, np.int32)
             net = CoreNetwork(

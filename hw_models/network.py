@@ -186,9 +186,12 @@ class Projection:
     Kinds and the weight array each uses:
 
     ``dense``     ``weights`` (n_source, n_target): a spike of source j adds row j.
-    ``conv``      ``weights`` (kh, kw, c_in, c_out) HWIO; a spike at (y, x, c) adds
-                  ``W[ky, kx, c, :]`` to every target (oy, ox, :) with
-                  ``y = oy·sy − pad_top + ky·dy`` and ``x = ox·sx − pad_left + kx·dx``.
+    ``conv``      ``weights`` (kh, kw, c_in / groups, c_out) HWIO; ``groups`` G splits the
+                  channels into G equal blocks (G = 1: a plain convolution; G = c_in = c_out:
+                  depthwise).  A spike at (y, x, c), with g = c // (c_in/G), adds
+                  ``W[ky, kx, c mod (c_in/G), o]`` to every target (oy, ox, o) of its block
+                  ``o ∈ [g·c_out/G, (g+1)·c_out/G)``, with ``y = oy·sy − pad_top + ky·dy`` and
+                  ``x = ox·sx − pad_left + kx·dx``.
     ``avgpool``   ``weights`` (C,): a spike at (y, x, c) adds ``w[c]`` to every target
                   (oy, ox, c) whose ``kernel`` window (stride, padding; no dilation) holds it.
     ``maxpool``   ``weights`` (C,): a spiking max-pool.  The projection counts every spike it
@@ -224,10 +227,12 @@ class Projection:
     padding: tuple = (0, 0, 0, 0)  # top, bottom, left, right
     dilation: tuple = (1, 1)
     gate: str = "winner"  # maxpool only: "winner" | "runmax"
+    groups: int = 1  # conv only: channel blocks (see the kind table above)
 
     def __post_init__(self):
         self.weights = np.ascontiguousarray(np.asarray(self.weights))
         self.exponent = int(self.exponent)
+        self.groups = int(self.groups)
         self.delay = int(self.delay)
         self.kernel = tuple(int(k) for k in self.kernel)
         self.stride = tuple(int(k) for k in self.stride)
@@ -281,10 +286,17 @@ class Projection:
             raise NetworkError(f"{n}: bad geometry kernel={self.kernel} stride={self.stride} "
                                f"padding={self.padding} dilation={self.dilation}")
         (h, w, c), (oh, ow, oc) = source.shape, target.shape
+        if self.groups < 1 or (self.groups != 1 and self.kind != "conv"):
+            raise NetworkError(f"{n}: groups must be 1 (or >= 1 for conv), got {self.groups}")
         if self.kind == "conv":
-            if self.weights.ndim != 4 or self.weights.shape[2] != c or self.weights.shape[3] != oc:
-                raise NetworkError(f"{n}: conv weights must be (kh, kw, {c}, {oc}), "
-                                   f"got {self.weights.shape}")
+            g = self.groups
+            if c % g or oc % g:
+                raise NetworkError(f"{n}: groups={g} must divide the {c} input and {oc} output "
+                                   f"channels")
+            if self.weights.ndim != 4 or self.weights.shape[2] != c // g \
+                    or self.weights.shape[3] != oc:
+                raise NetworkError(f"{n}: conv weights must be (kh, kw, {c // g}, {oc}) "
+                                   f"(groups={g}), got {self.weights.shape}")
         else:
             if self.dilation != (1, 1):
                 raise NetworkError(f"{n}: pooling takes no dilation")

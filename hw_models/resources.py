@@ -40,7 +40,8 @@ Per chip (numbers from the profile; None = not limited):
 
 What counts as a synapse: for ``dense`` projections every *non-zero* weight (a zero entry of a
 dense matrix is simply not stored); for ``conv``, ``avgpool``, ``maxpool`` and ``identity``
-every connection the geometry defines (valid kernel tap × input channel × output channel,
+every connection the geometry defines (valid kernel tap × input channel of the output's group ×
+output channel,
 borders, strides, padding and dilation respected), whatever its weight — the kernel is stored
 whole, a zero tap still takes its slot.  These definitions are the same in the analytic and in
 the exact paths, and tests compare both with a brute-force enumeration.
@@ -294,11 +295,21 @@ def _conv_like_analytic(pr, S, T, g: _Grid, src_core, acc: _Acc, sharing: bool):
     tc = (g.ends[2] - g.starts[2]).astype(np.int64)
     cells = g.cells
     if pr.kind == "conv":
-        syn = ty[:, None, None] * tx[None, :, None] * c * tc[None, None, :]
-        inax = np.broadcast_to((uy[:, None] * ux[None, :] * c)[:, :, None], cells.shape)
-        stored = (np.broadcast_to(pr.kernel[0] * pr.kernel[1] * c * tc[None, None, :],
+        # groups: a target sees cg = c/G input channels; a channel band of the target reads the
+        # cg channels of every group it overlaps; a source channel reaches the bands that
+        # overlap its group's og = oc/G outputs
+        G = pr.groups
+        cg, og = c // G, oc // G
+        gs, ge = g.starts[2] // og, (g.ends[2] - 1) // og        # first/last group per band
+        in_ch = (ge - gs + 1) * cg                               # input channels per band
+        grp = np.arange(G)
+        nb_g = ((g.starts[2][None, :] < (grp[:, None] + 1) * og)
+                & (g.ends[2][None, :] > grp[:, None] * og)).sum(1)  # bands per group
+        syn = ty[:, None, None] * tx[None, :, None] * cg * tc[None, None, :]
+        inax = (uy[:, None, None] * ux[None, :, None]) * in_ch[None, None, :]
+        stored = (np.broadcast_to(pr.kernel[0] * pr.kernel[1] * cg * tc[None, None, :],
                                   cells.shape) if sharing else syn)
-        nd = np.broadcast_to((ry[:, None] * rx[None, :] * len(tc))[:, :, None], (h, w, c))
+        nd = (ry[:, None, None] * rx[None, :, None]) * nb_g[np.arange(c) // cg][None, None, :]
     else:  # pooling: channel-wise
         syn = ty[:, None, None] * tx[None, :, None] * tc[None, None, :]
         inax = uy[:, None, None] * ux[None, :, None] * tc[None, None, :]
@@ -386,30 +397,36 @@ def _conv_like_exact(pr, S, T, src_core, tgt_core, acc: _Acc, sharing: bool):
     (h, w, c), (oh, ow, oc) = S.shape, T.shape
     gy, gx = _geom(pr)
     vy, vx = valid_taps(h, oh, *gy), valid_taps(w, ow, *gx)
+    G = pr.groups
+    cg, og = c // G, oc // G
     per_t = (vy[:, None] * vx[None, :])[:, :, None]
-    per_t = np.broadcast_to(per_t * (c if pr.kind == "conv" else 1), (oh, ow, oc))
+    per_t = np.broadcast_to(per_t * (cg if pr.kind == "conv" else 1), (oh, ow, oc))
     acc.syn += np.bincount(tgt_core, weights=per_t.reshape(-1), minlength=acc.n).astype(np.int64)
     n = acc.n
     tc3 = tgt_core.reshape(oh, ow, oc).astype(np.int64)
     if sharing:
         u = np.unique(tc3 * oc + np.arange(oc)[None, None, :])
         per_core_ch = np.bincount(u // oc, minlength=n).astype(np.int64)
-        acc.stored += per_core_ch * (pr.kernel[0] * pr.kernel[1] * c if pr.kind == "conv" else 1)
+        acc.stored += per_core_ch * (pr.kernel[0] * pr.kernel[1] * cg if pr.kind == "conv"
+                                     else 1)
     else:
         acc.stored += np.bincount(tgt_core, weights=per_t.reshape(-1),
                                   minlength=n).astype(np.int64)
     keys = []
     if pr.kind == "conv":
-        # distinct (target position, core) pairs, then per tap the source position
+        # distinct (target position, group, core) triples, then per tap the source position;
+        # a source channel reaches the cores holding outputs of its own group only
         pos = np.arange(oh * ow, dtype=np.int64)[:, None]
-        u = np.unique((pos * n + tc3.reshape(oh * ow, oc)).reshape(-1))
-        tpos, tcore = u // n, u % n
+        grp = (np.arange(oc) // og)[None, :]
+        u = np.unique(((pos * G + grp) * n + tc3.reshape(oh * ow, oc)).reshape(-1))
+        tpos, tgrp, tcore = u // n // G, (u // n) % G, u % n
         oy, ox = tpos // ow, tpos % ow
         for spos, ok in _taps(oy, ox, gy, gx, h, w):
-            keys.append(np.unique(spos * n + tcore[ok]))
+            keys.append(np.unique((spos * G + tgrp[ok]) * n + tcore[ok]))
         spos_core = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-        sp, cr = spos_core // n, spos_core % n
-        full = ((sp[:, None] * c + np.arange(c)[None, :]) * n + cr[:, None]).reshape(-1)
+        sp, sg, cr = spos_core // n // G, (spos_core // n) % G, spos_core % n
+        ch = (sg * cg)[:, None] + np.arange(cg)[None, :]
+        full = ((sp[:, None] * c + ch) * n + cr[:, None]).reshape(-1)
         acc.pairs.setdefault(S.name, []).append(full)
     else:
         oy, ox, ch = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(oc), indexing="ij")
@@ -575,7 +592,7 @@ def _count_synapses(pr: Projection, S: Population, T: Population) -> int:
     (h, w, c), (oh, ow, oc) = S.shape, T.shape
     gy, gx = _geom(pr)
     v = int(valid_taps(h, oh, *gy).sum()) * int(valid_taps(w, ow, *gx).sum())
-    return v * (c * oc if pr.kind == "conv" else oc)
+    return v * (c // pr.groups * oc if pr.kind == "conv" else oc)
 
 
 def projection_synapses(net: CoreNetwork) -> dict:

@@ -2,7 +2,7 @@
 
 ``random_network(seed, **overrides)`` draws a valid :class:`~hw_models.network.CoreNetwork`
 from a seed.  Across seeds the networks cover every projection kind (dense; conv with stride
-1–2, asymmetric padding 0–2, dilation 1–2; avgpool; maxpool with overlapping 3/2 and
+1–2, asymmetric padding 0–2, dilation 1–2, and grouped/depthwise conv; avgpool; maxpool with overlapping 3/2 and
 non-overlapping 2/2 windows; identity into residual sums), several projections into one target,
 delays 0–3 (delay 0 only along the feed-forward DAG; recurrent projections always delay ≥ 1),
 both resets, IF and leaky decays, every overflow policy on small v ranges, both spike rules,
@@ -21,7 +21,8 @@ what NIR can carry; the other draws are unchanged), ``weight_scale`` (magnitude 
 weights: the default 40 fits int8; 300 needs int16 and 50000 int32 in the engine's narrow
 weight copy; drawn from a separate stream, so that most seeds keep the networks they had),
 ``neuron="if"`` (every population IF: the engine's 32-bit and skip-inactive paths), ``bias``
-(False: no population has a bias; True: every one has).
+(False: no population has a bias; True: every one has), ``grouped`` (bool: a grouped/depthwise conv branch
+into the output, drawn from its own stream likewise).
 
 Thresholds are set from the expected drive of each population so that typically 5–40 % of
 neurons spike at some point in a run.
@@ -141,6 +142,34 @@ def _conv_geometry(rng, h, w, symmetric=False):
     return (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), h, w
 
 
+def _grouped_branch(b: "_Builder", seed: int, ov: dict, last):
+    """A conv with ``groups`` > 1 (override ``grouped``: True/False, default drawn): straight
+    from the input when it has 2–3 channels (depthwise; analog inputs take the analog-current
+    path), else from a 1×1 conv expanding the map ``last`` to G·cg channels.  Random
+    stride, padding and dilation; 1–2 outputs per group.  Returns its population or None."""
+    rng = np.random.default_rng([seed, 0x6A0])
+    if not ov.get("grouped", rng.random() < 0.5):
+        return None
+    main, b.rng = b.rng, rng
+    inp = b.pops[0]
+    if inp.shape[2] >= 2 and rng.random() < 0.5:
+        src, G, cg = inp, inp.shape[2], 1
+    else:
+        G, cg = int(rng.integers(2, 4)), int(rng.integers(1, 3))
+        src = b.neuron_pop("gexp", last.shape[:2] + (G * cg,))
+        b.add_proj("conv", last, src, b.weights((1, 1, last.shape[2], G * cg)),
+                   fanin=last.shape[2])
+        b.finish_pop(src)
+    og = int(rng.integers(1, 3))
+    k, s, pad, d, oh, ow = _conv_geometry(rng, src.shape[0], src.shape[1])
+    grp = b.neuron_pop("grouped", (oh, ow, G * og))
+    b.add_proj("conv", src, grp, b.weights((k[0], k[1], cg, G * og)), fanin=k[0] * k[1] * cg,
+               stride=s, padding=pad, dilation=d, groups=G)
+    b.finish_pop(grp)
+    b.rng = main
+    return grp
+
+
 def random_network(seed: int, **overrides) -> CoreNetwork:
     """A small valid random core network (see the module docstring for coverage)."""
     rng = np.random.default_rng([seed, 0x5EED])
@@ -208,12 +237,21 @@ def random_network(seed: int, **overrides) -> CoreNetwork:
         b.finish_pop(hid)
         last = hid
 
+    # optional grouped/depthwise convolution branch (drawn from its own stream, so the draws
+    # of the main stream, and with them every network without the branch, stay as they were)
+    grouped = _grouped_branch(b, seed, ov, last if len(last.shape) == 3 else conv)
+
     # output: dense from the last layer, sometimes a second (skip) projection into it
     n_out = int(rng.integers(2, 8))
     out = b.neuron_pop("out", (n_out,))
     b.add_proj("dense", last, out, b.weights((last.size, n_out)), fanin=last.size)
     if rng.random() < 0.4:
         b.add_proj("dense", conv, out, b.weights((conv.size, n_out), scale=10), fanin=conv.size)
+    if grouped is not None:
+        main, b.rng = b.rng, np.random.default_rng([seed, 0x6A0, 1])
+        b.add_proj("dense", grouped, out, b.weights((grouped.size, n_out), scale=10),
+                   fanin=grouped.size)
+        b.rng = main
     readout = ov.get("readout") or _pick(rng, ("v", "spikes"))
     spiking = ov.get("output_spiking", True if readout == "spikes" else rng.random() < 0.6)
     b.finish_pop(out, spiking=bool(spiking))

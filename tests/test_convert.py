@@ -350,3 +350,110 @@ def test_per_channel_scales_keep_the_argmax(rng):
     assert net.meta["lambda"][net.output]["per_channel"] is False  # one λ for the logits
     assert any(v["per_channel"] for v in net.meta["lambda"].values())
     assert _agreement(g, net, x) >= 0.9
+
+
+# ---- grouped / depthwise convolutions and ReLU6 ------------------------------------------------
+
+def _expand_groups(kernel, groups):
+    """The block-diagonal groups=1 kernel equal to a grouped one."""
+    kh, kw, cg, cout = kernel.shape
+    og = cout // groups
+    full = np.zeros((kh, kw, cg * groups, cout))
+    for g in range(groups):
+        full[:, :, g * cg:(g + 1) * cg, g * og:(g + 1) * og] = kernel[..., g * og:(g + 1) * og]
+    return full
+
+
+def _mobilenet(rng, c=6, expand=False):
+    """MobileNet-style: conv → BN → ReLU6 → depthwise 3×3 (stride 2) → BN → ReLU6 → pointwise
+    → ReLU6 → grouped 3×3 (3 groups) → ReLU → GAP → dense."""
+    b = GraphBuilder((12, 12, 2), name="mobile")
+    x = b.input()
+    x = b.conv2d(x, rng.normal(0, 0.5, (3, 3, 2, c)), rng.normal(0, 0.05, c), padding="same")
+    x = b.batchnorm(x, rng.normal(1, 0.2, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
+                    rng.uniform(0.5, 2, c))
+    x = b.relu(x, 6.0)
+    def conv(x, k, bias=None, groups=1, **kw):
+        if expand:
+            return b.conv2d(x, _expand_groups(k, groups), bias, **kw)
+        return b.conv2d(x, k, bias, groups=groups, **kw)
+    x = conv(x, rng.normal(0, 0.6, (3, 3, 1, c)), None, c, strides=2, padding="same",
+             name="dw")
+    x = b.batchnorm(x, rng.normal(1, 0.2, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
+                    rng.uniform(0.5, 2, c))
+    x = b.relu(x, 6.0)
+    x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (1, 1, c, 9)), rng.normal(0, 0.05, 9)), 6.0)
+    x = b.relu(conv(x, rng.normal(0, 0.5, (3, 3, 3, 6)), None, 3, padding="same",
+                    name="grp"))
+    x = b.dense(b.global_avgpool(x), rng.normal(0, 0.5, (6, 5)), rng.normal(0, 0.05, 5))
+    return b.build(output=x, input_scale=1 / 255)
+
+
+def test_grouped_conv_float_reference_equals_per_group_loops(rng):
+    """The grouped float conv equals a plain conv per group (and a brute-force sum)."""
+    from converter.graph import conv2d
+    x = rng.normal(size=(3, 7, 6, 6))
+    k = rng.normal(size=(3, 2, 2, 9))  # 3 groups: 2 inputs, 3 outputs each
+    y = conv2d(x, k, None, (2, 1), (1, 0, 1, 1), (1, 2), groups=3)
+    for g in range(3):
+        want = conv2d(x[..., 2 * g:2 * g + 2], k[..., 3 * g:3 * g + 3], None, (2, 1),
+                      (1, 0, 1, 1), (1, 2))
+        np.testing.assert_allclose(y[..., 3 * g:3 * g + 3], want, atol=1e-12)
+    dw = rng.normal(size=(3, 3, 1, 6))
+    y = conv2d(x, dw, None, (1, 1), (0, 0, 0, 0), (1, 1), groups=6)
+    brute = np.zeros_like(y)
+    for i in range(y.shape[1]):
+        for j in range(y.shape[2]):
+            brute[:, i, j, :] = np.einsum("nabc,abc->nc", x[:, i:i + 3, j:j + 3, :], dw[:, :, 0])
+    np.testing.assert_allclose(y, brute, atol=1e-12)
+
+
+def test_grouped_conv_and_relu6_convert_and_run_exactly(rng):
+    """Depthwise/grouped conv + ReLU6 through prepare (BN folded into the depthwise kernel),
+    convert (groups kept on the projection, λ ≤ 6), the engine == the dense reference, the
+    SNN equal spike for spike to that of the same network with block-diagonal groups=1
+    kernels, and the float SNN agreeing with the float graph."""
+    from emulator import engine, reference
+    seed = int(rng.integers(1 << 30))
+    g = _mobilenet(np.random.default_rng(seed))
+    g_full = _mobilenet(np.random.default_rng(seed), expand=True)
+    x = rng.integers(0, 256, (60, 12, 12, 2))
+    np.testing.assert_allclose(g.predict(x / 255), g_full.predict(x / 255), atol=1e-9)
+    folded = prepare(g)
+    np.testing.assert_allclose(folded.predict(x / 255), g.predict(x / 255), atol=1e-9)
+    net = convert(g, x[:40] / 255, method="ecc", weight_bits=None, profile="ideal", map=False)
+    grouped = {pr.name: pr.groups for pr in net.projections if pr.groups > 1}
+    assert grouped == {"dw": 6, "grp": 3}
+    assert all(v["max"] <= 6.0 for k, v in net.meta["lambda"].items()
+               if k.startswith("relu"))
+    assert _agreement(g, net, x, steps=128) >= 0.85  # random weights: close logits
+    q = convert(g, x[:40] / 255, method="ecc", weight_bits=8, profile="loihi1")
+    q_full = convert(g_full, x[:40] / 255, method="ecc", weight_bits=8, profile="loihi1",
+                     map=False)
+    ref = reference.simulate(q, x[:4], 24)
+    eng = engine.simulate(q, x[:4], 24)
+    full = engine.simulate(q_full, x[:4], 24)
+    np.testing.assert_array_equal(ref["predictions"], eng["predictions"])
+    np.testing.assert_array_equal(full["predictions"], eng["predictions"])
+    for name in ref["spike_counts"]:
+        np.testing.assert_array_equal(ref["spike_counts"][name], eng["spike_counts"][name])
+        np.testing.assert_array_equal(full["spike_counts"][name], eng["spike_counts"][name])
+    assert ref["totals"] == {k: eng["totals"][k] for k in ref["totals"]}
+    # the grouped network delivers G times fewer synaptic events than its expansion's
+    # structural count, for the same spikes
+    assert eng["proj"]["dw"]["synaptic_events"] * 6 == full["proj"]["dw"]["synaptic_events"]
+
+
+def test_relu6_caps_lambda_and_is_a_rate_ceiling(rng):
+    """λ of a ReLU6 population never exceeds 6 (method 'max' puts it exactly at the clip when
+    the calibration reaches it), and a ReLU6 of an already spiking map is not dropped."""
+    b = GraphBuilder((4,), name="r6")
+    x = b.input()
+    h = b.relu(b.dense(x, np.eye(4) * 10.0), name="h")
+    h6 = b.relu(h, 6.0, name="h6")
+    g = b.build(output=b.dense(h6, np.eye(4)), input_scale=1.0)
+    cal = np.eye(4)
+    net = convert(g, cal, method="max", weight_bits=None, profile="ideal", map=False)
+    assert net.meta["lambda"]["h"]["max"] == pytest.approx(10.0)
+    assert net.meta["lambda"]["h6"]["max"] == pytest.approx(6.0)
+    assert [pr.kind for pr in net.incoming("h6")] == ["identity"]

@@ -324,3 +324,18 @@ def test_result_save_load_round_trip(tmp_path, small_net):
         Result.load(tmp_path / "junk.h5")
     with pytest.raises(FileFormatError):
         Result.load(tmp_path / "missing.h5")
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_grouped_conv_engine_equals_reference(seed):
+    """Grouped and depthwise convolutions (from spiking maps and from every input encoding,
+    analog included), every spike, raster and counter equal."""
+    net = random_network(1000 + seed, grouped=True)
+    assert any(pr.groups > 1 for pr in net.projections)
+    x = random_inputs(net, 5, seed, STEPS)
+    ref, eng = both(net, x, STEPS, seed)
+    if isinstance(ref, StateOverflowError):
+        assert isinstance(eng, StateOverflowError) and str(eng) == str(ref)
+        return
+    assert not isinstance(eng, Exception), str(eng)
+    assert_same(ref, eng)

@@ -59,6 +59,19 @@ def test_random_networks_never_exceed_a_limit(seed):
         assert p.core is None or p is not mapped.population(p.name)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_grouped_conv_networks_never_exceed_a_limit(seed):
+    """Grouped/depthwise convolutions: the mapper's bounds hold (its tiles fit every limit).
+    Without recurrent projections: a recurrent dense projection into a conv map makes the
+    mapper tile that map one neuron per core, where it misses some single-neuron fan-in
+    violations whatever the conv (seeds 1011 and 1039 without any grouped conv)."""
+    net = netgen.random_network(1000 + seed, grouped=True, recurrent=False)
+    prof = tiny()
+    mapped, rep = map_to_cores(net, prof)
+    mapped.validate()
+    assert_within(mapped, prof, rep)
+
+
 def test_map_returns_new_network_and_places_in_order():
     net = netgen.random_network(3, encoding="rate", mapped=False)
     before = [None if p.core is None else p.core.copy() for p in net.populations]

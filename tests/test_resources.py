@@ -34,7 +34,8 @@ def explicit_synapses(pr, S, T):
                     if not (0 <= y < h and 0 <= x < w):
                         continue
                     for ci in range(c):
-                        outs = range(oc) if pr.kind == "conv" else (ci,)
+                        g, og = ci // (c // pr.groups), oc // pr.groups
+                        outs = range(g * og, (g + 1) * og) if pr.kind == "conv" else (ci,)
                         for co in outs:
                             ss.append((y * w + x) * c + ci)
                             tt.append((oy * ow + ox) * oc + co)
@@ -82,16 +83,17 @@ def assert_matches(net, profile):
 
 # ---- small hand-built networks -----------------------------------------------------------------
 
-def geometry_net(rng, kind, k, s, pad, d, shape=(9, 8, 3), cout=4, encoding="rate"):
+def geometry_net(rng, kind, k, s, pad, d, shape=(9, 8, 3), cout=4, encoding="rate", groups=1):
     h, w, c = shape
     inp = Population("input", shape, kind="input", encoding=encoding)
     oh = conv_output_size(h, k[0], s[0], pad[0], pad[1], d[0])
     ow = conv_output_size(w, k[1], s[1], pad[2], pad[3], d[1])
     oc = cout if kind == "conv" else c
     tgt = Population("t", (oh, ow, oc))
-    wts = (rng.integers(-5, 6, (k[0], k[1], c, oc)) if kind == "conv"
+    wts = (rng.integers(-5, 6, (k[0], k[1], c // groups, oc)) if kind == "conv"
            else rng.integers(1, 5, c)).astype(np.int8)
-    pr = Projection("p", "input", "t", kind, wts, kernel=k, stride=s, padding=pad, dilation=d)
+    pr = Projection("p", "input", "t", kind, wts, kernel=k, stride=s, padding=pad, dilation=d,
+                    groups=groups)
     out = Population("out", (5,))
     dense = rng.integers(-3, 4, (tgt.size, 5)).astype(np.int16)
     dense[rng.random(dense.shape) < 0.3] = 0
@@ -135,6 +137,50 @@ def test_analytic_grid_equals_brute_force(rng, kind, gi):
         mapped = net.replace(populations=pops)
         rep = assert_matches(mapped, "loihi1")
         assert rep.analytic
+
+
+# (input shape, output channels, groups): depthwise, depthwise ×2, two groups of 3 → 2
+GROUPED = [((9, 8, 3), 3, 3), ((9, 8, 3), 6, 3), ((7, 6, 6), 4, 2)]
+
+
+@pytest.mark.parametrize("case", GROUPED)
+def test_grouped_conv_analytic_and_exact_equal_brute_force(rng, case):
+    """Grouped/depthwise conv: synapses, input and output axons per core on grid tilings
+    (channel bands that split a group, or hold several) and on random assignments."""
+    shape, cout, groups = case
+    for k, s, pad, d in GEOMS:
+        net = geometry_net(rng, "conv", k, s, pad, d, shape=shape, cout=cout, groups=groups)
+        t = net.population("t")
+        for tile in [(2, 3, 1), (3, 2, 2), (1, 1, 4), t.shape]:
+            nxt, pops = 0, []
+            for p in net.populations:
+                if len(p.shape) == 3:
+                    core, nxt = grid_cores(p, tuple(min(a, b) for a, b in zip(tile, p.shape)),
+                                           nxt)
+                else:
+                    core = nxt + np.arange(p.size) // 2
+                    nxt = int(core.max()) + 1
+                pops.append(Population(**{**p.__dict__, "core": core}))
+            assert assert_matches(net.replace(populations=pops), "loihi1").analytic
+        pops = [Population(**{**p.__dict__, "core": 3 * i + rng.integers(0, 3, p.size)})
+                for i, p in enumerate(net.populations)]
+        assert not assert_matches(net.replace(populations=pops), "loihi1").analytic
+        assert projection_synapses(net)["p"] == len(explicit_synapses(
+            net.projection("p"), net.population("input"), t)[0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_netgen_grouped_networks_equal_brute_force(seed):
+    assert_matches(netgen.random_network(1000 + seed, grouped=True), "loihi1")
+
+
+def test_weight_sharing_stores_grouped_kernel_once_per_core(rng):
+    """Depthwise on a weight-sharing chip: kh·kw·(c/G) entries per output channel held."""
+    net = geometry_net(rng, "conv", (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), cout=6, groups=3)
+    pops = [Population(**{**p.__dict__, "core": np.full(p.size, i, np.int32)})
+            for i, p in enumerate(net.populations)]
+    rep = check_network(net.replace(populations=pops), get_profile("speck"))
+    assert rep.stored_entries[1] == 3 * 3 * 1 * 6
 
 
 @pytest.mark.parametrize("kind", ["conv", "avgpool", "maxpool"])
