@@ -221,9 +221,9 @@ class GraphBuilder:
         pad = self._padding(x, padding, (1, 1), (1, 1), name=name)
         return self._add("zeropad", [x], {"padding": pad}, name=name)
 
-    def softmax(self, x: str, name: str | None = None) -> str:
-        """Softmax read-out (must be the output)."""
-        return self._add("softmax", [x], name=name)
+    def softmax(self, x: str, name: str | None = None, mode: str = "softmax") -> str:
+        """Classifier head (must be the output): ``mode`` softmax, log_softmax or argmax."""
+        return self._add("softmax", [x], {} if mode == "softmax" else {"mode": mode}, name=name)
 
     # -- result ------------------------------------------------------------------------------
     def build(self, output: str | None = None, input_scale: float | None = None) -> Graph:

@@ -51,8 +51,11 @@ the inputs of a multi-input layer):
 ``zeropad``
     param ``padding`` (t, b, l, r): zeros added around H and W.
 ``softmax``
-    ``y = exp(x − max x) / Σ exp(x − max x)`` over the last axis; only allowed as the output layer.
-    :meth:`Graph.predict` returns the logits *before* it.
+    a classifier head, only allowed as the output layer; param ``mode`` (default ``softmax``):
+    ``y = exp(x − max x) / Σ exp(x − max x)`` over the last axis; ``log_softmax``: ``log`` of
+    that; ``argmax``: the one-hot vector of the first largest logit (ONNX ``ArgMax``'s class,
+    kept as a vector so the shape is the logits').  All three rank the classes as the logits
+    do; :meth:`Graph.predict` returns the logits *before* the head.
 
 Dropout never reaches the graph (importers drop it).  An activation fused into a framework layer
 (Keras ``Conv2D(..., activation="relu")``) becomes a separate ``relu`` layer named
@@ -76,6 +79,8 @@ KINDS = ("input", "conv2d", "dense", "avgpool", "maxpool", "global_avgpool", "ba
          "flatten", "reshape", "relu", "add", "concat", "zeropad", "softmax")
 #: kinds that take several inputs; every other kind takes exactly one (``input`` takes none)
 MULTI_INPUT = ("add", "concat")
+#: classifier heads a ``softmax`` layer stands for (param ``mode``)
+HEAD_MODES = ("softmax", "log_softmax", "argmax")
 #: input layouts understood by :meth:`Graph.to_internal`
 LAYOUTS = ("HWC", "CHW", "HW", "C")
 
@@ -238,6 +243,9 @@ def infer_shape(kind: str, params: dict, weights: dict, input_shapes: list,
         if int(np.prod(tgt)) != int(np.prod(s)):
             raise ConversionError(f"layer {name!r} (reshape): cannot reshape {s} to {tgt}")
         return tgt
+    if kind == "softmax" and params.get("mode", "softmax") not in HEAD_MODES:
+        raise ConversionError(f"layer {name!r} (softmax): mode must be one of {HEAD_MODES}, "
+                              f"got {params.get('mode')!r}")
     if kind in ("relu", "softmax"):
         return s
     if kind == "add":
@@ -427,6 +435,12 @@ def apply_layer(layer: Layer, xs: list) -> np.ndarray:
     if k == "zeropad":
         return _pad(x, tuple(p["padding"]))
     if k == "softmax":
+        mode = p.get("mode", "softmax")
+        if mode == "log_softmax":
+            z = x - x.max(axis=-1, keepdims=True)
+            return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        if mode == "argmax":
+            return (np.arange(x.shape[-1]) == x.argmax(axis=-1)[..., None]).astype(x.dtype)
         return softmax(x)
     if k == "input":
         return x

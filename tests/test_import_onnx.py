@@ -178,10 +178,100 @@ def test_unsupported_op_names_node(tmp_path):
         load_model(p)
 
 
-def test_grouped_conv_refused(rng, tmp_path):
-    inits = [_f("w", rng.normal(size=(4, 1, 3, 3)))]
-    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], group=4, name="dw")]
-    p = tmp_path / "g.onnx"
-    onnx.save(_make(nodes, inits, [4, 5, 5], [4, 3, 3]), str(p))
-    with pytest.raises(UnsupportedLayerError, match="dw.*group"):
+def test_every_unsupported_op_named_at_once(tmp_path):
+    """Every unsupported node is named in one error, with its node name and op type; shape
+    arithmetic on constants is not reported (it is folded)."""
+    nodes = [helper.make_node("Sigmoid", ["x"], ["a"], name="squash"),
+             helper.make_node("Tanh", ["a"], ["b"], name="tan"),
+             helper.make_node("Relu", ["b"], ["c"], name="ok"),
+             helper.make_node("Erf", ["c"], ["y"], name="gelu_part")]
+    p = tmp_path / "s.onnx"
+    onnx.save(_make(nodes, [], [4], [4]), str(p))
+    with pytest.raises(UnsupportedLayerError) as exc:
         load_model(p)
+    msg = str(exc.value)
+    assert "3 unsupported" in msg and "'ok'" not in msg
+    for part in ("'squash' (Sigmoid)", "'tan' (Tanh)", "'gelu_part' (Erf)"):
+        assert part in msg
+
+
+def test_grouped_and_depthwise_conv(rng, tmp_path):
+    inits = [_f("w", rng.normal(size=(4, 1, 3, 3))), _f("b", rng.normal(size=4)),
+             _f("w2", rng.normal(size=(6, 2, 3, 3)))]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["d"], group=4, pads=[1, 1, 1, 1],
+                              strides=[2, 1], name="dw"),
+             helper.make_node("Conv", ["d", "w2"], ["y"], group=2, dilations=[1, 2],
+                              name="grp")]
+    model = _make(nodes, inits, [4, 7, 8], [6, 2, 4])
+    from onnx.reference import ReferenceEvaluator
+    p = tmp_path / "m.onnx"
+    onnx.save(model, str(p))
+    g = load_model(p)
+    x = rng.normal(size=(3, 4, 7, 8)).astype(np.float32)
+    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    np.testing.assert_allclose(g.predict(x), want.transpose(0, 2, 3, 1), atol=1e-4, rtol=1e-5)
+    assert [l.params.get("groups", 1) for l in g if l.kind == "conv2d"] == [4, 2]
+
+
+def test_shape_subgraph_flatten_is_folded(rng, tmp_path):
+    """PyTorch's x.view(x.size(0), -1): Shape → Gather → Unsqueeze → Concat → Reshape."""
+    w = rng.normal(size=(3, 2, 3, 3))
+    fc = rng.normal(size=(5, 3 * 4 * 4))
+    inits = [_f("w", w), _f("fc", fc), _i("zero", 0), _i("ax0", [0]), _i("m1", [-1])]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Shape", ["c"], ["s"]),
+             helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+             helper.make_node("Concat", ["n1", "m1"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["c", "shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    g = _compare(_make(nodes, inits, [2, 4, 4], [5]), tmp_path, rng.normal(size=(3, 2, 4, 4)))
+    assert [l.kind for l in g] == ["input", "conv2d", "flatten", "dense"]
+
+
+def test_nhwc_input_transpose_squeeze_and_reduce_mean(rng, tmp_path):
+    """tf2onnx style: NHWC input, Transpose to NCHW, conv, Transpose back, Pad and Concat on
+    NHWC, ReduceMean over H, W, MatMul; the graph takes NHWC data as the model does."""
+    w = rng.normal(size=(4, 3, 3, 3))
+    inits = [_f("w", w), _i("perm_pads", [0, 1, 0, 0, 0, 0, 1, 0]),
+             _f("mw", rng.normal(size=(8, 5)))]
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["t", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["rt"], perm=[0, 2, 3, 1]),
+             helper.make_node("Pad", ["rt", "perm_pads"], ["p"]),
+             helper.make_node("Concat", ["p", "p"], ["cat"], axis=3),
+             helper.make_node("ReduceMean", ["cat"], ["m"], axes=[1, 2], keepdims=0),
+             helper.make_node("MatMul", ["m", "mw"], ["y"])]
+    g = _compare(_make(nodes, inits, [5, 6, 3], [5], opset=13), tmp_path,
+                 rng.normal(size=(2, 5, 6, 3)))
+    assert g.input_layout == "HWC" and g.input_shape == (5, 6, 3)
+    assert "transpose" not in {l.kind for l in g}
+
+
+@pytest.mark.parametrize("head", ["Softmax", "LogSoftmax", "ArgMax"])
+def test_classifier_heads_are_the_readout(rng, tmp_path, head):
+    inits = [_f("fc", rng.normal(size=(6, 4)))]
+    extra = {"axis": 1, "keepdims": 0} if head == "ArgMax" else {"axis": 1}
+    nodes = [helper.make_node("MatMul", ["x", "fc"], ["z"]),
+             helper.make_node(head, ["z"], ["h"], **extra),
+             helper.make_node("Identity", ["h"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 6])], [helper.make_tensor_value_info(
+            "y", TensorProto.INT64 if head == "ArgMax" else TensorProto.FLOAT, ["N", 4]
+            if head != "ArgMax" else ["N"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    p = tmp_path / "h.onnx"
+    onnx.save(model, str(p))
+    g = load_model(p)
+    x = rng.normal(size=(7, 6))
+    from onnx.reference import ReferenceEvaluator
+    want = ReferenceEvaluator(model).run(None, {"x": x.astype(np.float32)})[0]
+    logits = g.predict(x)
+    out = g.forward(x, outputs=[g.output_name])[g.output_name]
+    assert g.layer(g.output_name).kind == "softmax" and g.logits_name != g.output_name
+    if head == "ArgMax":
+        np.testing.assert_array_equal(logits.argmax(1), want)
+        np.testing.assert_array_equal(out.argmax(1), want)
+    else:
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
