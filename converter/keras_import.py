@@ -51,6 +51,7 @@ from .graph import Graph
 
 # Keras class names, all generations, grouped by what they become
 _CONV = {"Conv2D", "Convolution2D"}
+_DEPTHWISE = {"DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D"}
 _DENSE = {"Dense"}
 _POOL = {"MaxPooling2D": "maxpool", "MaxPool2D": "maxpool", "AveragePooling2D": "avgpool",
          "AvgPool2D": "avgpool"}
@@ -198,7 +199,8 @@ class _KerasImporter:
             fmt = cfg.get("data_format") or {"th": "channels_first", "tf": "channels_last"}.get(
                 cfg.get("dim_ordering"))
             # Flatten's data_format says how it orders its output, not the tensor's layout
-            if fmt and (c in _CONV or c in _POOL or c in _GAP or c == "ZeroPadding2D"):
+            if fmt and (c in _CONV or c in _DEPTHWISE or c in _POOL or c in _GAP
+                        or c == "ZeroPadding2D"):
                 fmts.add(fmt)
         if len(fmts) > 1:
             raise ConversionError(f"{path}: mixed channels_first/channels_last layers")
@@ -223,7 +225,25 @@ class _KerasImporter:
                 return tuple(int(v) for v in shp[1:])
         raise ConversionError(f"{self.path}: the model config states no input shape")
 
+    def check_layers(self) -> None:
+        """One error naming every layer (and fused activation) that cannot be imported."""
+        bad = []
+        for cls, cfg, _ in self.layers:
+            name = cfg.get("name")
+            if cls == "Lambda" or cls not in _KNOWN:
+                bad.append(f"{name!r} ({cls})")
+                continue
+            act = _activation_name(cfg.get("activation")) if "activation" in cfg else "linear"
+            if act not in _ACTIVATIONS:
+                bad.append(f"{name!r} ({cls}, activation {act!r})")
+        if bad:
+            raise UnsupportedLayerError(
+                f"{self.path}: {len(bad)} unsupported Keras layer(s): {', '.join(bad)} "
+                f"(custom and Lambda layers are never executed; supported activations: "
+                f"{', '.join(_ACTIVATIONS)})")
+
     def build(self) -> Graph:
+        self.check_layers()
         shp = self._input_shape()
         layout = "CHW" if (self.cf and len(shp) == 3) else None
         b = GraphBuilder(shp, layout, name=Path(self.path).stem)
@@ -393,6 +413,8 @@ class _KerasImporter:
                                             f"not supported")
             y = b.conv2d(src, k, bias, strides=strides, padding=pad, dilation=dil, name=name)
             return self._act(y, cfg.get("activation"), name, cls)
+        if cls in _DEPTHWISE:
+            return self._depthwise(cls, cfg, name, src)
         if cls in _POOL:
             pool = cfg.get("pool_size", (2, 2))
             strides = cfg.get("strides") or pool
@@ -454,9 +476,44 @@ class _KerasImporter:
                                         f"not supported")
         raise UnsupportedLayerError(f"layer {name!r} of class {cls!r} is not supported")
 
+    def _depthwise(self, cls, cfg, name, src):
+        """DepthwiseConv2D → a conv2d with groups = input channels; SeparableConv2D → that
+        (named ``<name>_depthwise``, no bias) then a 1×1 conv2d (``name``, with the bias).
+        Keras's depthwise kernel (kh, kw, c_in, m) puts output ``c·m + j`` in group c, which is
+        its C-order reshape to (kh, kw, 1, c_in·m)."""
+        sep = cls != "DepthwiseConv2D"
+        w = self._w(name, cls, 2 if sep else 1)
+        dk = np.asarray(w[0], dtype=np.float64)
+        if dk.ndim != 4:
+            raise FileFormatError(f"{self.path}: layer {name!r} ({cls}) depthwise kernel has "
+                                  f"shape {dk.shape}, expected (kh, kw, c_in, multiplier)")
+        if self.theano:
+            dk = dk[::-1, ::-1]
+        kh, kw, cin, m = dk.shape
+        use_bias = cfg.get("use_bias", True)
+        bias = w[2 if sep else 1] if use_bias and len(w) > (2 if sep else 1) else None
+        pad = self._pad(cfg)
+        if pad not in ("valid", "same"):
+            raise UnsupportedLayerError(f"layer {name!r} ({cls}): padding {pad!r} not supported")
+        b = self.b
+        y = b.conv2d(src, dk.reshape(kh, kw, 1, cin * m), None if sep else bias,
+                     strides=cfg.get("strides", (1, 1)), padding=pad,
+                     dilation=cfg.get("dilation_rate", (1, 1)),
+                     name=f"{name}_depthwise" if sep else name, groups=cin)
+        if sep:
+            pk = np.asarray(w[1], dtype=np.float64)
+            y = b.conv2d(y, pk, bias, name=name)
+        return self._act(y, cfg.get("activation"), name, cls)
+
     def _batchnorm(self, src, cfg, name, cls):
         nd = len(self.b.shape(src))
-        axis = int(cfg.get("axis", -1))
+        axis = cfg.get("axis", -1)
+        if isinstance(axis, (list, tuple)):  # tf.keras writes [3]
+            if len(axis) != 1:
+                raise UnsupportedLayerError(f"layer {name!r} (BatchNormalization): axis {axis} "
+                                            f"normalises over several axes")
+            axis = axis[0]
+        axis = int(axis)
         channel_axes = {-1, nd} if (not self.cf or nd == 1) else {1, -3}
         if axis not in channel_axes:
             raise UnsupportedLayerError(f"layer {name!r} (BatchNormalization): axis {axis} is "
@@ -473,7 +530,8 @@ class _KerasImporter:
                                 name=name)
 
 
-_KNOWN = (_CONV | _DENSE | set(_POOL) | _GAP | _PASS | _INPUT | _PREPROCESSING |
+_ACTIVATIONS = ("linear", "relu", "relu6", "softmax")
+_KNOWN = (_CONV | _DEPTHWISE | _DENSE | set(_POOL) | _GAP | _PASS | _INPUT | _PREPROCESSING |
           {"Flatten", "Activation", "ReLU", "Softmax", "BatchNormalization", "ZeroPadding2D",
            "Reshape", "Add", "Concatenate", "Merge"})
 

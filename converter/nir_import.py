@@ -3,8 +3,8 @@
 A modest but exact reading of the rate-coded subset of NIR (https://neuroir.org):
 
 * ``Input`` (per-sample shape (C, H, W) or (n,)) and ``Output``;
-* ``Conv2d`` (weight (out, in, kh, kw), stride, padding int/pair/"same"/"valid", dilation,
-  groups = 1, bias) → ``conv2d`` with an HWIO kernel;
+* ``Conv2d`` (weight (out, in/groups, kh, kw), stride, padding int/pair/"same"/"valid",
+  dilation, groups, bias) → ``conv2d`` with an HWIO kernel and the same ``groups``;
 * ``Affine`` (weight (out, in), bias) and ``Linear`` (no bias) → ``dense`` (kernel = weight.T);
 * ``AvgPool2d`` → ``avgpool`` (padded zeros count, as in PyTorch); ``SumPool2d`` → a ``conv2d``
   with an identity-per-channel kernel (a sum over the window, exactly);
@@ -114,9 +114,9 @@ def graph_from_nir(nir_graph, name: str = "nir", input_scale: float | None = Non
 def _node(b: GraphBuilder, n: str, kind: str, node, x: str, chw: dict) -> str:
     if kind == "Conv2d":
         w = np.asarray(node.weight, dtype=np.float64)
-        if w.ndim != 4 or int(node.groups) != 1:
-            raise UnsupportedLayerError(f"NIR node {n!r} (Conv2d): only groups=1 with a 4-D "
-                                        f"weight is supported")
+        if w.ndim != 4:
+            raise UnsupportedLayerError(f"NIR node {n!r} (Conv2d): the weight must be 4-D "
+                                        f"(out, in/groups, kh, kw), got shape {w.shape}")
         pad = node.padding
         if not isinstance(pad, str):
             pad = tuple(int(v) for v in np.ravel(pad))
@@ -125,7 +125,8 @@ def _node(b: GraphBuilder, n: str, kind: str, node, x: str, chw: dict) -> str:
         return b.conv2d(x, w.transpose(2, 3, 1, 0), bias, tuple(np.ravel(node.stride)) if
                         np.size(node.stride) > 1 else int(np.ravel(node.stride)[0]),
                         pad, tuple(np.ravel(node.dilation)) if np.size(node.dilation) > 1
-                        else int(np.ravel(node.dilation)[0]), name=n)
+                        else int(np.ravel(node.dilation)[0]), name=n,
+                        groups=int(node.groups))
     if kind in ("Affine", "Linear"):
         w = np.asarray(node.weight, dtype=np.float64)
         if w.ndim != 2:
