@@ -275,3 +275,42 @@ def test_classifier_heads_are_the_readout(rng, tmp_path, head):
         np.testing.assert_array_equal(out.argmax(1), want)
     else:
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_in_graph_preprocessing_uint8_nhwc(rng, tmp_path):
+    """uint8 NHWC pixels → Cast → Transpose to NCHW → ÷255 → −mean → ×1/std (per channel) →
+    Conv → Relu → GlobalAveragePool → Flatten → Gemm → ArgMax: the preprocessing is one affine
+    on the input, the graph takes the same uint8 NHWC array, and the class is ONNX's."""
+    mean = np.array([0.5, 0.4, 0.3]).reshape(1, 3, 1, 1)
+    inv = np.array([4.0, 5.0, 3.0]).reshape(1, 3, 1, 1)
+    inits = [_f("k255", 255.0), _f("mean", mean), _f("inv", inv),
+             _f("w", rng.normal(size=(4, 3, 3, 3))), _f("fc", rng.normal(size=(5, 4)))]
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("Transpose", ["xf"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Div", ["t", "k255"], ["d"]),
+             helper.make_node("Sub", ["d", "mean"], ["s"]),
+             helper.make_node("Mul", ["s", "inv"], ["m"]),
+             helper.make_node("Conv", ["m", "w"], ["c"]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["z"], transB=1),
+             helper.make_node("ArgMax", ["z"], ["y"], axis=1, keepdims=0)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.UINT8, ["N", 6, 7, 3])], [helper.make_tensor_value_info(
+            "y", TensorProto.INT64, ["N"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    p = tmp_path / "pre.onnx"
+    onnx.save(model, str(p))
+    g = load_model(p)
+    assert g.input_layout == "HWC" and g.input_shape == (6, 7, 3)
+    assert [l.kind for l in g][:3] == ["input", "batchnorm", "conv2d"]
+    x = rng.integers(0, 256, (20, 6, 7, 3)).astype(np.uint8)
+    from onnx.reference import ReferenceEvaluator
+    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(g.predict(x).argmax(1), want)
+    z = ReferenceEvaluator(helper.make_model(helper.make_graph(
+        nodes[:-1], "g", graph.input, [helper.make_tensor_value_info("z", TensorProto.FLOAT,
+                                                                     ["N", 5])], inits),
+        opset_imports=[helper.make_opsetid("", 13)])).run(None, {"x": x})[0]
+    np.testing.assert_allclose(g.predict(x), z, rtol=1e-5, atol=1e-5)
