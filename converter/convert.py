@@ -67,6 +67,7 @@ from hw_models.intrange import STATE_LIMIT, check_ranges
 from hw_models.network import CoreNetwork, Population, Projection, DECAY_ONE
 from hw_models.profiles import DEFAULT_PROFILE, get_profile, is_stock
 from .graph import Graph, kernel_in_channels, pair
+from .graph import conv2d as conv2d_ref
 from .mapping import map_to_cores
 from .normalise import activation_scales, share_scales
 from .passes import count_macs, prepare
@@ -248,6 +249,8 @@ class _Planner:
                 parts, pad = self._parts(v, layer)
                 pad = tuple(a + b for a, b in zip(pad, layer.params["padding"]))
                 self.vals[name] = (v[0], v[1], pad) if v[0] == "pop" else ("concat", parts, pad)
+            elif k == "conv2d" and v[0] == "lin":  # two linear layers: one linear map
+                self.vals[name] = self._compose_conv(layer, v)
             elif k == "conv2d":
                 parts, pad = self._parts(v, layer)
                 pad = tuple(a + b for a, b in zip(pad, layer.params.get("padding", (0,) * 4)))
@@ -342,8 +345,8 @@ class _Planner:
                 self.vals[name] = ("pop", pn, (0, 0, 0, 0))
             elif k == "softmax":
                 self.vals[name] = v
-            elif k == "batchnorm":
-                raise ConversionError(f"batchnorm {name!r} survived folding")  # pragma: no cover
+            elif k == "batchnorm":  # one that prepare() could not fold: an affine map
+                self.vals[name] = self._affine(layer, v)
             else:
                 raise UnsupportedLayerError(f"layer {name!r}: kind {k!r} cannot be converted")
         logits = g.logits_name
@@ -366,6 +369,101 @@ class _Planner:
             return self.pops_shape(v[1])
         s = self.pops_shape(v[1][0][0])
         return tuple(s[:-1]) + (sum(c for _, _, c in v[1]),)
+
+    # -- linear maps composed at planning time (exact) ----------------------------------------
+    def _as_terms(self, v, layer):
+        """A spiking value (pop or concat) as linear terms: identity per part, or a 1×1 conv
+        placing a concat part at its channel offset."""
+        parts, pad = self._parts(v, layer)
+        if any(pad):
+            raise ConversionError(f"layer {layer.name!r} ({layer.kind}) follows zero padding; "
+                                  f"padding is only supported before conv and pooling layers")
+        if len(parts) == 1:
+            src, _, c = parts[0]
+            return [_Term(f"{layer.name}<-{src}", src, "identity", np.ones(c))]
+        total = sum(c for _, _, c in parts)
+        terms = []
+        for i, (src, off, c) in enumerate(parts):
+            k = np.zeros((1, 1, c, total))
+            k[0, 0, np.arange(c), off + np.arange(c)] = 1.0
+            terms.append(_Term(f"{layer.name}[{i}]", src, "conv", k,
+                               {"kernel": (1, 1), "stride": (1, 1), "padding": (0, 0, 0, 0),
+                                "dilation": (1, 1), "groups": 1}))
+        return terms
+
+    def _affine(self, layer, v):
+        """``batchnorm`` left by prepare(): ``y = x·s + t`` per channel, applied to the linear
+        terms of x (a linear value, or a spiking one as identity terms)."""
+        w = layer.weights
+        sc = w["gamma"] / np.sqrt(w["var"] + float(layer.params["epsilon"]))
+        sh = w["beta"] - w["mean"] * sc
+        if v[0] == "lin":
+            terms, bias = v[1], v[2]
+        else:
+            terms, bias = self._as_terms(v, layer), None
+        out = []
+        for t in terms:
+            wt = t.weights * sc  # every kind's weights end on the output-channel axis
+            out.append(_Term(t.name, t.source, t.kind, wt, dict(t.geom), t.rows_channel))
+        b = sh if bias is None else np.asarray(bias) * sc + sh
+        return ("lin", out, b, layer.shape)
+
+    def _compose_conv(self, layer, v):
+        """conv2d applied to a linear value: composed into each term (exact).  A pointwise
+        (1×1, stride 1, unpadded) conv composes with any term; a general conv composes with
+        terms that are themselves pointwise or identity (their bias becomes one value per
+        output neuron, the zero-padded conv of the constant bias map)."""
+        terms, bias, _ = v[1], v[2], v[3]
+        kern = _dense_kernel(layer.weights["kernel"], int(layer.params.get("groups", 1)))
+        p = layer.params
+        st, dl = pair(p.get("strides", 1)), pair(p.get("dilation", 1))
+        pad = tuple(p.get("padding", (0, 0, 0, 0)))
+        pointwise = kern.shape[:2] == (1, 1) and st == (1, 1) and not any(pad)
+        out = []
+        for t in terms:
+            if t.kind == "identity":
+                first = np.diag(t.weights)[None, None]                   # 1×1, c → c
+                tgeom = {"kernel": (1, 1), "stride": (1, 1), "padding": (0, 0, 0, 0),
+                         "dilation": (1, 1)}
+            elif t.kind == "conv":
+                first = _dense_kernel(t.weights, t.geom.get("groups", 1))
+                tgeom = t.geom
+            elif t.kind == "avgpool" and pointwise:
+                kh, kw = t.geom["kernel"]
+                first = np.zeros((kh, kw, t.weights.size, t.weights.size))
+                first[:, :, np.arange(t.weights.size), np.arange(t.weights.size)] = t.weights
+                tgeom = dict(t.geom, dilation=(1, 1))
+            else:
+                raise ConversionError(f"layer {layer.name!r} (conv2d) takes a linear "
+                                      f"pre-activation made by a {t.kind} projection; only "
+                                      f"conv/identity/pool terms compose with a convolution")
+            t_point = first.shape[:2] == (1, 1) and tuple(tgeom.get("stride", (1, 1))) == (1, 1) \
+                and not any(tgeom.get("padding", (0, 0, 0, 0)))
+            if pointwise:
+                k2 = np.einsum("abcm,mo->abco", first, kern[0, 0])
+                geom = dict(tgeom, groups=1)
+            elif t_point:
+                k2 = np.einsum("cm,abmo->abco", first[0, 0], kern)
+                geom = {"kernel": kern.shape[:2], "stride": st, "padding": pad, "dilation": dl,
+                        "groups": 1}
+            else:
+                raise ConversionError(
+                    f"layer {layer.name!r} (conv2d {kern.shape[0]}×{kern.shape[1]}) takes the "
+                    f"linear output of a {first.shape[0]}×{first.shape[1]} convolution; two "
+                    f"linear layers compose exactly only when one of them is pointwise (1×1, "
+                    f"stride 1, unpadded) — insert a ReLU or merge them before converting")
+            out.append(_Term(f"{layer.name}<-{t.name}", t.source, "conv", k2, geom))
+        b = layer.weights.get("bias")
+        b = np.zeros(kern.shape[3]) if b is None else np.asarray(b, np.float64)
+        if bias is not None:
+            bias = np.asarray(bias, np.float64)
+            if pointwise:
+                b = b + bias @ kern[0, 0]
+            else:  # the constant map through the zero-padded conv: one value per neuron
+                src_shape = self.g.layer(layer.inputs[0]).shape
+                const = np.broadcast_to(bias, src_shape)[None]
+                b = b + conv2d_ref(const, kern, None, st, pad, dl)[0]
+        return ("lin", out, b, layer.shape)
 
     def _new_pop(self, stat, shape, role, v, base):
         pn = self._pname(base)
@@ -432,6 +530,18 @@ class _Planner:
 
 
 # ----------------------------------------------------------------------------------------------
+
+def _dense_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped (kh, kw, cin/G, cout) kernel as the block-diagonal groups=1 kernel."""
+    if groups == 1:
+        return np.asarray(kernel, np.float64)
+    kh, kw, cg, cout = kernel.shape
+    og = cout // groups
+    full = np.zeros((kh, kw, cg * groups, cout))
+    for g in range(groups):
+        full[:, :, g * cg:(g + 1) * cg, g * og:(g + 1) * og] = kernel[..., g * og:(g + 1) * og]
+    return full
+
 
 def _normalised(t: _Term, lam_s: np.ndarray, lam_t: np.ndarray, extra: float) -> np.ndarray:
     """Float weights of a term in threshold units of the target: W·λ_S/λ_T·extra."""

@@ -13,7 +13,9 @@ the inputs of a multi-input layer):
 ``input``
     ``y = x`` (after :meth:`Graph.to_internal`).  ``shape`` is the internal (HWC) shape.
 ``conv2d``
-    weights ``kernel`` (kh, kw, cin / G, cout) HWIO, optional ``bias`` (cout,); params ``strides``
+    weights ``kernel`` (kh, kw, cin / G, cout) HWIO, optional ``bias`` (cout,) — or (Ho, Wo, cout),
+    one value per output neuron, as folding an input offset into a padded convolution gives
+    (:func:`converter.passes.fold_batchnorm`); params ``strides``
     (sh, sw), ``padding`` (top, bottom, left, right) explicit zero padding, ``dilation`` (dh, dw),
     ``groups`` G (default 1; G = cin: depthwise).  Cross-correlation; with cg = cin / G input
     and og = cout / G output channels per group and g = ⌊o / og⌋ the group of output o:
@@ -205,7 +207,7 @@ def infer_shape(kind: str, params: dict, weights: dict, input_shapes: list,
             raise ConversionError(f"layer {name!r} (conv2d): kernel expects {k.shape[2] * g} "
                                   f"input channels ({k.shape[2]} per group × groups={g}), input "
                                   f"has {s[2]} (shape {s})")
-        _check_bias(name, weights, k.shape[3])
+        _check_bias(name, weights, k.shape[3], (ho, wo, int(k.shape[3])))
         return (ho, wo, int(k.shape[3]))
     if kind == "dense":
         k = weights.get("kernel")
@@ -277,10 +279,11 @@ def kernel_in_channels(kernel_shape: tuple, groups: int = 1) -> np.ndarray:
     return (np.arange(cout)[None, :] // og) * cg + np.arange(cg)[:, None]
 
 
-def _check_bias(name: str, weights: dict, n: int) -> None:
+def _check_bias(name: str, weights: dict, n: int, full: tuple | None = None) -> None:
     b = weights.get("bias")
-    if b is not None and b.shape != (n,):
-        raise ConversionError(f"layer {name!r}: bias must have shape ({n},), got {b.shape}")
+    if b is not None and b.shape != (n,) and b.shape != full:
+        raise ConversionError(f"layer {name!r}: bias must have shape ({n},)"
+                              f"{'' if full is None else f' or {full}'}, got {b.shape}")
 
 
 # ----------------------------------------------------------------------------------------------

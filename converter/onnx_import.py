@@ -212,8 +212,9 @@ class _OnnxImporter:
         Reshape to (N, 1, H, W) — through preprocessing only."""
         const = set(self.consts) | {o for n in self.g.node if n.op_type == "Constant"
                                     for o in n.output}
-        while True:
-            cons = [n for n in self.g.node if name in n.input]
+        while True:  # (Shape/Size of the input read only its dimensions)
+            cons = [n for n in self.g.node if name in n.input
+                    and n.op_type not in ("Shape", "Size")]
             if len(cons) != 1:
                 return "CHW"
             n = cons[0]

@@ -12,12 +12,17 @@ With the layer's **own** ε, ``s = γ / √(σ² + ε)`` and ``t = β − μ·s`
   ``W′ = W·s`` per output channel, ``b′ = (b − μ)·s + β``.
 * *forward* (BN whose input is not a foldable linear layer, e.g. ``relu → BN → conv``): the affine
   map is folded into the single following linear layer, ``W′[…, c, o] = W[…, c, o]·s[c]``,
-  ``b′ = b + Σ W[…, c, o]·t[c]``.  This is exact only when the following layer sees no zero
-  padding (a padded zero would have to become ``t``), so it is done for a dense layer (directly or
-  after a flatten) and for an unpadded convolution; otherwise the BN is refused.
+  ``b′ = b + Σ W[…, c, o]·t[c]`` for a dense layer (directly or after a flatten) or an unpadded
+  convolution.  Into a **padded** convolution the padded zeros are not shifted by ``t``, so the
+  shift's contribution differs at the borders: ``b′`` is then one value per output neuron
+  (Ho, Wo, cout), the zero-padded convolution of the constant map ``t`` — exact, and what an
+  in-graph input normalisation (``(x − mean)/std`` before a padded first conv) needs.  (Grouped
+  kernels take ``s``/``t`` of each entry's own input channel.)
 
-Any other BN (no linear neighbour, a conv with several consumers, a padded conv after it) raises
-:class:`ConversionError` naming it.
+Any other BN (no linear neighbour, e.g. ``relu → BN → relu`` in a pre-activation DenseNet, or
+a conv with several consumers) is kept: it is an affine map of its own, which
+:func:`converter.convert.convert` composes exactly into the linear terms around it (a spiking
+input becomes identity terms scaled by ``s`` with bias ``t``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw_models.errors import ConversionError
-from .graph import Graph, Layer, kernel_in_channels
+from .graph import Graph, Layer, conv2d, kernel_in_channels, pair
 
 __all__ = ["fold_batchnorm", "relu_before_maxpool", "count_macs", "bn_affine", "prepare"]
 
@@ -65,9 +70,10 @@ def fold_batchnorm(graph: Graph) -> Graph:
     """
     layers = [_shallow(l) for l in graph]
     out_name = graph.output_name
+    kept = set()
     while True:
         by = {l.name: l for l in layers}
-        bn = next((l for l in layers if l.kind == "batchnorm"), None)
+        bn = next((l for l in layers if l.kind == "batchnorm" and l.name not in kept), None)
         if bn is None:
             break
         s, t = bn_affine(bn)
@@ -79,8 +85,9 @@ def fold_batchnorm(graph: Graph) -> Graph:
             b = np.zeros(k.shape[-1]) if b is None else b
             src.weights = dict(src.weights, kernel=k, bias=(b - bn.weights["mean"]) * s
                                + bn.weights["beta"])
-        else:
-            _fold_forward(bn, s, t, layers, by)
+        elif not _fold_forward(bn, s, t, layers, by):
+            kept.add(bn.name)  # an affine map of its own (convert composes it exactly)
+            continue
         layers = [l for l in layers if l.name != bn.name]
         _rewire(layers, bn.name, bn.inputs[0])
         if out_name == bn.name:
@@ -88,13 +95,11 @@ def fold_batchnorm(graph: Graph) -> Graph:
     return graph.replace(layers, output_name=out_name)
 
 
-def _fold_forward(bn: Layer, s: np.ndarray, t: np.ndarray, layers: list, by: dict) -> None:
+def _fold_forward(bn: Layer, s: np.ndarray, t: np.ndarray, layers: list, by: dict) -> bool:
+    """Fold ``bn`` into the single linear layer after it; False when there is none."""
     cons = [l for l in layers if bn.name in l.inputs]
-    why = (f"batchnorm {bn.name!r} cannot be folded: its input {bn.inputs[0]!r} "
-           f"({by[bn.inputs[0]].kind}) is not a conv/dense layer used only by it")
     if len(cons) != 1:
-        raise ConversionError(f"{why}, and it feeds {len(cons)} layers (forward folding needs "
-                              f"exactly one following conv/dense)")
+        return False
     nxt = cons[0]
     chan = None
     if nxt.kind == "flatten":
@@ -110,18 +115,26 @@ def _fold_forward(bn: Layer, s: np.ndarray, t: np.ndarray, layers: list, by: dic
         b = nxt.weights.get("bias")
         b = np.zeros(k.shape[1]) if b is None else b
         nxt.weights = dict(nxt.weights, kernel=k * sc[:, None], bias=b + tc @ k)
-        return
-    if nxt.kind == "conv2d" and not any(nxt.params.get("padding", (0, 0, 0, 0))):
+        return True
+    if nxt.kind == "conv2d":
         k = nxt.weights["kernel"]
         b = nxt.weights.get("bias")
         b = np.zeros(k.shape[3]) if b is None else b
-        ch = kernel_in_channels(k.shape, int(nxt.params.get("groups", 1)))  # (cin/G, cout)
-        nxt.weights = dict(nxt.weights, kernel=k * s[ch][None, None],
-                           bias=b + np.einsum("abco,co->o", k, t[ch]))
-        return
-    raise ConversionError(f"{why}, and the layer after it, {nxt.name!r} ({nxt.kind}), is not a "
-                          f"dense layer or an unpadded conv2d into which it could be folded "
-                          f"exactly")
+        groups = int(nxt.params.get("groups", 1))
+        ch = kernel_in_channels(k.shape, groups)  # (cin/G, cout)
+        p = nxt.params
+        pad = tuple(p.get("padding", (0, 0, 0, 0)))
+        if any(pad):
+            # zero padding is not shifted by t: the shift's contribution is the convolution of
+            # the constant map t (zero-padded), one exact value per output neuron
+            h, w, c = bn.shape
+            shift = conv2d(np.broadcast_to(t, (1, h, w, c)), k, None, pair(p.get("strides", 1)),
+                           pad, pair(p.get("dilation", 1)), groups)[0]
+        else:
+            shift = np.einsum("abco,co->o", k, t[ch])
+        nxt.weights = dict(nxt.weights, kernel=k * s[ch][None, None], bias=b + shift)
+        return True
+    return False
 
 
 def relu_before_maxpool(graph: Graph) -> Graph:

@@ -457,3 +457,29 @@ def test_relu6_caps_lambda_and_is_a_rate_ceiling(rng):
     assert net.meta["lambda"]["h"]["max"] == pytest.approx(10.0)
     assert net.meta["lambda"]["h6"]["max"] == pytest.approx(6.0)
     assert [pr.kind for pr in net.incoming("h6")] == ["identity"]
+
+
+def test_linear_layers_compose_exactly(rng):
+    """Two linear layers in a row (no ReLU between) become one linear map at planning time:
+    a depthwise conv then a pointwise conv (SeparableConv2D), and a MobileNetV2 linear
+    bottleneck (1×1 project, residual add, then a padded 3×3 conv and a 1×1 expand).  The
+    float-weight SNN agrees with the graph."""
+    b = GraphBuilder((8, 8, 3), name="linear")
+    x = b.relu(b.conv2d(b.input(), rng.normal(0, 0.5, (3, 3, 3, 6)), padding="same"))
+    d = b.conv2d(x, rng.normal(0, 0.6, (3, 3, 1, 6)), rng.normal(0, 0.1, 6), padding="same",
+                 groups=6)
+    s = b.relu(b.conv2d(d, rng.normal(0, 0.5, (1, 1, 6, 6)), rng.normal(0, 0.1, 6)))
+    p = b.conv2d(s, rng.normal(0, 0.5, (1, 1, 6, 6)), rng.normal(0, 0.1, 6))   # project
+    r = b.add(p, s)                                                             # no ReLU
+    q = b.relu(b.conv2d(r, rng.normal(0, 0.4, (3, 3, 6, 4)), rng.normal(0, 0.1, 4),
+                        strides=2, padding="same"))
+    e = b.relu(b.conv2d(b.add(b.conv2d(q, rng.normal(0, 0.5, (1, 1, 4, 4))), q),
+                        rng.normal(0, 0.5, (1, 1, 4, 5))))
+    g = b.build(output=b.dense(b.global_avgpool(e), rng.normal(0, 0.5, (5, 3))),
+                input_scale=1 / 255)
+    x_raw = rng.integers(0, 256, (60, 8, 8, 3))
+    net = convert(g, x_raw[:40] / 255, method="robust", weight_bits=None, profile="ideal",
+                  map=False)
+    # input, x, s, q, e, the global average and the output: none for the linear layers
+    assert len(net.populations) == 7
+    assert _agreement(g, net, x_raw, steps=256) >= 0.9

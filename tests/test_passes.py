@@ -61,24 +61,47 @@ def test_fold_uses_the_layers_own_epsilon(rng):
     np.testing.assert_allclose(w, g.layer("dense_1").weights["kernel"] / np.sqrt(0.5 + 1e-4))
 
 
-def test_unfoldable_batchnorm_is_named(rng):
+@pytest.mark.parametrize("groups", [1, 2])
+def test_batchnorm_folds_exactly_into_a_padded_conv(rng, groups):
+    """An input normalisation (BN on the input) before a padded, strided conv: the shift
+    becomes one bias per output neuron, exact at the borders."""
+    b = GraphBuilder((7, 6, 2))
+    x = b.input()
+    x = b.batchnorm(x, rng.uniform(0.5, 2, 2), rng.normal(size=2), rng.normal(size=2),
+                    rng.uniform(0.5, 2, 2), name="norm")
+    x = b.conv2d(x, rng.normal(size=(3, 3, 2 // groups, 4)), rng.normal(size=4), strides=2,
+                 padding=(1, 2, 0, 1), groups=groups)
+    g = b.build(output=b.relu(x))
+    f = fold_batchnorm(g)
+    assert [l.kind for l in f] == ["input", "conv2d", "relu"]
+    assert f.layer("conv2d_1").weights["bias"].shape == f.layer("conv2d_1").shape
+    xs = rng.normal(size=(5, 7, 6, 2))
+    np.testing.assert_allclose(f.predict(xs), g.predict(xs), atol=1e-12)
+
+
+def test_unfoldable_batchnorm_is_kept_and_converted_exactly(rng):
+    """relu → BN → relu (pre-activation) and a conv feeding a BN and a shortcut: the BN stays
+    in the folded graph (float output unchanged), and convert composes it exactly: the
+    float-weight SNN agrees with the graph."""
+    from converter.convert import convert
+    import emulator
     b = GraphBuilder((6, 6, 2))
     x = b.input()
-    x = b.conv2d(x, rng.normal(size=(3, 3, 2, 2)))
+    x = b.relu(b.conv2d(x, rng.normal(size=(3, 3, 2, 3))))
+    x = b.batchnorm(x, rng.uniform(0.5, 2, 3), rng.normal(size=3), rng.normal(size=3),
+                    rng.uniform(0.5, 2, 3), name="bn_pre")
     x = b.relu(x)
-    x = b.batchnorm(x, name="bn_bad")
-    x = b.conv2d(x, rng.normal(size=(3, 3, 2, 2)), padding="same")  # padded: not exact
-    g = b.build()
-    with pytest.raises(ConversionError, match="bn_bad"):
-        fold_batchnorm(g)
-    # a conv feeding two layers (BN and a shortcut) cannot absorb the BN either
-    b = GraphBuilder((6, 6, 2))
-    x = b.input()
-    c = b.conv2d(x, rng.normal(size=(1, 1, 2, 2)))
-    n = b.batchnorm(c, name="bn_shared")
-    y = b.add(c, n)
-    with pytest.raises(ConversionError, match="bn_shared"):
-        fold_batchnorm(b.build(output=b.relu(y)))
+    c = b.conv2d(x, rng.normal(size=(1, 1, 3, 3)))
+    n = b.batchnorm(c, rng.uniform(0.5, 2, 3), rng.normal(size=3), name="bn_shared")
+    y = b.relu(b.add(c, n))
+    g = b.build(output=b.dense(b.flatten(y), rng.normal(size=(48, 4))), input_scale=1 / 255)
+    f = fold_batchnorm(g)
+    assert {l.name for l in f if l.kind == "batchnorm"} == {"bn_pre", "bn_shared"}
+    xs = rng.integers(0, 256, (40, 6, 6, 2))
+    np.testing.assert_allclose(f.predict(xs / 255), g.predict(xs / 255), atol=1e-12)
+    net = convert(g, xs / 255, method="robust", weight_bits=None, profile="ideal", map=False)
+    res = emulator.run(net, xs, 200)
+    assert np.mean(res.predictions[-1] == g.predict(xs / 255).argmax(1)) >= 0.9
 
 
 def test_relu_before_maxpool_is_exact(rng):
