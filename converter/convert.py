@@ -302,10 +302,12 @@ class _Planner:
                                               f"concat or padded map; not supported in an add")
                 self.groups.append(sorted(set(group)))
                 self.vals[name] = ("lin", terms, bias, layer.shape)
+            elif k == "concat" and any(x[0] == "lin" for x in ins):
+                self.vals[name] = self._concat_linear(layer, ins)
             elif k == "concat":
                 parts, off = [], 0
                 for src_name, x in zip(layer.inputs, ins):
-                    if x[0] == "lin" or any(x[2]) or len(x) > 3:
+                    if any(x[2]) or len(x) > 3:
                         raise ConversionError(f"layer {name!r} (concat): input {src_name!r} must "
                                               f"be a spiking (ReLU/pool) output, unpadded")
                     sub, _ = self._parts(x, layer)
@@ -331,18 +333,29 @@ class _Planner:
                     self.vals[name] = ("pop", pn, (0, 0, 0, 0))
                 else:  # ReLU of a spiking output is the identity
                     self.vals[name] = v
+            elif k in ("maxpool", "avgpool") and v[0] == "concat" and len(v) == 3:
+                # pooling is channel-wise: the concat of the pooled parts
+                parts = [(self._pool(layer, ("pop", src, v[2]), layer.shape[:2] + (c,)), off, c)
+                         for src, off, c in v[1]]
+                self.vals[name] = ("concat", parts, (0, 0, 0, 0))
             elif k in ("maxpool", "avgpool"):
                 self.vals[name] = ("pop", self._pool(layer, v), (0, 0, 0, 0))
             elif k == "global_avgpool":
-                if v[0] != "pop" or any(v[2]):
+                if v[0] == "lin" or any(v[2]) or len(v) > 3:
                     raise ConversionError(f"layer {name!r} (global_avgpool) must follow a "
                                           f"spiking (ReLU) map")
-                h, w, c = self.pops_shape(v[1])
-                pn = self._pname(name)
-                self.pops[pn] = _Pop(pn, (1, 1, c), "avg", terms=[_Term(
-                    name, v[1], "avgpool", np.full(c, 1.0 / (h * w)),
-                    {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0)})])
-                self.vals[name] = ("pop", pn, (0, 0, 0, 0))
+                parts = [(v[1], 0, self.pops_shape(v[1])[-1])] if v[0] == "pop" else v[1]
+                pooled = []  # channel-wise: a concat is pooled part by part
+                for src, off, c in parts:
+                    h, w, _ = self.pops_shape(src)
+                    pn = self._pname(name)
+                    self.pops[pn] = _Pop(pn, (1, 1, c), "avg", terms=[_Term(
+                        f"{name}<-{src}" if len(parts) > 1 else name, src, "avgpool",
+                        np.full(c, 1.0 / (h * w)),
+                        {"kernel": (h, w), "stride": (h, w), "padding": (0, 0, 0, 0)})])
+                    pooled.append((pn, off, c))
+                self.vals[name] = (("pop", pooled[0][0], (0, 0, 0, 0)) if v[0] == "pop"
+                                   else ("concat", pooled, (0, 0, 0, 0)))
             elif k == "softmax":
                 self.vals[name] = v
             elif k == "batchnorm":  # one that prepare() could not fold: an affine map
@@ -390,6 +403,51 @@ class _Planner:
                                {"kernel": (1, 1), "stride": (1, 1), "padding": (0, 0, 0, 0),
                                 "dilation": (1, 1), "groups": 1}))
         return terms
+
+    def _concat_linear(self, layer, ins):
+        """A concat with a linear input (a conv output appended without activation, as in a
+        pre-activation DenseNet): one linear value whose terms write each input's channels at
+        its offset (spiking inputs through placement terms)."""
+        total = layer.shape[-1]
+        out, bias, off = [], np.zeros(layer.shape), 0
+        for src_name, x in zip(layer.inputs, ins):
+            if x[0] == "lin":
+                terms, b, shp = x[1], x[2], x[3]
+            else:
+                terms, b, shp = self._as_terms(x, layer), None, self._value_shape(x)
+            c = shp[-1]
+            for t in terms:
+                out.append(self._placed(t, off, c, total, layer))
+            if b is not None:
+                bias[..., off:off + c] += np.broadcast_to(b, layer.shape[:-1] + (c,))
+            off += c
+        self.groups.append(sorted({t.source for t in out}))
+        return ("lin", out, bias, layer.shape)
+
+    def _placed(self, t, off, c, total, layer):
+        """Term ``t`` (c output channels) writing channels [off, off + c) of ``total``."""
+        if t.kind == "dense":
+            w = np.zeros(t.weights.shape[:-1] + (total,))
+            w[..., off:off + c] = t.weights
+            return _Term(t.name, t.source, "dense", w, dict(t.geom), t.rows_channel)
+        if t.kind == "conv":
+            k = _dense_kernel(t.weights, t.geom.get("groups", 1))
+            geom = dict(t.geom, groups=1)
+        elif t.kind == "identity":
+            k = np.diag(t.weights)[None, None]
+            geom = {"kernel": (1, 1), "stride": (1, 1), "padding": (0, 0, 0, 0),
+                    "dilation": (1, 1), "groups": 1}
+        elif t.kind == "avgpool":
+            kh, kw = t.geom["kernel"]
+            k = np.zeros((kh, kw, c, c))
+            k[:, :, np.arange(c), np.arange(c)] = t.weights
+            geom = dict(t.geom, dilation=(1, 1), groups=1)
+        else:
+            raise ConversionError(f"layer {layer.name!r} (concat): a {t.kind} projection cannot "
+                                  f"be placed in a concatenation of linear values")
+        w = np.zeros(k.shape[:3] + (total,))
+        w[..., off:off + c] = k
+        return _Term(f"{t.name}@{layer.name}", t.source, "conv", w, geom)
 
     def _affine(self, layer, v):
         """``batchnorm`` left by prepare(): ``y = x·s + t`` per channel, applied to the linear
@@ -499,7 +557,7 @@ class _Planner:
                                rows_channel=np.arange(rows.size) % shp[-1]))
         return terms
 
-    def _pool(self, layer, v):
+    def _pool(self, layer, v, shape=None):
         k, name = layer.kind, layer.name
         if v[0] != "pop":
             raise ConversionError(f"layer {name!r} ({k}) must follow a spiking (ReLU) output, "
@@ -511,21 +569,22 @@ class _Planner:
         geom = {"kernel": pool, "stride": pair(p.get("strides", pool)), "padding": pad}
         c = self.pops_shape(v[1])[-1]
         pn = self._pname(name)
+        tname = name if shape is None else f"{name}<-{v[1]}"  # one of a concat's parts
         if k == "maxpool" and self.opt["maxpool"] in ("gate", "runmax", "circuit"):
             if any(v[2]):
                 raise ConversionError(f"maxpool {name!r} after zero padding: padded zeros would "
                                       f"enter the max; not supported")
             geom["gate"] = "winner" if self.opt["maxpool"] == "gate" else "runmax"
-            term = _Term(name, v[1], "maxpool", np.ones(c), geom)
+            term = _Term(tname, v[1], "maxpool", np.ones(c), geom)
             role = "relay"
         else:
             if k == "avgpool" and any(pad) and not p.get("count_include_pad", True):
                 raise UnsupportedLayerError(
                     f"avgpool {name!r}: padding with count_include_pad=False gives a different "
                     f"divisor at the borders, which one pooling weight cannot express")
-            term = _Term(name, v[1], "avgpool", np.full(c, 1.0 / (pool[0] * pool[1])), geom)
+            term = _Term(tname, v[1], "avgpool", np.full(c, 1.0 / (pool[0] * pool[1])), geom)
             role = "avg"
-        self.pops[pn] = _Pop(pn, tuple(layer.shape), role, terms=[term])
+        self.pops[pn] = _Pop(pn, tuple(shape or layer.shape), role, terms=[term])
         return pn
 
 
