@@ -20,8 +20,9 @@ framework).
 The Keras 2.2 ``Flatten(data_format="channels_first")`` file is written by hand with h5py
 (no installable Keras 2.2 exists for this Python); its reference output comes from tf.keras
 running the equivalent channels-last model, which is what Keras 2.2's Flatten computes (it
-moves channels last before flattening).  The NIR graph is written by snnTorch; its reference
-is the rate-coded view the importer reads (PyTorch with ReLU in place of each Leaky neuron).
+moves channels last before flattening).  The NIR graph is written with the ``nir`` package
+(snnTorch 1.0.0's exporter fails with NIR 1.0.8, see :func:`nir_models`); its reference is the
+rate-coded view the importer reads (PyTorch with ReLU in place of each LIF neuron).
 """
 
 from __future__ import annotations
@@ -139,6 +140,26 @@ def keras2_models(zoo: Zoo):
             cl.predict(x, verbose=0),
             ["Sequential", "channels_first", "Flatten(data_format=channels_first)"],
             _keras_layers(OUT / "k2_seq_cf.h5"),
+            note="reference from the channels-last twin (TensorFlow CPU runs no NCHW conv)")
+
+    # channels_first functional: Add, Concatenate on axis 1, GAP (twin channels-last reference)
+    def func(fmt):
+        shp = (3, 10, 10) if fmt == "channels_first" else (10, 10, 3)
+        ax = 1 if fmt == "channels_first" else -1
+        i = k2.Input(shp)
+        a = L.Conv2D(4, 3, padding="same", activation="relu", data_format=fmt)(i)
+        b = L.Conv2D(4, 3, padding="same", data_format=fmt)(a)
+        s = L.Activation("relu")(L.Add()([a, b]))
+        c = L.Concatenate(axis=ax)([s, a])
+        p = L.MaxPooling2D(2, data_format=fmt)(c)
+        return k2.Model(i, L.Dense(4)(L.GlobalAveragePooling2D(data_format=fmt)(p)))
+    fcf, fcl = func("channels_first"), func("channels_last")
+    fcl.set_weights(fcf.get_weights())
+    fcf.save(OUT / "k2_func_cf.h5")
+    zoo.add("k2_func_cf", "k2_func_cf.h5", ver, "Keras 2 HDF5", "none", xf,
+            fcl.predict(x, verbose=0),
+            ["functional", "channels_first", "Add", "Concatenate(axis=1)", "MaxPooling2D"],
+            _keras_layers(OUT / "k2_func_cf.h5"),
             note="reference from the channels-last twin (TensorFlow CPU runs no NCHW conv)")
 
     # Keras 2.2-style file written by hand: Flatten(data_format="channels_first") after a
@@ -339,7 +360,7 @@ def torch_models(zoo: Zoo):
         def forward(self, x):
             x = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
             x = F.max_pool2d(F.relu(self.b2(self.c2(x))), 2)
-            x = x.view(x.size(0), -1)  # Shape/Gather/Unsqueeze/Concat/Reshape when exported
+            x = x.reshape(x.size(0), -1)  # Shape/Gather/Unsqueeze/Concat/Reshape when exported
             return self.fc2(F.relu(self.fc1(x)))
 
     class Block(nn.Module):
@@ -415,7 +436,7 @@ def torch_models(zoo: Zoo):
     x = rng.uniform(0, 1, (N, 3, 12, 12)).astype(np.float32)
     xu = rng.integers(0, 256, (N, 12, 12, 3)).astype(np.uint8)
     nets = {"vgg": VGG().eval(), "resnet": ResNet().eval(), "mobilenetv2": MobileNetV2().eval()}
-    feats = {"vgg": ["VGG", "MaxPool", "x.view(x.size(0), -1) flatten"],
+    feats = {"vgg": ["VGG", "MaxPool", "x.reshape(x.size(0), -1) flatten"],
              "resnet": ["ResNet", "Add", "strided shortcut", "adaptive_avg_pool2d"],
              "mobilenetv2": ["MobileNetV2", "depthwise conv", "grouped conv (3 groups)", "ReLU6",
                              "inverted residual"]}
@@ -469,29 +490,48 @@ def _torch_export(net, x, path, exporter, opset, fold):
 # =============================================================================================
 
 def nir_models(zoo: Zoo):
-    import snntorch as snn
+    """A NIR graph of a small spiking CNN (Conv2d → LIF → AvgPool2d → Conv2d → LIF → Flatten →
+    Affine → LIF), written with the ``nir`` package.  snnTorch 1.0.0's ``export_to_nir`` fails
+    with NIR 1.0.8 here (its type inference raises IndexError on the batch axis; skipping the
+    inference, ``nir.write`` fails on the unset Conv2d shapes), so the nodes it would write are
+    made directly, from the modules of a PyTorch model with those layers."""
+    import nir
     import torch
     import torch.nn as nn
-    from snntorch.export_nir import export_to_nir
-    import nir
     torch.manual_seed(5)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), snn.Leaky(beta=0.9, init_hidden=True),
-                        nn.AvgPool2d(2), nn.Conv2d(4, 6, 3), snn.Leaky(beta=0.9, init_hidden=True),
-                        nn.Flatten(), nn.Linear(6 * 2 * 2, 5),
-                        snn.Leaky(beta=0.9, init_hidden=True, output=True))
+    c1, c2, fc = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 6, 3), nn.Linear(6 * 2 * 2, 5)
+    ann = nn.Sequential(c1, nn.ReLU(), nn.AvgPool2d(2), c2, nn.ReLU(), nn.Flatten(), fc, nn.ReLU())
     rng = _rng("nir")
     x = rng.uniform(0, 1, (N, 1, 8, 8)).astype(np.float32)
-    graph = export_to_nir(net, torch.from_numpy(x[:1]))
-    path = OUT / "snntorch_cnn.nir"
+
+    def lif(n):
+        shape = (n,) if np.isscalar(n) else tuple(n)
+        one = np.ones(shape, np.float32)
+        return nir.LIF(tau=0.01 * one, r=one, v_leak=0 * one, v_threshold=one)
+
+    def conv(m, hw):
+        return nir.Conv2d(input_shape=hw, weight=m.weight.detach().numpy(),
+                          stride=m.stride, padding=m.padding, dilation=m.dilation,
+                          groups=m.groups, bias=m.bias.detach().numpy())
+    nodes = {"input": nir.Input(input_type=np.array([1, 8, 8])),
+             "conv1": conv(c1, (8, 8)), "lif1": lif((4, 8, 8)),
+             "pool": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                   padding=np.array([0, 0])),
+             "conv2": conv(c2, (4, 4)), "lif2": lif((6, 2, 2)),
+             "flat": nir.Flatten(input_type={"input": np.array([6, 2, 2])}, start_dim=0,
+                                 end_dim=-1),
+             "fc": nir.Affine(weight=fc.weight.detach().numpy(), bias=fc.bias.detach().numpy()),
+             "lif3": lif(5), "output": nir.Output(output_type=np.array([5]))}
+    order = list(nodes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])))
+    path = OUT / "nir_cnn.nir"
     nir.write(str(path), graph)
-    ann = nn.Sequential(*[nn.ReLU() if isinstance(m, snn.Leaky) else m for m in net])
     with torch.no_grad():
         y = ann(torch.from_numpy(x)).numpy()
-    zoo.add("snntorch_cnn", path.name, f"snnTorch {snn.__version__} export_to_nir, "
-            f"NIR {nir.__version__}", "NIR", "none", x, y,
+    zoo.add("nir_cnn", path.name, f"NIR {nir.__version__} (nir.write)", "NIR", "none", x, y,
             ["NIR", "Conv2d", "LIF", "AvgPool2d", "Flatten", "Affine"],
             [type(n).__name__ for n in graph.nodes.values()],
-            note="reference: the rate-coded view (ReLU in place of each Leaky neuron)")
+            note="reference: the rate-coded view (ReLU in place of each LIF neuron)")
 
 
 # =============================================================================================
@@ -530,7 +570,7 @@ def main(argv=None):
     old = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"models": []}
     zoo = Zoo()
     meta = dict(old.get("meta", {}))
-    for part in parts:
+    for part in parts:  # the manifest is rewritten after each part
         print(part)
         if part == "keras2":
             keras2_models(zoo)
@@ -542,10 +582,10 @@ def main(argv=None):
             torch_models(zoo)
         elif part == "nir":
             nir_models(zoo)
-    names = {e["name"] for e in zoo.entries}
-    keep = [e for e in old["models"] if e["name"] not in names and args.only]
-    models = sorted(keep + zoo.entries, key=lambda e: e["name"])
-    MANIFEST.write_text(json.dumps({"meta": meta, "models": models}, indent=1) + "\n")
+        names = {e["name"] for e in zoo.entries}
+        keep = [e for e in old["models"] if e["name"] not in names and args.only]
+        models = sorted(keep + zoo.entries, key=lambda e: e["name"])
+        MANIFEST.write_text(json.dumps({"meta": meta, "models": models}, indent=1) + "\n")
     total = sum(os.path.getsize(p) for p in OUT.iterdir())
     print(f"{len(models)} models, {total / 1e6:.2f} MB in {OUT}")
     return 0
