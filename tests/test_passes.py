@@ -8,7 +8,7 @@ import pytest
 from converter.builder import GraphBuilder
 from converter.normalise import activation_scales, share_scales
 from converter.passes import count_macs, fold_batchnorm, prepare, relu_before_maxpool
-from hw_models.errors import ConversionError, DataError
+from hw_models.errors import DataError
 
 # float64 throughout: folded and unfolded graphs agree to rounding (stated tolerance)
 RTOL, ATOL = 1e-9, 1e-9
