@@ -43,8 +43,9 @@ Refused with :class:`~hw_models.errors.ConversionError` naming the population or
 leaky populations (``decay_u`` ≠ 4096 or ``decay_v`` ≠ 0: NIR's LIF/CubaLIF are continuous-time
 and cannot express the integer decay ``dec(x, δ)``), asymmetric padding (NIR's ``Conv2d`` and
 ``SumPool2d`` pad symmetrically), non-square conv kernels (nir 1.0's type inference sizes a
-``Conv2d`` output from the kernel height alone) and a ``dense`` projection into a map population
-(NIR 1.0 has no Unflatten).
+``Conv2d`` output from the kernel height alone), grouped convolutions (nir 1.0 takes a
+``Conv2d``'s input channels from the per-group weight axis) and a ``dense`` projection into a
+map population (NIR 1.0 has no Unflatten).
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ def _check(net: CoreNetwork) -> None:
                 f"NIR export: projection {pr.name!r} has a non-square kernel {pr.kernel}; "
                 f"nir 1.0's type inference sizes a Conv2d output from the kernel height alone, "
                 f"so the graph would not type-check (nor read back)")
+        if pr.kind == "conv" and pr.groups != 1:
+            raise ConversionError(
+                f"NIR export: projection {pr.name!r} is a grouped convolution (groups="
+                f"{pr.groups}); nir 1.0's type inference takes a Conv2d's input channels from "
+                f"weight.shape[1] (the channels per group), so the graph would not type-check")
         if pr.kind == "dense" and len(by[pr.target].shape) != 1:
             raise ConversionError(
                 f"NIR export: dense projection {pr.name!r} feeds the map population "

@@ -148,8 +148,8 @@ def _grouped_branch(b: "_Builder", seed: int, ov: dict, last):
     path), else from a 1×1 conv expanding the map ``last`` to G·cg channels.  Random
     stride, padding and dilation; 1–2 outputs per group.  Returns its population or None."""
     rng = np.random.default_rng([seed, 0x6A0])
-    if not ov.get("grouped", rng.random() < 0.5):
-        return None
+    if not ov.get("grouped", rng.random() < 0.5 and not ov.get("symmetric")):
+        return None  # (symmetric networks are what NIR carries: nir 1.0 has no grouped conv)
     main, b.rng = b.rng, rng
     inp = b.pops[0]
     if inp.shape[2] >= 2 and rng.random() < 0.5:
@@ -161,7 +161,8 @@ def _grouped_branch(b: "_Builder", seed: int, ov: dict, last):
                    fanin=last.shape[2])
         b.finish_pop(src)
     og = int(rng.integers(1, 3))
-    k, s, pad, d, oh, ow = _conv_geometry(rng, src.shape[0], src.shape[1])
+    k, s, pad, d, oh, ow = _conv_geometry(rng, src.shape[0], src.shape[1],
+                                          bool(ov.get("symmetric")))
     grp = b.neuron_pop("grouped", (oh, ow, G * og))
     b.add_proj("conv", src, grp, b.weights((k[0], k[1], cg, G * og)), fanin=k[0] * k[1] * cg,
                stride=s, padding=pad, dilation=d, groups=G)

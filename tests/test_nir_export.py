@@ -180,6 +180,22 @@ def test_what_nir_cannot_carry_is_named(change, words):
         assert w in str(e.value)
 
 
+def test_grouped_conv_refused_by_name():
+    net = tiny_conv_net()
+    c = net.population("c")
+    net.populations[1] = Population(**{**c.__dict__, "shape": (4, 4, 2), "bias": None})
+    pool = net.projection("pool")
+    pool.weights = pool.weights[:2]
+    net.populations[2] = Population(**{**net.population("p").__dict__, "shape": (2, 2, 2)})
+    fc = net.projection("fc")
+    fc.weights = fc.weights[:8]
+    conv = net.projection("conv")
+    conv.weights, conv.groups = conv.weights[:, :, :1, :2].copy(), 2  # depthwise
+    net.validate()
+    with pytest.raises(ConversionError, match="'conv' is a grouped convolution"):
+        network_to_nir(net)
+
+
 def test_non_square_kernel_and_dense_into_map_refused():
     net = tiny_conv_net()
     pr = net.projections[0]
