@@ -351,3 +351,24 @@ def test_keras22_flatten_channels_first_is_hwc_order(tmp_path, rng):
     np.testing.assert_allclose(g.predict(x), want, atol=1e-12)
     chw = pooled.reshape(2, -1) @ kd
     assert not np.allclose(g.predict(x), chw)                      # the two orders differ here
+
+
+def test_every_unsupported_layer_named_at_once(tmp_path):
+    """Two custom layers, a Lambda and a fused tanh: one error names all four."""
+    config = _sequential([
+        {"class_name": "MyCustomLayer", "config": {"name": "custom_1"}},
+        {"class_name": "Flatten", "config": {"name": "flat"}},
+        {"class_name": "Lambda", "config": {"name": "evil_lambda", "function": "x"}},
+        {"class_name": "Dense", "config": {"name": "fc", "units": 3, "activation": "tanh"}},
+        {"class_name": "Attention", "config": {"name": "attn"}},
+    ])
+    p = tmp_path / "many.h5"
+    _write_keras2_h5(p, config, {"custom_1": [], "flat": [], "evil_lambda": [],
+                                 "fc": [("kernel", np.ones((16, 3)))], "attn": []})
+    with pytest.raises(UnsupportedLayerError) as exc:
+        load_model(p)
+    msg = str(exc.value)
+    assert "4 unsupported" in msg
+    for part in ("'custom_1' (MyCustomLayer)", "'evil_lambda' (Lambda)",
+                 "'fc' (Dense, activation 'tanh')", "'attn' (Attention)"):
+        assert part in msg
