@@ -16,10 +16,10 @@ PyTorch model that permutes its input) whose first structural node is a
   ``Squeeze``, ``Concat``, ``Cast``, arithmetic, … of constants are evaluated at import, so
   PyTorch's ``x.view(x.size(0), -1)`` (Shape → Gather → Unsqueeze → Concat → Reshape) becomes a
   plain flatten.  A reshape target of two entries is a flatten to (N, n).
-* **In-graph preprocessing**: at the start of the graph, ``Cast`` and ``Div``/``Mul``/``Sub``/
-  ``Add`` by (per-channel) constants, before and after the NHWC→NCHW ``Transpose``, are folded
-  into one affine map ``model = raw·scale + offset`` per channel, one ``batchnorm`` layer named
-  ``preprocess`` on the input (the raw input — e.g. uint8 pixels — is what the graph takes).
+* **In-graph preprocessing becomes the input spec**: at the start of the graph, ``Cast`` and
+  ``Div``/``Mul``/``Sub``/``Add`` by (per-channel) constants, before and after the NHWC→NCHW
+  ``Transpose``, are folded into one affine map ``model = raw·scale + offset`` per channel that
+  the graph's :class:`~hw_models.inputspec.InputSpec` carries; no layer is made.
 * Conv weights (O, I/group, kh, kw) → HWIO with ``groups`` (depthwise and grouped convolution);
   ``pads`` ``[t, l, b, r]`` → ``(t, b, l, r)``; ``auto_pad`` resolved to explicit padding.
 * ``Add``/``Sub`` of a tensor and a constant is a bias: folded into the conv/dense that produced
@@ -144,15 +144,8 @@ class _OnnxImporter:
                                           and np.allclose(self.spec[1], o)):
             raise self.err(node, "the model input reaches layers through two different "
                                  "preprocessing chains; one input scale/offset is needed")
-        if self.spec is not None:
-            return t.but(layer=self.spec_layer, affine=None)
         self.spec = (s, o)
-        self.spec_layer = t.layer
-        if not (np.all(s == 1.0) and np.all(o == 0.0)):
-            # the per-channel affine as a layer on the input (folded forward by convert into
-            # an unpadded first conv or a dense layer)
-            self.spec_layer = self.b.batchnorm(t.layer, s, o, None, None, 0.0, name="preprocess")
-        return t.but(layer=self.spec_layer, affine=None)
+        return t.but(affine=None)
 
     def layer_name(self, node, i) -> str:
         base = node.name or f"{node.op_type}_{i}"
@@ -409,8 +402,15 @@ class _OnnxImporter:
         return x.but(affine=(s, o))
 
     def with_preprocessing(self, g: Graph) -> Graph:
-        """The graph with the in-graph preprocessing (a ``preprocess`` layer for now)."""
-        return g
+        """The graph whose input spec carries the in-graph preprocessing ``raw·s + o``."""
+        if self.spec is None:
+            return g
+        s, o = self.spec
+        if np.all(s == 1.0) and np.all(o == 0.0):
+            return g
+        one = np.allclose(s, s[0]) and np.allclose(o, o[0])
+        return g.with_input_spec(scale=float(s[0]) if one else tuple(float(v) for v in s),
+                                 offset=float(o[0]) if one else tuple(float(v) for v in o))
 
     # -- ops ---------------------------------------------------------------------------------
     def fold(self, node, a, ins):

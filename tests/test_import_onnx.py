@@ -304,7 +304,9 @@ def test_in_graph_preprocessing_uint8_nhwc(rng, tmp_path):
     onnx.save(model, str(p))
     g = load_model(p)
     assert g.input_layout == "HWC" and g.input_shape == (6, 7, 3)
-    assert [l.kind for l in g][:3] == ["input", "batchnorm", "conv2d"]
+    assert [l.kind for l in g][:2] == ["input", "conv2d"]  # the affine is the input spec
+    np.testing.assert_allclose(g.input_spec.scale, 4 * np.array([1, 1.25, 0.75]) / 255)
+    np.testing.assert_allclose(g.input_spec.offset, -np.array([0.5, 0.4, 0.3]) * [4, 5, 3])
     x = rng.integers(0, 256, (20, 6, 7, 3)).astype(np.uint8)
     from onnx.reference import ReferenceEvaluator
     want = ReferenceEvaluator(model).run(None, {"x": x})[0]
