@@ -63,6 +63,8 @@ from hw_models.rng import MASK
 from . import compile as C
 from . import work as WK
 from .kernels import OUT_SLACK, _run_chunk, mix64, mix64_many  # noqa: F401  (re-exported)
+from .raw import DETAIL_AXIS, RawResult
+from .result import settle_steps
 
 
 # ---- the Python side ------------------------------------------------------------------------
@@ -227,7 +229,31 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
     result dict agreed with :func:`emulator.reference.simulate` (equal bit for bit).
 
     ``timing`` (a :class:`hw_models.latency.Timing`) turns on the per-step, per-core work
-    counters and step times of :mod:`emulator.work` (raw key ``"work"``)."""
+    counters and step times of :mod:`emulator.work` (raw key ``"work"``).
+    All per-sample detail is kept; :func:`simulate_chunks` is the streaming form."""
+    raw = RawResult.merge_all(
+        simulate_chunks(net, x, steps, record=record, seed=seed, threads=threads,
+                        batch_size=batch_size, progress=progress,
+                        detail=("predictions", "spike_counts"), timing=timing),
+        steps=int(steps))
+    out = raw_to_dict(net, raw, timing=timing)
+    keys = ("predictions", "spike_counts", "records", "pop", "proj", "core", "totals") + \
+        (("work",) if timing is not None else ())
+    return {k: out[k] for k in keys}
+
+
+def simulate_chunks(net, x, steps, *, start=0, record=(), seed=0, threads=None,
+                    batch_size=None, progress=False, detail=(), refs=None, timing=None):
+    """Run ``net`` on ``x`` (samples ``start``, ``start + 1``, … of the whole run) and yield one
+    :class:`~emulator.raw.RawResult` per compiled batch, so the caller reduces as they come.
+
+    ``detail`` names the per-sample arrays to keep (``predictions``, ``final_predictions``,
+    ``spike_counts``; ``record`` adds ``records``).  ``refs`` maps a name to per-sample
+    reference classes for *these* samples (``labels``, ``float``): the batch counts, per
+    step, the samples whose prediction equals them (``hits/<name>``).  ``progress`` is a bool
+    (a bar) or a callable given the number of samples of each finished batch.  ``timing``
+    adds the work counters of :mod:`emulator.work` (``work/*`` counters; the per-sample step
+    times are the ``step_time`` detail, kept whenever ``timing`` is given)."""
     net.validate()
     T = int(steps)
     if T < 1:
@@ -235,9 +261,18 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
     record = tuple(record)
     for name in record:
         net.population(name)  # unknown names raise NetworkError
+    detail = tuple(detail)
+    unknown = [d for d in detail if d not in DETAIL_AXIS or d == "records"]
+    if unknown:
+        raise SimulationError(f"unknown detail {unknown}; choose from predictions, "
+                              f"final_predictions, spike_counts (rasters: record=)")
     N, xf, ev_st, ev_ne, ev_off, in_cap, rep = _inputs(net, x, T)
     check_run_ranges(net, T, rep)
     _check_memory(net, N, T, record, in_cap)
+    refs = {k: np.asarray(v).reshape(-1) for k, v in (refs or {}).items()}
+    for k, v in refs.items():
+        if len(v) != N:
+            raise SimulationError(f"reference {k!r} has {len(v)} entries for {N} samples")
     pk, st = packed_network(net, rep)
     core = st.core
     ring_off, ring_cap, rcnt_off, ring_total, rcnt_total = _ring_layout(pk, in_cap)
@@ -256,42 +291,24 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
     bs = int(batch_size) if batch_size else _default_batch(N, nthreads, per_sample)
     if bs < 1:
         raise SimulationError(f"batch_size must be >= 1, got {batch_size}")
-
-    spk_all = np.zeros((N, nn), np.int32)
-    act_sum = np.zeros(nn, np.int64)
-    deliv_sum = np.zeros(pk.n_deliv, np.int64)
-    mpev_sum = np.zeros(nproj, np.int64)
-    mpcore_sum = np.zeros(ncores, np.int64)
-    sat_sum = np.zeros(npop, np.int64)
-    pred = np.zeros((T, N), np.int64)
-    rec_parts = {nm: [] for nm in rec_names}
     rec_cap = 0 if not rec_names else max(16, min(rec_size * T, 1 << 16))
     seed_u = np.uint64(int(seed) & MASK)
-    if timing is not None:
-        wk = _cached(net, pk, ("work", timing), lambda: WK.pack_work(net, pk, st, timing))
-        nthr = numba.config.NUMBA_NUM_THREADS
-        tb_time = np.zeros((nthr, T, ncores), np.int64)
-        tb_work = np.zeros((nthr, ncores, 6), np.int64)
-        tb_crit = np.zeros((nthr, ncores), np.int64)
-        step_all = np.zeros((N, T), np.int64)
-    else:
-        wk = WK.off()
-        tb_time = np.zeros((1, 1, 1), np.int64)
-        tb_work = np.zeros((1, 1, 6), np.int64)
-        tb_crit = np.zeros((1, 1), np.int64)
-        step_all = None
+    analog = bool((pk.proj[:, C.J_ANALOG] == 1).any()) if len(pk.proj) else False
+    wk = (_cached(net, pk, ("work", timing), lambda: WK.pack_work(net, pk, st, timing))
+          if timing is not None else WK.off())
+    nthr = numba.config.NUMBA_NUM_THREADS if wk.on else 1
 
     bar = None
-    if progress and N:
+    if progress is True and N:
         from tqdm.auto import tqdm
         bar = tqdm(total=N, unit="sample", desc="emulating", leave=False)
-    numba.set_num_threads(nthreads)
-    old_chunk = numba.get_parallel_chunksize()
-    numba.set_parallel_chunksize(1)  # samples handed out one at a time (dynamic balance)
-    try:
-        for s0 in range(0, N, bs):
-            s1 = min(N, s0 + bs)
-            n = s1 - s0
+    for s0 in range(0, N, bs):
+        s1 = min(N, s0 + bs)
+        n = s1 - s0
+        numba.set_num_threads(nthreads)
+        old_chunk = numba.get_parallel_chunksize()
+        numba.set_parallel_chunksize(1)  # samples handed out one at a time (dynamic balance)
+        try:
             while True:
                 spk = np.zeros((n, nn), np.int32)
                 act = np.zeros((n, nn), np.int32)
@@ -303,86 +320,86 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
                 ovf = np.zeros((n, 4), np.int64)
                 rec_buf = np.zeros((n, rec_cap, 3), np.int32)
                 rec_n = np.zeros(n, np.int64)
+                # work per thread, per batch (a rerun of the batch starts again from zero)
                 stp = np.zeros((n, T) if wk.on else (1, 1), np.int64)
-                if wk.on and rec_names:  # a rerun of the chunk must not count work twice
-                    saved = (tb_time.copy(), tb_work.copy(), tb_crit.copy())
-                _run_chunk(pk, core, s0, T, xf[s0:s1] if xf.shape[0] == N else xf, ev_st,
-                           ev_ne, ev_off[s0:s1 + 1], seed_u, ring_off, ring_cap, rcnt_off,
-                           ring_total, rcnt_total, rec_slot, rec_buf, rec_n, spk, act, deliv,
-                           mpev, mpcore, sat, prd, ovf, wk, stp, tb_time, tb_work, tb_crit)
+                tb_time = np.zeros((nthr, T, ncores) if wk.on else (1, 1, 1), np.int64)
+                tb_work = np.zeros((nthr, ncores, 6) if wk.on else (1, 1, 6), np.int64)
+                tb_crit = np.zeros((nthr, ncores) if wk.on else (1, 1), np.int64)
+                _run_chunk(pk, core, start + s0, T, xf[s0:s1] if xf.shape[0] == N else xf,
+                           ev_st, ev_ne, ev_off[s0:s1 + 1], seed_u, ring_off, ring_cap,
+                           rcnt_off, ring_total, rcnt_total, rec_slot, rec_buf, rec_n, spk, act,
+                           deliv, mpev, mpcore, sat, prd, ovf, wk, stp, tb_time, tb_work,
+                           tb_crit)
                 if rec_n.size and rec_n.max() > rec_cap:
                     rec_cap = int(rec_n.max())  # exact size now known: run the chunk again
-                    if wk.on:  # rec_names is set: only recording reruns a chunk
-                        tb_time[...], tb_work[...], tb_crit[...] = saved
                     continue
                 break
-            bad = np.flatnonzero(ovf[:, 0] > 0)
-            if bad.size:
-                s = int(bad[0])
-                raise _overflow_error(net, pk, s0 + s, ovf[s])
-            spk_all[s0:s1] = spk
-            act_sum += act.sum(axis=0, dtype=np.int64)
-            deliv_sum += deliv.sum(axis=0, dtype=np.int64)
-            mpev_sum += mpev.sum(axis=0)
-            mpcore_sum += mpcore.sum(axis=0)
-            sat_sum += sat.sum(axis=0)
-            pred[:, s0:s1] = prd
-            if wk.on:
-                step_all[s0:s1] = stp
-            if rec_names:
-                for s in range(n):
-                    rows = rec_buf[s, :rec_n[s]]
-                    for k, nm in enumerate(rec_names):
-                        r = rows[rows[:, 0] == k]
-                        if len(r):
-                            out = np.empty((len(r), 3), np.int32)
-                            out[:, 0] = s0 + s
-                            out[:, 1:] = r[:, 1:]
-                            rec_parts[nm].append(out)
+        finally:
+            numba.set_num_threads(old_threads)
+            numba.set_parallel_chunksize(old_chunk)
+        bad = np.flatnonzero(ovf[:, 0] > 0)
+        if bad.size:
             if bar is not None:
-                bar.update(n)
-    finally:
-        numba.set_num_threads(old_threads)
-        numba.set_parallel_chunksize(old_chunk)
+                bar.close()
+            s = int(bad[0])
+            raise _overflow_error(net, pk, start + s0 + s, ovf[s])
+        spk64 = spk.astype(np.int64)
+        counters = {
+            "spikes": spk64.sum(axis=0),
+            "spikes_sq": (spk64 * spk64).sum(axis=0),
+            "active": act.sum(axis=0, dtype=np.int64),
+            "deliveries": deliv.sum(axis=0, dtype=np.int64),
+            "maxpool_events": mpev.sum(axis=0),
+            "maxpool_core": mpcore.sum(axis=0),
+            "saturations": sat.sum(axis=0),
+            "input_nonzero": ((xf[s0:s1] != 0).sum(axis=0, dtype=np.int64) if analog
+                              else np.zeros(xf.shape[1], np.int64)),
+            "settle": np.bincount(settle_steps(prd), minlength=T + 1).astype(np.int64),
+        }
+        del spk64
+        if wk.on:
+            counters["work/core_step_time"] = tb_time.sum(axis=0)
+            counters["work/core"] = tb_work.sum(axis=0)
+            counters["work/critical"] = tb_crit.sum(axis=0)
+        for k, v in refs.items():
+            counters[f"hits/{k}"] = (prd == v[s0:s1][None, :]).sum(axis=1, dtype=np.int64)
+        det = {}
+        g0 = start + s0
+        if "predictions" in detail:
+            det["predictions"] = [(g0, prd)]
+        if "final_predictions" in detail:
+            det["final_predictions"] = [(g0, prd[-1].copy())]
+        if "spike_counts" in detail:
+            det["spike_counts"] = [(g0, {nm: np.ascontiguousarray(
+                spk[:, int(pk.pop[i, C.P_BASE]):int(pk.pop[i, C.P_BASE] + pk.pop[i, C.P_SIZE])])
+                for i, nm in enumerate(names)})]
+        if wk.on:
+            det["step_time"] = [(g0, np.ascontiguousarray(stp.T))]
+        if rec_names:
+            det["records"] = [(g0, _split_records(rec_buf, rec_n, rec_names, g0))]
+        yield RawResult(T, ((g0, g0 + n),), counters, det)
         if bar is not None:
-            bar.close()
-    raw = _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpcore_sum,
-                    sat_sum, pred, rec_parts)
-    _add_directional(raw, net, pk, st, spk_all, mpcore_sum)
-    if wk.on:
-        raw["work"] = WK.work_raw(timing, wk, step_all.T.copy(), tb_time.sum(axis=0),
-                                  tb_work.sum(axis=0), tb_crit.sum(axis=0))
-    return raw
+            bar.update(n)
+        elif callable(progress):
+            progress(n)
+    if bar is not None:
+        bar.close()
 
 
-def _add_directional(raw, net, pk, st, spk_all, mpcore_sum):
-    """Counters for the other counting conventions, exact from the per-neuron spike counts:
-    hops by direction, and synaptic events charged at emission (every spike, the last
-    ``delay`` steps' included; max-pool gate events as delivered)."""
-    spk_sum = spk_all.sum(axis=0, dtype=np.int64)
-    hx, hy = st.hops_x, st.hops_y  # geometry only: computed once by compile.pack
-    nc = st.n_cores
-    core = st.core
-    raw["core"]["hops_ew"] = _by_core(core, spk_sum * hx, nc)
-    raw["core"]["hops_ns"] = _by_core(core, spk_sum * hy, nc)
-    J, P = pk.proj, pk.pop
-    em_core = mpcore_sum.copy()
-    for k, name in enumerate(st.proj_names):
-        if J[k, C.J_ANALOG] == 1:
-            em = 0
-        elif net.projections[k].kind == "maxpool":  # winner or runmax gate
-            em = raw["proj"][name]["synaptic_events"]
-        else:
-            b = int(P[J[k, C.J_SRC], C.P_BASE])
-            d = spk_sum[b:b + int(J[k, C.J_NSRC])]
-            em = int(d @ st.ev_tot[k])
-            em_core += np.asarray(st.ev_core_t[k] @ d, np.int64).reshape(-1)
-        raw["proj"][name]["synaptic_events_emitted"] = em
-    raw["core"]["synaptic_events_emitted"] = em_core
-    tot = raw["totals"]
-    tot["hops_ew"] = int(raw["core"]["hops_ew"].sum())
-    tot["hops_ns"] = int(raw["core"]["hops_ns"].sum())
-    tot["synaptic_events_emitted"] = int(em_core.sum())
+def _split_records(rec_buf, rec_n, rec_names, g0) -> dict:
+    """{population: int32 (E, 3) rows (global sample, step, neuron)} of one batch."""
+    parts = {nm: [] for nm in rec_names}
+    for s in range(len(rec_n)):
+        rows = rec_buf[s, :rec_n[s]]
+        for k, nm in enumerate(rec_names):
+            r = rows[rows[:, 0] == k]
+            if len(r):
+                out = np.empty((len(r), 3), np.int32)
+                out[:, 0] = g0 + s
+                out[:, 1:] = r[:, 1:]
+                parts[nm].append(out)
+    return {nm: (np.concatenate(p) if p else np.zeros((0, 3), np.int32))
+            for nm, p in parts.items()}
 
 
 def _by_core(core, values, n_cores):
@@ -391,17 +408,27 @@ def _by_core(core, values, n_cores):
     return out
 
 
-def _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpcore_sum,
-              sat_sum, pred, rec_parts):
-    nc = st.n_cores
+def counters_from_raw(net, raw: RawResult) -> dict:
+    """Per-population, per-projection, per-core counters and totals of ``raw`` (exact integer
+    products of its sums with the geometry tables of :mod:`emulator.compile`)."""
+    pk, st = packed_network(net)
+    N, T = raw.n_samples, raw.steps
+    c = raw.counters
+    nn, nc = pk.n_neurons, st.n_cores
+    z = np.zeros
+    spk_sum = c.get("spikes", z(nn, np.int64))
+    act_sum = c.get("active", z(nn, np.int64))
+    deliv_sum = c.get("deliveries", z(pk.n_deliv, np.int64))
+    mpev_sum = c.get("maxpool_events", z(len(pk.proj), np.int64))
+    mpcore_sum = c.get("maxpool_core", z(nc, np.int64))
+    sat_sum = c.get("saturations", z(len(pk.pop), np.int64))
+    nonzero = c.get("input_nonzero")
     P, J = pk.pop, pk.proj
-    spk_sum = spk_all.sum(axis=0, dtype=np.int64)
     core = st.core
     per_neuron_inact = np.zeros(len(core), np.int64)
-    spike_counts, res_pop = {}, {}
+    res_pop = {}
     for i, name in enumerate(st.names):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
-        spike_counts[name] = np.ascontiguousarray(spk_all[:, b:b + n])
         is_in = P[i, C.P_INPUT] == 1
         a = 0 if is_in else int(act_sum[b:b + n].sum())
         if not is_in:
@@ -411,11 +438,11 @@ def _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpco
                          "neuron_updates_inactive": 0 if is_in else N * T * n - a,
                          "saturations": int(sat_sum[i])}
     res_proj = {}
-    syn_core = mpcore_sum.copy()
+    syn_core = np.array(mpcore_sum, np.int64, copy=True)
     for k, name in enumerate(st.proj_names):
         macs = 0
         if J[k, C.J_ANALOG] == 1:
-            macs = int((xf != 0).sum(axis=0, dtype=np.int64) @ st.ev_tot[k])
+            macs = int(nonzero @ st.ev_tot[k]) if nonzero is not None and N else 0
             ev = 0
         elif J[k, C.J_KIND] in (C.KINDS["maxpool"], C.RUNMAX):
             ev = int(mpev_sum[k])
@@ -443,8 +470,69 @@ def _assemble(net, pk, st, N, T, xf, spk_all, act_sum, deliv_sum, mpev_sum, mpco
         "saturations": sum(d["saturations"] for d in res_pop.values()),
         "input_macs": sum(d["input_macs"] for d in res_proj.values()),
     }
-    records = {}
-    for nm, parts in rec_parts.items():
-        records[nm] = (np.concatenate(parts) if parts else np.zeros((0, 3), np.int32))
-    return {"predictions": pred, "spike_counts": spike_counts, "records": records,
-            "pop": res_pop, "proj": res_proj, "core": corec, "totals": totals}
+    out = {"pop": res_pop, "proj": res_proj, "core": corec, "totals": totals}
+    _add_directional(out, net, pk, st, spk_sum, mpcore_sum)
+    return out
+
+
+def _add_directional(raw, net, pk, st, spk_sum, mpcore_sum):
+    """Counters for the other counting conventions, exact from the per-neuron spike counts:
+    hops by direction, and synaptic events charged at emission (every spike, the last
+    ``delay`` steps' included; max-pool gate events as delivered)."""
+    spk_sum = np.asarray(spk_sum, np.int64)
+    hx, hy = st.hops_x, st.hops_y  # geometry only: computed once by compile.pack
+    nc = st.n_cores
+    core = st.core
+    raw["core"]["hops_ew"] = _by_core(core, spk_sum * hx, nc)
+    raw["core"]["hops_ns"] = _by_core(core, spk_sum * hy, nc)
+    J, P = pk.proj, pk.pop
+    em_core = np.array(mpcore_sum, np.int64, copy=True)
+    for k, name in enumerate(st.proj_names):
+        if J[k, C.J_ANALOG] == 1:
+            em = 0
+        elif net.projections[k].kind == "maxpool":  # winner or runmax gate
+            em = raw["proj"][name]["synaptic_events"]
+        else:
+            b = int(P[J[k, C.J_SRC], C.P_BASE])
+            d = spk_sum[b:b + int(J[k, C.J_NSRC])]
+            em = int(d @ st.ev_tot[k])
+            em_core += np.asarray(st.ev_core[k].T @ d, np.int64).reshape(-1)
+        raw["proj"][name]["synaptic_events_emitted"] = em
+    raw["core"]["synaptic_events_emitted"] = em_core
+    tot = raw["totals"]
+    tot["hops_ew"] = int(raw["core"]["hops_ew"].sum())
+    tot["hops_ns"] = int(raw["core"]["hops_ns"].sum())
+    tot["synaptic_events_emitted"] = int(em_core.sum())
+
+
+def raw_to_dict(net, raw: RawResult, timing=None) -> dict:
+    """The raw dict of :func:`simulate` (the reference's format) from a merged RawResult: the
+    counters, plus per-sample detail and the reduced statistics that were kept."""
+    out = counters_from_raw(net, raw)
+    pk, st = packed_network(net)
+    P = pk.pop
+    pred = raw.joined("predictions")
+    out["predictions"] = pred
+    out["final_predictions"] = raw.joined("final_predictions")
+    sc = raw.joined("spike_counts")
+    out["spike_counts"] = {} if sc is None else sc
+    recs = raw.joined("records") or {}
+    out["records"] = recs
+    c = raw.counters
+    if "spikes" in c:
+        out["spike_sum"] = {nm: c["spikes"][int(P[i, C.P_BASE]):int(P[i, C.P_BASE] + P[i, C.P_SIZE])]
+                            for i, nm in enumerate(st.names)}
+        out["spike_sq"] = {nm: c["spikes_sq"][int(P[i, C.P_BASE]):int(P[i, C.P_BASE]
+                                                                       + P[i, C.P_SIZE])]
+                           for i, nm in enumerate(st.names)}
+    out["hits"] = {k[5:]: v for k, v in c.items() if k.startswith("hits/")}
+    if "settle" in c:
+        out["settle"] = c["settle"]
+    if "input_nonzero" in c and len(pk.proj) and (pk.proj[:, C.J_ANALOG] == 1).any():
+        out["input_nonzero"] = c["input_nonzero"]
+    if timing is not None and "work/core" in c:
+        wk = WK.pack_work(net, pk, st, timing)
+        out["work"] = WK.work_raw(timing, wk, raw.joined("step_time"), c["work/core_step_time"],
+                                  c["work/core"], c["work/critical"])
+    out["n_samples"] = raw.n_samples
+    return out

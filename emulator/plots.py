@@ -417,10 +417,10 @@ def _core_heatmap(usage, limits, names, populations, title, path):
 
 def result_firing_rates(result, populations=None, title=None, path=None):
     """Per-neuron rates from a Result's spike counts (averaged over samples and steps)."""
-    counts = result.spike_counts
-    names = [p for p in (populations or list(counts)) if p in counts]
-    denom = max(result.steps, 1)
-    rates = {n: np.asarray(counts[n], float).mean(axis=0) / denom for n in names}
+    sums = result.spike_sum  # per neuron, summed over samples (kept for every run)
+    names = [p for p in (populations or list(sums)) if p in sums]
+    denom = max(result.steps, 1) * max(result.n_samples, 1)
+    rates = {n: np.asarray(sums[n], float) / denom for n in names}
     return firing_rates(rates, title, path)
 
 

@@ -18,6 +18,10 @@ from hw_models.safeio import check_int
 
 from .result import Result
 
+_CHECK_SLICE = 4096
+#: per-sample detail kept by default by :func:`run` (in memory; grows with N)
+DEFAULT_DETAIL = ("predictions", "spike_counts")
+
 
 def _check_array_input(net, inputs) -> np.ndarray:
     inp = net.input
@@ -29,6 +33,11 @@ def _check_array_input(net, inputs) -> np.ndarray:
     if len(x) == 0:
         raise DataError("inputs hold no samples; pass at least one")
     return np.ascontiguousarray(x.reshape((len(x),) + inp.shape))
+
+
+def _as_engine_input(xs):
+    """A checked slice → the engine's contiguous int64."""
+    return np.ascontiguousarray(xs, np.int64)
 
 
 def _check_event_input(net, inputs):
@@ -65,7 +74,8 @@ def _check_labels(net, labels, n) -> np.ndarray:
 
 def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, reference: bool = False,
         threads: int | None = None, batch_size: int | None = None,
-        progress: bool = False, timing=None) -> Result:
+        progress=False, timing=None, *, client=None, detail=DEFAULT_DETAIL,
+        references=None, detail_file=None, chunk_size: int | None = None) -> Result:
     """Run ``net`` on a batch of ``inputs`` for ``steps`` steps and return a :class:`Result`.
 
     ``inputs`` — the same array :meth:`Graph.predict` and ``converter.convert`` take, in the
@@ -85,41 +95,110 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     ``labels`` (N,) gives the accuracy curve.  ``record`` names populations whose spikes are kept
     as (sample, step, neuron) rows.  ``seed`` keys the random input encoders.
     ``reference=True`` runs the dense NumPy reference instead of the engine (same result, much
-    slower).  ``threads`` bounds the engine's threads (default: Numba's), ``batch_size`` the
-    samples per compiled call, ``progress`` shows a progress bar.  ``timing`` (a profile name, a
+    slower).  ``threads`` bounds the engine's threads (default: Numba's; on a cluster: the
+    worker's), ``batch_size`` the samples per compiled call, ``progress`` shows a progress bar
+    (True) or is called with the number of samples of every finished chunk.  ``timing`` (a
+    profile name, a
     :class:`~hw_models.profiles.ChipProfile` or a :class:`hw_models.latency.Timing`) counts
     per-step, per-core work and times every step on that chip (``Result.work``,
-    ``Result.latency_report()``); None skips it.
+    ``Result.latency_report()``); None skips it.  The per-sample step times it keeps stay in
+    memory (T x N int64), as do the predictions the latency report needs.
+
+    Memory: counters, accuracy per step, agreement with ``references`` ({name: (N,) classes},
+    e.g. the float network's predictions) and per-neuron spike sums are reduced chunk by chunk.
+    ``detail`` names the per-sample arrays kept: ``predictions`` (T, N), ``final_predictions``
+    (N,), ``spike_counts`` (N, n) per population; rasters via ``record``.  By default
+    predictions and spike counts are kept in memory (they grow with N); pass ``detail=()`` for
+    a run whose memory does not grow with N, or ``detail_file=PATH`` to stream the detail into
+    the result file ``PATH`` as chunks finish (completed atomically by ``Result.save(PATH)``).
+
+    ``client``: a ``distributed.Client``; the samples then run as tasks of ``chunk_size``
+    samples on its workers (:mod:`emulator.backends`), with the same result bit for bit.
     """
+    from .backends import run_dask, run_local
     net.validate()
     steps = check_int(steps, "steps")
     record = tuple([record] if isinstance(record, str) else record)
+    detail = tuple([detail] if isinstance(detail, str) else (detail or ()))
     names = [p.name for p in net.populations]
     unknown = [r for r in record if r not in names]
     if unknown:
         raise DataError(f"cannot record unknown population(s) {unknown}; the network has "
                         f"{names}")
+    bad = [d for d in detail if d not in ("predictions", "final_predictions", "spike_counts")]
+    if bad:
+        raise DataError(f"unknown detail {bad}; choose from predictions, final_predictions, "
+                        f"spike_counts (rasters: record=)")
     if net.input.encoding == "events":
         x = _check_event_input(net, inputs)
         n = x.n_samples if hasattr(x, "n_samples") else len(x.offsets) - 1
+        internal = None
     else:
         x = _check_array_input(net, inputs)
         n = len(x)
+        internal = _as_engine_input
     if n == 0:
         raise DataError("inputs hold no samples; pass at least one")
     if labels is not None:
         labels = _check_labels(net, labels, n)
+    refs = {}
+    if labels is not None:
+        refs["labels"] = np.asarray(labels).astype(np.int64)
+    for k, v in (references or {}).items():
+        v = np.asarray(v)
+        if v.shape != (n,):
+            raise DataError(f"reference {k!r} has shape {v.shape}, expected ({n},)")
+        refs[str(k)] = v.astype(np.int64)
     if timing is not None:
         from hw_models.latency import Timing, timing_for
         if not isinstance(timing, Timing):
             timing = timing_for(timing)
-    if reference:
-        from .reference import simulate as ref_simulate
-        raw = ref_simulate(net, x, int(steps), record=record, seed=seed, timing=timing)
-    else:
-        from .engine import simulate
-        raw = simulate(net, x, int(steps), record=record, seed=seed, threads=threads,
-                       batch_size=batch_size, progress=progress, timing=timing)
     sizes = {p.name: p.size for p in net.populations}
     meta = {"engine": "reference" if reference else "numba", "seed": int(seed)}
-    return Result(raw, int(steps), labels=labels, sizes=sizes, meta=meta)
+    if reference:
+        if client is not None or detail_file is not None:
+            raise DataError("reference=True runs in this process only, without detail_file")
+        from .reference import simulate as ref_simulate
+        xin = x if internal is None else internal(x)
+        raw = ref_simulate(net, xin, int(steps), record=record, seed=seed, timing=timing)
+        pred = np.asarray(raw["predictions"])
+        raw["hits"] = {k: (pred == v[None, :]).sum(axis=1, dtype=np.int64)
+                       for k, v in refs.items()}
+        return Result(raw, int(steps), labels=labels, sizes=sizes, meta=meta)
+    sink = None
+    if detail_file is not None:
+        from .sink import DetailSink
+        sink = DetailSink(detail_file, n, int(steps), sizes, detail=detail, record=record,
+                          keep=("predictions",) if timing is not None else ())
+    if timing is not None and "predictions" not in detail:
+        detail = detail + ("predictions",)   # the step-latency report reads them
+    bar = None
+    if progress is True and n:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n, unit="sample", desc="emulating", leave=False)
+        progress = bar.update
+    kw = dict(record=record, seed=seed, threads=threads, batch_size=batch_size,
+              detail=detail, refs=refs, progress=progress or None, sink=sink,
+              internal=internal, timing=timing)
+    try:
+        if client is None:
+            raw = run_local(net, x, int(steps), **kw)
+        else:
+            raw = run_dask(client, net, x, int(steps), chunk_size=chunk_size, **kw)
+            meta["backend"] = f"dask ({_n_workers(client)} workers)"
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    from .engine import raw_to_dict
+    out = raw_to_dict(net, raw, timing=timing)
+    out["n_samples"] = n
+    return Result(out, int(steps), labels=labels, sizes=sizes, meta=meta, sink=sink)
+
+
+def _n_workers(client) -> int:
+    from .backends import n_workers_of
+    return n_workers_of(client)

@@ -17,7 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from hw_models.errors import NeuroemuError
+from hw_models.errors import DataError, NeuroemuError
 from hw_models.profiles import DEFAULT_PROFILE, get_profile
 
 EXIT_ERROR, EXIT_USAGE, EXIT_LIMITS, EXIT_INTERRUPT = 1, 2, 3, 130
@@ -85,6 +85,17 @@ def _scale(text: str) -> float:
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"the input scale must be positive, got {text!r}")
     return v
+
+
+def _cluster_options(p) -> None:
+    g = p.add_argument_group("cluster (needs the 'dask' extra)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on this Dask scheduler (e.g. tcp://10.0.0.1:8786)")
+    g.add_argument("--workers", type=_positive, metavar="N",
+                   help="run on a local cluster of N worker processes")
+    g.add_argument("--chunk-size", type=_positive, metavar="S", help=argparse.SUPPRESS
+                   if p.prog.endswith("sweep") else "samples per task (default: about four "
+                   "tasks per worker, at most 1024)")
 
 
 def _positive(text: str) -> int:
@@ -225,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-o", "--output", type=Path, help="result file (.h5)")
+    p.add_argument("--detail", type=_csv, default=[], metavar="KIND,...",
+                   help="per-sample detail streamed into -o: predictions, final_predictions, "
+                        "spike_counts (default none: memory does not grow with the samples)")
+    _cluster_options(p)
 
     p = add("sweep", "resumable grid of methods x weight bits (one HDF5 group per point)",
             "example:\n  neuroemu sweep digits --calibration digits-train --data digits "
@@ -241,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after", type=_positive, help=argparse.SUPPRESS)  # test hook
+    _cluster_options(p)
     p.add_argument("-o", "--output", required=True, type=Path)
     _conversion_options(p, grid=True)
 
@@ -340,9 +356,14 @@ def cmd_run(args) -> int:
         _say(args, f"note: {args.network} was converted for {made_for} steps; events binned "
                    f"into {args.steps} steps arrive at a different rate (reconvert with "
                    f"--steps {args.steps})")
-    ev = evaluate(net, args.data, args.steps, samples=args.samples, model=args.model,
-                  record=args.record, seed=args.seed, profile=args.profile,
-                  threads=args.threads, progress=not args.quiet)
+    if args.detail and not args.output:
+        raise DataError("--detail streams into the result file: give -o FILE")
+    from .cluster import cluster_client
+    with cluster_client(args.scheduler, args.workers) as client:
+        ev = evaluate(net, args.data, args.steps, samples=args.samples, model=args.model,
+                      record=args.record, seed=args.seed, profile=args.profile,
+                      threads=args.threads, progress=not args.quiet, client=client,
+                      detail=args.detail, detail_file=args.output, chunk_size=args.chunk_size)
     if args.output:
         save_evaluation(ev, net, args.output, {"data": str(args.data),
                                                "network": str(args.network)})
@@ -364,12 +385,14 @@ def cmd_sweep(args) -> int:
         os.environ[STOP_ENV] = str(args.stop_after)
     opts = {k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in _OPTION_NAMES
             if getattr(args, k, None) is not None}
+    from .cluster import cluster_client
     try:
-        sweep(args.model, args.calibration, args.data, args.output, bits=args.bits,
-              methods=args.methods, steps=args.steps, samples=args.samples,
-              calib_samples=args.calib_samples, profile=args.profile, seed=args.seed,
-              input_scale=args.input_scale, input_max=args.input_max,
-              progress=not args.quiet, log=lambda s: _say(args, s), **opts)
+        with cluster_client(args.scheduler, args.workers) as client:
+            sweep(args.model, args.calibration, args.data, args.output, bits=args.bits,
+                  methods=args.methods, steps=args.steps, samples=args.samples,
+                  calib_samples=args.calib_samples, profile=args.profile, seed=args.seed,
+                  input_scale=args.input_scale, input_max=args.input_max,
+                  progress=not args.quiet, log=lambda s: _say(args, s), client=client, **opts)
     except SweepStopped as exc:
         print(f"neuroemu: sweep {exc}; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPT

@@ -416,13 +416,20 @@ def prepare_inputs(net, ds: Dataset, steps: int):
 
 def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
              record=(), seed: int = 0, profile=None, threads=None,
-             progress: bool = False, input_scale: float | None = None) -> Evaluation:
+             progress=False, input_scale: float | None = None, client=None,
+             detail=(), detail_file=None, chunk_size: int | None = None) -> Evaluation:
     """Run ``net`` on ``data`` (raw, as loaded) for ``steps`` and report (:class:`Evaluation`).
 
     ``profile``: a name or a :class:`~hw_models.profiles.ChipProfile` whose energies and times
     are reported (a what-if variant's own numbers); None = the profile the network was
     converted for.  ``model`` recomputes the float reference (``input_scale`` for a model that
-    does not say it; default the scale the network was converted with)."""
+    does not say it; default the scale the network was converted with).
+
+    Accuracy, agreement with the float network, settle steps and counters are reduced chunk by
+    chunk, so memory does not grow with the number of samples.  ``detail`` (``predictions``,
+    ``final_predictions``, ``spike_counts``) and the rasters of ``record`` are kept in memory,
+    or streamed into ``detail_file`` (then completed by :func:`save_evaluation` to that path).
+    ``client``: a ``distributed.Client`` to run the samples on (:mod:`emulator.backends`)."""
     from hw_models.energy import energy_report, latency_report
     from hw_models.profiles import get_profile, is_stock
     t0 = time.perf_counter()
@@ -458,20 +465,22 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
                     fsrc = f"stored at conversion ({ref['source']})"
     run = _emulator_run()
     res = run(net, x, steps, labels=ds.y, record=tuple(record), seed=seed, threads=threads,
-              progress=progress, timing=chip)
-    pred = np.asarray(res.predictions)          # (T, N)
+              progress=progress, client=client, detail=tuple(detail), detail_file=detail_file,
+              references=None if fref is None else {"float": np.asarray(fref)},
+              chunk_size=chunk_size, timing=chip)
     acc = np.asarray(res.accuracy, float) if ds.y is not None else np.full(steps, np.nan)
-    agreement = None if fref is None else (pred == fref[None, :]).mean(axis=1)
+    agreement = res.agreement("float")
     float_acc = None
     if fref is not None and ds.y is not None:
         float_acc = float(np.mean(fref == ds.y))
     steps_to = None
     if float_acc is not None:   # first step from which the accuracy stays >= the float one
         steps_to = res.steps_to_accuracy(float_acc - 1e-12)
-    settle = settle_steps(pred)
+    settle = res.mean_settle_step
+    settle = float("nan") if settle is None else settle
     counters = dict(res.counters)
     energy = energy_report(counters, chip, steps=steps, samples=len(ds), ann_macs=macs)
-    latency = latency_report(float(settle.mean()), chip)
+    latency = latency_report(settle, chip)
     step_lat = None
     if getattr(res, "work", None) is not None:
         layers = [None] * net.n_cores
@@ -486,16 +495,15 @@ def evaluate(net, data, steps: int, *, samples: int | None = None, model=None,
     from hw_models.metrics import neurobench_metrics
     nz = None
     if net.input.encoding == "analog":
-        xi = net.spec.as_raw(x)
-        nz = (xi.reshape(len(xi), -1) != 0).sum(axis=0)
-    # per-neuron spike totals: (samples, n) counts, or (n,) sums over samples
-    ss = getattr(res, "spike_sum", None)
-    counts = ss if isinstance(ss, dict) and ss else res.spike_counts
-    nb = neurobench_metrics(net, counts, steps, len(ds), input_nonzero=nz)
+        nz = res.input_nonzero   # reduced by the engine chunk by chunk
+        if nz is None:
+            xi = net.spec.as_raw(x)
+            nz = (xi.reshape(len(xi), -1) != 0).sum(axis=0)
+    nb = neurobench_metrics(net, res.spike_sum, steps, len(ds), input_nonzero=nz)
     label = chip.name if is_stock(chip) else f"{chip.name} (what-if)"
     ev = Evaluation(samples=len(ds), steps=steps, profile=label, accuracy=acc,
                     float_accuracy=float_acc, agreement=agreement, steps_to_float=steps_to,
-                    settle_steps=float(settle.mean()), synops_per_sample=synops, energy=energy,
+                    settle_steps=settle, synops_per_sample=synops, energy=energy,
                     latency=latency, ann_macs=None if macs is None else int(macs),
                     float_source=fsrc, neurobench=nb, result=res,
                     wall_seconds=time.perf_counter() - t0, step_latency=step_lat,
@@ -523,11 +531,8 @@ def _stored_predictions(ref: dict, n: int, net) -> np.ndarray:
 
 def settle_steps(pred: np.ndarray) -> np.ndarray:
     """Per sample, the first step (1-based) from which the prediction never changes again."""
-    pred = np.asarray(pred)
-    T = pred.shape[0]
-    differs = pred != pred[-1][None, :]
-    last = np.where(differs.any(axis=0), T - np.argmax(differs[::-1], axis=0), 0)
-    return last + 1
+    from emulator.result import settle_steps as _settle
+    return _settle(pred)
 
 
 def save_evaluation(ev: Evaluation, net, path, extra: dict | None = None) -> Path:
@@ -565,13 +570,18 @@ def core_usage(net, profile) -> dict | None:
 def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
           methods=("ecc", "robust"), steps: int = 256, samples: int | None = None,
           calib_samples: int | None = 500, profile=DEFAULT_PROFILE, seed: int = 0,
-          input_scale: float | None = None, input_max: int | None = None, progress: bool = False,
-          log=None, **options) -> Path:
+          input_scale: float | None = None, input_max: int | None = None, progress=False,
+          log=None, client=None, **options) -> Path:
     """Run the (method × bits) grid, one point per group of ``out``; resumes a stopped sweep.
 
     Settings other than the grid must match an existing ``out``.  Each point stores the accuracy
     per step (so every T ≤ ``steps`` is in the file), final predictions, counters totals and per
     population, energy per event class, feasibility, and the conversion options.
+
+    ``client``: a ``distributed.Client``; the points then run as tasks on its workers (the model
+    and data sent once per worker) and this process, the only writer, appends each point as it
+    finishes — resumable exactly as a local sweep.  ``progress``: a bar (True) or a callable
+    called once per finished point.
     """
     from .sweep import SweepFile, point_key
     log = log or (lambda s: None)
@@ -596,54 +606,30 @@ def sweep(model, calibration, data, out, *, bits=(4, 5, 6, 7, 8, 9, 10),
     if len(todo) < len(grid):
         log(f"resuming {out}: {len(grid) - len(todo)} of {len(grid)} points already done")
     fref = float_reference(graph, ds)
+    shared = dict(model=model, graph=graph, calib=calib, ds=ds, fref=fref, steps=steps,
+                  profile=profile, seed=seed, options=options)
     from tqdm import tqdm
-    bar = tqdm(todo, desc="sweep", unit="point", disable=not progress)
-    for m, b in bar:
-        bar.set_postfix_str(point_key(m, b))
-        t0 = time.perf_counter()
-        try:
-            net = convert_model(model, calib, m, b, profile, steps, calib_samples=None,
-                                graph=graph, **options)
-        except ConversionError as exc:  # an impossible point is a result, not a crash
-            sf.add(point_key(m, b), {"method": m, "bits": int(b), "status": "failed",
-                                     "error": str(exc), "accuracy": np.full(steps, np.nan),
-                                     "float_accuracy": fref.get("accuracy", float("nan")),
-                                     "synops_per_sample": float("nan"),
-                                     "energy_per_sample": float("nan"), "feasible": False})
-            log(f"{point_key(m, b)}: cannot convert: {exc}")
-            continue
-        net.meta["float_reference"] = fref
-        ev = evaluate(net, ds, steps, seed=seed, profile=profile)
-        try:
-            from converter.feasibility import fit_reason
-            rep = fit(net, profile)
-            feas = {"ok": bool(rep.fits), "report": str(rep),
-                    "reason": fit_reason(rep, ev.neurobench["ConnectionSparsity"])}
-        except NeuroemuError as exc:
-            feas = {"ok": False, "report": str(exc), "reason": f"no: {exc}"}
-        res = ev.result
-        counters = dict(res.counters)
-        tree = {"method": m, "bits": int(b), "status": "done",
-                "accuracy": np.asarray(ev.accuracy, float),
-                "agreement": np.asarray(ev.agreement, float),
-                "predictions_final": np.asarray(res.predictions)[-1].astype(np.int16),
-                "float_accuracy": ev.float_accuracy if ev.float_accuracy is not None
-                else float("nan"),
-                "steps_to_float_accuracy": -1 if ev.steps_to_float is None
-                else ev.steps_to_float,
-                "synops_per_sample": ev.synops_per_sample,
-                "energy_per_sample": float(ev.energy.per_sample) if ev.energy else float("nan"),
-                "energy": _flat_dict(ev.energy.to_dict()) if ev.energy else {},
-                "counters": {k: float(np.sum(v)) for k, v in counters.items()
-                             if np.ndim(v) == 0 or isinstance(v, np.ndarray)},
-                "per_population": _per_pop(res),
-                "feasible": feas["ok"], "feasibility": feas["report"],
-                "fit_reason": feas["reason"], "neurobench": ev.neurobench,
-                "convert_options": net.meta.get("convert_options", {}),
-                "wall_seconds": time.perf_counter() - t0}
-        sf.add(point_key(m, b), tree)
-        log(f"{point_key(m, b)}: accuracy {ev.final_accuracy:.2%} at T={steps}, "
-            f"{ev.synops_per_sample:,.0f} synops/sample")
+    bar = tqdm(total=len(todo), desc="sweep", unit="point", disable=progress is not True)
+    try:
+        if client is None:
+            for m, b in todo:
+                bar.set_postfix_str(point_key(m, b))
+                key, tree, line = sweep_point(m, b, **shared)
+                sf.add(key, tree)
+                log(line)
+                bar.update()
+                if callable(progress):
+                    progress(1)
+        else:
+            from emulator.backends import run_tasks
+            for key, tree, line in run_tasks(client, sweep_point, todo, shared):
+                sf.add(key, tree)      # this process is the only writer
+                log(line)
+                bar.update()
+                if callable(progress):
+                    progress(1)
+    finally:
+        bar.close()
     return Path(out)
 
 
@@ -664,6 +650,57 @@ def check_grid(methods, bits, steps) -> tuple:
     if len(set(methods)) != len(methods) or len(set(bits)) != len(bits):
         raise DataError(f"repeated sweep methods or bits: {methods} x {bits}")
     return methods, bits, check_int(steps, "steps")
+
+
+def sweep_point(m, b, *, model, graph, calib, ds, fref, steps, profile, seed, options,
+                threads=None):
+    """One grid point → (key, tree for the sweep file, log line); a failed conversion is a
+    result, not a crash."""
+    from .sweep import point_key
+    t0 = time.perf_counter()
+    key = point_key(m, b)
+    try:
+        net = convert_model(model, calib, m, b, profile, steps, calib_samples=None,
+                            graph=graph, **options)
+    except ConversionError as exc:  # an impossible point is a result, not a crash
+        return key, {"method": m, "bits": int(b), "status": "failed",
+                     "error": str(exc), "accuracy": np.full(steps, np.nan),
+                     "float_accuracy": fref.get("accuracy", float("nan")),
+                     "synops_per_sample": float("nan"),
+                     "energy_per_sample": float("nan"), "feasible": False}, \
+            f"{key}: cannot convert: {exc}"
+    net.meta["float_reference"] = fref
+    ev = evaluate(net, ds, steps, seed=seed, profile=profile, threads=threads,
+                  detail=("final_predictions",))
+    try:
+        from converter.feasibility import fit_reason
+        rep = fit(net, profile)
+        feas = {"ok": bool(rep.fits), "report": str(rep),
+                "reason": fit_reason(rep, ev.neurobench["ConnectionSparsity"])}
+    except NeuroemuError as exc:
+        feas = {"ok": False, "report": str(exc), "reason": f"no: {exc}"}
+    res = ev.result
+    counters = dict(res.counters)
+    tree = {"method": m, "bits": int(b), "status": "done",
+            "accuracy": np.asarray(ev.accuracy, float),
+            "agreement": np.asarray(ev.agreement, float),
+            "predictions_final": np.asarray(res.final_predictions).astype(np.int16),
+            "float_accuracy": ev.float_accuracy if ev.float_accuracy is not None
+            else float("nan"),
+            "steps_to_float_accuracy": -1 if ev.steps_to_float is None
+            else ev.steps_to_float,
+            "synops_per_sample": ev.synops_per_sample,
+            "energy_per_sample": float(ev.energy.per_sample) if ev.energy else float("nan"),
+            "energy": _flat_dict(ev.energy.to_dict()) if ev.energy else {},
+            "counters": {k: float(np.sum(v)) for k, v in counters.items()
+                         if np.ndim(v) == 0 or isinstance(v, np.ndarray)},
+            "per_population": _per_pop(res),
+            "feasible": feas["ok"], "feasibility": feas["report"],
+            "fit_reason": feas["reason"], "neurobench": ev.neurobench,
+            "convert_options": net.meta.get("convert_options", {}),
+            "wall_seconds": time.perf_counter() - t0}
+    return key, tree, (f"{key}: accuracy {ev.final_accuracy:.2%} at T={steps}, "
+                       f"{ev.synops_per_sample:,.0f} synops/sample")
 
 
 def _flat_dict(d: dict) -> dict:

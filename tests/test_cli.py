@@ -52,7 +52,8 @@ def test_fit_exit_3_when_limits_not_met(net_file, capsys):
 def test_run_report_and_plots(net_file, tmp_path, capsys):
     out = tmp_path / "run.h5"
     rc = main(["run", str(net_file), "--data", "digits", "--steps", "40", "--samples", "120",
-               "--record", "conv1_relu,pool1,conv2_relu", "-o", str(out), "-q"])
+               "--record", "conv1_relu,pool1,conv2_relu", "--detail", "predictions",
+               "-o", str(out), "-q"])
     assert rc == 0
     text = capsys.readouterr().out
     for needle in ("accuracy at step 40", "float accuracy reached at", "agreement with the "
@@ -64,6 +65,7 @@ def test_run_report_and_plots(net_file, tmp_path, capsys):
         meta = json.loads(f.attrs["meta"])
         assert f["accuracy"].shape == (40,) and f["predictions"].shape == (40, 120)
         assert f["spikes/conv1_relu"].shape[1] == 3
+        assert "spike_counts" not in f and f["spike_sum/conv1_relu"].ndim == 1  # not N x n
     assert meta["convert_options"]["weight_bits"] == 8 and meta["profile"] == "loihi1"
     assert meta["float_accuracy"] is not None and len(meta["agreement"]) == 40
     assert meta["report"]["energy"]["synaptic"] > 0

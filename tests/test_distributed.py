@@ -1,0 +1,193 @@
+"""Chunked runs, the exact merge, streamed detail, and the Dask backend on a real LocalCluster.
+
+The cluster tests start one ``distributed.LocalCluster`` of two worker processes for the module
+and stop it at the end; every result is compared bit for bit with the single-process run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import emulator
+from emulator.raw import RawResult, register_counter
+from emulator.result import Result
+from hw_models.errors import SimulationError
+from netgen import random_inputs, random_network
+
+T = 10
+
+
+@pytest.fixture(scope="module")
+def net():
+    return random_network(7, overflow="saturate", encoding="bernoulli")
+
+
+@pytest.fixture(scope="module")
+def data(net):
+    x = random_inputs(net, 24, 3, T)
+    labels = np.arange(24) % net.population(net.output).size
+    return x, labels
+
+
+def same_result(a: Result, b: Result, detail=True):
+    """Exact equality of everything two Results hold (floats derived from equal integers)."""
+    assert a.n_samples == b.n_samples and a.counters == b.counters
+    assert a.per_population == b.per_population and a.per_projection == b.per_projection
+    for k in a.per_core:
+        assert np.array_equal(a.per_core[k], b.per_core[k]), k
+    assert set(a.hits) == set(b.hits)
+    for k in a.hits:
+        assert np.array_equal(a.hits[k], b.hits[k]), k
+    assert np.array_equal(a.settle_hist, b.settle_hist)
+    for k in a.spike_sum:
+        assert np.array_equal(a.spike_sum[k], b.spike_sum[k])
+        assert np.array_equal(a.spike_sq[k], b.spike_sq[k])
+    if a.accuracy is not None:
+        assert np.array_equal(a.accuracy, b.accuracy)
+    if detail:
+        assert np.array_equal(a.predictions, b.predictions)
+        for k in a.spike_counts:
+            assert np.array_equal(a.spike_counts[k], b.spike_counts[k])
+        assert set(a.spikes) == set(b.spikes)
+        for k in a.spikes:
+            assert np.array_equal(a.spikes[k], b.spikes[k]), k
+
+
+# ---- the raw result ------------------------------------------------------------------------
+
+def _part(rng, a, b, steps=4):
+    return RawResult(steps, ((a, b),), {"spikes": rng.integers(0, 9, 5),
+                                         "hits/labels": rng.integers(0, 3, steps)},
+                     {"final_predictions": [(a, np.arange(a, b))]})
+
+
+def test_merge_is_exact_associative_and_order_free(rng):
+    parts = [_part(rng, a, a + 3) for a in range(0, 15, 3)]
+    left = RawResult.merge_all(parts)
+    right = parts[0].merge(parts[1].merge(parts[2].merge(parts[3].merge(parts[4]))))
+    shuffled = RawResult.merge_all([parts[i] for i in (3, 0, 4, 2, 1)])
+    for r in (right, shuffled):
+        assert r.ranges == ((0, 15),) and r.n_samples == 15
+        assert all(np.array_equal(left.counters[k], r.counters[k]) for k in left.counters)
+        assert np.array_equal(r.joined("final_predictions"), np.arange(15))
+    assert np.array_equal(left.counters["spikes"], sum(p.counters["spikes"] for p in parts))
+
+
+def test_merge_refuses_double_count_and_unknown_counters(rng):
+    a = _part(rng, 0, 4)
+    with pytest.raises(SimulationError, match="covered twice"):
+        a.merge(_part(rng, 2, 6))
+    with pytest.raises(SimulationError, match="not registered"):
+        RawResult(4, ((0, 1),), {"mystery": np.zeros(2, np.int64)})
+    with pytest.raises(SimulationError, match="gaps"):
+        a.merge(_part(rng, 6, 8)).joined("final_predictions")
+    register_counter("test_peak", "max")   # one registration adds a counter kind
+    m = RawResult(4, ((0, 1),), {"test_peak": np.array([3, 1])}).merge(
+        RawResult(4, ((1, 2),), {"test_peak": np.array([2, 5])}))
+    assert m.counters["test_peak"].tolist() == [3, 5]
+
+
+# ---- chunked runs in one process ----------------------------------------------------------
+
+def test_any_batch_size_and_detail_choice_gives_the_same_result(net, data):
+    x, labels = data
+    full = emulator.run(net, x, T, labels=labels, record=["input"], batch_size=24)
+    for bs in (1, 5):
+        same_result(full, emulator.run(net, x, T, labels=labels, record=["input"],
+                                       batch_size=bs))
+    lean = emulator.run(net, x, T, labels=labels, batch_size=7, detail=())
+    same_result(full, lean, detail=False)
+    assert lean.predictions is None and lean.spike_counts == {}
+    for k, v in full.spike_counts.items():   # the per-neuron sums equal the full counts summed
+        assert np.array_equal(lean.spike_sum[k], v.sum(axis=0))
+
+
+def test_detail_streamed_to_file_is_atomic_and_complete(net, data, tmp_path):
+    x, labels = data
+    full = emulator.run(net, x, T, labels=labels, record=["input"])
+    path = tmp_path / "run.h5"
+    streamed = emulator.run(net, x, T, labels=labels, record=["input"], batch_size=5,
+                            detail=("predictions", "spike_counts"), detail_file=path)
+    assert not path.exists() and streamed.predictions is None   # nothing final before save
+    streamed.save(path)
+    same_result(full, Result.load(path))
+    # a run abandoned before save leaves no file and no temporary behind
+    other = tmp_path / "other.h5"
+    r = emulator.run(net, x, T, detail=("predictions",), detail_file=other)
+    r._sink.abort()
+    assert not other.exists() and not list(tmp_path.glob(".other.h5*"))
+
+
+# ---- a real LocalCluster of two worker processes ------------------------------------------
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_cluster_run_equals_single_process(net, data, client):
+    x, labels = data
+    local = emulator.run(net, x, T, labels=labels, record=["input"])
+    done = []
+    dist = emulator.run(net, x, T, labels=labels, record=["input"], client=client,
+                        chunk_size=5, progress=done.append)
+    same_result(local, dist)
+    assert sum(done) == len(x) and len(done) == 5        # progress fed by finished tasks
+    assert dist.meta["backend"].startswith("dask (2")
+
+
+def test_worker_killed_mid_run_result_still_identical(net, data, client):
+    x, labels = data
+    x = np.concatenate([x] * 4)
+    labels = np.concatenate([labels] * 4)
+    local = emulator.run(net, x, T, labels=labels, detail=())
+    pids = client.run(os.getpid)
+    killed = []
+
+    def kill_one(n):
+        if not killed:
+            pid = next(iter(pids.values()))
+            os.kill(pid, signal.SIGKILL)   # the nanny restarts it; its chunks run again
+            killed.append(pid)
+
+    dist = emulator.run(net, x, T, labels=labels, detail=(), client=client, chunk_size=3,
+                        progress=kill_one)
+    assert killed
+    same_result(local, dist, detail=False)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_sweep_on_cluster_identical_and_resumable(client, tmp_path):
+    pytest.importorskip("sklearn")
+    from neuroemu.pipeline import sweep
+    from neuroemu.sweep import STOP_ENV, SweepStopped, read_sweep
+    kw = dict(bits=(4, 6), methods=("ecc",), steps=12, samples=30, calib_samples=60)
+    local = sweep("digits", "digits-train", "digits", tmp_path / "local.h5", **kw)
+    out = tmp_path / "dist.h5"
+    os.environ[STOP_ENV] = "1"
+    try:
+        with pytest.raises(SweepStopped):
+            sweep("digits", "digits-train", "digits", out, client=client, **kw)
+    finally:
+        del os.environ[STOP_ENV]
+    assert len(read_sweep(out)["points"]) == 1               # stopped after one point
+    lines = []
+    sweep("digits", "digits-train", "digits", out, client=client, log=lines.append, **kw)
+    assert any("1 of 2 points already done" in s for s in lines)
+    a, b = read_sweep(local)["points"], read_sweep(out)["points"]
+    assert list(a) == list(b) == ["ecc_b4", "ecc_b6"]
+    for k in a:
+        for f in ("accuracy", "agreement", "predictions_final"):
+            assert np.array_equal(a[k][f], b[k][f]), (k, f)
+        assert a[k]["counters"] == b[k]["counters"]
+        assert a[k]["per_population"] == b[k]["per_population"]
