@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CACHE = Path(__file__).resolve().parent / ".scale_cache"
-STEPS = 128
+STEPS = 128  # default run length (--steps)
 
 
 def _load() -> str:
@@ -52,7 +52,7 @@ def network_path() -> Path:
         from neuroemu.pipeline import convert_model
         CACHE.mkdir(exist_ok=True)
         net = convert_model(str(data_path("models", "tests_99.20.h5")), "mnist", "ecc", 8,
-                            "loihi1", STEPS, eval_data="mnist", input_scale=1 / 255)
+                            "loihi1", 128, eval_data="mnist", input_scale=1 / 255)
         net.save(path)
     return path
 
@@ -134,7 +134,7 @@ def child_speed(n: int, mode: str) -> dict:
 
 
 def _spawn(*args) -> dict:
-    cmd = [sys.executable, __file__, "--child", *map(str, args)]
+    cmd = [sys.executable, __file__, "--steps", str(STEPS), "--child", *map(str, args)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if p.returncode:
         raise SystemExit(f"child {args} failed:\n{p.stderr[-3000:]}")
@@ -146,18 +146,28 @@ def _mb(b: float) -> str:
 
 
 def main(argv=None) -> int:
+    global STEPS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--steps", type=int, default=STEPS,
+                    help="run length T (default 128; memory does not depend on it beyond the "
+                         "(T,) vectors, time is proportional to it)")
+    ap.add_argument("--memory-samples", default=None, metavar="BIG,SMALL",
+                    help="image counts of the memory table (default 10000,1000)")
     ap.add_argument("--speed-samples", type=int)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    STEPS = a.steps
     if a.child:
         kind, n, arg = a.child[0], int(a.child[1]), (a.child[2] if len(a.child) > 2 else "")
         print(json.dumps(child_rss(n, arg) if kind == "rss" else child_speed(n, arg)))
         return 0
     network_path()
     big, small = (1000, 200) if a.quick else (10000, 1000)
+    if a.memory_samples:
+        big, small = (int(v) for v in a.memory_samples.split(","))
     if not a.skip_memory:
         print(f"## Peak memory, tests_99.20 ECC 8-bit, T = {STEPS} (`{' '.join(sys.argv)}`)\n")
         print("| images | per-sample detail | peak RSS | result file | wall | accuracy | load |")
@@ -171,6 +181,8 @@ def main(argv=None) -> int:
         ratio = rows[(big, "")]["rss"] / rows[(small, "")]["rss"]
         print(f"\nRSS {big:,} / {small:,} images: {ratio:.2f}x (target <= 1.2x, each < 1 GB: "
               f"{'met' if ratio <= 1.2 and rows[(big, '')]['rss'] < 2**30 else 'MISSED'})\n")
+    if a.skip_speed:
+        return 0
     n = a.speed_samples or (64 if a.quick else 400)
     print(f"## Throughput on {n} images, T = {STEPS}\n")
     print("| backend | wall | images/s | speed-up vs 1 thread | load before |")

@@ -191,3 +191,21 @@ def test_sweep_on_cluster_identical_and_resumable(client, tmp_path):
             assert np.array_equal(a[k][f], b[k][f]), (k, f)
         assert a[k]["counters"] == b[k]["counters"]
         assert a[k]["per_population"] == b[k]["per_population"]
+
+
+def test_cli_run_on_a_scheduler_equals_local(net, data, client, tmp_path):
+    import h5py
+
+    from neuroemu.cli import main
+    x, labels = data
+    np.savez(tmp_path / "d.npz", x=x, y=labels)
+    net.save(tmp_path / "n.h5")
+    base = ["run", str(tmp_path / "n.h5"), "--data", str(tmp_path / "d.npz"), "--steps",
+            str(T), "--detail", "predictions", "--record", "input", "-q"]
+    assert main(base + ["-o", str(tmp_path / "local.h5")]) == 0
+    assert main(base + ["-o", str(tmp_path / "dist.h5"), "--scheduler",
+                        client.scheduler.address, "--chunk-size", "4"]) == 0
+    with h5py.File(tmp_path / "local.h5") as a, h5py.File(tmp_path / "dist.h5") as b:
+        for k in ("predictions", "accuracy", "hits/labels", "settle", "spikes/input"):
+            assert np.array_equal(a[k][()], b[k][()]), k
+        assert dict(a["counters"].attrs) == dict(b["counters"].attrs)
