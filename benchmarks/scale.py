@@ -119,9 +119,10 @@ def child_speed(n: int, mode: str) -> dict:
             out["chunk"] = cs
             out["chunks"] = len(times)
             out["net_bytes"] = len(pickle.dumps(network_for_transport(net), protocol=5))
-            out["in_bytes"] = int(np.asarray(x[:cs]).astype(np.int64).nbytes)
+            out["in_bytes"] = int(np.asarray(x[:cs]).nbytes)   # sent in its own dtype
             from emulator.engine import simulate_chunks
-            part = next(simulate_chunks(net, np.asarray(x[:1], np.int64), STEPS,
+            part = next(simulate_chunks(net, np.asarray(net.to_internal_input(x[:1]),
+                                                       np.int64), STEPS,
                                         refs={"labels": ds.y[:1]}))
             out["result_bytes"] = len(pickle.dumps(part, protocol=5))
         finally:
