@@ -67,10 +67,9 @@ from hw_models.intrange import STATE_LIMIT, check_ranges
 from hw_models.network import CoreNetwork, Population, Projection, DECAY_ONE
 from hw_models.profiles import DEFAULT_PROFILE, get_profile, is_stock
 from .graph import Graph, kernel_in_channels, pair
-from .graph import conv2d as conv2d_ref
 from .mapping import map_to_cores
 from .normalise import activation_scales, share_scales
-from .passes import count_macs, prepare
+from .passes import count_macs, prepare, shift_through_conv
 from .qcfs import qcfs_v_init
 from .quantise import FLOAT_BITS, quantise_population
 
@@ -518,9 +517,8 @@ class _Planner:
             if pointwise:
                 b = b + bias @ kern[0, 0]
             else:  # the constant map through the zero-padded conv: one value per neuron
-                src_shape = self.g.layer(layer.inputs[0]).shape
-                const = np.broadcast_to(bias, src_shape)[None]
-                b = b + conv2d_ref(const, kern, None, st, pad, dl)[0]
+                b = b + shift_through_conv(bias, self.g.layer(layer.inputs[0]).shape, kern,
+                                           st, pad, dl)
         return ("lin", out, b, layer.shape)
 
     def _new_pop(self, stat, shape, role, v, base):
@@ -709,7 +707,7 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
             "events": spec.bins}[spec.encoding]
     lam_in = scale_used * float(gain)
     if np.any(spec.offset_array() != 0):
-        _fold_offset(pops, spec)
+        _fold_offset(pops, spec, g.layer(g.input_name).shape)
     stats = [p.stat for p in pops.values() if p.stat is not None]
     if calibration is None:
         lam = {s: np.ones(1) for s in stats}
@@ -883,11 +881,13 @@ def _map(net: CoreNetwork, prof) -> CoreNetwork:
     return mapped
 
 
-def _fold_offset(pops: dict, spec: InputSpec) -> None:
+def _fold_offset(pops: dict, spec: InputSpec, in_shape: tuple) -> None:
     """An input offset (``model = raw·scale + offset``) moves into the bias of the layers fed by
     the input: ``Σ W·(raw·s + o) + b = Σ (W·s)·raw + (b + Σ W·o)``.  Exact for dense layers and
-    unpadded convolutions; a padded border would see raw 0 (model ``o``) where the model pads
-    with 0, so that, and pooling or residual terms straight from the input, are refused."""
+    convolutions: before a padded convolution the padded border is 0 in model units, not ``o``,
+    so the offset adds only at the kernel taps inside the image and the bias becomes one value
+    per output neuron (:func:`converter.passes.shift_through_conv`, as for a BN folded into a
+    padded conv).  Pooling or residual terms straight from the input are refused."""
     off = spec.offset_array()
     for p in pops.values():
         for t in p.terms:
@@ -897,14 +897,20 @@ def _fold_offset(pops: dict, spec: InputSpec) -> None:
                 o = off[t.rows_channel % off.size] if off.size > 1 else np.full(len(t.weights),
                                                                                  off[0])
                 add = o @ t.weights
-            elif t.kind == "conv" and not any(t.geom.get("padding", (0, 0, 0, 0))):
-                o = np.broadcast_to(off, (t.weights.shape[2],))
-                add = np.einsum("abco,c->o", t.weights, o)
+            elif t.kind == "conv":
+                g = t.geom
+                add = shift_through_conv(np.broadcast_to(off, (int(in_shape[-1]),)), in_shape,
+                                         t.weights, g.get("stride", (1, 1)),
+                                         tuple(g.get("padding", (0, 0, 0, 0))),
+                                         g.get("dilation", (1, 1)), int(g.get("groups", 1)))
+                if add.ndim > 1 and add.shape != tuple(p.shape):
+                    raise ConversionError(
+                        f"projection {t.name!r}: the offset's per-neuron bias has shape "
+                        f"{add.shape}, but population {p.name!r} has shape {tuple(p.shape)}")
             else:
                 raise ConversionError(
-                    f"projection {t.name!r} ({t.kind}{', padded' if t.kind == 'conv' else ''}) "
-                    f"takes the raw input directly, but the input spec has an offset "
-                    f"{spec.offset}: the offset can be folded into a bias only for dense layers "
-                    f"and unpadded convolutions")
+                    f"projection {t.name!r} ({t.kind}) takes the raw input directly, but the "
+                    f"input spec has an offset {spec.offset}: the offset can be folded into a "
+                    f"bias only for dense and convolution layers")
             base = np.zeros(p.shape[-1]) if p.bias is None else p.bias
             p.bias = np.asarray(base, np.float64) + add

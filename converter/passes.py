@@ -32,7 +32,8 @@ import numpy as np
 from hw_models.errors import ConversionError
 from .graph import Graph, Layer, conv2d, kernel_in_channels, pair
 
-__all__ = ["fold_batchnorm", "relu_before_maxpool", "count_macs", "bn_affine", "prepare"]
+__all__ = ["fold_batchnorm", "relu_before_maxpool", "count_macs", "bn_affine", "prepare",
+           "shift_through_conv"]
 
 
 def _shallow(layer: Layer, **changes) -> Layer:
@@ -54,6 +55,25 @@ def bn_affine(bn: Layer) -> tuple[np.ndarray, np.ndarray]:
                               f"(epsilon {eps}, min var {float(w['var'].min())})")
     s = w["gamma"] / np.sqrt(denom)
     return s, w["beta"] - w["mean"] * s
+
+
+def shift_through_conv(t, in_shape: tuple, kernel: np.ndarray, strides=(1, 1),
+                       padding=(0, 0, 0, 0), dilation=(1, 1), groups: int = 1) -> np.ndarray:
+    """What a constant shift ``t`` of a conv's input adds to its pre-activation.
+
+    ``t`` is one value per input channel (or anything broadcastable to ``in_shape`` = (H, W, C)).
+    Unpadded, with per-channel ``t``: one value per output channel, ``Σ W[…, c, o]·t[c]``.
+    Padded: the zero padding is not shifted, so the shift contributes only at the kernel taps
+    inside the image — one exact value per output neuron (Ho, Wo, cout), the zero-padded
+    convolution of the constant map ``t``.  Used for a BN before a conv (:func:`fold_batchnorm`),
+    a bias composed through a conv and the input spec's offset (``converter.convert``).
+    """
+    t = np.asarray(t, np.float64)
+    if t.ndim <= 1 and not any(padding):
+        ch = kernel_in_channels(kernel.shape, groups)  # (cin/G, cout)
+        return np.einsum("abco,co->o", kernel, np.broadcast_to(t, (int(in_shape[-1]),))[ch])
+    const = np.broadcast_to(t, tuple(in_shape))[None]
+    return conv2d(const, kernel, None, pair(strides), tuple(padding), pair(dilation), groups)[0]
 
 
 def _rewire(layers: list, old: str, new: str) -> None:
@@ -123,15 +143,10 @@ def _fold_forward(bn: Layer, s: np.ndarray, t: np.ndarray, layers: list, by: dic
         groups = int(nxt.params.get("groups", 1))
         ch = kernel_in_channels(k.shape, groups)  # (cin/G, cout)
         p = nxt.params
-        pad = tuple(p.get("padding", (0, 0, 0, 0)))
-        if any(pad):
-            # zero padding is not shifted by t: the shift's contribution is the convolution of
-            # the constant map t (zero-padded), one exact value per output neuron
-            h, w, c = bn.shape
-            shift = conv2d(np.broadcast_to(t, (1, h, w, c)), k, None, pair(p.get("strides", 1)),
-                           pad, pair(p.get("dilation", 1)), groups)[0]
-        else:
-            shift = np.einsum("abco,co->o", k, t[ch])
+        # a padded conv: one exact value per output neuron (the padded zeros are not shifted)
+        shift = shift_through_conv(t, bn.shape, k, p.get("strides", 1),
+                                   tuple(p.get("padding", (0, 0, 0, 0))),
+                                   p.get("dilation", 1), groups)
         nxt.weights = dict(nxt.weights, kernel=k * s[ch][None, None], bias=b + shift)
         return True
     return False

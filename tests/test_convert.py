@@ -483,3 +483,47 @@ def test_linear_layers_compose_exactly(rng):
     # input, x, s, q, e, the global average and the output: none for the linear layers
     assert len(net.populations) == 7
     assert _agreement(g, net, x_raw, steps=256) >= 0.9
+
+
+@pytest.mark.parametrize("groups,strides,wb,prof,tol", [(1, 1, None, "ideal", 1e-6),
+                                                        (3, 2, None, "ideal", 1e-6),
+                                                        (1, 1, 8, "loihi1", 0.06)])
+def test_input_offset_before_a_padded_conv_is_a_per_neuron_bias(rng, groups, strides, wb,
+                                                                 prof, tol):
+    """In-graph ``(x/255 − mean)/std`` is the input spec's per-channel offset.  Before a padded
+    first conv the padded pixels are 0 in model units, so the offset adds only at the taps
+    inside the image: the first layer's integer input (weights · raw + bias) equals the float
+    pre-activation up to one common factor at border and interior neurons alike (exact up to
+    quantisation), where one bias per channel would be wrong at the border."""
+    from converter.graph import conv2d
+    from emulator.reference import dense_matrices
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    k = rng.normal(0, 0.3, (3, 3, 3 // groups, 6))
+    bias = rng.normal(0, 0.1, 6)
+    b = GraphBuilder((7, 6, 3))
+    c = b.conv2d(b.input(), k, bias, strides=strides, padding="same", groups=groups)
+    h = b.flatten(b.relu(c))
+    ho, wo = (7, 6) if strides == 1 else (4, 3)
+    g = b.build(output=b.dense(h, rng.normal(0, 0.3, (ho * wo * 6, 3))))
+    g = g.with_input_spec(scale=tuple(1 / 255 / std), offset=tuple(-mean / std))
+    raw = rng.integers(0, 256, (8, 7, 6, 3))
+    pad = g.layer(c).params["padding"]
+    assert any(pad)
+    z = conv2d(raw / 255 / std - mean / std, k, bias, (strides,) * 2, pad, (1, 1), groups)
+    z = z.reshape(len(raw), -1)                                  # float pre-activation
+    net = convert(g, raw, method="ecc", weight_bits=wb, profile=prof, map=False)
+    pr = next(p for p in net.projections if p.source == net.input.name)
+    tgt = net.population(pr.target)
+    assert tgt.shape == (ho, wo, 6)
+    w, _ = dense_matrices(pr, net.input, tgt)
+    cur = raw.reshape(len(raw), -1) @ w + tgt.bias_array()     # the weighted integer input
+    factor = (cur * z).sum() / (z * z).sum()
+    border = np.zeros((ho, wo, 6), bool)
+    border[[0, -1]] = border[:, [0, -1]] = True
+    border = border.reshape(-1)
+    err = np.abs(cur - factor * z) / np.abs(cur).max()
+    assert err[:, border].max() <= tol and err[:, ~border].max() <= tol
+    # one bias per channel (the interior neurons' value) is far off at the border
+    centre = tgt.bias_array().reshape(ho, wo, 6)[ho // 2, wo // 2]
+    naive = cur - tgt.bias_array() + np.tile(centre, ho * wo)
+    assert (np.abs(naive - factor * z) / np.abs(cur).max())[:, border].max() > max(5 * tol, 0.1)

@@ -57,11 +57,6 @@ KNOWN_LIMITS = {
     # of computed indices (as_strided): an index gather on a computed tensor is not read
     "pt_resnet_pre_argmax_dynamo_op18": ("import", "'node_as_strided' (Gather)"),
 }
-# in-graph (x/255 − mean)·(1/std) is the input spec's per-channel offset, which convert folds
-# into a bias only before a dense layer or an unpadded conv; these nets start with a padded conv
-# (an exact per-neuron bias would do: converter.passes already folds a BN that way)
-KNOWN_LIMITS.update({e["name"]: ("convert", "the offset can be folded into a bias only")
-                     for e in MODELS if "_pre_" in e["name"] and e["name"] not in KNOWN_LIMITS})
 
 
 def _load(entry):
