@@ -10,7 +10,9 @@ EXTRAS = {
     "sanafe": ["sanafe>=2.2"],  # benchmarks/sanafe_compare.py only (GPL-3.0, not imported)
     "dask": ["distributed>=2023.1"],
     "test": ["pytest>=7", "hypothesis>=6", "onnx>=1.14", "nir>=1.0", "lz4>=4.0",
-             "scikit-learn>=1.3", "distributed>=2023.1"],
+             "scikit-learn>=1.3", "distributed>=2023.1",
+             # tests/test_qcfs.py checks the QCFS import against onnxruntime (no torch needed)
+             "onnxruntime>=1.16"],
 }
 EXTRAS["dev"] = sorted(set(sum(EXTRAS.values(), [])) | {"ruff"})
 # loading an exported NIR file in snnTorch (tests/test_nir_interop.py; skipped without it).

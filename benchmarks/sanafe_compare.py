@@ -56,7 +56,8 @@ def convert_network(n_calib: int):
 
 
 def data_dir() -> str:
-    return os.environ.get("NEUROEMU_DATA", str(HERE.parent.parent / "shared" / "data"))
+    from neuroemu.datasets import data_dir as shared_data_dir   # the one data helper
+    return str(shared_data_dir())
 
 
 def place_on_mesh(net):

@@ -22,8 +22,6 @@ from hw_models.network import CoreNetwork, Population, Projection
 from hw_models import safeio
 from neuroemu.cli import EXIT_ERROR, main
 
-MODELS = Path(os.environ.get("NEUROEMU_DATA", Path(__file__).resolve().parents[2] / "shared"
-                             / "data")) / "models"
 
 
 def tiny_net(**pop) -> CoreNetwork:
@@ -234,7 +232,7 @@ def test_external_link_in_keras_weights_refused(tmp_path):
         g = f["model_weights/conv2/keras_bn_maxpool/conv2"]
         del g["kernel"]
         g["kernel"] = h5py.ExternalLink(str(secret), "/k")
-    p = _edit(MODELS / "keras_bn_maxpool.h5", tmp_path / "m.h5", link)
+    p = _edit(require_data("models", "keras_bn_maxpool.h5"), tmp_path / "m.h5", link)
     with pytest.raises(FileFormatError, match="external link"):
         load_model(p)
 
