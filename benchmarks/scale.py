@@ -121,8 +121,10 @@ def child_speed(n: int, mode: str) -> dict:
             out["net_bytes"] = len(pickle.dumps(network_for_transport(net), protocol=5))
             out["in_bytes"] = int(np.asarray(x[:cs]).nbytes)   # sent in its own dtype
             from emulator.engine import simulate_chunks
-            part = next(simulate_chunks(net, np.asarray(net.to_internal_input(x[:1]),
-                                                       np.int64), STEPS,
+            from emulator.run import _as_engine_input, _check_array_input
+            part = next(simulate_chunks(net, _as_engine_input(_check_array_input(
+                net, np.asarray(x[:1]).reshape((1,) + tuple(net.spec.shape)))),
+                                        STEPS,
                                         refs={"labels": ds.y[:1]}))
             out["result_bytes"] = len(pickle.dumps(part, protocol=5))
         finally:
