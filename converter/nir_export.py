@@ -56,7 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from hw_models.errors import ConversionError
-from hw_models.network import DECAY_ONE, CoreNetwork
+from hw_models.safeio import atomic_path
+from hw_models.network import DECAY_ONE, CoreNetwork, _json_default  # one JSON encoder for meta
 
 __all__ = ["NIR_FORMAT_VERSION", "NIR_MARK", "export_nir", "network_to_nir"]
 
@@ -282,12 +283,6 @@ def _proj_nodes(nodes) -> dict:
     return out
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
 
 
 def _per_channel(w: np.ndarray, shape: tuple) -> np.ndarray:
@@ -308,15 +303,12 @@ def _node_bias(pr, tgt):
     return None
 
 
-def export_nir(net: CoreNetwork, path) -> Path:
-    """Write ``net`` as a NIR file (``nir.write``, HDF5) at ``path``; returns the path."""
+def export_nir(net: CoreNetwork, path, inputs=()) -> Path:
+    """Write ``net`` as a NIR file (``nir.write``, HDF5) at ``path``, atomically and never onto
+    one of ``inputs`` (:func:`hw_models.safeio.atomic_path`); returns the path."""
     nir = _nir()
     g = network_to_nir(net)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path, inputs, "NIR file") as tmp:
         nir.write(str(tmp), g)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -417,7 +417,7 @@ def cmd_export(args) -> int:
 
     from .pipeline import load_network
     net = load_network(args.network)
-    export_nir(net, args.output)
+    export_nir(net, args.output, inputs=(args.network,))
     print(f"wrote {args.output} (NIR: {len(net.populations)} populations, "
           f"{len(net.projections)} projections)")
     return 0
