@@ -63,3 +63,99 @@ def test_calibration_errors(rng):
         calibrate(net, g, x, 1 / 255, 0)
     with pytest.raises(ConversionError, match="at least one sample"):
         calibrate(net, g, x[:0], 1 / 255, 8)
+
+
+def _rate_mse(net, g, x, T, names):
+    """Per-sample mean of (SNN rate − clip(a/λ, 0, 1))² of each named population."""
+    import emulator
+    pg = prepare(g)
+    res = emulator.run(net, x, T, threads=1)
+    out = []
+    for name in names:
+        p = net.population(name)
+        lam = np.asarray(net.meta["lambda"][name]["values"])
+        ch = np.arange(p.size) % p.shape[-1]
+        a = pg.forward(pg.model_input(x), outputs=[name], internal=True)[name]
+        target = np.clip(a.reshape(len(x), -1) / lam[ch % lam.size], 0.0, 1.0)
+        out.append(float(((res.spike_counts[name] / T - target) ** 2).mean()))
+    return out
+
+
+def test_weight_calibration_fits_the_layer_and_stays_exact(rng):
+    """Li et al.'s layer-wise weight calibration alone, on the first layer of a small CNN: fed
+    with the SNN's own input, the re-quantised 8-bit weights bring the SNN's rates closer to
+    the ANN's on samples it never saw, and the network stays an exact integer network."""
+    import emulator
+    from neuroemu.calibrate import _calibrate_weights
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (160, 10, 10, 2))
+    T = 8
+    net = convert(g, x[:80] / 255, method="robust", weight_bits=8, profile="ideal", map=False,
+                  maxpool="runmax")
+    p = net.population("r1")
+    lam = np.asarray(net.meta["lambda"]["r1"]["values"])
+    lam_n = lam[np.arange(p.size) % p.shape[-1] % lam.size]
+    new, rep = _calibrate_weights(net, prepare(g), p, "r1", lam_n, x[:80], T, 40, 1,
+                                  400, 1e-3, 32, 0)
+    assert rep["kept"] and rep["model_mse_after"] < 0.8 * rep["model_mse_before"]
+    (pname, w), = new.items()
+    old = next(pr for pr in net.projections if pr.name == pname)
+    assert w.dtype == old.weights.dtype and np.abs(w).max() <= 127
+    assert np.count_nonzero(w != old.weights) > 0
+    cal = net.replace(projections=[pr if pr.name != pname else
+                                   __import__("dataclasses").replace(pr, weights=w)
+                                   for pr in net.projections])
+    cal.validate()
+    before, = _rate_mse(net, g, x[80:], T, ["r1"])
+    after, = _rate_mse(cal, g, x[80:], T, ["r1"])
+    assert after < 0.7 * before  # held-out samples
+    # only integers changed: the engine still equals the dense reference exactly
+    a = emulator.run(cal, x[80:86], T, threads=1)
+    b = emulator.run(cal, x[80:86], T, reference=True)
+    assert np.array_equal(a.predictions, b.predictions)
+    for k in a.spike_counts:
+        assert np.array_equal(a.spike_counts[k], b.spike_counts[k])
+
+
+def test_advanced_calibration_with_weights(rng):
+    """The whole advanced pipeline (weights, channel bias, neuron bias): every calibrated
+    layer ends closer to the ANN on held-out samples than the uncalibrated network, weights
+    are changed and reported, and the original network is untouched."""
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (160, 10, 10, 2))
+    T = 8
+    net = convert(g, x[:80] / 255, method="robust", weight_bits=8, profile="ideal", map=False,
+                  maxpool="runmax")
+    w0 = {pr.name: pr.weights.copy() for pr in net.projections}
+    cal = calibrate(net, g, x[:80], 1 / 255, T, "advanced")
+    assert cal.meta["calibration"]["weights"] is True
+    assert "weight calibration" in cal.meta["calibration"]["method"]
+    for pr in net.projections:
+        assert np.array_equal(pr.weights, w0[pr.name])
+    reps = cal.meta["calibration"]["populations"]
+    assert any(reps[n]["weights"]["kept"] and reps[n]["weights"]["weights_changed"] > 0
+               for n in ("r1", "r2"))
+    assert any(not np.array_equal(pr.weights, w0[pr.name]) for pr in cal.projections)
+    before = _rate_mse(net, g, x[80:], T, ["r1", "r2"])
+    after = _rate_mse(cal, g, x[80:], T, ["r1", "r2"])
+    assert all(a < 0.7 * b for a, b in zip(after, before))
+
+
+def test_weight_calibration_never_keeps_a_worse_fit(rng):
+    """A step so large that the fit diverges: the model loss with the re-quantised integers
+    is not lower, so the original weights are kept (and the report says so)."""
+    g = _cnn(rng)
+    x = rng.integers(0, 256, (40, 10, 10, 2))
+    net = convert(g, x / 255, method="robust", weight_bits=8, profile="ideal", map=False,
+                  maxpool="runmax")
+    cal = calibrate(net, g, x, 1 / 255, 8, "light", weights=True, weight_lr=50.0,
+                    weight_iters=20)
+    for n, r in cal.meta["calibration"]["populations"].items():
+        assert not r["weights"]["kept"]
+        assert r["weights"]["model_mse_after"] >= r["weights"]["model_mse_before"]
+    for a, b in zip(cal.projections, net.projections):
+        assert np.array_equal(a.weights, b.weights)
+    with pytest.raises(ConversionError, match="weight_iters"):
+        calibrate(net, g, x, 1 / 255, 8, "advanced", weight_iters=0)
+    with pytest.raises(ConversionError, match="weight_lr"):
+        calibrate(net, g, x, 1 / 255, 8, "advanced", weight_lr=-1.0)
