@@ -117,6 +117,20 @@ def _data(kind: str, n: int):
     return x[500:500 + CIFAR_CAL[0]], x[:n], y[:n]
 
 
+def _load(name: str, n: int):
+    """The model ``name`` and its data: (graph, dataset kind, input scale, raw calibration
+    images, the same in model units, n raw evaluation images, their labels), the images with a
+    channel axis where the model's layout needs one."""
+    fname, kind, scale = MODELS[name]
+    g = load_model(_model_path(fname))
+    cal_raw, xe, ye = _data(kind, n)
+    if g.input_layout == "CHW" and xe.ndim == 3:
+        cal_raw, xe = cal_raw[:, None], xe[:, None]
+    elif g.input_layout == "HWC" and xe.ndim == 3:
+        cal_raw, xe = cal_raw[..., None], xe[..., None]
+    return g, kind, scale, cal_raw, cal_raw.astype(np.float64) * scale, xe, ye
+
+
 def _convert(g, cal, cal_raw, scale, label, bits, steps=None):
     """convert() for a benchmark label, then its SNN calibration if the label asks for one."""
     method, extra = METHODS[label]
@@ -134,14 +148,7 @@ def _convert(g, cal, cal_raw, scale, label, bits, steps=None):
 
 def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rmp"),
                 bits_list=BITS, steps: int = 256, threads: int | None = 1) -> dict:
-    fname, kind, scale = MODELS[name]
-    g = load_model(_model_path(fname))
-    cal_raw, xe, ye = _data(kind, n)
-    if g.input_layout == "CHW" and xe.ndim == 3:
-        cal_raw, xe = cal_raw[:, None], xe[:, None]
-    elif g.input_layout == "HWC" and xe.ndim == 3:
-        cal_raw, xe = cal_raw[..., None], xe[..., None]
-    cal = cal_raw.astype(np.float64) * scale
+    g, kind, scale, cal_raw, cal, xe, ye = _load(name, n)
     float_acc = float((g.predict(xe.astype(np.float64) * scale).argmax(1) == ye).mean())
     fg = float_ann(g)
     ann_float = None if fg is None else float(
@@ -278,14 +285,7 @@ def handoff(g, net, res, xe_float, ye, steps: int) -> dict:
 
 def bench_handoff(name: str, n: int, labels, bits, steps_list, bar, threads=1) -> dict:
     """Hand-off diagnosis of ``name`` for every method label and run length."""
-    fname, kind, scale = MODELS[name]
-    g = load_model(_model_path(fname))
-    cal_raw, xe, ye = _data(kind, n)
-    if g.input_layout == "CHW" and xe.ndim == 3:
-        cal_raw, xe = cal_raw[:, None], xe[:, None]
-    elif g.input_layout == "HWC" and xe.ndim == 3:
-        cal_raw, xe = cal_raw[..., None], xe[..., None]
-    cal = cal_raw.astype(np.float64) * scale
+    g, _, scale, cal_raw, cal, xe, ye = _load(name, n)
     out = []
     for label in labels:
         net = _convert(g, cal, cal_raw, scale, label, bits, max(steps_list))
@@ -302,10 +302,7 @@ def bench_handoff(name: str, n: int, labels, bits, steps_list, bar, threads=1) -
 
 def maxpool_cost(name: str, n: int, steps: int, threads=1) -> dict:
     """Neurons and synaptic events of every max-pool mode on one model (8 bits, robust)."""
-    fname, kind, scale = MODELS[name]
-    g = load_model(_model_path(fname))
-    cal_raw, xe, ye = _data(kind, n)
-    cal = cal_raw.astype(np.float64) * scale
+    g, _, scale, _, cal, xe, ye = _load(name, n)
     rows = []
     for mode in ("gate", "runmax", "circuit", "avg"):
         net = convert(g, cal, method="robust", weight_bits=8, profile="ideal",

@@ -383,7 +383,7 @@ def calibrate(net, graph, x_raw, input_scale: float, steps: int, mode: str = "li
             report[name]["weights"] = wrep
     stages = (["layer-wise weight calibration"] if weights else []) + ["bias calibration"] + (
         ["per-neuron bias (potential) calibration"] if mode == "advanced" else [])
-    out.meta["calibration"] = {"mode": mode, "steps": int(steps), "samples": int(len(x_raw)),
+    out.meta["calibration"] = {"mode": mode, "steps": int(steps), "samples": len(x_raw),
                                "method": "Li et al. 2021 (" + " + ".join(stages) + ")",
                                "weights": bool(weights), "populations": report}
     if weights:

@@ -150,7 +150,7 @@ def test_weight_calibration_never_keeps_a_worse_fit(rng):
                   maxpool="runmax")
     cal = calibrate(net, g, x, 1 / 255, 8, "light", weights=True, weight_lr=50.0,
                     weight_iters=20)
-    for n, r in cal.meta["calibration"]["populations"].items():
+    for r in cal.meta["calibration"]["populations"].values():
         assert not r["weights"]["kept"]
         assert r["weights"]["model_mse_after"] >= r["weights"]["model_mse_before"]
     for a, b in zip(cal.projections, net.projections):
