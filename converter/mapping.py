@@ -212,30 +212,60 @@ def _fits(u: _Usage, lim: dict):
     return ok
 
 
-def _own_limits(profile, u_min: dict, pop_name: str, single: list):
-    """Profile limits (memory in stored entries).  A limit L that a single neuron already
-    exceeds (value v) is recorded in ``single`` and raised to ``v + L // 8`` for this
-    population: the layer is tiled as if the chip had just what one neuron needs plus an
-    eighth of the limit as headroom (for shortcut inputs, more output channels per core) —
-    best effort, reported, never truncated."""
+def _own_limits(profile, u_min: dict, pop_name: str, single: list, exact=None):
+    """Profile limits (memory in stored entries).  ``u_min`` is the candidates' smallest
+    worst-tile usage, an upper bound of a single neuron's usage; where it exceeds a limit L the
+    single neuron's exact usage (``exact()``, see :func:`_single_neuron_usage`) decides.  A limit
+    that one neuron really exceeds (value v) is recorded in ``single`` and raised to
+    ``u_min + L // 8`` for this population: the layer is tiled as if the chip had what one
+    neuron needs plus an eighth of the limit as headroom (for shortcut inputs, more output
+    channels per core) — best effort, reported, never truncated."""
     bps = max(profile.bits_per_synapse, 1)
     lim = {"neurons": profile.neurons_per_core, "input_axons": profile.input_axons_per_core,
            "memory_bits": profile.synaptic_memory_bits_per_core}
     if lim["memory_bits"] is not None:
         lim["memory_bits"] = lim["memory_bits"] // bps  # in entries
-    out = {}
+    out, ex = {}, None
     for k, v in lim.items():
         out[k] = v
         if v is not None and u_min[k] > v:
+            if exact is not None and k != "neurons":
+                ex = ex or exact()
+                if ex[k] <= v:  # the bound is loose: one neuron fits
+                    continue
+                value = ex[k]
+            else:
+                value = u_min[k]
             out[k] = int(u_min[k]) + v // 8
             scale = bps if k == "memory_bits" else 1
-            shown_v, shown_u = v * scale, u_min[k] * scale
-            single.append({"population": pop_name, "limit": k, "value": int(shown_u),
-                           "max": int(shown_v), "message":
-                           f"layer {pop_name!r}: a single neuron needs {k} = {shown_u} > "
-                           f"{shown_v} ({profile.name}); it cannot fit on any core however "
-                           f"the layer is split (reduce its fan-in or use another chip)"})
+            single.append(_single_entry(profile, pop_name, k, value * scale, v * scale))
     return out
+
+
+def _single_entry(profile, pop_name: str, k: str, value: int, limit: int) -> dict:
+    return {"population": pop_name, "limit": k, "value": int(value), "max": int(limit),
+            "message": f"layer {pop_name!r}: a single neuron needs {k} = {int(value)} > "
+                       f"{int(limit)} ({profile.name}); it cannot fit on any core however "
+                       f"the layer is split (reduce its fan-in or use another chip)"}
+
+
+def _single_neuron_usage(net, pop, incoming, by, profile) -> dict:
+    """The exact worst single-neuron usage of ``pop`` (input axons; memory in stored entries),
+    counted by :func:`~hw_models.resources.check_network` with ``pop`` one neuron per core and
+    only its incoming projections — the union over projections from one source, which the
+    per-projection bounds of the tiling search only bound from above."""
+    pops, nxt = [], pop.size
+    for name in dict.fromkeys(pr.source for pr in incoming):
+        if name != pop.name:  # each source on a core of its own: target usage is unaffected
+            pops.append(_with_core(by[name], np.full(by[name].size, nxt, np.int32)))
+            nxt += 1
+    pops.append(_with_core(pop, np.arange(pop.size, dtype=np.int32)))
+    sub = net.replace(populations=pops, projections=list(incoming), placement=None)
+    rep = check_network(sub, profile)
+    row = rep.populations[pop.name]["limits"]
+    stored = rep.stored_entries[:pop.size]
+    return {"input_axons": int(row["input_axons"]["worst"]),
+            "memory_bits": int(stored.max()) if stored.size else 0}
 
 
 def _fanout_penalty(u, by, profile, own_cores):
@@ -253,11 +283,11 @@ def _fanout_penalty(u, by, profile, own_cores):
     return pen
 
 
-def _tile_map(pop, incoming, by, profile, single, own_cores=None):
+def _tile_map(pop, incoming, by, profile, single, own_cores=None, exact=None):
     (TH, TW, TC), grid, u = _map_candidates(pop, incoming, by, profile)
     u_min = {"neurons": int(u.neurons[-1, -1, -1]), "input_axons": int(np.min(u.inax)),
              "memory_bits": int(np.min(u.stored))}
-    lim = _own_limits(profile, u_min, pop.name, single)
+    lim = _own_limits(profile, u_min, pop.name, single, exact)
     ok = _fits(u, lim)
     # fewest cores of this layer plus the cores its sources will need for their fan-out
     pen = _fanout_penalty(u, by, profile, own_cores or {})
@@ -271,11 +301,11 @@ def _tile_map(pop, incoming, by, profile, single, own_cores=None):
     return [(int(TH[i, 0, 0]), int(TW[0, j, 0]), int(TC[0, 0, k])) for i, j, k in cands]
 
 
-def _tile_vector(pop, incoming, by, profile, single):
+def _tile_vector(pop, incoming, by, profile, single, exact=None):
     r, grid, u, dense = _vector_candidates(pop, incoming, by, profile)
     u_min = {"neurons": 1, "input_axons": int(u.inax[-1]), "memory_bits": int(u.stored[-1])}
     # at r = 1 the dense upper bound is exact (one column: its non-zero rows)
-    lim = _own_limits(profile, u_min, pop.name, single)
+    lim = _own_limits(profile, u_min, pop.name, single, exact)
     ok = _fits(u, lim)
     # candidates that fail only on the dense input-axon upper bound may still fit: check
     # exactly by bisection over r (input axons grow with the range size)
@@ -403,52 +433,60 @@ def map_to_cores(net: CoreNetwork, profile) -> tuple[CoreNetwork, MappingReport]
             continue
         inc = [pr for pr in net.incoming(p.name) if pr.source not in off]
         dense_in = any(pr.kind == "dense" for pr in inc)
+
+        def exact(p=p, inc=inc):
+            return _single_neuron_usage(net, p, inc, by, profile)
         if len(p.shape) == 3 and not dense_in:
             cands[p.name] = _tile_map(p, inc, by, profile, single,
                                       {k: _tiles_count(by[k], v[0]) for k, v in cands.items()
-                                       if v})
+                                       if v}, exact)
         else:
             try:
-                cands[p.name] = _tile_vector(p, inc, by, profile, single)
-            except _NotVector:  # conv/pool and dense into one map: one neuron per core
+                cands[p.name] = _tile_vector(p, inc, by, profile, single, exact)
+            except _NotVector:
+                # conv/pool and dense into one map: one neuron per core, limits checked
+                # on the exact per-neuron usage
                 cands[p.name] = [(1,)]
+                u = exact()
+                _own_limits(profile, {"neurons": 1, **u}, p.name, single)
         if not cands[p.name]:
             cands[p.name] = [(1, 1, 1) if len(p.shape) == 3 and not dense_in else (1,)]
     tiles = {k: v[0] for k, v in cands.items()}
 
-    # output axons: re-tile finer, targets before sources
+    # output axons: re-tile finer, targets before sources; a back edge (a recurrent
+    # projection, or a dense projection into an earlier layer) can make a target finer after
+    # its source was settled, so passes repeat until no tile changes
     limit = profile.output_axons_per_core
     notes = []
     if limit is not None:
-        for p in reversed(net.populations):
-            if p.name in off or not net.outgoing(p.name):
-                continue
-            sub = _fanout_net(net, p, tiles, off)
-            nd = check_network(sub, profile, keep_fanout=True).fanout.get(p.name)
-            if nd is None:
-                continue
-            table = _integral(nd, p)
-            if _tile_sum_max(table, tiles[p.name]) <= limit:
-                continue
-            if nd.max() > limit:
-                single.append({"population": p.name, "limit": "output_axons",
-                               "value": int(nd.max()), "max": int(limit), "message":
-                               f"layer {p.name!r}: a single neuron reaches {int(nd.max())} "
-                               f"cores > {limit} output axons ({profile.name}); map its "
-                               f"targets onto larger tiles"})
-            chosen, cap, total = None, max(limit, int(nd.max())), float(nd.sum())
-            for t in cands[p.name]:
-                # the mean tile sum bounds the worst one from below: skip hopeless tiles
-                if total / _tiles_count(p, t) > cap:
+        for _ in range(len(net.populations) + 1):
+            changed = False
+            for p in reversed(net.populations):
+                if p.name in off or not net.outgoing(p.name):
                     continue
-                if _tile_sum_max(table, t) <= cap:
-                    chosen = t
-                    break
-            if chosen is None:
-                chosen = (1, 1, 1) if len(tiles[p.name]) == 3 else (1,)
-            notes.append(f"{p.name}: tile {tiles[p.name]} -> {chosen} to keep output axons "
-                         f"within {limit}")
-            tiles[p.name] = chosen
+                sub = _fanout_net(net, p, tiles, off)
+                nd = check_network(sub, profile, keep_fanout=True).fanout.get(p.name)
+                if nd is None:
+                    continue
+                table = _integral(nd, p)
+                if _tile_sum_max(table, tiles[p.name]) <= limit:
+                    continue
+                chosen, cap, total = None, max(limit, int(nd.max())), float(nd.sum())
+                for t in cands[p.name]:
+                    # the mean tile sum bounds the worst one from below: skip hopeless tiles
+                    if total / _tiles_count(p, t) > cap:
+                        continue
+                    if _tile_sum_max(table, t) <= cap:
+                        chosen = t
+                        break
+                if chosen is None:
+                    chosen = (1, 1, 1) if len(tiles[p.name]) == 3 else (1,)
+                if chosen != tiles[p.name]:
+                    notes.append(f"{p.name}: tile {tiles[p.name]} -> {chosen} to keep output "
+                                 f"axons within {limit}")
+                    tiles[p.name], changed = chosen, True
+            if not changed:
+                break
 
     pops, info, n_on = _assign(net, tiles, off)
     place = _placement(n_on, profile)
@@ -460,7 +498,17 @@ def map_to_cores(net: CoreNetwork, profile) -> tuple[CoreNetwork, MappingReport]
     new = net.replace(populations=pops, placement=place,
                       profile=profile.name if is_stock(profile) else profile,
                       meta=dict(net.meta))
-    res = check_network(new, profile)
+    res = check_network(new, profile, keep_fanout=limit is not None)
+    if limit is not None:  # a neuron that alone reaches more cores than the limit
+        for p in net.populations:
+            nd = res.fanout.get(p.name)
+            if nd is not None and nd.size and nd.max() > limit:
+                single.append({"population": p.name, "limit": "output_axons",
+                               "value": int(nd.max()), "max": int(limit), "message":
+                               f"layer {p.name!r}: a single neuron reaches {int(nd.max())} "
+                               f"cores > {limit} output axons ({profile.name}); map its "
+                               f"targets onto larger tiles"})
+        res.fanout = {}
     cpc = profile.cores_per_chip
     chips = 0 if n_on == 0 else (1 if cpc is None else math.ceil(n_on / cpc))
     rep = MappingReport(profile.name, info, n_on, chips, bool(off), single, res, notes)

@@ -61,15 +61,32 @@ def test_random_networks_never_exceed_a_limit(seed):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_grouped_conv_networks_never_exceed_a_limit(seed):
-    """Grouped/depthwise convolutions: the mapper's bounds hold (its tiles fit every limit).
-    Without recurrent projections: a recurrent dense projection into a conv map makes the
-    mapper tile that map one neuron per core, where it misses some single-neuron fan-in
-    violations whatever the conv (seeds 1011 and 1039 without any grouped conv)."""
-    net = netgen.random_network(1000 + seed, grouped=True, recurrent=False)
+    """Grouped/depthwise convolutions (and recurrent projections): the mapper's bounds hold
+    (its tiles fit every limit, or the limit is one a single neuron exceeds)."""
+    net = netgen.random_network(1000 + seed, grouped=True)
     prof = tiny()
     mapped, rep = map_to_cores(net, prof)
     mapped.validate()
     assert_within(mapped, prof, rep)
+
+
+@pytest.mark.parametrize("seed,grouped", [(1008, True), (1011, True), (1039, False),
+                                          (1050, True), (1220, False), (1297, False)])
+def test_dense_into_a_conv_map_single_neuron_limits_are_exact(seed, grouped):
+    """A map fed by a dense projection and by conv/pool/identity ones (here a recurrent or
+    back-edge dense projection) is tiled one neuron per core: a single neuron's input axons
+    above the limit are reported as such (exact count), and a back edge that makes a target
+    finer after its source's output axons were settled re-tiles the source (or reports the
+    single neuron).  Each seed left a violation the mapper had not reported."""
+    net = netgen.random_network(seed, grouped=grouped)
+    prof = tiny()
+    mapped, rep = map_to_cores(net, prof)
+    assert_within(mapped, prof, rep)
+    assert rep.single_neuron  # every one of these networks has a neuron no core can hold
+    for s in rep.single_neuron:  # the value is the real one of the mapped network
+        worst = check_network(mapped, prof).populations[s["population"]]["limits"][s["limit"]]
+        assert worst["worst"] >= s["value"] if s["limit"] == "output_axons" else \
+            worst["worst"] == s["value"], (s, worst)
 
 
 def test_map_returns_new_network_and_places_in_order():
