@@ -14,7 +14,10 @@ The pipeline (DESIGN.md "Conversion"):
    running maximum from plain IF neurons (:mod:`converter.maxpool_circuit`: K + 1 neurons per
    pooled neuron, no gate primitive); ``"avg"`` replaces it by an average;
    avgpool / global_avgpool → an ``avgpool`` projection into an *average* population (which
-   inherits the λ of its input); the logits → the read-out population (non-spiking for readout
+   inherits the λ of its input) — except an average pool whose divisor excludes its own
+   padding (Keras ``padding="same"``, ONNX ``count_include_pad=0``): its divisor differs per
+   border neuron, so it becomes a ``dense`` projection with weight 1/count on each synapse of
+   an output neuron (:func:`_excl_pad_avgpool`, exact; explicit synapses); the logits → the read-out population (non-spiking for readout
    ``"v"``).  A ``concat`` is never materialised: each consumer gets one projection per concat
    input with the matching kernel slice (channel slice for conv, the HWC flat rows for dense).
    A residual ``add`` is one population with several incoming projections (``identity`` for a
@@ -531,7 +534,7 @@ class _Planner:
         return pn
 
     def _check_shape(self, t, shape, base):
-        if t.kind == "dense" and len(shape) != 1:
+        if t.kind == "dense" and len(shape) != 1 and not t.geom.get("pool_excl_pad"):
             raise ConversionError(f"layer {base!r}: dense output shape {shape}")  # pragma: no cover
 
     def _dense_terms(self, layer, v):
@@ -575,11 +578,12 @@ class _Planner:
             geom["gate"] = "winner" if self.opt["maxpool"] == "gate" else "runmax"
             term = _Term(tname, v[1], "maxpool", np.ones(c), geom)
             role = "relay"
+        elif k == "avgpool" and any(p.get("padding", (0, 0, 0, 0))) \
+                and not p.get("count_include_pad", True):
+            term = _excl_pad_avgpool(tname, v[1], self.pops_shape(v[1]), tuple(shape or
+                                     layer.shape), geom, v[2], name)
+            role = "avg"
         else:
-            if k == "avgpool" and any(pad) and not p.get("count_include_pad", True):
-                raise UnsupportedLayerError(
-                    f"avgpool {name!r}: padding with count_include_pad=False gives a different "
-                    f"divisor at the borders, which one pooling weight cannot express")
             term = _Term(tname, v[1], "avgpool", np.full(c, 1.0 / (pool[0] * pool[1])), geom)
             role = "avg"
         self.pops[pn] = _Pop(pn, tuple(shape or layer.shape), role, terms=[term])
@@ -587,6 +591,44 @@ class _Planner:
 
 
 # ----------------------------------------------------------------------------------------------
+
+#: most synapse entries (source × target neurons) of the explicit projection of an average
+#: pool whose divisor excludes its padding (float64 while converting: 512 MB)
+EXCL_PAD_MAX_ENTRIES = 1 << 26
+
+
+def _excl_pad_avgpool(tname, src, src_shape, out_shape, geom, zero_pad, name) -> _Term:
+    """An average pool whose divisor counts only the real pixels of each window (Keras
+    ``AveragePooling2D(padding="same")``, ONNX ``count_include_pad=0``): the divisor differs at
+    the borders, so the pool becomes a ``dense`` projection from the source map to the pooled
+    map with weight ``1/count(i, j)`` on each synapse of output (i, j) — a per-output-neuron
+    weight, exact where one shared pooling weight is not.  Zeros of an explicit ZeroPadding
+    before the pool (``zero_pad``, pending) are real pixels and count in the divisor."""
+    (h, w, c), (ho, wo, co) = src_shape, out_shape
+    n_src, n_tgt = h * w * c, ho * wo * co
+    if n_src * n_tgt > EXCL_PAD_MAX_ENTRIES:
+        raise UnsupportedLayerError(
+            f"avgpool {name!r}: its divisor excludes the padding (count_include_pad=False), "
+            f"which is converted as explicit synapses with a per-neuron weight: a "
+            f"{n_src}×{n_tgt} projection is over the {EXCL_PAD_MAX_ENTRIES:,}-entry limit; use "
+            f"padding='valid' or count_include_pad=True for a map this large")
+    (kh, kw), (sy, sx), (pt, _, pl, _) = geom["kernel"], geom["stride"], geom["padding"]
+    zt, zb, zl, zr = zero_pad
+    oy = np.arange(ho)[:, None] * sy - pt + np.arange(kh)[None, :]   # (ho, kh) source rows
+    ox = np.arange(wo)[:, None] * sx - pl + np.arange(kw)[None, :]
+    cy = ((oy >= -zt) & (oy < h + zb)).sum(1)  # taps inside the (zero-padded) input
+    cx = ((ox >= -zl) & (ox < w + zr)).sum(1)
+    cnt = cy[:, None] * cx[None, :]
+    W = np.zeros((n_src, n_tgt))
+    ch = np.arange(c)
+    for i in range(ho):
+        for j in range(wo):
+            for y in oy[i][(oy[i] >= 0) & (oy[i] < h)]:
+                for x in ox[j][(ox[j] >= 0) & (ox[j] < w)]:
+                    W[(y * w + x) * c + ch, (i * wo + j) * c + ch] = 1.0 / cnt[i, j]
+    return _Term(tname, src, "dense", W, {"pool_excl_pad": True},
+                 rows_channel=np.arange(n_src) % c)
+
 
 def _dense_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
     """A grouped (kh, kw, cin/G, cout) kernel as the block-diagonal groups=1 kernel."""

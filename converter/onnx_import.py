@@ -55,7 +55,8 @@ from .graph import Graph, same_padding_2d
 SUPPORTED = {"Conv", "Gemm", "MatMul", "Relu", "Clip", "MaxPool", "AveragePool",
              "GlobalAveragePool", "ReduceMean", "BatchNormalization", "Flatten", "Reshape",
              "Squeeze", "Add", "Sub", "Mul", "Div", "Sum", "Concat", "Pad", "Softmax",
-             "LogSoftmax", "ArgMax", "Dropout", "Identity", "Cast", "Transpose", "Shape", "Size"}
+             "LogSoftmax", "ArgMax", "Dropout", "Identity", "Cast", "Transpose", "Shape", "Size",
+             "Gather"}
 #: ops evaluated at import when every input is a constant (shape arithmetic, weight reshapes)
 FOLDABLE = {"Identity", "Cast", "Dropout", "Reshape", "Transpose", "Flatten", "Unsqueeze",
             "Squeeze", "Concat", "Gather", "Slice", "Shape", "Size", "ConstantOfShape",
@@ -87,9 +88,11 @@ class _Tensor:
     tensor is the raw model input under in-graph preprocessing; ``head``: a classifier head's
     output."""
 
-    def __init__(self, layer, rank, chw=None, nhwc=False, affine=None, head=False):
+    def __init__(self, layer, rank, chw=None, nhwc=False, affine=None, head=False,
+                 batchflat=None):
         self.layer, self.rank, self.chw, self.nhwc = layer, rank, chw, nhwc
         self.affine, self.head = affine, head
+        self.batchflat = batchflat  # Reshape(x, [-1]): the whole batch on one axis (x kept)
 
     def but(self, **kw) -> "_Tensor":
         d = dict(self.__dict__)
@@ -117,6 +120,7 @@ class _OnnxImporter:
             self.uses[o.name] = self.uses.get(o.name, 0) + 1
         self.t: dict[str, _Tensor] = {}
         self.spec = None  # committed (scale, offset) of the in-graph preprocessing
+        self.producer = {o: n for n in self.g.node for o in n.output}
 
     # -- helpers ---------------------------------------------------------------------------
     def attrs(self, node) -> dict:
@@ -168,12 +172,37 @@ class _OnnxImporter:
                                  f"{'' if t.nhwc else t.rank} tensor")
         return self.plain(node, t)
 
-    def onnx_shape(self, t: _Tensor) -> list:
+    def onnx_shape(self, t: _Tensor, batch: int = 1) -> list:
         """The ONNX shape of a computed tensor, batch 1 standing for N."""
+        if t.batchflat is not None:
+            return [batch * int(np.prod(self.onnx_shape(t.batchflat)))]
         s = self.b.shape(t.layer)
         if t.rank == 4 and len(s) == 3:
-            return [1, s[0], s[1], s[2]] if t.nhwc else [1, s[2], s[0], s[1]]
-        return [1, int(np.prod(s))]
+            return [batch, s[0], s[1], s[2]] if t.nhwc else [batch, s[2], s[0], s[1]]
+        return [batch, int(np.prod(s))]
+
+    def const_at_batch(self, name: str, batch: int, memo: dict):
+        """Re-evaluate the folded constant ``name`` as if the batch size were ``batch``: the
+        shape sub-graph behind it is folded again with Shape/Size of computed tensors reading
+        that batch (constants that do not depend on the batch come out unchanged)."""
+        if name in memo:
+            return memo[name]
+        node = self.producer.get(name)
+        if node is None or node.op_type == "Constant":
+            val = self.consts[name]
+        elif node.op_type in ("Shape", "Size") and node.input[0] in self.t:
+            shape = self.onnx_shape(self.t[node.input[0]], batch)
+            if node.op_type == "Size":
+                val = np.asarray(int(np.prod(shape)), np.int64)
+            else:
+                a = self.attrs(node)
+                val = np.asarray(shape[a.get("start", 0):a.get("end", len(shape))], np.int64)
+        else:
+            ins = list(node.input)
+            vals = [self.const_at_batch(n, batch, memo) if n else None for n in ins]
+            val = self.fold(node, self.attrs(node), ins, vals)
+        memo[name] = val
+        return val
 
     # -- checks before building --------------------------------------------------------------
     def check_ops(self, matched=()) -> None:
@@ -301,6 +330,10 @@ class _OnnxImporter:
         out = node.output[0]
         data = next(n for n in ins if n and n not in self.consts)  # the computed operand
         x = self.tensor(node, data, keep_affine=op in _AFFINE)
+        if x.batchflat is not None and op != "Gather":
+            raise self.err(node, "reads a tensor whose whole batch was flattened to one axis "
+                                 "(Reshape to [-1]); only a Gather that reads each sample back "
+                                 "in order (a per-sample reshape) is supported there")
         if x.head:
             if op not in _AFTER_HEAD:
                 raise self.err(node, "a classifier head (Softmax/LogSoftmax/ArgMax) must end "
@@ -350,6 +383,8 @@ class _OnnxImporter:
             self.t[out] = x.but(layer=self.pad(node, a, ins, x, name))
         elif op in _HEADS:
             self.t[out] = self.head(node, a, x, name)
+        elif op == "Gather":
+            self.t[out] = self.gather(node, a, ins, x, name)
         else:  # pragma: no cover - check_ops refused it before
             raise self.err(node, "op type not supported")
 
@@ -413,9 +448,11 @@ class _OnnxImporter:
                                  offset=float(o[0]) if one else tuple(float(v) for v in o))
 
     # -- ops ---------------------------------------------------------------------------------
-    def fold(self, node, a, ins):
-        """Evaluate a node whose inputs are all constants."""
-        op, v = node.op_type, [self.consts.get(n) if n else None for n in ins]
+    def fold(self, node, a, ins, vals=None):
+        """Evaluate a node whose inputs are all constants (``vals``: their values, if not the
+        folded ones)."""
+        op = node.op_type
+        v = vals if vals is not None else [self.consts.get(n) if n else None for n in ins]
         if op in ("Identity", "Cast", "Dropout"):
             if op == "Cast":
                 to = a.get("to")
@@ -595,6 +632,8 @@ class _OnnxImporter:
                                      "Shape, which is folded)")
             cur = self.onnx_shape(x)
             shape = [cur[k] if int(v) == 0 else int(v) for k, v in enumerate(shape)]
+            if shape == [-1] and x.affine is None:  # the whole batch on one axis
+                return _Tensor(x.layer, 1, batchflat=x)
             if len(shape) == 4 and x.rank == 4:
                 if shape[1:] == cur[1:]:
                     return x
@@ -614,6 +653,52 @@ class _OnnxImporter:
         h, w, c = s
         chw = None if (x.nhwc or c == 1 or h * w == 1) else (c, h, w)
         return _Tensor(y, 2, chw)
+
+    def gather(self, node, a, ins, x, name) -> _Tensor:
+        """``Gather(Reshape(x, [-1]), indices, axis=0)`` with indices computed from the batch
+        size (PyTorch's dynamo exporter writes ``flatten``/``view`` of some tensors as such an
+        ``as_strided``).  Read only when it is provably a plain per-sample reshape of ``x``:
+        the index sub-graph is folded again at batch sizes 2 and 3, and sample ``n`` must read
+        exactly the elements ``n·S … n·S + S − 1`` of the flattened batch (S = per-sample size)
+        in order; the result is then ``x`` reshaped to the indices' per-sample shape.  Anything
+        else (a permutation, a crop, a mix of samples) is refused."""
+        if x.batchflat is None or ins[0] not in self.t or len(ins) != 2 \
+                or ins[1] not in self.consts or int(a.get("axis", 0)) != 0:
+            raise self.err(node, "only a Gather on axis 0 of a batch-flattened tensor "
+                                 "(Reshape to [-1]) with indices computed from shapes is read "
+                                 "on computed tensors")
+        src = x.batchflat
+        per = self.onnx_shape(src)[1:]
+        S = int(np.prod(per))
+        rest = None
+        for batch in (1, 2, 3):
+            idx = np.asarray(self.consts[ins[1]] if batch == 1
+                             else self.const_at_batch(ins[1], batch, {}))
+            if not np.issubdtype(idx.dtype, np.integer) or idx.ndim < 1 \
+                    or idx.shape[0] != batch or int(np.prod(idx.shape[1:])) != S:
+                raise self.err(node, f"at batch size {batch} the indices have shape "
+                                     f"{list(idx.shape)}: not one block of {S} elements per "
+                                     f"sample (only a per-sample reshape is supported)")
+            want = (np.arange(batch, dtype=np.int64)[:, None] * S
+                    + np.arange(S, dtype=np.int64)[None, :]).reshape(idx.shape)
+            if not np.array_equal(idx, want):
+                raise self.err(node, f"at batch size {batch} the indices do not read each "
+                                     f"sample's {S} elements in order (a permutation or crop "
+                                     f"of the flattened tensor, not a reshape): not supported")
+            rest = list(idx.shape[1:])
+        # a plain reshape of src to (N, *rest)
+        if rest == per or (src.rank == 2 and rest[:1] == [S] and all(v == 1 for v in rest[1:])):
+            return src
+        if len(rest) == 1:  # a flatten to (N, S)
+            s = self.b.shape(src.layer)
+            if src.rank == 2 or len(s) == 1:
+                return _Tensor(src.layer, 2, src.chw)
+            y = self.b.flatten(src.layer, name=name)
+            h, w, c = s
+            chw = None if (src.nhwc or c == 1 or h * w == 1) else (c, h, w)
+            return _Tensor(y, 2, chw)
+        raise self.err(node, f"a per-sample reshape of {per} to {rest} is not supported (only "
+                             f"to the same shape or a flatten)")
 
     def arith(self, node, ins, name) -> _Tensor:
         op = node.op_type

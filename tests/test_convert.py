@@ -527,3 +527,67 @@ def test_input_offset_before_a_padded_conv_is_a_per_neuron_bias(rng, groups, str
     centre = tgt.bias_array().reshape(ho, wo, 6)[ho // 2, wo // 2]
     naive = cur - tgt.bias_array() + np.tile(centre, ho * wo)
     assert (np.abs(naive - factor * z) / np.abs(cur).max())[:, border].max() > max(5 * tol, 0.1)
+
+
+# ---- average pooling whose divisor excludes the padding (Keras padding="same") ---------------
+
+def _excl_pad_net(rng, pool, strides, zp):
+    b = GraphBuilder((9, 7, 2), name="avgsame")
+    x = b.input()
+    x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (3, 3, 2, 4)), rng.normal(0.1, 0.05, 4),
+                        padding="same"))
+    if zp:
+        x = b.zeropad(x, zp)
+    x = b.avgpool(x, pool, strides, padding="same", name="pool")  # count_include_pad=False
+    x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (2, 2, 4, 5)), rng.normal(0, 0.05, 5)))
+    x = b.dense(b.flatten(x), rng.normal(0, 0.4, (int(np.prod(b.shape(x))), 3)))
+    return b.build(output=x, input_scale=1 / 255)
+
+
+@pytest.mark.parametrize("pool,strides,zp", [(2, 2, None), (3, 2, None), (3, 1, (1, 0, 0, 2)),
+                                             (2, 2, (1, 0, 0, 0))])
+def test_avgpool_excluding_padding_is_exact_and_engine_equals_reference(rng, pool, strides, zp):
+    """AveragePooling2D(padding="same") divides each window by its number of real pixels (the
+    zeros of an explicit ZeroPadding before it count; the pool's own padding does not).  The
+    converter writes it as a dense projection with weight 1/count per output neuron: its linear
+    map equals the graph's pooling exactly, and the engine equals the dense reference spike for
+    spike."""
+    from converter.convert import _excl_pad_avgpool
+    from converter.graph import pool2d
+    from emulator import engine, reference
+    g = _excl_pad_net(rng, pool, strides, zp)
+    layer = g.layer("pool")
+    assert not layer.params["count_include_pad"] and any(layer.params["padding"])
+    # the projection's linear map == the graph's pooling (zero padding first, if any)
+    src = g.layer(layer.inputs[0])
+    h, w, c = src.shape if src.kind != "zeropad" else g.layer(src.inputs[0]).shape
+    zpad = tuple(src.params["padding"]) if src.kind == "zeropad" else (0, 0, 0, 0)
+    pad = tuple(a + b for a, b in zip(zpad, layer.params["padding"]))
+    geom = {"kernel": (pool, pool), "stride": (strides, strides), "padding": pad}
+    term = _excl_pad_avgpool("t", "s", (h, w, c), layer.shape, geom, zpad, "pool")
+    xs = rng.normal(size=(3, h, w, c))
+    want = pool2d(np.pad(xs, ((0, 0), zpad[:2], zpad[2:], (0, 0))), (pool, pool),
+                  (strides, strides), layer.params["padding"], "avg", False)
+    np.testing.assert_allclose((xs.reshape(3, -1) @ term.weights).reshape(want.shape), want,
+                               atol=1e-12)
+    # convert, engine == reference, and the SNN follows the float graph
+    x = rng.integers(0, 256, (40, 9, 7, 2))
+    q = convert(g, x[:30] / 255, method="ecc", weight_bits=8, profile="loihi1")
+    assert any(pr.kind == "dense" and len(q.population(pr.target).shape) == 3
+               for pr in q.projections)
+    ref = reference.simulate(q, x[:5], 32)
+    eng = engine.simulate(q, x[:5], 32)
+    np.testing.assert_array_equal(ref["predictions"], eng["predictions"])
+    for name in ref["spike_counts"]:
+        np.testing.assert_array_equal(ref["spike_counts"][name], eng["spike_counts"][name])
+    assert ref["totals"] == {k: eng["totals"][k] for k in ref["totals"]}
+    f = convert(g, x[:30] / 255, method="ecc", weight_bits=None, profile="ideal", map=False)
+    assert _agreement(g, f, x, steps=256) >= 0.85
+
+
+def test_avgpool_excluding_padding_too_large_is_refused():
+    from converter.convert import _excl_pad_avgpool
+    from hw_models.errors import UnsupportedLayerError
+    geom = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 1, 0, 1)}
+    with pytest.raises(UnsupportedLayerError, match="'big'.*count_include_pad=False"):
+        _excl_pad_avgpool("t", "s", (255, 255, 64), (128, 128, 64), geom, (0, 0, 0, 0), "big")

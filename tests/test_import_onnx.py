@@ -316,3 +316,51 @@ def test_in_graph_preprocessing_uint8_nhwc(rng, tmp_path):
                                                                      ["N", 5])], inits),
         opset_imports=[helper.make_opsetid("", 13)])).run(None, {"x": x})[0]
     np.testing.assert_allclose(g.predict(x), z, rtol=1e-5, atol=1e-5)
+
+
+def _as_strided_flatten(order=None, batch_stride=None, shape_of="x"):
+    """PyTorch's dynamo ``as_strided`` flatten of a conv output (N, 3, 4, 4): Reshape to [-1],
+    then Gather of indices Range(0, N)·S + per-sample offsets, then Reshape to (N, S)."""
+    S = 3 * 4 * 4
+    offs = np.arange(S).reshape(1, 3, 4, 4) if order is None else order.reshape(1, 3, 4, 4)
+    inits = [_i("m1", [-1]), _i("zero", 0), _i("one", 1), _i("stride", S if batch_stride is None else batch_stride),
+             _i("ax", [1, 2, 3]), _i("offs", offs), _i("tgt", [-1, S]), _i("start", [0]),
+             _i("end", [1])]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Shape", [shape_of], ["s"], start=0, end=1),
+             helper.make_node("Squeeze", ["s"], ["n"]),
+             helper.make_node("Reshape", ["c", "m1"], ["flat"]),
+             helper.make_node("Range", ["zero", "n", "one"], ["r"]),
+             helper.make_node("Mul", ["r", "stride"], ["rs"]),
+             helper.make_node("Unsqueeze", ["rs", "ax"], ["r4"]),
+             helper.make_node("Add", ["r4", "offs"], ["idx"]),
+             helper.make_node("Gather", ["flat", "idx"], ["g"], axis=0),
+             helper.make_node("Reshape", ["g", "tgt"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    return nodes, inits
+
+
+def test_dynamo_as_strided_flatten_is_a_proven_reshape(rng, tmp_path):
+    """The dynamo exporter's flatten as a Gather of computed indices: read as the flatten it
+    is (the index pattern re-folded at batch sizes 2 and 3), exact against ONNX's own
+    evaluator on a batch of 3."""
+    nodes, inits = _as_strided_flatten()
+    inits += [_f("w", rng.normal(size=(3, 2, 3, 3))), _f("fc", rng.normal(size=(5, 48)))]
+    g = _compare(_make(nodes, inits, [2, 4, 4], [5], opset=18), tmp_path,
+                 rng.normal(size=(3, 2, 4, 4)))
+    assert [l.kind for l in g] == ["input", "conv2d", "flatten", "dense"]
+
+
+@pytest.mark.parametrize("case,match", [
+    ("permuted", "in order"),          # a per-sample permutation, not a reshape
+    ("sample0", "do not read each sample"),  # batch stride 0: every sample reads sample 0
+])
+def test_gather_of_computed_indices_that_is_not_a_reshape_is_refused(rng, tmp_path, case,
+                                                                     match):
+    order = rng.permutation(48) if case == "permuted" else None
+    nodes, inits = _as_strided_flatten(order=order, batch_stride=0 if case == "sample0" else None)
+    inits += [_f("w", rng.normal(size=(3, 2, 3, 3))), _f("fc", rng.normal(size=(5, 48)))]
+    p = tmp_path / "m.onnx"
+    onnx.save(_make(nodes, inits, [2, 4, 4], [5], opset=18), str(p))
+    with pytest.raises(UnsupportedLayerError, match="Gather.*" + match):
+        load_model(p)
