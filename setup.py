@@ -19,10 +19,12 @@ EXTRAS["dev"] = sorted(set(sum(EXTRAS.values(), [])) | {"ruff"})
 # Not in "dev" or "test": it pulls PyTorch, which neuroemu never needs.
 EXTRAS["nir-frameworks"] = ["nir>=1.0", "snntorch>=0.9", "nirtorch>=2.0"]
 # the real frameworks, only for regenerating the model zoo by hand (tests/zoo/make_zoo.py); in a
-# separate venv, never needed to import, convert, run or test (so not part of "dev" or "test")
-EXTRAS["zoo"] = ["tensorflow>=2.16", "tf-keras>=2.16", "keras>=3.0", "torch>=2.1",
-                 "tf2onnx>=1.16", "onnx>=1.14", "onnxscript>=0.1", "onnxruntime>=1.16",
-                 "nir>=1.0", "nirtorch>=1.0", "snntorch>=0.9", "scikit-learn>=1.3"]
+# separate venv, never needed to import, convert, run or test (so not part of "dev" or "test").
+# The committed zoo was written with torch 2.13 (dynamo exporter: opsets 17-23 through
+# onnxscript's converter) and snnTorch 1.0.0 + nir 1.0.8 + nirtorch 2.6 (export_to_nir).
+EXTRAS["zoo"] = ["tensorflow>=2.16", "tf-keras>=2.16", "keras>=3.0", "torch>=2.5",
+                 "tf2onnx>=1.16", "onnx>=1.14", "onnxscript>=0.2", "onnxruntime>=1.16",
+                 "nir>=1.0.8", "nirtorch>=2.0", "snntorch>=1.0", "scikit-learn>=1.3"]
 
 setup(
     name="neuroemu",

@@ -47,16 +47,10 @@ def _head(z: np.ndarray, head: str) -> np.ndarray:
     return z
 
 
-#: zoo models the importer or the converter refuses, with the part of the error that says why
-#: (a real file with exactly that property; each is reported as a limitation, not hidden)
-KNOWN_LIMITS = {
-    # Keras AveragePooling2D(padding="same") excludes the padded zeros from the divisor, so the
-    # divisor differs per border neuron; one pooling weight per channel cannot express it
-    "k2_func_cl": ("convert", "count_include_pad=False"),
-    # PyTorch's dynamo exporter writes flatten(adaptive_avg_pool2d(permuted input)) as a Gather
-    # of computed indices (as_strided): an index gather on a computed tensor is not read
-    "pt_resnet_pre_argmax_dynamo_op18": ("import", "'node_as_strided' (Gather)"),
-}
+#: zoo models the importer or the converter refuses, name -> (stage "import"/"convert", the part
+#: of the error that says why): a real file with exactly that property, reported as a
+#: limitation, not hidden.  Empty: every zoo model imports, converts and runs.
+KNOWN_LIMITS: dict = {}
 
 
 def _load(entry):
@@ -131,6 +125,16 @@ def test_zoo_covers_what_users_bring():
     assert layers <= ops
     depthwise = [e for e in MODELS if any("depthwise" in f.lower() for f in e["features"])]
     assert depthwise
+    # a NIR graph written by a spiking framework's own exporter
+    assert any(e["format"] == "NIR" and e["framework"].startswith(("snnTorch", "Norse"))
+               for e in MODELS)
+    # both ONNX exporters at several opsets, for each of the three PyTorch nets
+    for net in ("vgg", "resnet", "mobilenetv2"):
+        for exporter in ("torchscript", "dynamo"):
+            opsets = {f for e in MODELS if e["name"].startswith(f"pt_{net}_")
+                      and e["format"] == f"ONNX ({exporter})" for f in e["features"]
+                      if f.startswith("opset ")}
+            assert len(opsets) >= 3, (net, exporter, opsets)
     total = sum(p.stat().st_size for p in (ZOO / "models").iterdir())
     assert total < 5e6, f"the zoo has grown to {total / 1e6:.1f} MB"
 

@@ -20,9 +20,10 @@ framework).
 The Keras 2.2 ``Flatten(data_format="channels_first")`` file is written by hand with h5py
 (no installable Keras 2.2 exists for this Python); its reference output comes from tf.keras
 running the equivalent channels-last model, which is what Keras 2.2's Flatten computes (it
-moves channels last before flattening).  The NIR graph is written with the ``nir`` package
-(snnTorch 1.0.0's exporter fails with NIR 1.0.8, see :func:`nir_models`); its reference is the
-rate-coded view the importer reads (PyTorch with ReLU in place of each LIF neuron).
+moves channels last before flattening).  Two NIR graphs: one written by snnTorch's own exporter
+(:func:`snntorch_models`), one written node by node with the ``nir`` package
+(:func:`nir_models`); the reference of both is the rate-coded view the importer reads (PyTorch
+with ReLU in place of each LIF neuron).
 """
 
 from __future__ import annotations
@@ -443,7 +444,9 @@ def torch_models(zoo: Zoo):
     for key, net in nets.items():
         with torch.no_grad():
             y = net(torch.from_numpy(x)).numpy()
-        for exporter, opsets in (("torchscript", (11, 13, 17)), ("dynamo", (18, 20))):
+        # dynamo writes opset 18 natively and converts up (20, 21, 23) with onnxscript's
+        # version converter; asked for a lower opset it may write 18 (torch 2.13: ResNet at 17)
+        for exporter, opsets in (("torchscript", (11, 13, 17)), ("dynamo", (18, 20, 21, 23))):
             for opset in opsets:
                 for fold in ((True, False) if exporter == "torchscript" and opset == 13
                              else (True,)):
@@ -455,10 +458,12 @@ def torch_models(zoo: Zoo):
                     f.append("BN folded" if "BatchNormalization" not in ops else "BN kept")
                     zoo.add(name, path.name, f"{ver} torch.onnx.export ({exporter})",
                             f"ONNX ({exporter})", "none", x, y, f, ops)
-        # in-graph preprocessing and the three heads (TorchScript, opset 13; dynamo, opset 18)
+        # in-graph preprocessing and the three heads, through both exporters
         for head, exporter, opset in (("softmax", "torchscript", 13),
                                       ("log_softmax", "torchscript", 11),
                                       ("argmax", "torchscript", 13),
+                                      ("softmax", "dynamo", 20),
+                                      ("log_softmax", "dynamo", 21),
                                       ("argmax", "dynamo", 18)):
             pre = Pre(net, head).eval()
             with torch.no_grad():
@@ -483,6 +488,10 @@ def _torch_export(net, x, path, exporter, opset, fold):
         batch = torch.export.Dim("N", min=2, max=1024)
         torch.onnx.export(net, (x,), str(path), dynamo=True, external_data=False,
                           dynamic_shapes={"x": {0: batch}}, **kw)
+        import onnx
+        got = {o.domain: o.version for o in onnx.load(str(path)).opset_import}.get("")
+        if got != opset:  # the exporter fell back to another opset: the name would lie
+            raise RuntimeError(f"{path.name}: asked for opset {opset}, written {got}")
 
 
 # =============================================================================================
@@ -491,10 +500,9 @@ def _torch_export(net, x, path, exporter, opset, fold):
 
 def nir_models(zoo: Zoo):
     """A NIR graph of a small spiking CNN (Conv2d → LIF → AvgPool2d → Conv2d → LIF → Flatten →
-    Affine → LIF), written with the ``nir`` package.  snnTorch 1.0.0's ``export_to_nir`` fails
-    with NIR 1.0.8 here (its type inference raises IndexError on the batch axis; skipping the
-    inference, ``nir.write`` fails on the unset Conv2d shapes), so the nodes it would write are
-    made directly, from the modules of a PyTorch model with those layers."""
+    Affine → LIF), written node by node with the ``nir`` package (as a tool other than the
+    training frameworks would write it), from the modules of a PyTorch model with those
+    layers."""
     import nir
     import torch
     import torch.nn as nn
@@ -534,6 +542,44 @@ def nir_models(zoo: Zoo):
             note="reference: the rate-coded view (ReLU in place of each LIF neuron)")
 
 
+def snntorch_models(zoo: Zoo):
+    """A NIR graph written by snnTorch's own exporter (``snntorch.export_nir.export_to_nir``):
+    Conv2d → Leaky → AvgPool2d → Conv2d → Leaky → Flatten → Linear → Leaky.
+
+    snnTorch 1.0.0 with NIR 1.0.8 (nirtorch 2.6) writes a valid graph when every ``Leaky`` has
+    per-neuron ``beta`` and ``threshold`` tensors and the sample's batch axis is ignored
+    (``ignore_dims=[0]``); with the default scalar ``beta`` the LIF nodes carry no shape and NIR's
+    type inference fails (that was last session's failure, not a version clash).  The reference
+    is the rate-coded view the importer reads, computed by PyTorch from the very modules that
+    were exported, each ``Leaky`` replaced by ReLU."""
+    import nir
+    import snntorch as snn
+    import torch
+    import torch.nn as nn
+    from snntorch.export_nir import export_to_nir
+    torch.manual_seed(6)
+
+    def leaky(shape, **kw):
+        return snn.Leaky(beta=torch.full(shape, 0.9), threshold=torch.ones(shape),
+                         init_hidden=True, **kw)
+    c1, c2, fc = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 6, 3), nn.Linear(6 * 2 * 2, 5)
+    snet = nn.Sequential(c1, leaky((4, 8, 8)), nn.AvgPool2d(2), c2, leaky((6, 2, 2)),
+                         nn.Flatten(), fc, leaky((5,), output=True))
+    rng = _rng("snntorch")
+    x = rng.uniform(0, 1, (N, 1, 8, 8)).astype(np.float32)
+    graph = export_to_nir(snet, torch.from_numpy(x[:2]), ignore_dims=[0])
+    path = OUT / "nir_snntorch_cnn.nir"
+    nir.write(str(path), graph)
+    ann = nn.Sequential(*[nn.ReLU() if isinstance(m, snn.Leaky) else m for m in snet])
+    with torch.no_grad():
+        y = ann(torch.from_numpy(x)).numpy()
+    zoo.add("nir_snntorch_cnn", path.name, f"snnTorch {snn.__version__} export_to_nir "
+            f"(NIR {nir.__version__})", "NIR", "none", x, y,
+            ["NIR", "snnTorch export", "Conv2d", "LIF (Leaky)", "AvgPool2d", "Flatten",
+             "Affine"], [type(n).__name__ for n in graph.nodes.values()],
+            note="reference: the rate-coded view (ReLU in place of each Leaky neuron)")
+
+
 # =============================================================================================
 # README table
 # =============================================================================================
@@ -559,14 +605,15 @@ def table(manifest=None) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--table", action="store_true", help="print the README table and exit")
-    ap.add_argument("--only", default="", help="comma list: keras2,keras3,mobilenet,torch,nir")
+    ap.add_argument("--only", default="",
+                    help="comma list: keras2,keras3,mobilenet,torch,nir,snntorch")
     args = ap.parse_args(argv)
     if args.table:
         print(table())
         return 0
     OUT.mkdir(exist_ok=True)
     parts = args.only.split(",") if args.only else ["keras2", "keras3", "mobilenet", "torch",
-                                                    "nir"]
+                                                    "nir", "snntorch"]
     old = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"models": []}
     zoo = Zoo()
     meta = dict(old.get("meta", {}))
@@ -582,6 +629,8 @@ def main(argv=None):
             torch_models(zoo)
         elif part == "nir":
             nir_models(zoo)
+        elif part == "snntorch":
+            snntorch_models(zoo)
         names = {e["name"] for e in zoo.entries}
         keep = [e for e in old["models"] if e["name"] not in names and args.only]
         models = sorted(keep + zoo.entries, key=lambda e: e["name"])
