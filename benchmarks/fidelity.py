@@ -104,6 +104,20 @@ def float_ann(g):
 MNIST_START = [8000]  # first MNIST evaluation image (option --mnist-start)
 MNIST_CAL = [1000]  # MNIST calibration images 0..N-1 (option --mnist-cal)
 CIFAR_CAL = [500]  # CIFAR-10 calibration images 500..500+N-1 (option --cifar-cal)
+CIFAR_START = [0]  # first CIFAR-10 evaluation image (option --cifar-start)
+
+
+def _cifar_split(n: int) -> tuple:
+    """(evaluation, calibration) index ranges of the shared 1,000-image CIFAR-10 subset:
+    evaluation ``start..start+n-1``; calibration the first ``--cifar-cal`` images after 499
+    when evaluation starts at 0 (the historical split), else from image 0 — so that with
+    ``--cifar-start 500`` the two halves swap roles and the two runs together evaluate all
+    1,000 images, each on a normalisation it never saw."""
+    s, c = CIFAR_START[0], CIFAR_CAL[0]
+    if s + n > 1000:
+        raise SystemExit(f"CIFAR-10 evaluation images {s}..{s + n - 1} run past 1000")
+    c0 = 500 if s == 0 else 0
+    return range(s, s + n), range(c0, c0 + c)
 
 
 def _data(kind: str, n: int):
@@ -114,7 +128,8 @@ def _data(kind: str, n: int):
             raise SystemExit(f"MNIST evaluation images {s}..{s + n - 1} run past {len(x)}")
         return x[:c], x[s:s + n], y[s:s + n]
     x, y = datasets.load_cifar10_subset()
-    return x[500:500 + CIFAR_CAL[0]], x[:n], y[:n]
+    ev, cal = _cifar_split(n)
+    return x[cal.start:cal.stop], x[ev.start:ev.stop], y[ev.start:ev.stop]
 
 
 def _load(name: str, n: int):
@@ -173,7 +188,7 @@ def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rm
             bar.update(1)
     return {"name": name, "n": n, "float_acc": float_acc, "macs": macs, "rows": rows,
             "ann_float": ann_float, "cal": MNIST_CAL[0] if kind == "mnist" else CIFAR_CAL[0],
-            "steps": steps, "start": MNIST_START[0] if kind == "mnist" else 0}
+            "steps": steps, "start": MNIST_START[0] if kind == "mnist" else CIFAR_START[0]}
 
 
 # ---- layer-by-layer hand-off diagnosis --------------------------------------------------------
@@ -396,9 +411,13 @@ def render(results: list, cmd: str) -> str:
                     f"test images 0..{c - 1}" + (" (never evaluated)" if r["start"] >= c else
                                                  " (part of the evaluated images)"))
         else:
-            data = (f"CIFAR-10 shared subset images 0..{r['n'] - 1}, calibration on images "
-                    f"500..{499 + r.get('cal', 500)}" + (" (overlaps the evaluation images 500.." f"{r['n'] - 1})"
-                                   if r["n"] > 500 else " (never evaluated)"))
+            s0 = r.get("start", 0)
+            c0 = 500 if s0 == 0 else 0
+            c1 = c0 + r.get("cal", 500) - 1
+            lap = max(s0, c0) <= min(s0 + r["n"] - 1, c1)
+            data = (f"CIFAR-10 shared subset images {s0}..{s0 + r['n'] - 1}, calibration on "
+                    f"images {c0}..{c1}" + (" (overlaps the evaluation images)" if lap
+                                           else " (never evaluated)"))
         qa = ("" if r.get("ann_float") is None else
               f" (the QCFS-quantised ANN; the same network with clipped ReLUs instead of QCFS, "
               f"the float ANN: {100 * r['ann_float']:.2f} %)")
@@ -471,6 +490,10 @@ def main(argv=None) -> int:
                          "--mnist-start below N overlaps them (the table says so)")
     ap.add_argument("--cifar-cal", type=int, default=500,
                     help="CIFAR-10 calibration images 500..500+N-1 (default 500)")
+    ap.add_argument("--cifar-start", type=int, default=0,
+                    help="first CIFAR-10 evaluation image (default 0; calibration then starts at "
+                         "image 500, otherwise at image 0: --cifar-start 500 --cifar-samples 500 "
+                         "is the other half of a two-fold evaluation of all 1,000 images)")
     ap.add_argument("--calibrate-samples", type=int, default=200,
                     help="images the '-cal' methods calibrate on (default 200)")
     ap.add_argument("--cifar-samples", type=int, default=500, help="CIFAR-10 evaluation samples")
@@ -506,6 +529,7 @@ def main(argv=None) -> int:
     CAL_STEPS[0] = a.calibrate_steps
     MNIST_CAL[0] = a.mnist_cal
     CIFAR_CAL[0] = a.cifar_cal
+    CIFAR_START[0] = a.cifar_start
     global CAL_SAMPLES
     CAL_SAMPLES = a.calibrate_samples
     names = [m for m in a.models.split(",") if m]

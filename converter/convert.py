@@ -85,11 +85,12 @@ OPTION_DEFAULTS = {
     "reset": "subtract", "encoding": None, "input_max": None, "input_scale": None,
     "maxpool": "gate", "readout": "v", "timing": "sync", "percentile": None,
     "per_channel": False, "rho": 0.5, "tre": None, "rmp_scale": 0.8, "map": True,
-    "share": True, "batch_size": 128,
+    "share": True, "batch_size": 128, "avgpool": "auto",
 }
 _CHOICES = {"reset": ("subtract", "zero"), "encoding": ("analog", "rate", "bernoulli", "events"),
             "maxpool": ("gate", "runmax", "circuit", "avg"), "readout": ("v", "spikes"),
-            "timing": ("sync", "hardware"), "tre": ("vinit", "bias", "none")}
+            "timing": ("sync", "hardware", "layerwise"), "tre": ("vinit", "bias", "none"),
+            "avgpool": ("auto", "fold", "spike")}
 _METHOD_DEFAULTS = {"ecc": {"percentile": 100.0, "tre": "vinit"},
                     "robust": {"percentile": 99.9, "tre": "none"},
                     "max": {"percentile": 100.0, "tre": "none"},
@@ -143,6 +144,9 @@ def _options(method: str, steps, options: dict) -> dict:
     if opt["tre"] == "bias" and steps is None:
         raise ConversionError("option tre='bias' adds ρθ/T to the bias every step and needs "
                               "steps=T")
+    if opt["timing"] == "layerwise" and steps is None:
+        raise ConversionError("timing='layerwise' needs steps=T, the window every layer "
+                              "integrates and then fires in")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
                               or steps < 1):
         raise ConversionError(f"steps must be a positive integer or None, got {steps!r}")
@@ -251,6 +255,9 @@ class _Planner:
                 parts, pad = self._parts(v, layer)
                 pad = tuple(a + b for a, b in zip(pad, layer.params["padding"]))
                 self.vals[name] = (v[0], v[1], pad) if v[0] == "pop" else ("concat", parts, pad)
+            elif k == "conv2d" and len(v) == 5 and v[4] == "avgfold":
+                self.vals[name] = ("lin", [self._conv_after_avg(layer, v[1][0])],
+                                   layer.weights.get("bias"), layer.shape)
             elif k == "conv2d" and v[0] == "lin":  # two linear layers: one linear map
                 self.vals[name] = self._compose_conv(layer, v)
             elif k == "conv2d":
@@ -270,9 +277,14 @@ class _Planner:
                     terms.append(_Term(name if len(parts) == 1 else f"{name}[{i}]", src, "conv",
                                        kern[:, :, off:off + c, :], geom))
                 self.vals[name] = ("lin", terms, layer.weights.get("bias"), layer.shape)
+            elif k == "dense" and len(v) == 5 and v[4] == "avgfold":
+                self.vals[name] = ("lin", [self._dense_after_avg(layer, v[1][0])],
+                                   layer.weights.get("bias"), layer.shape)
             elif k == "dense":
                 self.vals[name] = ("lin", self._dense_terms(layer, v), layer.weights.get("bias"),
                                    layer.shape)
+            elif k in ("flatten", "reshape") and len(v) == 5 and v[4] == "avgfold":
+                self.vals[name] = v  # a folded average pool: composed into the dense after it
             elif k in ("flatten", "reshape"):
                 if v[0] == "lin":
                     raise ConversionError(f"layer {name!r} ({k}) reshapes a linear "
@@ -340,6 +352,15 @@ class _Planner:
                 parts = [(self._pool(layer, ("pop", src, v[2]), layer.shape[:2] + (c,)), off, c)
                          for src, off, c in v[1]]
                 self.vals[name] = ("concat", parts, (0, 0, 0, 0))
+            elif k == "avgpool" and self._avg_foldable(layer, v):
+                src = v[1]
+                c = self.pops_shape(src)[-1]
+                geom = {"kernel": pair(layer.params["pool"]), "stride": pair(
+                    layer.params.get("strides", layer.params["pool"])), "padding": (0, 0, 0, 0),
+                    "src_shape": tuple(self.pops_shape(src))}
+                pp = geom["kernel"][0] * geom["kernel"][1]
+                term = _Term(name, src, "avgpool", np.full(c, 1.0 / pp), geom)
+                self.vals[name] = ("lin", [term], None, layer.shape, "avgfold")
             elif k in ("maxpool", "avgpool"):
                 self.vals[name] = ("pop", self._pool(layer, v), (0, 0, 0, 0))
             elif k == "global_avgpool":
@@ -524,9 +545,89 @@ class _Planner:
                                            st, pad, dl)
         return ("lin", out, b, layer.shape)
 
+    # -- average pooling folded into the layer after it (exact) --------------------------------
+    def _avg_foldable(self, layer, v) -> bool:
+        """Whether the average pool ``layer`` of the spiking value ``v`` is folded into the
+        weights of the layers that read it instead of becoming a spiking average population.
+
+        Option ``avgpool``: ``"spike"`` never folds, ``"fold"`` always (refusing a pool that
+        cannot be folded), ``"auto"`` (default) folds the pool of a QCFS population (Bu et al.
+        2022 apply the average pool to the spikes as a linear map: a spiking average
+        population would round the mean of L-level counts back to L levels, which the
+        quantised ANN never does).  Folding is exact when the pool tiles its input
+        (kernel = stride, no padding, H and W divisible) and every reader is a convolution
+        (dilation 1) or a flatten read by dense layers only: conv ∘ avgpool is one
+        convolution (kernel s·K, stride s·S, padding s·P), dense ∘ flatten ∘ avgpool one dense
+        map with each pooled row spread over its window."""
+        mode = self.opt["avgpool"]
+        if mode == "spike" or v[0] != "pop":
+            if mode == "fold":
+                raise ConversionError(f"avgpool {layer.name!r}: avgpool='fold' needs a spiking "
+                                      f"(ReLU) input, got {v[0]}")
+            return False
+        src = v[1]
+        if mode == "auto" and (src not in self.pops or self.pops[src].qcfs is None):
+            return False
+        p = layer.params
+        pool = pair(p["pool"])
+        st = pair(p.get("strides", pool))
+        h, w, _ = self.pops_shape(src)
+        why = None
+        if any(v[2]) or any(p.get("padding", (0, 0, 0, 0))):
+            why = "it is padded"
+        elif pool != st or h % pool[0] or w % pool[1]:
+            why = f"its {pool} windows with stride {st} do not tile the {h}×{w} input"
+        else:
+            g = self.g
+            if layer.name == g.logits_name or layer.name == g.output_name:
+                why = "it is the output"
+            for c in g.consumers(layer.name):
+                cl = g.layer(c)
+                if cl.kind == "conv2d" and pair(cl.params.get("dilation", 1)) == (1, 1):
+                    continue
+                if cl.kind == "flatten" and g.consumers(c) and c != g.output_name and all(
+                        g.layer(d).kind == "dense" for d in g.consumers(c)):
+                    continue
+                why = f"layer {c!r} ({cl.kind}) reads it"
+                break
+        if why is not None:
+            if mode == "fold":
+                raise ConversionError(f"avgpool {layer.name!r} cannot be folded into the layers "
+                                      f"after it ({why}); use avgpool='spike' or 'auto'")
+            return False
+        return True
+
+    def _conv_after_avg(self, layer, t):
+        """conv2d ∘ avgpool (kernel = stride = s, tiling): kernel s·K with every tap spread over
+        its s×s window (weight / s²), stride s·S, padding s·P."""
+        kern = _dense_kernel(layer.weights["kernel"], int(layer.params.get("groups", 1)))
+        (sh, sw), kh, kw = t.geom["kernel"], kern.shape[0], kern.shape[1]
+        k2 = np.repeat(np.repeat(kern, sh, axis=0), sw, axis=1) / (sh * sw)
+        st = pair(layer.params.get("strides", 1))
+        pt, pb, pl, pr = layer.params.get("padding", (0, 0, 0, 0))
+        geom = {"kernel": (kh * sh, kw * sw), "stride": (st[0] * sh, st[1] * sw),
+                "padding": (pt * sh, pb * sh, pl * sw, pr * sw), "dilation": (1, 1),
+                "groups": 1}
+        return _Term(f"{layer.name}<-{t.name}", t.source, "conv", k2, geom)
+
+    def _dense_after_avg(self, layer, t):
+        """dense ∘ flatten ∘ avgpool: the row of pooled neuron (p, q, c) / s² for every input
+        neuron of its window (HWC order)."""
+        kern = layer.weights["kernel"]
+        h, w, c = t.geom["src_shape"]
+        sh, sw = t.geom["kernel"]
+        hp, wp = h // sh, w // sw
+        yy, xx, cc = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+        rows = ((yy // sh) * wp + xx // sw) * c + cc
+        if kern.shape[0] != hp * wp * c:
+            raise ConversionError(f"layer {layer.name!r} (dense) has {kern.shape[0]} inputs, the "
+                                  f"pooled map {layer.inputs[0]!r} {hp * wp * c}")
+        return _Term(f"{layer.name}<-{t.name}", t.source, "dense",
+                     kern[rows.reshape(-1)] / (sh * sw), rows_channel=np.arange(h * w * c) % c)
+
     def _new_pop(self, stat, shape, role, v, base):
         pn = self._pname(base)
-        _, terms, bias, _ = v
+        terms, bias = v[1], v[2]
         for t in terms:
             self._check_shape(t, shape, base)
         self.pops[pn] = _Pop(pn, tuple(shape), role, stat=stat, terms=terms,
@@ -680,7 +781,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
     weight_bits : signed weight bits, at most the profile's; None = "float" (2^23 resolution,
         needs a profile with float weights such as ``"ideal"``).
     profile : a profile name or :class:`~hw_models.profiles.ChipProfile`.
-    steps : run length T, needed only for ``tre="bias"``.
+    steps : run length T, needed only for ``tre="bias"``, and the window per layer for
+        ``timing="layerwise"``.
     options : ``reset`` (subtract|zero), ``encoding`` (analog|rate|bernoulli|events; default
         the graph's spec, analog), ``input_max`` (largest raw integer; default the graph's
         spec, 255), ``input_scale`` (model units per raw integer; default the graph's spec —
@@ -688,7 +790,10 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         scale per event *count*: the converter multiplies by ``steps`` itself, since one event
         is one spike in one step), ``maxpool`` (gate|runmax|circuit|avg), ``readout`` (v|spikes),
         ``timing``
-        (sync: delay 0 | hardware: delay 1), ``percentile``, ``per_channel``, ``rho`` (0.5),
+        (sync: delay 0 | hardware: delay 1 | layerwise: every layer integrates for ``steps``
+        steps, then fires for ``steps`` steps — :mod:`converter.layerwise`; the QCFS SNN then
+        equals its quantised ANN at T = L), ``avgpool`` (auto: folded into the next layer
+        after a QCFS layer, else a spiking average | fold | spike), ``percentile``, ``per_channel``, ``rho`` (0.5),
         ``tre`` (vinit|bias|none), ``rmp_scale`` (0.8), ``map`` (True), ``share`` (True),
         ``batch_size`` (128, calibration batches).
 
@@ -797,7 +902,7 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                                encoding=spec.encoding,
                                input_max=1 if spec.raw_max is None else spec.raw_max)]
     projections, qrep, lam_rep = [], {}, {}
-    delay = 0 if opt["timing"] == "sync" else 1
+    delay = 1 if opt["timing"] == "hardware" else 0
     # v range of the profile, within the int64 headroom the integer-range proof needs (only
     # the 64-bit 'ideal' profile is wider)
     vmin = max(prof.v_min_unscaled, -STATE_LIMIT)
@@ -859,6 +964,14 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                            "per_channel": int(np.size(lt)) > 1,
                            "inherited": p.inherits, "layer": p.stat,
                            "values": [float(v) for v in np.reshape(lt, -1)]}
+    layerwise = None
+    if opt["timing"] == "layerwise":
+        from .layerwise import layerwise_schedule
+        populations, projections, layerwise = layerwise_schedule(
+            populations, projections, out_name, steps, prof, vmin, vmax)
+        notes.append(f"timing='layerwise' (converter.layerwise): every spiking layer integrates "
+                     f"for T = {steps} steps, then fires for T steps; read the prediction at "
+                     f"step {layerwise['run_length']} ({layerwise['layers']} layers × T)")
     if prof.max_delay is not None and delay > prof.max_delay:
         raise ConversionError(f"timing='hardware' needs delay 1 but profile {prof.name!r} "
                               f"allows at most {prof.max_delay}")
@@ -875,6 +988,10 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         "population_roles": {p.name: p.role for p in pops.values()},
         "notes": notes,
     }
+    if layerwise is not None:
+        meta["layerwise"] = {k: v for k, v in layerwise.items() if k != "depth"}
+        meta["layerwise"]["depth"] = {k: int(v) for k, v in layerwise["depth"].items()}
+        meta["population_roles"]["layerwise/clock"] = "clock"
     if weight_bits is None:
         notes.append("float conversion: integers with 2^23 resolution (θ = ⌊(2^23−1)/max|W'|⌋),"
                      " numerically as fine as float32")
@@ -888,7 +1005,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
                       meta=meta, input_spec=spec)
     net.validate()
     try:
-        check_ranges(net, None if steps is None else int(steps))
+        check_ranges(net, None if steps is None else int(
+            steps if layerwise is None else layerwise["horizon"]))
     except NetworkError as exc:
         raise ConversionError(f"the converted network cannot run exactly: {exc}") from None
     if opt["map"]:

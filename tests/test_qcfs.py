@@ -7,7 +7,7 @@ import pytest
 
 from converter.builder import GraphBuilder
 from converter.convert import convert
-from emulator import engine
+from emulator import engine, reference
 from hw_models.errors import ConversionError, UnsupportedLayerError
 
 LAM, L = 2.0, 4
@@ -124,7 +124,8 @@ def test_onnx_clip_floor_that_is_not_qcfs_is_refused(tmp_path):
 
 def test_average_of_qcfs_outputs_starts_at_half_threshold(rng):
     """Bu et al. start every IF layer at θ/2, the average populations after QCFS too (so an
-    average of L-level counts is rounded, not floored); other averages keep v(0) = 0."""
+    average of L-level counts is rounded, not floored); other averages keep v(0) = 0.
+    (avgpool='spike': by default the pool of a QCFS layer is folded into the next layer.)"""
     b = GraphBuilder((8, 8, 1), name="qavg")
     x = b.input()
     x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (3, 3, 1, 3)), padding="same"), 1.5, levels=4,
@@ -135,6 +136,139 @@ def test_average_of_qcfs_outputs_starts_at_half_threshold(rng):
     x = b.dense(b.flatten(x), rng.normal(0, 0.5, (12, 2)))
     g = b.build(output=x, input_scale=1 / 255)
     net = convert(g, rng.uniform(0, 1, (10, 8, 8, 1)), method="robust", weight_bits=8,
-                  profile="ideal", map=False)
+                  profile="ideal", map=False, avgpool="spike")
     pq, pr = net.population("pq"), net.population("pr")
     assert pq.v_init == pq.threshold // 2 and pr.v_init == 0
+
+
+# ---- average pools folded, and the layer-by-layer schedule (T steps per layer) -------------
+def _qcfs_pool_net(rng, levels=L):
+    """input (8, 8, 2) → conv3×3 + QCFS → avgpool2 → conv3×3 + QCFS → avgpool2 → flatten →
+    dense 3: the shape of examples/qcfs_cifar.onnx in small."""
+    b = GraphBuilder((8, 8, 2), name="qcfs_pool")
+    x = b.input()
+    x = b.conv2d(x, rng.normal(0, 0.6, (3, 3, 2, 4)), rng.normal(0.2, 0.2, 4), padding="same")
+    x = b.avgpool(b.relu(x, 1.5, levels=levels, name="q1"), 2, name="p1")
+    x = b.conv2d(x, rng.normal(0, 0.5, (3, 3, 4, 5)), rng.normal(0, 0.2, 5), padding="same")
+    x = b.avgpool(b.relu(x, 1.2, levels=levels, name="q2"), 2, name="p2")
+    x = b.dense(b.flatten(x), rng.normal(0, 0.5, (2 * 2 * 5, 3)), rng.normal(0, 0.1, 3))
+    return b.build(output=x, input_scale=1 / 255)
+
+
+def _levels(g, x, names, T):
+    acts = g.forward(x / 255, outputs=list(names) + [g.logits_name])
+    lv = {n: np.rint(acts[n] * (T / g.layer(n).params["max_value"])).astype(np.int64)
+          .reshape(len(x), -1) for n in names}
+    return lv, acts[g.logits_name]
+
+
+def test_avgpool_after_qcfs_is_folded_into_the_next_layer(rng):
+    """avgpool='auto' folds the pool of a QCFS layer into the next conv (kernel 6×6, stride 2)
+    and the dense after the flatten: no average population, the same function."""
+    g = _qcfs_pool_net(rng)
+    net = convert(g, None, method="robust", weight_bits=None, profile="ideal", map=False)
+    roles = net.meta["population_roles"]
+    assert "avg" not in roles.values() and set(roles) == {"q1", "q2", g.logits_name}
+    pr = {p.target: p for p in net.projections}["q2"]
+    assert pr.kind == "conv" and tuple(pr.kernel) == (6, 6) and tuple(pr.stride) == (2, 2)
+    assert tuple(pr.padding) == (2, 2, 2, 2)
+    spiking = convert(g, None, method="robust", weight_bits=None, profile="ideal", map=False,
+                      avgpool="spike")
+    assert "avg" in spiking.meta["population_roles"].values()
+    # fold of a non-QCFS pool only on request; a pool that cannot be folded is named
+    b = GraphBuilder((8, 8, 1), name="nofold")
+    x = b.relu(b.conv2d(b.input(), rng.normal(0, 0.5, (3, 3, 1, 2)), padding="same"))
+    x = b.avgpool(x, 3, strides=2, name="pool")
+    g2 = b.build(output=b.dense(b.flatten(x), rng.normal(0, 0.5, (18, 2))))
+    assert "avg" in convert(g2, None, weight_bits=None, profile="ideal", map=False,
+                            input_scale=1 / 255).meta["population_roles"].values()
+    with pytest.raises(ConversionError, match="pool.*cannot be folded.*tile"):
+        convert(g2, None, weight_bits=None, profile="ideal", map=False, input_scale=1 / 255,
+                avgpool="fold")
+
+
+@pytest.mark.parametrize("bits", [None, 8])
+def test_layerwise_schedule_equals_the_quantised_ann(rng, bits):
+    """timing='layerwise', steps=L: every hidden count is the QCFS level of the ANN on every
+    neuron and the read-out at step D·L predicts as the quantised ANN; the dense reference
+    agrees with the engine spike for spike.  Under the synchronous schedule the second layer
+    sees spike trains and differs (the unevenness error of Bu et al.)."""
+    g = _qcfs_pool_net(rng)
+    x = rng.integers(0, 256, (24, 8, 8, 2))
+    net = convert(g, None, method="robust", weight_bits=bits, profile="ideal", map=False,
+                  timing="layerwise", steps=L)
+    lw = net.meta["layerwise"]
+    assert (lw["window"], lw["layers"], lw["run_length"]) == (L, 2, 2 * L)
+    R = lw["run_length"]
+    raw = engine.simulate(net, x, R + 3)
+    ref = reference.simulate(net, x, R + 3)
+    for k in ("spike_counts", "predictions"):
+        for name in (raw[k] if isinstance(raw[k], dict) else [None]):
+            a = raw[k] if name is None else raw[k][name]
+            b_ = ref[k] if name is None else ref[k][name]
+            assert np.array_equal(a, b_), (k, name)
+    assert raw["spike_counts"]["layerwise/clock"].reshape(-1).tolist() == [1] * len(x)
+    if bits is None:  # 2^23 weight resolution: the ANN's own levels
+        want, logits = _levels(g, x, ("q1", "q2"), L)
+        for n in ("q1", "q2"):
+            assert np.array_equal(raw["spike_counts"][n].astype(np.int64), want[n]), n
+            assert 0 < want[n].mean() < L
+        assert np.array_equal(raw["predictions"][R - 1], logits.argmax(1))
+        # the read-out holds after the last layer is done
+        assert np.array_equal(raw["predictions"][R + 2], raw["predictions"][R - 1])
+        sync = convert(g, None, method="robust", weight_bits=bits, profile="ideal", map=False)
+        s = engine.simulate(sync, x, L)
+        assert np.array_equal(s["spike_counts"]["q1"].astype(np.int64), want["q1"])
+        assert not np.array_equal(s["spike_counts"]["q2"].astype(np.int64), want["q2"])
+
+
+def test_layerwise_refusals(rng):
+    g = _qcfs_pool_net(rng)
+    with pytest.raises(ConversionError, match="needs steps"):
+        convert(g, None, weight_bits=8, profile="ideal", map=False, timing="layerwise")
+    with pytest.raises(ConversionError, match="average population"):
+        convert(g, None, weight_bits=8, profile="ideal", map=False, timing="layerwise",
+                steps=4, avgpool="spike")
+    with pytest.raises(ConversionError, match="analog"):
+        convert(g, None, weight_bits=8, profile="ideal", map=False, timing="layerwise",
+                steps=4, encoding="rate")
+    with pytest.raises(ConversionError, match="readout"):
+        convert(g, None, weight_bits=8, profile="ideal", map=False, timing="layerwise",
+                steps=4, readout="spikes")
+
+
+def test_trained_qcfs_cifar_net_equals_its_quantised_ann_at_t_equals_l():
+    """examples/qcfs_cifar.onnx (trained with QCFS, L = 4) on held-out CIFAR-10 images: in the
+    layer-by-layer schedule with T = L every hidden neuron's spike count is its QCFS level in
+    the ONNX model's quantised ANN, and the read-out at step 3·L predicts as the ANN (and as
+    onnxruntime).  Float resolution weights (2^23): the integers are the ANN's weights."""
+    pytest.importorskip("onnx")
+    from pathlib import Path
+
+    from converter.load import load_model
+    from converter.passes import prepare
+    from tests.conftest import require_data
+    from neuroemu import datasets
+    require_data("cifar10", "test_subset1000.npz")
+    path = Path(__file__).resolve().parents[1] / "examples" / "qcfs_cifar.onnx"
+    g = load_model(path, input_scale=1 / 255)  # trained on pixels / 255
+    x, _ = datasets.load_cifar10_subset()
+    x = x[800:806]  # held out from training (images 0..799)
+    net = convert(g, None, method="robust", weight_bits=None, profile="ideal", map=False,
+                  timing="layerwise", steps=L)
+    R = net.meta["layerwise"]["run_length"]
+    assert R == 3 * L and "avg" not in net.meta["population_roles"].values()
+    raw = engine.simulate(net, x.transpose(0, 2, 3, 1), R, threads=1)  # engine: HWC
+    pg = prepare(g)
+    names = [l.name for l in pg if l.kind == "relu"]
+    assert len(names) == 3
+    acts = pg.forward(pg.to_internal(x / 255), outputs=names + [pg.logits_name], internal=True)
+    for n in names:
+        lam = pg.layer(n).params["max_value"]
+        want = np.rint(acts[n] * (L / lam)).astype(np.int64).reshape(len(x), -1)
+        got = raw["spike_counts"][n].astype(np.int64)
+        assert np.array_equal(got, want), (n, int((got != want).sum()))
+    assert np.array_equal(raw["predictions"][R - 1], acts[pg.logits_name].argmax(1))
+    ort = pytest.importorskip("onnxruntime")
+    ref = ort.InferenceSession(str(path)).run(None, {"image": x.astype(np.float32) / 255})[0]
+    assert np.array_equal(raw["predictions"][R - 1], ref.argmax(1))
