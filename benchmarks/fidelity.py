@@ -78,7 +78,8 @@ MODELS = {  # file, dataset, input_scale
     "keras_bn_maxpool": ("keras_bn_maxpool.keras", "mnist", 1 / 255),
     "torch_cnn": ("torch_cnn.onnx", "mnist", 1 / 255),
     "mnist-8": ("mnist-8.onnx", "mnist", 1.0),
-    # trained by examples/train_qcfs_cifar.py (QCFS, L = 4) on subset images 500..999
+    # trained by examples/train_qcfs_cifar.py (QCFS, L = 4) on subset images 0..799: evaluate
+    # with --cifar-start 800 --cifar-samples 200
     "qcfs_cifar": ("examples/qcfs_cifar.onnx", "cifar", 1 / 255),
 }
 
@@ -189,6 +190,121 @@ def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rm
     return {"name": name, "n": n, "float_acc": float_acc, "macs": macs, "rows": rows,
             "ann_float": ann_float, "cal": MNIST_CAL[0] if kind == "mnist" else CIFAR_CAL[0],
             "steps": steps, "start": MNIST_START[0] if kind == "mnist" else CIFAR_START[0]}
+
+
+# ---- QCFS networks: synchronous schedule vs the layer-by-layer schedule ----------------------
+def bench_qcfs(name: str, n: int, bits_list, steps: int, threads=1) -> dict:
+    """A QCFS-trained network (Bu et al. 2022) against its quantised ANN (the graph itself)
+    and its float ANN (the same weights with clipped ReLUs), with synaptic operations per run.
+
+    Rows: ``sync`` — the paper's schedule (every layer processes step t in global step t,
+    delay 0), run for ``steps`` steps, accuracy at T = L, 2L, …; ``sync, avg spiking`` — the
+    same with the average pools as spiking average populations (the conversion before the
+    pools were folded); ``layerwise`` — every layer integrates L steps, then fires L steps
+    (:mod:`converter.layerwise`), read at global step D·L.  ``mismatch`` = hidden neurons whose
+    spike count is not their QCFS level L·h/λ in the quantised ANN (all samples)."""
+    fname, kind, scale = MODELS[name]
+    g = load_model(_model_path(fname), input_scale=scale)
+    _, xe, ye = _data(kind, n)
+    pg = prepare(g)
+    xi = pg.to_internal(xe.astype(np.float64) * scale)
+    qnames = [l.name for l in pg if l.kind == "relu" and l.params.get("levels") is not None]
+    levels = {int(pg.layer(q).params["levels"]) for q in qnames}
+    if len(levels) != 1:
+        raise SystemExit(f"{name}: not a QCFS network with one L ({sorted(levels)})")
+    L = levels.pop()
+    acts = {}
+    for s in range(0, len(xi), 50):
+        a = pg.forward(xi[s:s + 50], outputs=qnames + [pg.logits_name], internal=True)
+        for k, v in a.items():
+            acts.setdefault(k, []).append(v)
+    acts = {k: np.concatenate(v) for k, v in acts.items()}
+    want = {q: np.rint(acts[q] * (L / pg.layer(q).params["max_value"])).astype(np.int64)
+            .reshape(n, -1) for q in qnames}
+    q_acc = float((acts[pg.logits_name].argmax(1) == ye).mean())
+    f_acc = float((float_ann(g).predict(xe.astype(np.float64) * scale).argmax(1) == ye).mean())
+    rows = []
+
+    def mism(res, net):
+        bad = 0
+        for q in qnames:
+            pn = next(p.name for p in net.populations
+                      if net.meta["lambda"].get(p.name, {}).get("layer") == q)
+            bad += int((res.spike_counts[pn].astype(np.int64).reshape(n, -1) != want[q]).sum())
+        return bad
+
+    for bits in bits_list:
+        for label, opts, T in (("sync", {}, steps), ("sync, avg spiking", {"avgpool": "spike"},
+                                                      steps),
+                               ("layerwise", {"timing": "layerwise", "steps": L}, None)):
+            t0 = time.time()
+            net = convert(g, None, method="robust", weight_bits=bits, profile="ideal",
+                          input_scale=scale, map=False, **opts)
+            run = T if T is not None else net.meta["layerwise"]["run_length"]
+            res = emulator.run(net, xe, run, labels=ye, threads=threads)
+            row = {"label": label, "bits": bits, "run": run,
+                   "mops": res.counters["synaptic_events"] / n / 1e6,
+                   "seconds": time.time() - t0}
+            if T is None:
+                row["acc"] = {L: float(res.accuracy[run - 1])}
+                row["mismatch"] = mism(res, net)
+            else:
+                row["acc"] = {t: float(res.accuracy[t - 1]) for t in (L, 2 * L, 4 * L, 8 * L)
+                              if t <= run}
+                # synaptic events of a run of exactly L steps (the T = L column)
+                short = emulator.run(net, xe, L, labels=ye, threads=threads)
+                row["mops_L"] = short.counters["synaptic_events"] / n / 1e6
+                row["mismatch"] = mism(short, net)
+            rows.append(row)
+    neurons = sum(w.shape[1] for w in want.values())
+    return {"name": name, "n": n, "L": L, "q_acc": q_acc, "f_acc": f_acc, "rows": rows,
+            "start": CIFAR_START[0], "neurons": neurons, "steps": steps}
+
+
+def render_qcfs(r: dict) -> str:
+    L, n = r["L"], r["n"]
+    ts = sorted({t for row in r["rows"] for t in row["acc"]})
+    out = [f"## {r['name']}: QCFS (L = {L}) — quantised ANN {100 * r['q_acc']:.2f} %, float ANN "
+           f"{100 * r['f_acc']:.2f} %", "",
+           f"CIFAR-10 shared subset images {r['start']}..{r['start'] + n - 1} ({n} images, held "
+           f"out from training), no calibration (λ and L come from the model), profile `ideal`."
+           f" *sync*: the schedule of Bu et al. (every layer processes step t in global step t); "
+           f"T = number of steps. *layerwise*: every layer integrates L steps, then fires L "
+           f"steps (`timing=\"layerwise\"`), so T = L steps per layer and the prediction is "
+           f"read at global step D·L (column *run*). *mismatch*: hidden neurons × samples "
+           f"(of {r['neurons'] * n:,}) whose spike count at T = L differs from the QCFS level "
+           f"of the quantised ANN. MOps = synaptic events per sample: at T = L "
+           f"(*MOps@L*) and over the whole run.", "",
+           "| schedule | weight bits | run | " + " | ".join(f"T={t}" for t in ts)
+           + " | mismatch@L | MOps@L | MOps/run | s |",
+           "|---|---|---|" + "---|" * len(ts) + "---|---|---|---|"]
+    for row in r["rows"]:
+        acc = " | ".join(f"{100 * row['acc'][t]:.2f}" if t in row["acc"] else "" for t in ts)
+        mL = row.get("mops_L", row["mops"])
+        out.append(f"| {row['label']} | {_fmt_bits(row['bits'])} | {row['run']} | {acc} | "
+                   f"{row['mismatch']:,} | {mL:.2f} | {row['mops']:.2f} | "
+                   f"{row['seconds']:.0f} |")
+    out += ["", "Targets (issue #14):", ""]
+    for row in r["rows"]:
+        if row["bits"] != 8 or row["label"] == "sync, avg spiking":
+            continue
+        acc = row["acc"][L]
+        gap = r["q_acc"] - acc
+        tb = ("T = L steps per layer (layerwise, read at global step "
+              f"{row['run']})" if row["label"] == "layerwise" else "T = L global steps (sync)")
+        out.append(f"* within 0.5 point of the quantised ANN at T = L, {tb}: SNN "
+                   f"{100 * acc:.2f} % vs {100 * r['q_acc']:.2f} % (gap {100 * gap:+.2f}; "
+                   f"{row.get('mops_L', row['mops']):.2f} MOps/sample): "
+                   f"**{'met' if gap <= 0.005 + 1e-12 else 'missed'}** on {n} images.")
+        if row["label"] == "sync" and 16 in row["acc"]:
+            g16 = r["f_acc"] - row["acc"][16]
+            out.append(f"* within 1 point of the float ANN by T = 16 (sync): SNN "
+                       f"{100 * row['acc'][16]:.2f} % vs {100 * r['f_acc']:.2f} % (gap "
+                       f"{100 * g16:+.2f}; {row['mops']:.2f} MOps/sample over the "
+                       f"{row['run']}-step run): **{'met' if g16 <= 0.01 + 1e-12 else 'missed'}**"
+                       f" on {n} images.")
+    out.append("")
+    return "\n".join(out)
 
 
 # ---- layer-by-layer hand-off diagnosis --------------------------------------------------------
@@ -517,6 +633,10 @@ def main(argv=None) -> int:
                          "diagnosis (one run per label and --handoff-steps value)")
     ap.add_argument("--handoff-steps", default="64,256", help="run lengths of the hand-off")
     ap.add_argument("--handoff-bits", default="8", help="weight bits of the hand-off runs")
+    ap.add_argument("--qcfs", default="",
+                    help="comma-separated QCFS models (e.g. qcfs_cifar) for the sync vs "
+                         "layerwise comparison at T = L (evaluation images from --cifar-start, "
+                         "--cifar-samples of them; weight bits from --bits; sync runs --steps)")
     ap.add_argument("--out", default=None, help="write the markdown table here")
     ap.add_argument("--append", action="store_true",
                     help="append this run's tables to --out (its own header and command)")
@@ -547,8 +667,13 @@ def main(argv=None) -> int:
     per = sum(len(bits_list) if (a.grid == "full" or m == "ecc") else 2 for m in methods)
     per += len(hlabels) * len(hsteps)
     results, hres, mcs = [], [], []
+    qnames = [m for m in a.qcfs.split(",") if m]
+    for m in qnames:
+        if m not in MODELS:
+            ap.error(f"unknown model {m!r}; known: {', '.join(MODELS)}")
     cmd = "python benchmarks/fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])
     head = Path(a.out).read_text() if a.append and a.out and Path(a.out).exists() else None
+    text = ""
     with tqdm(total=per * len(names), unit="run") as bar:
         for m in names:
             n = a.cifar_samples if MODELS[m][1] == "cifar" else a.samples
@@ -571,6 +696,13 @@ def main(argv=None) -> int:
                                        head.rstrip() + "\n\n" + text.replace(
                                            "# Conversion fidelity", "# Conversion fidelity "
                                            "(additional run)", 1))
+    if qnames:
+        qtext = "\n\n".join(render_qcfs(bench_qcfs(m, a.cifar_samples, bits_list, a.steps,
+                                                    a.threads)) for m in qnames)
+        text = (text.rstrip() + "\n\n" if names else "# Conversion fidelity: QCFS\n\n"
+                f"Generated by `{cmd}` on {datetime.date.today().isoformat()}.\n\n") + qtext
+        if a.out:
+            Path(a.out).write_text(text if head is None else head.rstrip() + "\n\n" + text)
     print(text)
     return 0
 
