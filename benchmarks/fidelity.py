@@ -241,7 +241,8 @@ def bench_qcfs(name: str, n: int, bits_list, steps: int, threads=1) -> dict:
             net = convert(g, None, method="robust", weight_bits=bits, profile="ideal",
                           input_scale=scale, map=False, **opts)
             run = T if T is not None else net.meta["layerwise"]["run_length"]
-            res = emulator.run(net, xe, run, labels=ye, threads=threads)
+            res = emulator.run(net, xe, run, labels=ye, threads=threads,
+                               detail=("predictions", "spike_counts"))
             row = {"label": label, "bits": bits, "run": run,
                    "mops": res.counters["synaptic_events"] / n / 1e6,
                    "seconds": time.time() - t0}
@@ -252,7 +253,8 @@ def bench_qcfs(name: str, n: int, bits_list, steps: int, threads=1) -> dict:
                 row["acc"] = {t: float(res.accuracy[t - 1]) for t in (L, 2 * L, 4 * L, 8 * L)
                               if t <= run}
                 # synaptic events of a run of exactly L steps (the T = L column)
-                short = emulator.run(net, xe, L, labels=ye, threads=threads)
+                short = emulator.run(net, xe, L, labels=ye, threads=threads,
+                                     detail=("predictions", "spike_counts"))
                 row["mops_L"] = short.counters["synaptic_events"] / n / 1e6
                 row["mismatch"] = mism(short, net)
             rows.append(row)
