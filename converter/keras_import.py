@@ -48,6 +48,7 @@ from hw_models.errors import (ConversionError, FileFormatError, NeuroemuError,
 from hw_models.safeio import loads_json, open_h5, read_dataset, read_zip_member
 from .builder import GraphBuilder
 from .graph import Graph
+from .qcfs import find_keras_qcfs
 
 # Keras class names, all generations, grouped by what they become
 _CONV = {"Conv2D", "Convolution2D"}
@@ -143,6 +144,12 @@ def _layer_list(config: dict, path) -> tuple[list, list, list]:
                 if isinstance(node, dict):  # Keras 3
                     for arg in _keras3_tensors(node.get("args", [])):
                         inbound.append(tuple(arg[:3]))
+                    if str(item.get("module", "")).startswith(("keras.src.ops", "keras.ops")):
+                        # a keras.ops operation: keep its constant arguments (QCFS chains)
+                        args = node.get("args", [])
+                        cfg["__op__"] = {
+                            "args": [a for a in args if not isinstance(a, (dict, list))],
+                            "tensor_first": bool(args) and isinstance(args[0], dict)}
                 else:  # Keras 1/2: [[name, node, tensor, kwargs?], ...]
                     for ref in node:
                         inbound.append((ref[0], int(ref[1]), int(ref[2])))
@@ -210,6 +217,8 @@ class _KerasImporter:
         self.alias: dict[str, str] = {}      # keras layer name -> graph layer name (its output)
         self.pre = None                      # (scale, offset) of stripped input preprocessing
         self.chw_flat: dict[str, tuple] = {}  # graph layer -> (C, H, W) of a channels-first flatten
+        self.qcfs = find_keras_qcfs(self.layers)  # keras.ops QCFS chains (converter.qcfs)
+        self.in_qcfs = {i for c in self.qcfs.values() for i in c[4]}
 
     def _input_shape(self):
         for c, cfg, _ in self.layers:
@@ -228,8 +237,13 @@ class _KerasImporter:
     def check_layers(self) -> None:
         """One error naming every layer (and fused activation) that cannot be imported."""
         bad = []
-        for cls, cfg, _ in self.layers:
+        for i, (cls, cfg, _) in enumerate(self.layers):
             name = cfg.get("name")
+            if i in self.in_qcfs:
+                continue
+            if "__op__" in cfg:
+                bad.append(f"{name!r} (keras.ops {cls} outside a QCFS activation)")
+                continue
             if cls == "Lambda" or cls not in _KNOWN:
                 bad.append(f"{name!r} ({cls})")
                 continue
@@ -253,9 +267,16 @@ class _KerasImporter:
         if in_cfg[0] in _INPUT:
             self.alias[in_cfg[1]["name"]] = x
         last = x
-        for cls, cfg, inbound in self.layers:
+        for i, (cls, cfg, inbound) in enumerate(self.layers):
             name = cfg.get("name")
             if cls in _INPUT:
+                continue
+            if i in self.qcfs:  # a keras.ops QCFS chain: one activation
+                src, end, lam, levels, _ = self.qcfs[i]
+                last = b.relu(self.alias[src], lam, levels=levels, name=end)
+                self.alias[end] = last
+                continue
+            if i in self.in_qcfs:
                 continue
             srcs = [self.alias[r[0]] for r in inbound] if inbound else [x]
             if any(r[1] != 0 or r[2] != 0 for r in inbound):

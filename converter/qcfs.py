@@ -22,6 +22,11 @@ Deeper layers receive spike trains whose per-step current is not constant; Bu et
 expected error is zero, not every sample's (their "unevenness error"), so there the SNN equals
 the quantised ANN only approximately — the benchmark measures how closely.
 
+Keras 3 pattern: the same chain of ``keras.ops`` operations (``ops.multiply``/``ops.divide`` by
+a constant, ``ops.add(·, 0.5)``, ``ops.floor``, ``ops.clip(·, 0, hi)``, ``ops.multiply``) applied
+to symbolic tensors in a functional model, which a ``.keras`` file stores as
+``keras.src.ops.numpy`` entries with their constants (:func:`find_keras_qcfs`).
+
 ONNX pattern (what ``torch.onnx.export`` makes of the expression above, and the spellings
 around it)::
 
@@ -39,7 +44,7 @@ import numpy as np
 
 from hw_models.errors import ConversionError, UnsupportedLayerError
 
-__all__ = ["check_qcfs", "find_onnx_qcfs", "qcfs_v_init"]
+__all__ = ["check_qcfs", "find_keras_qcfs", "find_onnx_qcfs", "qcfs_v_init"]
 
 _RTOL = 1e-5
 
@@ -166,19 +171,117 @@ def find_onnx_qcfs(graph, numpy_helper, onnx, opset: int) -> dict:
             t = n.output[0]
         if not ok or hi is None:
             continue  # a Floor that is not a QCFS activation: the importer reports it
-        if abs(half - 0.5) > 1e-12:
-            raise UnsupportedLayerError(f"{where}: a clip-floor activation with shift {half}; "
-                                        f"only the QCFS shift ½ (Bu et al. 2022) is supported")
-        levels = hi / k
-        if k <= 0 or s <= 0 or abs(levels - round(levels)) > _RTOL * max(1.0, levels):
-            raise UnsupportedLayerError(f"{where}: clip-floor activation with {hi}/{k} = "
-                                        f"{levels} levels and output scale {s}; QCFS needs a "
-                                        f"positive integer L and a positive scale")
-        levels = int(round(levels))
-        lam = s * hi
-        if abs(a * lam / levels - 1.0) > _RTOL:
-            raise UnsupportedLayerError(f"{where}: input slope {a} does not match L/λ = "
-                                        f"{levels}/{lam} = {levels / lam}: not a QCFS "
-                                        f"activation (its step is not λ/L)")
+        lam, levels = _resolve(half, a, k, hi, s, where)
+        found[mi] = (x_in, t, lam, levels, chain)
+    return found
+
+
+def _resolve(half, a, k, hi, s, where) -> tuple:
+    """(λ, L) of ``s · clip(k · ⌊a·x + half⌋, 0, hi)``, or an UnsupportedLayerError saying
+    which number keeps it from being QCFS."""
+    if abs(half - 0.5) > 1e-12:
+        raise UnsupportedLayerError(f"{where}: a clip-floor activation with shift {half}; "
+                                    f"only the QCFS shift ½ (Bu et al. 2022) is supported")
+    levels = hi / k if k else float("inf")
+    if k <= 0 or s <= 0 or not np.isfinite(levels) \
+            or abs(levels - round(levels)) > _RTOL * max(1.0, levels):
+        raise UnsupportedLayerError(f"{where}: clip-floor activation with {hi}/{k} = "
+                                    f"{levels} levels and output scale {s}; QCFS needs a "
+                                    f"positive integer L and a positive scale")
+    levels = int(round(levels))
+    lam = s * hi
+    if abs(a * lam / levels - 1.0) > _RTOL:
+        raise UnsupportedLayerError(f"{where}: input slope {a} does not match L/λ = "
+                                    f"{levels}/{lam} = {levels / lam}: not a QCFS "
+                                    f"activation (its step is not λ/L)")
+    return lam, levels
+
+
+# ---- Keras 3 ------------------------------------------------------------------------------
+def _op_scalar(cfg):
+    """The one numeric constant argument of a Keras 3 operation (``cfg["__op__"]``)."""
+    op = cfg.get("__op__") or {}
+    nums = [v for v in op.get("args", []) if isinstance(v, (int, float)) and
+            not isinstance(v, bool)]
+    return float(nums[0]) if len(nums) == 1 else None
+
+
+def _op_factor(cls, cfg):
+    """The scalar factor of a Keras 3 ``Multiply``/``Divide``/``TrueDivide`` operation by a
+    constant (division: 1/c, only as tensor ÷ constant), or None."""
+    c = _op_scalar(cfg)
+    if c is None:
+        return None
+    if cls == "Multiply":
+        return c
+    if cls in ("Divide", "TrueDivide") and cfg["__op__"].get("tensor_first") and c != 0:
+        return 1.0 / c
+    return None
+
+
+def find_keras_qcfs(layers: list) -> dict:
+    """QCFS chains among Keras 3 operations (``keras.ops`` applied to symbolic tensors in a
+    functional model, saved as ``keras.src.ops.numpy`` entries)::
+
+        x ─ Multiply(a) | Divide(1/a) ─ Add(½) ─ Floor ─ [Multiply|Divide] ─ Clip(0, hi)
+          ─ Multiply|Divide(s) ─▶
+
+    ``layers`` is the importer's ``[(class, cfg, inbound)]`` list, operations marked by
+    ``cfg["__op__"]`` (their constant arguments).  Returns ``{index of the chain's first
+    entry: (input layer name, output layer name, λ, L, indices of the chain)}``."""
+    name_of = [cfg.get("name") for _, cfg, _ in layers]
+    idx = {n: i for i, n in enumerate(name_of)}
+    users: dict = {}
+    for i, (_, _, inbound) in enumerate(layers):
+        for r in inbound:
+            users.setdefault(r[0], []).append(i)
+    is_op = [("__op__" in cfg) for _, cfg, _ in layers]
+
+    def src(i):
+        inb = layers[i][2]
+        return inb[0][0] if len(inb) == 1 else None
+
+    found = {}
+    for fi, (cls, cfg, _) in enumerate(layers):
+        if cls != "Floor" or not is_op[fi]:
+            continue
+        where = f"Keras operation {cfg.get('name')!r} (Floor)"
+        ai = idx.get(src(fi))
+        if ai is None or not is_op[ai] or layers[ai][0] != "Add":
+            continue
+        half = _op_scalar(layers[ai][1])
+        mi = idx.get(src(ai))
+        if half is None or mi is None or not is_op[mi]:
+            continue
+        a = _op_factor(layers[mi][0], layers[mi][1])
+        x_in = src(mi)
+        if a is None or x_in is None:
+            continue
+        chain, k, hi, s, t, ok = [mi, ai, fi], 1.0, None, 1.0, name_of[fi], True
+        while True:
+            us = users.get(t, [])
+            if len(us) != 1 or not is_op[us[0]]:
+                break
+            ni = us[0]
+            ncls, ncfg = layers[ni][0], layers[ni][1]
+            if ncls == "Clip" and hi is None:
+                lo_v, hi_v = ncfg.get("x_min"), ncfg.get("x_max")
+                if lo_v is None or float(lo_v) != 0.0 or hi_v is None:
+                    ok = False
+                    break
+                hi = float(hi_v)
+            else:
+                f = _op_factor(ncls, ncfg)
+                if f is None:
+                    break
+                if hi is None:
+                    k *= f
+                else:
+                    s *= f
+            chain.append(ni)
+            t = name_of[ni]
+        if not ok or hi is None:
+            continue
+        lam, levels = _resolve(half, a, k, hi, s, where)
         found[mi] = (x_in, t, lam, levels, chain)
     return found

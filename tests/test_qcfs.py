@@ -1,6 +1,10 @@
-"""QCFS networks (Bu et al. 2022): the activation, its ONNX import and the exact conversion."""
+"""QCFS networks (Bu et al. 2022): the activation, its ONNX and Keras 3 import, the exact
+conversion, average pools folded, and the layer-by-layer schedule that makes the SNN equal the
+quantised ANN at T = L."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,8 +247,6 @@ def test_trained_qcfs_cifar_net_equals_its_quantised_ann_at_t_equals_l():
     the ONNX model's quantised ANN, and the read-out at step 3·L predicts as the ANN (and as
     onnxruntime).  Float resolution weights (2^23): the integers are the ANN's weights."""
     pytest.importorskip("onnx")
-    from pathlib import Path
-
     from converter.load import load_model
     from converter.passes import prepare
     from tests.conftest import require_data
@@ -272,3 +274,67 @@ def test_trained_qcfs_cifar_net_equals_its_quantised_ann_at_t_equals_l():
     ort = pytest.importorskip("onnxruntime")
     ref = ort.InferenceSession(str(path)).run(None, {"image": x.astype(np.float32) / 255})[0]
     assert np.array_equal(raw["predictions"][R - 1], ref.argmax(1))
+
+
+# ---- Keras 3: the same chain as keras.ops operations -----------------------------------------
+KERAS_QCFS = Path(__file__).resolve().parent / "qcfs" / "qcfs_keras.keras"
+
+
+def _keras_variant(tmp_path, edit):
+    """A copy of the Keras 3 QCFS file with its config.json changed by ``edit(layers)``."""
+    import json
+    import zipfile
+    out = tmp_path / "variant.keras"
+    with zipfile.ZipFile(KERAS_QCFS) as zi, zipfile.ZipFile(out, "w") as zo:
+        for item in zi.infolist():
+            data = zi.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                edit(cfg["config"]["layers"])
+                data = json.dumps(cfg).encode()
+            zo.writestr(item, data)
+    return out
+
+
+def test_keras_ops_qcfs_chain_imports_and_converts_exactly():
+    """tests/qcfs/qcfs_keras.keras (written by Keras 3.15, tests/qcfs/make_qcfs_keras.py): two
+    QCFS activations spelled ops.multiply/ops.divide → add ½ → floor → clip(0, L) →
+    multiply.  Each imports as one QCFS relu; the float graph equals Keras's own logits; the
+    layer-by-layer SNN at T = L has every hidden count at its QCFS level and predicts as
+    Keras on all 32 inputs."""
+    from converter.load import load_model
+    g = load_model(KERAS_QCFS, input_scale=1 / 255)
+    q = [l for l in g if l.kind == "relu"]
+    assert [(l.params["max_value"], l.params["levels"]) for l in q] == [(1.5, L), (1.25, L)]
+    assert {l.kind for l in g} == {"input", "conv2d", "relu", "avgpool", "flatten", "dense"}
+    ref = np.load(KERAS_QCFS.parent / "qcfs_keras_ref.npz")
+    x, want_logits = ref["x"], ref["logits"]
+    np.testing.assert_allclose(g.predict(x), want_logits, atol=1e-5)
+    net = convert(g, None, method="robust", weight_bits=None, profile="ideal", map=False,
+                  timing="layerwise", steps=L)
+    R = net.meta["layerwise"]["run_length"]
+    raw = engine.simulate(net, x, R)
+    acts = g.forward(x / 255, outputs=[l.name for l in q])
+    for l in q:
+        lv = np.rint(acts[l.name] * (L / l.params["max_value"])).astype(np.int64)
+        assert np.array_equal(raw["spike_counts"][l.name].astype(np.int64),
+                              lv.reshape(len(x), -1)), l.name
+    assert np.array_equal(raw["predictions"][R - 1], want_logits.argmax(1))
+
+
+def test_keras_ops_outside_a_qcfs_chain_are_refused(tmp_path):
+    from converter.load import load_model
+
+    def shift(layers):
+        for item in layers:
+            if item["class_name"] == "Add" and "ops" in item.get("module", ""):
+                item["inbound_nodes"][0]["args"][1] = 0.25
+    with pytest.raises(UnsupportedLayerError, match="shift 0.25"):
+        load_model(_keras_variant(tmp_path, shift), input_scale=1 / 255)
+
+    def no_clip(layers):  # floor without its clip: not QCFS, and never executed
+        for item in layers:
+            if item["class_name"] == "Clip":
+                item["config"]["x_min"] = -1.0
+    with pytest.raises(UnsupportedLayerError, match="keras.ops .*outside a QCFS"):
+        load_model(_keras_variant(tmp_path, no_clip), input_scale=1 / 255)
