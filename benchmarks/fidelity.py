@@ -203,6 +203,8 @@ def bench_qcfs(name: str, n: int, bits_list, steps: int, threads=1) -> dict:
     pools were folded); ``layerwise`` — every layer integrates L steps, then fires L steps
     (:mod:`converter.layerwise`), read at global step D·L.  ``mismatch`` = hidden neurons whose
     spike count is not their QCFS level L·h/λ in the quantised ANN (all samples)."""
+    import os
+    load0 = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     fname, kind, scale = MODELS[name]
     g = load_model(_model_path(fname), input_scale=scale)
     _, xe, ye = _data(kind, n)
@@ -241,6 +243,8 @@ def bench_qcfs(name: str, n: int, bits_list, steps: int, threads=1) -> dict:
             net = convert(g, None, method="robust", weight_bits=bits, profile="ideal",
                           input_scale=scale, map=False, **opts)
             run = T if T is not None else net.meta["layerwise"]["run_length"]
+            if label == "sync":
+                sync_net = net
             res = emulator.run(net, xe, run, labels=ye, threads=threads,
                                detail=("predictions", "spike_counts"))
             row = {"label": label, "bits": bits, "run": run,
@@ -249,6 +253,14 @@ def bench_qcfs(name: str, n: int, bits_list, steps: int, threads=1) -> dict:
             if T is None:
                 row["acc"] = {L: float(res.accuracy[run - 1])}
                 row["mismatch"] = mism(res, net)
+                # the same integers as an ANN (the sync net holds them with the bias in place)
+                ref = integer_ann(sync_net, pg.to_internal(xe), L)
+                row["int_acc"] = float((ref["predictions"] == ye).mean())
+                row["int_mismatch"] = int(sum(
+                    (res.spike_counts[k].astype(np.int64).reshape(n, -1) != v).sum()
+                    for k, v in ref.items() if k != "predictions"))
+                row["int_pred_diff"] = int((np.asarray(res.predictions)[run - 1]
+                                            != ref["predictions"]).sum())
             else:
                 row["acc"] = {t: float(res.accuracy[t - 1]) for t in (L, 2 * L, 4 * L, 8 * L)
                               if t <= run}
@@ -259,8 +271,52 @@ def bench_qcfs(name: str, n: int, bits_list, steps: int, threads=1) -> dict:
                 row["mismatch"] = mism(short, net)
             rows.append(row)
     neurons = sum(w.shape[1] for w in want.values())
+    import os
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     return {"name": name, "n": n, "L": L, "q_acc": q_acc, "f_acc": f_acc, "rows": rows,
+            "load": f"{load0} at the start, {load} at the end (1/5/15 min)",
             "start": CIFAR_START[0], "neurons": neurons, "steps": steps}
+
+
+def integer_ann(net, x_raw: np.ndarray, T: int) -> dict:
+    """The ANN of a synchronously converted QCFS network's own integers, layer by layer (no
+    spikes): a layer reading the analog input fires ``clip(⌊(v0 + T·Z)/θ⌋, 0, T)`` with the
+    constant current Z = Σ w·2^e·x + b, every later layer ``clip(⌊(v0 + Σ w·2^e·n + T·b)/θ⌋,
+    0, T)``, the read-out integrates ``Σ w·2^e·n + T·b``.  This is what the layer-by-layer
+    schedule computes with spikes, so it is the reference for its exactness at any weight
+    precision.  Returns {population: counts (N, n)} and "predictions" (N,)."""
+    from converter.graph import conv2d
+    n = len(x_raw)
+    val = {"input": x_raw.astype(np.float64)}
+    out = {}
+    for p in net.populations:
+        if p.is_input:
+            continue
+        z = np.zeros((n,) + tuple(p.shape))
+        analog = False
+        for pr in net.projections:
+            if pr.target != p.name:
+                continue
+            w = np.asarray(pr.weights, np.float64) * 2.0 ** pr.exponent
+            src = val[pr.source]
+            analog |= pr.source == "input"
+            if pr.kind == "conv":
+                z += conv2d(src, w, None, tuple(pr.stride), tuple(pr.padding),
+                            tuple(pr.dilation), int(pr.groups))
+            elif pr.kind == "dense":
+                z += (src.reshape(n, -1) @ w).reshape(z.shape)
+            else:
+                raise SystemExit(f"integer_ann: projection kind {pr.kind} not handled")
+        b = p.bias_array().reshape(p.shape).astype(np.float64)
+        if not p.spiking:
+            v = z + T * b
+            out["predictions"] = v.reshape(n, -1).argmax(1)
+            continue
+        tot = T * (z + b) if analog else z + T * b
+        c = np.clip(np.floor((p.v_init + tot) / p.threshold), 0, T)
+        val[p.name] = c
+        out[p.name] = c.reshape(n, -1).astype(np.int64)
+    return out
 
 
 def render_qcfs(r: dict) -> str:
@@ -280,13 +336,24 @@ def render_qcfs(r: dict) -> str:
            "| schedule | weight bits | run | " + " | ".join(f"T={t}" for t in ts)
            + " | mismatch@L | MOps@L | MOps/run | s |",
            "|---|---|---|" + "---|" * len(ts) + "---|---|---|---|"]
+    ints = []
     for row in r["rows"]:
         acc = " | ".join(f"{100 * row['acc'][t]:.2f}" if t in row["acc"] else "" for t in ts)
         mL = row.get("mops_L", row["mops"])
         out.append(f"| {row['label']} | {_fmt_bits(row['bits'])} | {row['run']} | {acc} | "
                    f"{row['mismatch']:,} | {mL:.2f} | {row['mops']:.2f} | "
                    f"{row['seconds']:.0f} |")
-    out += ["", "Targets (issue #14):", ""]
+        if "int_acc" in row:
+            ints.append(f"* {_fmt_bits(row['bits']) + ('' if row['bits'] is None else '-bit')} weights: the network's own integers as an "
+                        f"ANN (`integer_ann`: ⌊(v0 + input)/θ⌋ clipped to 0..L per layer) score "
+                        f"{100 * row['int_acc']:.2f} %; the layerwise SNN differs from it in "
+                        f"{row['int_mismatch']:,} hidden spike counts and "
+                        f"{row['int_pred_diff']} predictions.")
+    out += ["", "The layer-by-layer SNN against the ANN of its own integer weights "
+            "(exactness at every weight precision; what is left against the quantised ANN is "
+            "weight rounding):", ""] + ints
+    out += ["", f"Load average during the run: {r.get('load', '?')}.", "",
+            "Targets (issue #14):", ""]
     for row in r["rows"]:
         if row["bits"] != 8 or row["label"] == "sync, avg spiking":
             continue
