@@ -344,8 +344,9 @@ def render_qcfs(r: dict) -> str:
                    f"{row['mismatch']:,} | {mL:.2f} | {row['mops']:.2f} | "
                    f"{row['seconds']:.0f} |")
         if "int_acc" in row:
-            ints.append(f"* {_fmt_bits(row['bits']) + ('' if row['bits'] is None else '-bit')} weights: the network's own integers as an "
-                        f"ANN (`integer_ann`: ⌊(v0 + input)/θ⌋ clipped to 0..L per layer) score "
+            wb = _fmt_bits(row["bits"]) + ("" if row["bits"] is None else "-bit")
+            ints.append(f"* {wb} weights: the network's own integers as an ANN "
+                        f"(`integer_ann`: ⌊(v0 + input)/θ⌋ clipped to 0..L per layer) score "
                         f"{100 * row['int_acc']:.2f} %; the layerwise SNN differs from it in "
                         f"{row['int_mismatch']:,} hidden spike counts and "
                         f"{row['int_pred_diff']} predictions.")
@@ -355,19 +356,20 @@ def render_qcfs(r: dict) -> str:
     out += ["", f"Load average during the run: {r.get('load', '?')}.", "",
             "Targets (issue #14):", ""]
     for row in r["rows"]:
-        if row["bits"] != 8 or row["label"] == "sync, avg spiking":
+        if row["label"] == "sync, avg spiking":
             continue
+        wb = ("float (2^23)" if row["bits"] is None else f"{row['bits']}-bit") + " weights"
         acc = row["acc"][L]
         gap = r["q_acc"] - acc
         tb = ("T = L steps per layer (layerwise, read at global step "
               f"{row['run']})" if row["label"] == "layerwise" else "T = L global steps (sync)")
-        out.append(f"* within 0.5 point of the quantised ANN at T = L, {tb}: SNN "
+        out.append(f"* {wb}, within 0.5 point of the quantised ANN at T = L, {tb}: SNN "
                    f"{100 * acc:.2f} % vs {100 * r['q_acc']:.2f} % (gap {100 * gap:+.2f}; "
                    f"{row.get('mops_L', row['mops']):.2f} MOps/sample): "
                    f"**{'met' if gap <= 0.005 + 1e-12 else 'missed'}** on {n} images.")
         if row["label"] == "sync" and 16 in row["acc"]:
             g16 = r["f_acc"] - row["acc"][16]
-            out.append(f"* within 1 point of the float ANN by T = 16 (sync): SNN "
+            out.append(f"* {wb}, within 1 point of the float ANN by T = 16 (sync): SNN "
                        f"{100 * row['acc'][16]:.2f} % vs {100 * r['f_acc']:.2f} % (gap "
                        f"{100 * g16:+.2f}; {row['mops']:.2f} MOps/sample over the "
                        f"{row['run']}-step run): **{'met' if g16 <= 0.01 + 1e-12 else 'missed'}**"

@@ -793,7 +793,8 @@ def convert(graph: Graph, calibration=None, method: str = "ecc", weight_bits: in
         (sync: delay 0 | hardware: delay 1 | layerwise: every layer integrates for ``steps``
         steps, then fires for ``steps`` steps — :mod:`converter.layerwise`; the QCFS SNN then
         equals its quantised ANN at T = L), ``avgpool`` (auto: folded into the next layer
-        after a QCFS layer, else a spiking average | fold | spike), ``percentile``, ``per_channel``, ``rho`` (0.5),
+        after a QCFS layer, else a spiking average | fold | spike), ``percentile``,
+        ``per_channel``, ``rho`` (0.5),
         ``tre`` (vinit|bias|none), ``rmp_scale`` (0.8), ``map`` (True), ``share`` (True),
         ``batch_size`` (128, calibration batches).
 
