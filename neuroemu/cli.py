@@ -140,9 +140,16 @@ def _conversion_options(p, grid: bool = False):
                         "or replaced by averaging")
     g.add_argument("--readout", choices=("v", "spikes"),
                    help="prediction = argmax of the output voltage (default) or spike counts")
-    g.add_argument("--timing", choices=("sync", "hardware"),
+    g.add_argument("--timing", choices=("sync", "hardware", "layerwise"),
                    help="sync: all layers within one step (delay 0, default); hardware: one "
-                        "step per layer (delay 1, as on Loihi)")
+                        "step per layer (delay 1, as on Loihi); layerwise: every layer "
+                        "integrates for --steps steps, then fires for --steps steps (read the "
+                        "prediction after layers x steps; a QCFS network then equals its "
+                        "quantised ANN at --steps L)")
+    g.add_argument("--avgpool", choices=("auto", "fold", "spike"),
+                   help="average pooling folded into the next layer's weights (fold; auto, the "
+                        "default, folds it after a QCFS activation) or a spiking average "
+                        "population (spike)")
     g.add_argument("--percentile", type=float, metavar="P",
                    help="activation percentile of the normalisation scale (default 99.9 for "
                         "robust, 100 = the maximum for the other methods)")
@@ -166,7 +173,7 @@ def _conversion_options(p, grid: bool = False):
 
 
 _OPTION_NAMES = ("reset", "encoding", "maxpool", "readout", "timing", "percentile",
-                 "per_channel", "rho", "tre", "rmp_scale")
+                 "per_channel", "rho", "tre", "rmp_scale", "avgpool")
 
 
 def _options(args) -> dict:
@@ -195,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model file or 'digits'")
     p.add_argument("--calibration", required=True, metavar="DATA",
                    help="calibration data (normalisation statistics)")
-    p.add_argument("--steps", type=_positive, help="run length T (needed for event input and "
+    p.add_argument("--steps", type=_positive, help="run length T (needed for event input, "
+                   "--timing layerwise and "
                    "--tre bias)")
     p.add_argument("--eval-data", metavar="DATA", help="also store the float network's "
                    "predictions on DATA in the network file, for `run` to compare against")
