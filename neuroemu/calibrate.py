@@ -68,6 +68,14 @@ def _channel_of(pop) -> np.ndarray:
     return np.arange(pop.size) % c
 
 
+def _ann(pg, net, xb, layer):
+    """The ANN's activation of ``layer`` on raw images ``xb``, in the model units the network
+    was converted in (its input spec: the graph itself may not say its input scale)."""
+    xm = net.spec.as_model(xb, "calibration")
+    xm = xm.reshape((len(xb),) + tuple(pg.layers[pg.input_name].shape))
+    return pg.forward(xm, outputs=[layer], internal=True)[layer]
+
+
 def _rate_error(net, pg, pop, layer, lam, x_raw, input_scale, steps, batch_size, threads):
     """Per-neuron mean of ``clip(a/λ, 0, 1) − n/T`` over the calibration samples."""
     import emulator
@@ -80,7 +88,7 @@ def _rate_error(net, pg, pop, layer, lam, x_raw, input_scale, steps, batch_size,
         n = res.spike_counts[pop.name].astype(np.float64) / steps
         # model units through the graph's input spec (scale per channel, offset) — the same
         # reading convert and predict use; input_scale is kept for callers that pass it
-        a = pg.forward(pg.model_input(xb), outputs=[layer], internal=True)[layer]
+        a = _ann(pg, net, xb, layer)
         target = np.clip(a.reshape(len(xb), -1) / lam_n, 0.0, 1.0)
         tot += (target - n).sum(axis=0)
     return tot / len(x_raw)
@@ -205,8 +213,7 @@ class _InputCache:
                 counts[pr.source] = net.spec.check_raw(xb).reshape(len(xb), -1).astype(np.uint16)
             else:
                 counts[pr.source] = res.spike_counts[pr.source].astype(np.uint16)
-        a = self.pg.forward(self.pg.model_input(xb), outputs=[self.layer],
-                            internal=True)[self.layer]
+        a = _ann(self.pg, net, xb, self.layer)
         target = np.clip(a.reshape(len(xb), -1) / self.lam_n, 0.0, 1.0).astype(np.float32)
         return counts, target
 

@@ -12,7 +12,7 @@ from hw_models.errors import ConversionError
 from neuroemu.calibrate import _rate_error, calibrate
 
 
-def _cnn(rng):
+def _cnn(rng, input_scale=1 / 255):
     b = GraphBuilder((10, 10, 2), name="cal")
     x = b.input()
     x = b.relu(b.conv2d(x, rng.normal(0, 0.5, (3, 3, 2, 6)), rng.normal(0.1, 0.1, 6),
@@ -21,7 +21,7 @@ def _cnn(rng):
     x = b.relu(b.conv2d(x, rng.normal(0, 0.3, (3, 3, 6, 8)), rng.normal(0, 0.1, 8)), name="r2")
     x = b.flatten(x)
     x = b.dense(x, rng.normal(0, 0.3, (3 * 3 * 8, 4)))
-    return b.build(output=x, input_scale=1 / 255)
+    return b.build(output=x, input_scale=input_scale)
 
 
 @pytest.mark.parametrize("mode", ["light", "advanced"])
@@ -159,3 +159,14 @@ def test_weight_calibration_never_keeps_a_worse_fit(rng):
         calibrate(net, g, x, 1 / 255, 8, "advanced", weight_iters=0)
     with pytest.raises(ConversionError, match="weight_lr"):
         calibrate(net, g, x, 1 / 255, 8, "advanced", weight_lr=-1.0)
+
+
+def test_calibration_of_a_graph_that_does_not_say_its_scale(rng):
+    """A model file without its input scale (the shared Keras MNIST/CIFAR models): the scale
+    given to convert is in the network's input spec, and the calibration's ANN targets use it."""
+    g = _cnn(rng, input_scale=None)
+    x = rng.integers(0, 256, (16, 10, 10, 2))
+    net = convert(g, x / 255, method="ecc", weight_bits=8, profile="ideal", map=False,
+                  input_scale=1 / 255)
+    cal = calibrate(net, g, x, 1 / 255, 8, "advanced", weight_iters=5)
+    assert set(cal.meta["calibration"]["populations"]) == {"r1", "r2"}
