@@ -66,6 +66,11 @@ METHODS = {"robust": ("robust", {}), "ecc": ("ecc", {}), "rmp": ("rmp", {"rmp_sc
            "ecc-cal": ("ecc", {"calibrate": "light"}),
            "ecc-cal+": ("ecc", {"calibrate": "advanced"}),
            "robust-cal": ("robust", {"calibrate": "light"}),
+           # advanced = layer-wise weight calibration + channel and neuron bias; "-nw": the
+           # advanced pipeline without its weight calibration (to isolate what that adds)
+           "robust-runmax-cal+nw": ("robust", {"maxpool": "runmax", "calibrate": "advanced",
+                                               "cal_weights": False}),
+           "ecc-cal+nw": ("ecc", {"calibrate": "advanced", "cal_weights": False}),
            # QCFS models: θ = λ, v(0) = θ/2 come from the model; "robust" only names the
            # (unused) normalisation of non-QCFS layers
            "qcfs": ("robust", {})}
@@ -147,18 +152,20 @@ def _load(name: str, n: int):
     return g, kind, scale, cal_raw, cal_raw.astype(np.float64) * scale, xe, ye
 
 
-def _convert(g, cal, cal_raw, scale, label, bits, steps=None):
+def _convert(g, cal, cal_raw, scale, label, bits, steps=None, threads=1):
     """convert() for a benchmark label, then its SNN calibration if the label asks for one."""
     method, extra = METHODS[label]
     extra = dict(extra)
     mode = extra.pop("calibrate", None)
+    weights = extra.pop("cal_weights", None)
     if extra.get("tre") == "bias":
         extra["steps"] = steps
     net = convert(g, cal, method=method, weight_bits=bits, profile="ideal", input_scale=scale,
                   map=False, **extra)
     if mode is not None:
         from neuroemu.calibrate import calibrate
-        net = calibrate(net, g, cal_raw[:CAL_SAMPLES], scale, CAL_STEPS[0], mode, threads=1)
+        net = calibrate(net, g, cal_raw[:CAL_SAMPLES], scale, CAL_STEPS[0], mode, threads=threads,
+                        weights=weights)
     return net
 
 
@@ -178,7 +185,7 @@ def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rm
                 continue
             bar.set_description(f"{name} {method} {bits or 'float'}")
             t0 = time.time()
-            net = _convert(g, cal, cal_raw, scale, label, bits, steps)
+            net = _convert(g, cal, cal_raw, scale, label, bits, steps, threads)
             res = emulator.run(net, xe, steps, labels=ye, threads=threads)
             syn = res.counters["synaptic_events"] / n
             rows.append({"method": label, "bits": bits,
@@ -490,7 +497,7 @@ def bench_handoff(name: str, n: int, labels, bits, steps_list, bar, threads=1) -
     g, _, scale, cal_raw, cal, xe, ye = _load(name, n)
     out = []
     for label in labels:
-        net = _convert(g, cal, cal_raw, scale, label, bits, max(steps_list))
+        net = _convert(g, cal, cal_raw, scale, label, bits, max(steps_list), threads)
         for steps in steps_list:
             bar.set_description(f"hand-off {name} {label} T={steps}")
             res = emulator.run(net, xe, steps, labels=ye, threads=threads)

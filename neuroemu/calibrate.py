@@ -150,7 +150,7 @@ def _rate_model(prs, shapes, pop, rates, ws, bias, steps):
     straight-through floor passes the gradient)."""
     z = bias[None, :].astype(np.float64)
     for pr, r, w in zip(prs, rates, ws):
-        z = z + _proj_forward(pr, shapes[pr.source], pop.shape, r, w)
+        z = z + _proj_forward(pr, shapes[pr.source], pop.shape, r, w.astype(r.dtype))
     u = (steps * z + pop.v_init) / pop.threshold
     return np.clip(np.floor(u), 0, steps) / steps, (u > 0) & (u < steps)
 
@@ -218,7 +218,8 @@ class _InputCache:
         return counts, target
 
     def batches(self):
-        """Yield (rates per projection as float64, target) per calibration batch."""
+        """Yield (rates per projection, target) per calibration batch, float32 (the fit's
+        arithmetic; the weights themselves are updated in float64)."""
         starts = range(0, len(self.x_raw), self.bs)
         for k, s in enumerate(starts):
             if k < len(self.cache):
@@ -230,9 +231,10 @@ class _InputCache:
             rates = []
             for pr in self.prs:
                 src = self.net.population(pr.source)
-                c = counts[pr.source].astype(np.float64)
-                rates.append(c if (src.is_input and src.encoding == "analog") else c / self.steps)
-            yield rates, target.astype(np.float64)
+                c = counts[pr.source].astype(np.float32)
+                rates.append(c if (src.is_input and src.encoding == "analog") else
+                             c * np.float32(1.0 / self.steps))
+            yield rates, target
 
 
 def _calibrate_weights(net, pg, pop, layer, lam_n, x_raw, steps, batch_size, threads,
@@ -273,7 +275,8 @@ def _calibrate_weights(net, pg, pop, layer, lam_n, x_raw, steps, batch_size, thr
                 step = lr * 0.5 * (1.0 + np.cos(np.pi * it / total))
                 it += 1
                 for k, pr in enumerate(prs):
-                    gw = _proj_grad(pr, shapes[pr.source], pop.shape, rb[k], gz)
+                    gw = _proj_grad(pr, shapes[pr.source], pop.shape, rb[k],
+                                    gz.astype(rb[k].dtype))
                     m[k] = b1 * m[k] + (1 - b1) * gw
                     v[k] = b2 * v[k] + (1 - b2) * gw * gw
                     mh, vh = m[k] / (1 - b1 ** it), v[k] / (1 - b2 ** it)

@@ -165,9 +165,10 @@ def _conversion_options(p, grid: bool = False):
                    help="'rmp' method: threshold scale factor (default 0.8)")
     if not grid:
         g.add_argument("--calibrate", choices=("light", "advanced"),
-                       help="after conversion, correct the biases layer by layer on the "
-                            "calibration data (Li et al. 2021): light = per channel, "
-                            "advanced = then per neuron; built for --calibrate-steps")
+                       help="after conversion, correct the network layer by layer on the "
+                            "calibration data (Li et al. 2021): light = biases per channel, "
+                            "advanced = weights fitted to the ANN (re-quantised), then biases "
+                            "per channel and per neuron; built for --calibrate-steps")
         g.add_argument("--calibrate-steps", type=_positive, metavar="T",
                        help="run length the calibration is built for (default --steps)")
 

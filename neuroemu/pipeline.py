@@ -149,7 +149,8 @@ def convert_model(model, calibration, method: str = "ecc", bits: int = 8,
     ``float_reference`` (predictions and accuracy on ``eval_data`` with its fingerprint) and
     ``convert_options``.  ``profile`` is a name or a :class:`~hw_models.profiles.ChipProfile`
     (a what-if variant travels with the network).  ``calibrate`` ("light" | "advanced") then
-    corrects the biases on the same calibration data for the run length ``calibrate_steps``
+    corrects the biases (and, for "advanced", first the weights, re-quantised to the network's
+    bits) on the same calibration data for the run length ``calibrate_steps``
     (default ``steps``) by running the integer network (:mod:`neuroemu.calibrate`, Li et al.
     2021)."""
     from tqdm import tqdm
