@@ -95,62 +95,60 @@ def _rate_error(net, pg, pop, layer, lam, x_raw, input_scale, steps, batch_size,
 
 
 # ---- weight calibration (the advanced pipeline's layer-wise fit) -----------------------------
-def _conv_slices(r, pr, out_hw):
-    """For every kernel offset (ky, kx): the input map ``r`` (N, H, W, C), zero-padded by the
-    projection's padding, sampled at the positions that offset meets for every output
-    (N, OH, OW, C)."""
+def _patches(pr, src_shape, tgt_shape, r):
+    """The inputs of projection ``pr`` as matrices, one per channel group: for ``dense`` the
+    rates ``r`` (N, n_src) themselves; for ``conv`` the receptive fields (im2col) of every
+    output position, (N·OH·OW, kh·kw·C/G) in the (ky, kx, c) order of an HWIO kernel reshaped
+    to (kh·kw·C/G, C_out/G), zero where the window reaches into the padding."""
+    if pr.kind == "dense":
+        return [r]
+    n = len(r)
+    rr = r.reshape((n,) + tuple(src_shape))
     (kh, kw), (sy, sx), (pt, pb, pl, prt), (dy, dx) = (pr.kernel, pr.stride, pr.padding,
                                                         pr.dilation)
-    rp = np.pad(r, ((0, 0), (pt, pb), (pl, prt), (0, 0))) if any(pr.padding) else r
-    oh, ow = out_hw
-    for ky in range(kh):
-        for kx in range(kw):
-            y0, x0 = ky * dy, kx * dx
-            yield ky, kx, rp[:, y0:y0 + sy * (oh - 1) + 1:sy, x0:x0 + sx * (ow - 1) + 1:sx, :]
-
-
-def _proj_forward(pr, src_shape, tgt_shape, r, w):
-    """Per-step input current of the target (N, n_target) from source rates ``r`` (N, n_src)
-    through float effective weights ``w`` (dense or conv, with groups)."""
-    n = len(r)
-    if pr.kind == "dense":
-        return r @ w
-    oh, ow, oc = tgt_shape
-    rr = r.reshape((n,) + tuple(src_shape))
-    g = pr.groups
-    cg, og = src_shape[2] // g, oc // g
-    z = np.zeros((n, oh, ow, oc), r.dtype)
-    for ky, kx, sl in _conv_slices(rr, pr, (oh, ow)):
-        for b in range(g):
-            z[..., b * og:(b + 1) * og] += sl[..., b * cg:(b + 1) * cg] @ w[ky, kx, :, b * og:(b + 1) * og]
-    return z.reshape(n, -1)
-
-
-def _proj_grad(pr, src_shape, tgt_shape, r, gz):
-    """dLoss/dW of one projection from the gradient ``gz`` (N, n_target) at its output."""
-    if pr.kind == "dense":
-        return r.T @ gz
-    n = len(r)
-    oh, ow, oc = tgt_shape
-    rr = r.reshape((n,) + tuple(src_shape))
-    gg = gz.reshape(n, oh, ow, oc)
-    g = pr.groups
-    cg, og = src_shape[2] // g, oc // g
-    out = np.zeros(pr.weights.shape, np.float64)
-    for ky, kx, sl in _conv_slices(rr, pr, (oh, ow)):
-        for b in range(g):
-            a = sl[..., b * cg:(b + 1) * cg].reshape(-1, cg)
-            out[ky, kx, :, b * og:(b + 1) * og] = a.T @ gg[..., b * og:(b + 1) * og].reshape(-1, og)
+    if any(pr.padding):
+        rr = np.pad(rr, ((0, 0), (pt, pb), (pl, prt), (0, 0)))
+    oh, ow = tgt_shape[0], tgt_shape[1]
+    cg = src_shape[2] // pr.groups
+    out = []
+    for g in range(pr.groups):
+        cols = [rr[:, ky * dy:ky * dy + sy * (oh - 1) + 1:sy,
+                   kx * dx:kx * dx + sx * (ow - 1) + 1:sx, g * cg:(g + 1) * cg]
+                for ky in range(kh) for kx in range(kw)]
+        out.append(np.concatenate(cols, axis=-1).reshape(n * oh * ow, kh * kw * cg))
     return out
 
 
-def _rate_model(prs, shapes, pop, rates, ws, bias, steps):
+def _proj_forward(pr, tgt_shape, patches, w):
+    """Per-step input current of the target (N, n_target) through float effective weights."""
+    if pr.kind == "dense":
+        return patches[0] @ w
+    g = pr.groups
+    og = tgt_shape[2] // g
+    wm = w.reshape(-1, tgt_shape[2])
+    z = np.concatenate([patches[b] @ wm[:, b * og:(b + 1) * og] for b in range(g)], axis=1)
+    return z.reshape(len(z) // (tgt_shape[0] * tgt_shape[1]), -1)
+
+
+def _proj_grad(pr, tgt_shape, patches, gz):
+    """dLoss/dW of one projection from the gradient ``gz`` (N, n_target) at its output."""
+    if pr.kind == "dense":
+        return patches[0].T @ gz
+    g = pr.groups
+    oc = tgt_shape[2]
+    og = oc // g
+    gm = gz.reshape(-1, oc)
+    return np.concatenate([patches[b].T @ gm[:, b * og:(b + 1) * og] for b in range(g)],
+                          axis=1).reshape(pr.weights.shape)
+
+
+def _rate_model(prs, shapes, pop, patches, ws, bias, steps):
     """(s, inside): P's modelled output rate ``clip(⌊(T·z + v_init)/θ⌋, 0, T)/T`` with
     ``z = Σ W·r + b`` and the mask of neurons strictly inside the clip (where the
-    straight-through floor passes the gradient)."""
+    straight-through floor passes the gradient); ``patches`` from :func:`_patches`."""
     z = bias[None, :].astype(np.float64)
-    for pr, r, w in zip(prs, rates, ws):
-        z = z + _proj_forward(pr, shapes[pr.source], pop.shape, r, w.astype(r.dtype))
+    for pr, pt, w in zip(prs, patches, ws):
+        z = z + _proj_forward(pr, pop.shape, pt, w.astype(pt[0].dtype))
     u = (steps * z + pop.v_init) / pop.threshold
     return np.clip(np.floor(u), 0, steps) / steps, (u > 0) & (u < steps)
 
@@ -268,15 +266,15 @@ def _calibrate_weights(net, pg, pop, layer, lam_n, x_raw, steps, batch_size, thr
             order = rng.permutation(len(target))
             for s in range(0, len(order), minibatch):
                 idx = order[s:s + minibatch]
-                rb = [r[idx] for r in rates]
-                out, inside = _rate_model(prs, shapes, pop, rb, ws, bias, steps)
+                pts = [_patches(pr, shapes[pr.source], pop.shape, r[idx])
+                       for pr, r in zip(prs, rates)]
+                out, inside = _rate_model(prs, shapes, pop, pts, ws, bias, steps)
                 # d mean((s − t)²)/dz with ds/dz = 1/θ inside the clip (straight-through floor)
                 gz = 2.0 * (out - target[idx]) * inside / (pop.threshold * target[idx].size)
                 step = lr * 0.5 * (1.0 + np.cos(np.pi * it / total))
                 it += 1
                 for k, pr in enumerate(prs):
-                    gw = _proj_grad(pr, shapes[pr.source], pop.shape, rb[k],
-                                    gz.astype(rb[k].dtype))
+                    gw = _proj_grad(pr, pop.shape, pts[k], gz.astype(pts[k][0].dtype))
                     m[k] = b1 * m[k] + (1 - b1) * gw
                     v[k] = b2 * v[k] + (1 - b2) * gw * gw
                     mh, vh = m[k] / (1 - b1 ** it), v[k] / (1 - b2 ** it)
@@ -286,10 +284,13 @@ def _calibrate_weights(net, pg, pop, layer, lam_n, x_raw, steps, batch_size, thr
     loss0 = loss1 = 0.0
     count = 0
     for rates, target in cache.batches():  # the decision: model loss with the integers
-        o0, _ = _rate_model(prs, shapes, pop, rates, w0, bias, steps)
-        o1, _ = _rate_model(prs, shapes, pop, rates, wq, bias, steps)
-        loss0 += float(((o0 - target) ** 2).sum())
-        loss1 += float(((o1 - target) ** 2).sum())
+        for s in range(0, len(target), minibatch):  # in mini-batches: the patches are big
+            pts = [_patches(pr, shapes[pr.source], pop.shape, r[s:s + minibatch])
+                   for pr, r in zip(prs, rates)]
+            o0, _ = _rate_model(prs, shapes, pop, pts, w0, bias, steps)
+            o1, _ = _rate_model(prs, shapes, pop, pts, wq, bias, steps)
+            loss0 += float(((o0 - target[s:s + minibatch]) ** 2).sum())
+            loss1 += float(((o1 - target[s:s + minibatch]) ** 2).sum())
         count += target.size
     changed = int(sum(int(np.count_nonzero(q != pr.weights)) for q, pr in zip(new, prs)))
     kept = loss1 < loss0

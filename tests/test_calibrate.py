@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,7 +105,7 @@ def test_weight_calibration_fits_the_layer_and_stays_exact(rng):
     assert w.dtype == old.weights.dtype and np.abs(w).max() <= 127
     assert np.count_nonzero(w != old.weights) > 0
     cal = net.replace(projections=[pr if pr.name != pname else
-                                   __import__("dataclasses").replace(pr, weights=w)
+                                   dataclasses.replace(pr, weights=w)
                                    for pr in net.projections])
     cal.validate()
     before, = _rate_mse(net, g, x[80:], T, ["r1"])
@@ -170,3 +172,41 @@ def test_calibration_of_a_graph_that_does_not_say_its_scale(rng):
                   input_scale=1 / 255)
     cal = calibrate(net, g, x, 1 / 255, 8, "advanced", weight_iters=5)
     assert set(cal.meta["calibration"]["populations"]) == {"r1", "r2"}
+
+
+@pytest.mark.parametrize("kind,stride,padding,dilation,groups", [
+    ("dense", (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ("conv", (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ("conv", (2, 1), (1, 2, 0, 1), (1, 1), 1),
+    ("conv", (1, 2), (1, 1, 1, 1), (2, 1), 2),
+])
+def test_fit_model_matches_the_projection(rng, kind, stride, padding, dilation, groups):
+    """The weight fit's current model (im2col forward) and its gradient equal the dense
+    expansion of the same projection that the reference simulator uses."""
+    from emulator.reference import dense_matrices
+    from hw_models.network import Population, Projection, conv_output_size
+    from neuroemu.calibrate import _patches, _proj_forward, _proj_grad
+    src = Population("s", (7, 6, 4))
+    if kind == "dense":
+        tgt = Population("t", (5,))
+        w = rng.integers(-9, 10, (src.size, 5))
+    else:
+        oh = conv_output_size(7, 3, stride[0], padding[0], padding[1], dilation[0])
+        ow = conv_output_size(6, 2, stride[1], padding[2], padding[3], dilation[1])
+        tgt = Population("t", (oh, ow, 6))
+        w = rng.integers(-9, 10, (3, 2, 4 // groups, 6))
+    pr = Projection("p", "s", "t", kind, w, stride=stride, padding=padding, dilation=dilation,
+                    groups=groups)
+    pr.validate(src, tgt)
+    wmat, _ = dense_matrices(pr, src, tgt)
+    r = rng.random((3, src.size))
+    pts = _patches(pr, src.shape, tgt.shape, r)
+    np.testing.assert_allclose(_proj_forward(pr, tgt.shape, pts, w.astype(float)), r @ wmat)
+    gz = rng.random((3, tgt.size))
+    # the gradient of Σ gz·(r @ W) with respect to each kernel entry
+    gw = _proj_grad(pr, tgt.shape, pts, gz)
+    for idx in [tuple(rng.integers(0, s) for s in w.shape) for _ in range(10)]:
+        e = np.zeros(w.shape)
+        e[idx] = 1.0
+        em, _ = dense_matrices(dataclasses.replace(pr, weights=e.astype(np.int64)), src, tgt)
+        np.testing.assert_allclose(gw[idx], np.sum(gz * (r @ em)))
