@@ -71,6 +71,10 @@ METHODS = {"robust": ("robust", {}), "ecc": ("ecc", {}), "rmp": ("rmp", {"rmp_sc
            "robust-runmax-cal+nw": ("robust", {"maxpool": "runmax", "calibrate": "advanced",
                                                "cal_weights": False}),
            "ecc-cal+nw": ("ecc", {"calibrate": "advanced", "cal_weights": False}),
+           # TRE as the per-step bias ρθ/T (T = the run length) + light calibration: the
+           # MNIST (tests_99.20) T = 32 target's best option in the 2026-12-01 screen
+           "ecc-bias-cal": ("ecc", {"tre": "bias", "calibrate": "light"}),
+           "ecc-p99.99-bias": ("ecc", {"tre": "bias", "percentile": 99.99}),
            # QCFS models: θ = λ, v(0) = θ/2 come from the model; "robust" only names the
            # (unused) normalisation of non-QCFS layers
            "qcfs": ("robust", {})}
