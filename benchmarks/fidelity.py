@@ -168,8 +168,8 @@ def _convert(g, cal, cal_raw, scale, label, bits, steps=None, threads=1):
                   map=False, **extra)
     if mode is not None:
         from neuroemu.calibrate import calibrate
-        net = calibrate(net, g, cal_raw[:CAL_SAMPLES], scale, CAL_STEPS[0], mode, threads=threads,
-                        weights=weights)
+        net = calibrate(net, g, cal_raw[:CAL_SAMPLES], scale, CAL_STEPS[0], mode,
+                        threads=threads, weights=weights)
     return net
 
 
