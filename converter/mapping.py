@@ -436,13 +436,15 @@ def map_to_cores(net: CoreNetwork, profile) -> tuple[CoreNetwork, MappingReport]
 
         def exact(p=p, inc=inc):
             return _single_neuron_usage(net, p, inc, by, profile)
+        # with one incoming projection the per-axis bounds are attained by one neuron (exact)
+        exact_or_none = exact if len(inc) > 1 else None
         if len(p.shape) == 3 and not dense_in:
             cands[p.name] = _tile_map(p, inc, by, profile, single,
                                       {k: _tiles_count(by[k], v[0]) for k, v in cands.items()
-                                       if v}, exact)
+                                       if v}, exact_or_none)
         else:
             try:
-                cands[p.name] = _tile_vector(p, inc, by, profile, single, exact)
+                cands[p.name] = _tile_vector(p, inc, by, profile, single, exact_or_none)
             except _NotVector:
                 # conv/pool and dense into one map: one neuron per core, limits checked
                 # on the exact per-neuron usage
@@ -459,11 +461,18 @@ def map_to_cores(net: CoreNetwork, profile) -> tuple[CoreNetwork, MappingReport]
     limit = profile.output_axons_per_core
     notes = []
     if limit is not None:
+        version = {k: 0 for k in tiles}  # bumped when a population is re-tiled
+        seen: dict = {}  # population -> its targets' versions when it was last checked
         for _ in range(len(net.populations) + 1):
             changed = False
             for p in reversed(net.populations):
                 if p.name in off or not net.outgoing(p.name):
                     continue
+                # its neurons' fan-out depends only on its targets' tiles (itself, if recurrent)
+                key = tuple(version.get(pr.target, 0) for pr in net.outgoing(p.name))
+                if seen.get(p.name) == key:  # no target re-tiled since it was checked
+                    continue
+                seen[p.name] = key
                 sub = _fanout_net(net, p, tiles, off)
                 nd = check_network(sub, profile, keep_fanout=True).fanout.get(p.name)
                 if nd is None:
@@ -485,6 +494,7 @@ def map_to_cores(net: CoreNetwork, profile) -> tuple[CoreNetwork, MappingReport]
                     notes.append(f"{p.name}: tile {tiles[p.name]} -> {chosen} to keep output "
                                  f"axons within {limit}")
                     tiles[p.name], changed = chosen, True
+                    version[p.name] += 1
             if not changed:
                 break
 
