@@ -239,6 +239,10 @@ def test_layerwise_refusals(rng):
     with pytest.raises(ConversionError, match="readout"):
         convert(g, None, weight_bits=8, profile="ideal", map=False, timing="layerwise",
                 steps=4, readout="spikes")
+    # the kill that keeps the analog first layer silent needs more than Loihi's state range
+    with pytest.raises(ConversionError, match="too narrow for the kill"):
+        convert(g, None, weight_bits=8, profile="loihi1", map=False, timing="layerwise",
+                steps=4)
 
 
 def test_trained_qcfs_cifar_net_equals_its_quantised_ann_at_t_equals_l():
