@@ -504,7 +504,8 @@ def bench_handoff(name: str, n: int, labels, bits, steps_list, bar, threads=1) -
         net = _convert(g, cal, cal_raw, scale, label, bits, max(steps_list), threads)
         for steps in steps_list:
             bar.set_description(f"hand-off {name} {label} T={steps}")
-            res = emulator.run(net, xe, steps, labels=ye, threads=threads)
+            res = emulator.run(net, xe, steps, labels=ye, threads=threads,
+                               detail=("spike_counts",))
             h = handoff(g, net, res, xe.astype(np.float64) * scale, ye, steps)
             h.update(method=label, bits=bits,
                      mops=res.counters["synaptic_events"] / n / 1e6)

@@ -91,42 +91,49 @@ def child_speed(n: int, mode: str) -> dict:
         th = int(mode[7:])
         emulator.run(net, x[:4], STEPS, threads=th, detail=())   # compile / load the cache
         load0 = _load()
+        c0 = time.process_time()
         t0 = time.perf_counter()
         r = emulator.run(net, x, STEPS, labels=ds.y, threads=th, detail=())
-        out.update(wall=time.perf_counter() - t0, load=load0)
+        out.update(wall=time.perf_counter() - t0, load=load0, cpu=time.process_time() - c0)
     else:
-        from distributed import Client, LocalCluster
+        import psutil
+        from distributed import Client
+
+        from emulator.backends import chunk_bounds, local_cluster, network_for_transport, warm_up
         workers = int(mode[7:])
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        t0 = time.perf_counter()
+        cluster = local_cluster(workers)
         client = Client(cluster)
         try:
-            emulator.run(net, x[:2 * workers], STEPS, detail=(), client=client, chunk_size=1)
+            # start-up, excluded from the figure as the 1-process compile is: every worker
+            # loads the compiled kernels and packs the network once
+            from emulator.run import _as_engine_input
+            warm_up(client, net, _as_engine_input(x[:1]), STEPS)
+            out["startup"] = time.perf_counter() - t0
+            me = psutil.Process()
+            kids = [p for p in me.children(recursive=True)]
+            cpu = (lambda p: sum(p.cpu_times()[:2]))
+            k0, d0 = {p.pid: cpu(p) for p in kids}, cpu(me)
             load0 = _load()
-            times = []
-            t_last = [time.perf_counter()]
-
-            def tick(k):
-                now = time.perf_counter()
-                times.append((k, now - t_last[0]))
-                t_last[0] = now
+            ticks = []
             t0 = time.perf_counter()
             r = emulator.run(net, x, STEPS, labels=ds.y, detail=(), client=client,
-                             progress=tick)
+                             progress=ticks.append)
             out.update(wall=time.perf_counter() - t0, load=load0)
-            from emulator.backends import default_chunk_size, network_for_transport
-            cs = default_chunk_size(n, workers)
-            out["chunk"] = cs
-            out["chunks"] = len(times)
+            out["driver_cpu"] = cpu(me) - d0
+            out["worker_cpu"] = sum(cpu(p) - k0[p.pid] for p in kids)
+            b = chunk_bounds(n, workers)
+            out["chunks"] = len(ticks)
+            out["chunk_sizes"] = [hi - lo for lo, hi in b]
             out["net_bytes"] = len(pickle.dumps(network_for_transport(net), protocol=5))
+            cs = b[0][1]
             out["in_bytes"] = int(np.asarray(x[:cs]).nbytes)   # sent in its own dtype
             from emulator.engine import simulate_chunks
-            from emulator.run import _as_engine_input, _check_array_input
-            part = next(simulate_chunks(net, _as_engine_input(_check_array_input(
-                net, np.asarray(x[:1]).reshape((1,) + tuple(net.spec.shape)))),
-                                        STEPS,
-                                        refs={"labels": ds.y[:1]}))
+            from emulator.raw import RawResult
+            part = RawResult.merge_all(simulate_chunks(net, _as_engine_input(x[:cs]), STEPS,
+                                                       refs={"labels": ds.y[:cs]}))
             out["result_bytes"] = len(pickle.dumps(part, protocol=5))
+            out["result_bytes_int64"] = int(sum(v.nbytes for v in part.counters.values()))
         finally:
             client.close()
             cluster.close()
@@ -203,12 +210,21 @@ def main(argv=None) -> int:
                  "cluster2": "LocalCluster, 2 worker processes x 1 thread"}[mode]
         print(f"| {label} | {r['wall']:.1f} s | {rate:.2f} | {rate / base:.2f}x | "
               f"{r['load']} |", flush=True)
+        if mode == "threads1":
+            base_cpu = r["cpu"]
         if mode == "cluster2":
-            print(f"\ncluster: {r['chunks']} tasks of {r['chunk']} images, "
-                  f"{r['wall'] / max(r['chunks'], 1) * 2:.2f} s per task per worker; network "
-                  f"sent once per worker: {_mb(r['net_bytes'])}; per task: inputs "
+            sizes = r["chunk_sizes"]
+            print(f"\ncluster: {r['chunks']} tasks (guided: {sizes[0]} images first, "
+                  f"{sizes[-1]} last); start-up (cluster, kernels loaded, network packed on "
+                  f"every worker) {r['startup']:.1f} s, excluded as the 1-process compile is; "
+                  f"network sent once per worker: {_mb(r['net_bytes'])}; per task: inputs "
                   f"{r['in_bytes'] / 1024:,.0f} KB, reduced result back "
-                  f"{r['result_bytes'] / 1024:,.0f} KB")
+                  f"{r['result_bytes'] / 1024:,.0f} KB ({r['result_bytes_int64'] / 1024:,.0f} "
+                  f"KB as int64)")
+            print(f"CPU time: 1 process {base_cpu:.1f} s; cluster worker processes "
+                  f"{r['worker_cpu']:.1f} s (+{r['worker_cpu'] / base_cpu - 1:.0%}), driver "
+                  f"with scheduler and nannies {r['driver_cpu']:.1f} s; ideal 2-core "
+                  f"speed-up from CPU time {2 * base_cpu / (r['worker_cpu'] + r['driver_cpu']):.2f}x")
         if key != same:
             identical = False
             print("!! results differ between backends")

@@ -52,6 +52,9 @@ Design (DESIGN.md "The engine"):
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numba
 import numpy as np
 
@@ -100,13 +103,33 @@ def _fingerprint(net) -> bytes:
     return h.digest()
 
 
+#: the last few packings of this process by fingerprint, so an equal copy of a network (one
+#: unpickled by every task or run on a Dask worker, or loaded again from its file) is not
+#: packed again; the fingerprint covers everything the packing reads
+_PACKS: "OrderedDict[tuple, tuple]" = OrderedDict()
+_PACKS_KEEP = 4
+_PACKS_LOCK = threading.Lock()
+
+
 def packed_network(net, repeat: int = 1):
-    """(Packed, Static) of ``net``, cached on the network object while it is unchanged."""
+    """(Packed, Static) of ``net``, cached on the network object while it is unchanged (and
+    for equal networks in this process, see ``_PACKS``)."""
     key = (_fingerprint(net), repeat > 1)
     hit = getattr(net, _CACHE_ATTR, None)
     if hit is not None and hit[0] == key and (repeat <= 1 or hit[3] >= repeat):
         return hit[1], hit[2]
-    packed, static = C.pack(net, repeat=repeat)
+    with _PACKS_LOCK:
+        got = _PACKS.get(key)
+        if got is not None and (repeat <= 1 or got[2] >= repeat):
+            _PACKS.move_to_end(key)
+    if got is not None and (repeat <= 1 or got[2] >= repeat):
+        packed, static, repeat = got
+    else:
+        packed, static = C.pack(net, repeat=repeat)
+        with _PACKS_LOCK:
+            _PACKS[key] = (packed, static, repeat)
+            while len(_PACKS) > _PACKS_KEEP:
+                _PACKS.popitem(last=False)
     try:
         object.__setattr__(net, _CACHE_ATTR, (key, packed, static, repeat))
     except (AttributeError, TypeError):  # pragma: no cover - a slotted or frozen network
@@ -234,7 +257,7 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
     raw = RawResult.merge_all(
         simulate_chunks(net, x, steps, record=record, seed=seed, threads=threads,
                         batch_size=batch_size, progress=progress,
-                        detail=("predictions", "spike_counts"), timing=timing),
+                        detail=("predictions", "spike_counts", "step_time"), timing=timing),
         steps=int(steps))
     out = raw_to_dict(net, raw, timing=timing)
     keys = ("predictions", "spike_counts", "records", "pop", "proj", "core", "totals") + \
@@ -252,8 +275,9 @@ def simulate_chunks(net, x, steps, *, start=0, record=(), seed=0, threads=None,
     reference classes for *these* samples (``labels``, ``float``): the batch counts, per
     step, the samples whose prediction equals them (``hits/<name>``).  ``progress`` is a bool
     (a bar) or a callable given the number of samples of each finished batch.  ``timing``
-    adds the work counters of :mod:`emulator.work` (``work/*`` counters; the per-sample step
-    times are the ``step_time`` detail, kept whenever ``timing`` is given)."""
+    adds the work counters of :mod:`emulator.work` (``work/*`` counters, with the step times
+    reduced to the latency report's statistics; per sample they are the ``step_time`` detail,
+    kept only when asked for)."""
     net.validate()
     T = int(steps)
     if T < 1:
@@ -354,13 +378,22 @@ def simulate_chunks(net, x, steps, *, start=0, record=(), seed=0, threads=None,
             "saturations": sat.sum(axis=0),
             "input_nonzero": ((xf[s0:s1] != 0).sum(axis=0, dtype=np.int64) if analog
                               else np.zeros(xf.shape[1], np.int64)),
-            "settle": np.bincount(settle_steps(prd), minlength=T + 1).astype(np.int64),
         }
+        settle = settle_steps(prd)
+        counters["settle"] = np.bincount(settle, minlength=T + 1).astype(np.int64)
         del spk64
         if wk.on:
             counters["work/core_step_time"] = tb_time.sum(axis=0)
             counters["work/core"] = tb_work.sum(axis=0)
             counters["work/critical"] = tb_crit.sum(axis=0)
+            # the step times reduced to what the latency report needs (exact integer sums;
+            # hw_models.latency.STEP_STATS); per sample only as the "step_time" detail
+            counters["work/step_time_sum"] = stp.sum(axis=0)
+            counters["work/step_time_max"] = stp.max(axis=0)
+            cum = np.cumsum(stp, axis=1)
+            counters["work/latency_sum"] = np.array([cum[np.arange(n), settle - 1].sum()],
+                                                    np.int64)
+            del cum
         for k, v in refs.items():
             counters[f"hits/{k}"] = (prd == v[s0:s1][None, :]).sum(axis=1, dtype=np.int64)
         det = {}
@@ -373,7 +406,7 @@ def simulate_chunks(net, x, steps, *, start=0, record=(), seed=0, threads=None,
             det["spike_counts"] = [(g0, {nm: np.ascontiguousarray(
                 spk[:, int(pk.pop[i, C.P_BASE]):int(pk.pop[i, C.P_BASE] + pk.pop[i, C.P_SIZE])])
                 for i, nm in enumerate(names)})]
-        if wk.on:
+        if wk.on and "step_time" in detail:
             det["step_time"] = [(g0, np.ascontiguousarray(stp.T))]
         if rec_names:
             det["records"] = [(g0, _split_records(rec_buf, rec_n, rec_names, g0))]
@@ -534,5 +567,12 @@ def raw_to_dict(net, raw: RawResult, timing=None) -> dict:
         wk = WK.pack_work(net, pk, st, timing)
         out["work"] = WK.work_raw(timing, wk, raw.joined("step_time"), c["work/core_step_time"],
                                   c["work/core"], c["work/critical"])
+        if "work/step_time_sum" in c:
+            settle = np.asarray(c["settle"], np.int64)
+            out["work"].update(samples=raw.n_samples,
+                               step_time_sum_ps=c["work/step_time_sum"],
+                               step_time_max_ps=c["work/step_time_max"],
+                               latency_sum_ps=int(c["work/latency_sum"][0]),
+                               settle_sum=int(settle @ np.arange(len(settle))))
     out["n_samples"] = raw.n_samples
     return out

@@ -31,7 +31,10 @@ def core_load(result, core_layers=None, title: str | None = None, path=None):
         raise DataError("core_load needs a result run with timing= (Result.work is None)")
     n = max(int(result.n_samples), 1)
     ct = np.asarray(work["core_step_time_ps"], np.float64) / n * 1e-3  # ns, mean over samples
-    step = np.asarray(work["step_time_ps"], np.float64).mean(axis=1) * 1e-3
+    if "step_time_sum_ps" in work:   # mean over samples from the exact sums
+        step = np.asarray(work["step_time_sum_ps"], np.float64) / n * 1e-3
+    else:
+        step = np.asarray(work["step_time_ps"], np.float64).mean(axis=1) * 1e-3
     T, C = ct.shape
     keep = np.arange(C)
     if core_layers is not None:

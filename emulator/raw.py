@@ -37,9 +37,13 @@ Built-in counters (``nn`` neurons, ``T`` steps; int64):
 ``work/core_step_time`` (T, cores) with ``timing``: per-step per-core time (:mod:`emulator.work`)
 ``work/core``          (cores, 6)  with ``timing``: work counters per core
 ``work/critical``      (cores,)    with ``timing``: (sample, step) pairs the core was slowest
+``work/step_time_sum`` (T,)        with ``timing``: step time summed over samples (ps)
+``work/step_time_max`` (T,)        with ``timing``: its maximum over samples (reduce ``max``)
+``work/latency_sum``   (1,)        with ``timing``: time to the settled prediction, summed
 =====================  ==========  ==========================================================
 
-Detail ``step_time`` (T, n): with ``timing``, each sample's time per step (kept in memory).
+Detail ``step_time`` (T, n): with ``timing``, each sample's time per step, only when asked
+for (``simulate`` keeps it; ``emulator.run`` does not).
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ def reduction_of(name: str) -> str:
 for _name in ("spikes", "spikes_sq", "active", "deliveries", "maxpool_events", "maxpool_core",
               "saturations", "input_nonzero", "hits/*", "settle", "work/*"):
     register_counter(_name, "sum")
+register_counter("work/step_time_max", "max")
 
 
 def _normalise(ranges) -> tuple:
@@ -95,6 +100,42 @@ def _normalise(ranges) -> tuple:
     return tuple(out)
 
 
+_NARROW = tuple(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32"))
+
+
+def _narrow(a):
+    """An integer array as ``(dtype, array in the narrowest integer type holding its values)``
+    for transport (exact: the values are checked, not assumed); anything else as it is."""
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu" or a.itemsize <= 1 \
+            or not a.size:
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    for dt in _NARROW:
+        if dt.itemsize >= a.itemsize:
+            break
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return (a.dtype.str, a.astype(dt))
+    return a
+
+
+def _widen(v):
+    if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], np.ndarray):
+        return v[1].astype(np.dtype(v[0]))
+    return v
+
+
+def _check_no_wrap(name, a, b, total) -> None:
+    """Refuse a sum that wrapped around its integer type (never a silent wrong total)."""
+    a, b, total = np.asarray(a), np.asarray(b), np.asarray(total)
+    if total.dtype.kind != "i":
+        return
+    wrapped = ((a > 0) & (b > 0) & (total < 0)) | ((a < 0) & (b < 0) & (total >= 0))
+    if wrapped.any():
+        raise SimulationError(f"counter {name!r} overflowed {total.dtype} when merging "
+                              f"chunks")
+
+
 @dataclass
 class RawResult:
     """Reduced outcome of the samples in ``ranges`` (see the module docstring)."""
@@ -108,6 +149,22 @@ class RawResult:
         self.ranges = _normalise(self.ranges)
         for k in self.counters:
             reduction_of(k)  # unknown names fail here, not at merge time on another machine
+
+    def __getstate__(self):
+        """Pickled (to and from Dask workers) with every integer counter and array detail in
+        the narrowest integer type that holds its values (a chunk's per-neuron sums mostly fit
+        in 8 or 16 bits); widened back to the original type on arrival, so exact."""
+        return {"steps": self.steps, "ranges": self.ranges,
+                "counters": {k: _narrow(v) for k, v in self.counters.items()},
+                "detail": {k: [(s0, _narrow(a)) for s0, a in segs]
+                           for k, segs in self.detail.items()}}
+
+    def __setstate__(self, state):
+        self.steps = state["steps"]
+        self.ranges = state["ranges"]
+        self.counters = {k: _widen(v) for k, v in state["counters"].items()}
+        self.detail = {k: [(s0, _widen(a)) for s0, a in segs]
+                       for k, segs in state["detail"].items()}
 
     @property
     def n_samples(self) -> int:
@@ -132,7 +189,10 @@ class RawResult:
             if np.shape(a) != np.shape(b):
                 raise SimulationError(f"counter {k!r}: shapes {np.shape(a)} and "
                                       f"{np.shape(b)} differ")
-            counters[k] = _OPS[reduction_of(k)](a, b)
+            op = reduction_of(k)
+            counters[k] = _OPS[op](a, b)
+            if op == "sum":
+                _check_no_wrap(k, a, b, counters[k])
         detail = {}
         for k in set(self.detail) | set(other.detail):
             segs = list(self.detail.get(k, ())) + list(other.detail.get(k, ()))

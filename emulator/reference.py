@@ -344,6 +344,9 @@ def simulate(net: CoreNetwork, x, steps: int, record=(), seed: int = 0, timing=N
     if timing is not None:
         raw["work"] = _work(net, pops, spikes, conn, cores, place, analog, T, N, act_in, act_st,
                             gate_core, timing)
+        # the latency report's sums, from the dense step times (the engine reduces per chunk)
+        from hw_models.latency import step_time_stats
+        raw["work"].update(step_time_stats(raw["work"]["step_time_ps"], predictions))
     return raw
 
 

@@ -30,7 +30,10 @@ files, which always hold predictions and spike counts, still load)::
     /spike_counts/<name>      int32 (N, n)                          [detail]
     /spikes/<name>            int32 (E, 3) rows (sample, step, neuron)  [recorded populations]
     /work                     attrs: timing (JSON), barrier_ps    [only when run with timing]
-    /work/step_time_ps        int64 (T, N)
+    /work                     attrs also: samples, latency_sum_ps, settle_sum
+    /work/step_time_sum_ps    int64 (T,) step time summed over samples
+    /work/step_time_max_ps    int64 (T,) its maximum over samples
+    /work/step_time_ps        int64 (T, N)  [only from the dense reference and older files]
     /work/core_step_time_ps   int64 (T, n_cores)
     /work/critical, /work/neurons_per_core, /work/core/<counter>   int64 (n_cores,)
 
@@ -127,6 +130,11 @@ class Result:
         #: had no ``timing``
         self.work = raw.get("work")
         if self.work is not None:
+            from hw_models.latency import STEP_STATS, with_step_stats
+            if not all(k in self.work for k in STEP_STATS) and self.predictions is not None \
+                    and "step_time_ps" in self.work:
+                # the reference and older files keep per-sample step times: reduce them here
+                self.work = with_step_stats(self.work, self.predictions)
             self.counters["neuron_updates_active_state"] = int(
                 np.asarray(self.work["core"]["neuron_updates_active_state"]).sum())
 
@@ -279,8 +287,13 @@ class Result:
             g = f.create_group("work")
             g.attrs["timing"] = json.dumps(self.work["timing"])
             g.attrs["barrier_ps"] = int(self.work["barrier_ps"])
-            for k in ("step_time_ps", "core_step_time_ps", "critical", "neurons_per_core"):
-                g.create_dataset(k, data=np.asarray(self.work[k], np.int64))
+            for k in ("step_time_ps", "core_step_time_ps", "critical", "neurons_per_core",
+                      "step_time_sum_ps", "step_time_max_ps"):
+                if k in self.work:
+                    g.create_dataset(k, data=np.asarray(self.work[k], np.int64))
+            for k in ("samples", "latency_sum_ps", "settle_sum"):
+                if k in self.work:
+                    g.attrs[k] = int(self.work[k])
             h = g.create_group("core")
             for k, v in self.work["core"].items():
                 h.create_dataset(k, data=np.asarray(v, np.int64))
@@ -326,9 +339,12 @@ class Result:
                 }
                 if "work" in f:
                     g = f["work"]
-                    raw["work"] = {k: rd(g[k], "iuf") for k in ("step_time_ps",
-                                                                 "core_step_time_ps",
-                                                                 "critical", "neurons_per_core")}
+                    raw["work"] = {k: rd(g[k], "iuf") for k in (
+                        "step_time_ps", "core_step_time_ps", "critical", "neurons_per_core",
+                        "step_time_sum_ps", "step_time_max_ps") if k in g}
+                    for k in ("samples", "latency_sum_ps", "settle_sum"):
+                        if k in g.attrs:
+                            raw["work"][k] = int(g.attrs[k])
                     raw["work"]["core"] = {k: rd(g["core"][k], "iuf") for k in g["core"]}
                     raw["work"]["timing"] = loads_json(g.attrs["timing"],
                                                        f"{path}: work timing")

@@ -19,12 +19,43 @@ from hw_models.safeio import check_int
 from .result import Result
 
 _CHECK_SLICE = 4096
-#: per-sample detail kept by default by :func:`run` (in memory; grows with N)
-DEFAULT_DETAIL = ("predictions", "spike_counts")
+#: per-sample detail kept by ``detail="all"`` (in memory; grows with N).  By default
+#: :func:`run` keeps none, like the pipeline and the CLI.
+ALL_DETAIL = ("predictions", "spike_counts")
+
+
+def _check_source(net, src):
+    """A sample source (:mod:`emulator.inputs`): its shape checked now, its values where each
+    chunk is read (:class:`_SourceInput`)."""
+    shape = tuple(net.spec.shape)
+    if tuple(src.sample_shape) != shape and \
+            int(np.prod(src.sample_shape)) != int(np.prod(net.input.shape)):
+        raise DataError(f"{src!r}: samples of shape {tuple(src.sample_shape)}; the network "
+                        f"takes ({', '.join(map(str, shape))}) per sample")
+    if len(src) == 0:
+        raise DataError("inputs hold no samples; pass at least one")
+    return src
+
+
+class _SourceInput:
+    """Engine input of a chunk of a sample source: read, checked exactly as an array passed to
+    :func:`run` is (``net.spec``; the error names the source and its sample range), converted.
+    Picklable, so it runs on the worker that reads the chunk."""
+
+    def __init__(self, net):
+        self.spec = net.spec
+        self.shape = tuple(net.input.shape)
+
+    def __call__(self, src):
+        x = self.spec.as_raw(np.asarray(src.load()), repr(src))
+        return _as_engine_input(np.ascontiguousarray(x.reshape((len(x),) + self.shape)))
 
 
 def _check_array_input(net, inputs) -> np.ndarray:
     inp = net.input
+    from .inputs import is_source
+    if is_source(inputs):
+        return _check_source(net, inputs)
     if hasattr(inputs, "offsets"):
         raise DataError(f"network input {inp.name!r} has encoding {inp.encoding!r}: pass an "
                         f"integer array of shape (N, {', '.join(map(str, net.spec.shape))}), "
@@ -74,12 +105,14 @@ def _check_labels(net, labels, n) -> np.ndarray:
 
 def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, reference: bool = False,
         threads: int | None = None, batch_size: int | None = None,
-        progress=False, timing=None, *, client=None, detail=DEFAULT_DETAIL,
+        progress=False, timing=None, *, client=None, detail=(),
         references=None, detail_file=None, chunk_size: int | None = None) -> Result:
     """Run ``net`` on a batch of ``inputs`` for ``steps`` steps and return a :class:`Result`.
 
     ``inputs`` — the same array :meth:`Graph.predict` and ``converter.convert`` take, in the
-    network's input layout (``net.spec.shape`` per sample, e.g. (1, 28, 28) for an NCHW model):
+    network's input layout (``net.spec.shape`` per sample, e.g. (1, 28, 28) for an NCHW model),
+    or a sample source read chunk by chunk where the chunk runs (:mod:`emulator.inputs`, e.g.
+    ``NpySamples("x.npy")``: with ``client=``, the samples never pass through this process):
 
     * **raw integers** (any integer dtype, e.g. the uint8 images as loaded) in
       ``[0, net.spec.raw_max]`` — the numbers the chip takes, used as they are;
@@ -101,16 +134,19 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     profile name, a
     :class:`~hw_models.profiles.ChipProfile` or a :class:`hw_models.latency.Timing`) counts
     per-step, per-core work and times every step on that chip (``Result.work``,
-    ``Result.latency_report()``); None skips it.  The per-sample step times it keeps stay in
-    memory (T x N int64), as do the predictions the latency report needs.
+    ``Result.latency_report()``); None skips it.  The step times are reduced as chunks finish
+    to the exact sums the report needs (:data:`hw_models.latency.STEP_STATS`), so timing
+    adds no per-sample memory either.
 
     Memory: counters, accuracy per step, agreement with ``references`` ({name: (N,) classes},
     e.g. the float network's predictions) and per-neuron spike sums are reduced chunk by chunk.
     ``detail`` names the per-sample arrays kept: ``predictions`` (T, N), ``final_predictions``
-    (N,), ``spike_counts`` (N, n) per population; rasters via ``record``.  By default
-    predictions and spike counts are kept in memory (they grow with N); pass ``detail=()`` for
-    a run whose memory does not grow with N, or ``detail_file=PATH`` to stream the detail into
-    the result file ``PATH`` as chunks finish (completed atomically by ``Result.save(PATH)``).
+    (N,), ``spike_counts`` (N, n) per population, or ``"all"`` (predictions and spike counts);
+    rasters via ``record``.  By default none is kept, so memory does not grow with N (as in
+    the pipeline and the CLI); what is kept stays in memory, or with ``detail_file=PATH`` is
+    streamed into the result file ``PATH`` as chunks finish (completed atomically by
+    ``Result.save(PATH)``).  ``reference=True`` (small checks) always keeps predictions and
+    spike counts.
 
     ``client``: a ``distributed.Client``; the samples then run as tasks of ``chunk_size``
     samples on its workers (:mod:`emulator.backends`), with the same result bit for bit.
@@ -119,7 +155,9 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     net.validate()
     steps = check_int(steps, "steps")
     record = tuple([record] if isinstance(record, str) else record)
-    detail = tuple([detail] if isinstance(detail, str) else (detail or ()))
+    if isinstance(detail, str):
+        detail = ALL_DETAIL if detail == "all" else (detail,)
+    detail = tuple(detail or ())
     names = [p.name for p in net.populations]
     unknown = [r for r in record if r not in names]
     if unknown:
@@ -128,7 +166,7 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     bad = [d for d in detail if d not in ("predictions", "final_predictions", "spike_counts")]
     if bad:
         raise DataError(f"unknown detail {bad}; choose from predictions, final_predictions, "
-                        f"spike_counts (rasters: record=)")
+                        f"spike_counts or 'all' (rasters: record=)")
     if net.input.encoding == "events":
         x = _check_event_input(net, inputs)
         n = x.n_samples if hasattr(x, "n_samples") else len(x.offsets) - 1
@@ -136,7 +174,8 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     else:
         x = _check_array_input(net, inputs)
         n = len(x)
-        internal = _as_engine_input
+        from .inputs import is_source
+        internal = _SourceInput(net) if is_source(x) else _as_engine_input
     if n == 0:
         raise DataError("inputs hold no samples; pass at least one")
     if labels is not None:
@@ -168,10 +207,7 @@ def run(net, inputs, steps: int, labels=None, record=(), seed: int = 0, referenc
     sink = None
     if detail_file is not None:
         from .sink import DetailSink
-        sink = DetailSink(detail_file, n, int(steps), sizes, detail=detail, record=record,
-                          keep=("predictions",) if timing is not None else ())
-    if timing is not None and "predictions" not in detail:
-        detail = detail + ("predictions",)   # the step-latency report reads them
+        sink = DetailSink(detail_file, n, int(steps), sizes, detail=detail, record=record)
     bar = None
     if progress is True and n:
         from tqdm.auto import tqdm

@@ -346,11 +346,13 @@ def close_step(wk, t, swp, swa, rwp, mpc, mpprev, mesh_lat, step_time, s, tb_tim
 
 def work_raw(timing, wk, step_time, core_time, core_work, critical) -> dict:
     """The raw ``"work"`` entry of a result (see :mod:`hw_models.latency` for its use):
-    ``step_time_ps`` int64 (T, N); ``core_step_time_ps`` int64 (T, cores) summed over samples;
+    ``step_time_ps`` int64 (T, N) when the per-sample step times were kept (the statistics the
+    latency report needs are added by :func:`emulator.engine.raw_to_dict`); ``core_step_time_ps`` int64 (T, cores) summed over samples;
     ``core`` {counter: int64 (cores,)} totals; ``critical`` int64 (cores,) (sample, step)
     pairs in which the core was the slowest; ``neurons_per_core``; ``barrier_ps``; ``timing``
     (the model's parameters, JSON-able)."""
-    return {"step_time_ps": np.asarray(step_time, np.int64),
+    out = {} if step_time is None else {"step_time_ps": np.asarray(step_time, np.int64)}
+    return {**out,
             "core_step_time_ps": np.asarray(core_time, np.int64),
             "core": {name: np.ascontiguousarray(core_work[:, k], np.int64)
                      for k, name in enumerate(WORK_NAMES)},

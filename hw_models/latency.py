@@ -190,29 +190,65 @@ class LatencyModelReport:
         return "\n".join(lines)
 
 
-def step_latency_report(work: Mapping, predictions, core_layers: Optional[Sequence] = None,
+#: the exact sufficient statistics of the per-sample step times that the report needs (integer
+#: picoseconds, summed over samples), kept instead of the (T, N) step times themselves
+STEP_STATS = ("samples", "step_time_sum_ps", "step_time_max_ps", "latency_sum_ps",
+              "settle_sum")
+
+
+def step_time_stats(step_time_ps, predictions) -> dict:
+    """:data:`STEP_STATS` of samples whose step times ``step_time_ps`` and ``predictions`` are
+    both (T, N): per step the sum and the maximum of the step time over samples, the sum over
+    samples of the time up to the settled prediction, and the sum of the settle steps.  Sums
+    of integers, so chunks of samples add up exactly."""
+    st = np.asarray(step_time_ps, np.int64)
+    pred = np.asarray(predictions)
+    if st.ndim != 2 or st.shape != pred.shape:
+        raise DataError(f"step times {st.shape} and predictions {pred.shape} differ in shape")
+    T, N = st.shape
+    settle = settle_steps(pred) if N else np.zeros(0, np.int64)
+    cum = np.cumsum(st, axis=0)
+    return {"samples": int(N), "step_time_sum_ps": st.sum(axis=1),
+            "step_time_max_ps": st.max(axis=1) if N else np.zeros(T, np.int64),
+            "latency_sum_ps": int(cum[settle - 1, np.arange(N)].sum()) if N else 0,
+            "settle_sum": int(settle.sum())}
+
+
+def with_step_stats(work: Mapping, predictions=None) -> dict:
+    """``work`` with :data:`STEP_STATS`, computed from its per-sample ``step_time_ps`` and
+    ``predictions`` when it has none (the dense reference, result files written before the
+    statistics were kept)."""
+    out = dict(work)
+    if all(k in out for k in STEP_STATS):
+        return out
+    if "step_time_ps" not in out or predictions is None:
+        raise DataError("work counters are incomplete: neither the step-time statistics nor "
+                        "per-sample step times with predictions; run with timing= set")
+    out.update(step_time_stats(out["step_time_ps"], predictions))
+    return out
+
+
+def step_latency_report(work: Mapping, predictions=None,
+                        core_layers: Optional[Sequence] = None,
                         profile: "ChipProfile | str | None" = None) -> LatencyModelReport:
     """Latency of a run from the engine's ``work`` (raw result key ``"work"``, see
-    :func:`emulator.work.work_raw`) and its ``predictions`` (T, N).  ``core_layers`` names
+    :func:`emulator.work.work_raw`): its :data:`STEP_STATS`, or, when it has none, its
+    per-sample ``step_time_ps`` with the run's ``predictions`` (T, N).  ``core_layers`` names
     the layer (population) of every core, for the critical layer."""
     try:
-        st = np.asarray(work["step_time_ps"], np.int64)
-        crit = np.asarray(work["critical"], np.int64)
-        tm = Timing.from_dict(work["timing"])
+        w = with_step_stats(work, predictions)
+        crit = np.asarray(w["critical"], np.int64)
+        tm = Timing.from_dict(w["timing"])
+        ssum = np.asarray(w["step_time_sum_ps"], np.int64)
+        smax = np.asarray(w["step_time_max_ps"], np.int64)
+        N = int(w["samples"])
     except (KeyError, TypeError) as exc:
         raise DataError(f"work counters are incomplete ({exc}); run with timing= set") from None
-    pred = np.asarray(predictions)
-    if st.shape != pred.shape:
-        raise DataError(f"step times {st.shape} and predictions {pred.shape} differ in shape")
     prof = get_profile(profile or tm.profile)
-    T, N = st.shape
+    T = int(ssum.shape[0])
     if N == 0:
         raise DataError("no samples: nothing to report")
-    sec = st.astype(np.float64) * 1e-12
-    settle = settle_steps(pred)
-    cum = np.cumsum(sec, axis=0)
-    lat = cum[settle - 1, np.arange(N)]
-    total = cum[-1]
+    total_ps = int(ssum.sum())   # exact integer sums; seconds only at the end
     cc = int(np.argmax(crit)) if crit.size else 0
     layer, layer_share = None, 0.0
     if core_layers is not None:
@@ -227,10 +263,11 @@ def step_latency_report(work: Mapping, predictions, core_layers: Optional[Sequen
         profile=tm.profile, published=bool(tm.published), samples=int(N), steps=int(T),
         synaptic_charge=tm.synaptic_charge, active_update=tm.active_update, mesh=tm.mesh,
         barrier=float(work.get("barrier_ps", 0)) * 1e-12,
-        step_time_mean=float(sec.mean()), step_time_max=float(sec.max()),
-        settle_steps_mean=float(settle.mean()), latency=float(lat.mean()),
-        latency_all_steps=float(total.mean()),
-        throughput=float(N / total.sum()) if total.sum() > 0 else float("inf"),
+        step_time_mean=total_ps * 1e-12 / (T * N), step_time_max=float(smax.max()) * 1e-12,
+        settle_steps_mean=int(w["settle_sum"]) / N,
+        latency=int(w["latency_sum_ps"]) * 1e-12 / N,
+        latency_all_steps=total_ps * 1e-12 / N,
+        throughput=float(N / (total_ps * 1e-12)) if total_ps > 0 else float("inf"),
         critical_core=cc, critical_layer=layer, critical_layer_share=float(layer_share),
         critical_share=float(crit[cc] / max(crit.sum(), 1)) if crit.size else 0.0,
-        fixed_step_latency=float(settle.mean() * prof.time_per_step_s))
+        fixed_step_latency=float(int(w["settle_sum"]) / N * prof.time_per_step_s))

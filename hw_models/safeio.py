@@ -423,6 +423,63 @@ def _read_npy_stream(fh, size: int, what: str, budget) -> np.ndarray:
     return (arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)).copy()
 
 
+def npy_layout(path, what: str | None = None) -> tuple:
+    """``(shape, dtype, data offset)`` of a plain C-ordered ``.npy`` file, checked as
+    :func:`load_numpy` checks it (literal header, no objects, all declared bytes present)
+    without reading the data — for :func:`read_npy_rows`."""
+    from numpy.lib import format as npf
+    path = Path(path)
+    what = str(path) if what is None else what
+    try:
+        with open(path, "rb") as fh:
+            version = npf.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = npf.read_array_header_1_0(fh)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = npf.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = fh.tell()
+    except OSError as exc:
+        raise FileFormatError(f"{what}: cannot read ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # NumPy's header parser raises ValueError, SyntaxError, TokenError…
+        raise FileFormatError(f"{what}: not a readable .npy array ({type(exc).__name__}: "
+                              f"{exc})") from None
+    if dtype.hasobject:
+        raise FileFormatError(f"{what}: holds Python objects (a pickle); refusing to load it")
+    if fortran and len(shape) > 1:
+        raise FileFormatError(f"{what}: Fortran-ordered; rows cannot be read in place (save it "
+                              f"with np.save(np.ascontiguousarray(x)))")
+    if len(shape) < 1:
+        raise FileFormatError(f"{what}: a 0-d array has no rows")
+    nbytes = array_bytes(shape, dtype)
+    if path.stat().st_size < offset + nbytes:
+        raise FileFormatError(f"{what}: array of shape {shape} {dtype} needs {nbytes} data "
+                              f"bytes, the file holds {path.stat().st_size - offset}")
+    return tuple(int(v) for v in shape), dtype, int(offset)
+
+
+def read_npy_rows(path, a: int, b: int, layout: tuple | None = None, what: str | None = None,
+                  budget: int | None = None) -> np.ndarray:
+    """Rows ``a:b`` of a ``.npy`` file (:func:`npy_layout` rules), reading only those bytes."""
+    path = Path(path)
+    what = str(path) if what is None else what
+    shape, dtype, offset = layout if layout is not None else npy_layout(path, what)
+    if not 0 <= a <= b <= shape[0]:
+        raise DataError(f"{what}: rows [{a}, {b}) outside the {shape[0]} the file holds")
+    row = array_bytes(shape[1:], dtype)
+    check_budget(row * (b - a), f"{what}: rows [{a}, {b})", budget)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset + a * row)
+            data = fh.read(row * (b - a))
+    except OSError as exc:
+        raise FileFormatError(f"{what}: cannot read ({type(exc).__name__}: {exc})") from None
+    if len(data) != row * (b - a):
+        raise FileFormatError(f"{what}: rows [{a}, {b}) are not all in the file (it changed?)")
+    return np.frombuffer(data, dtype=dtype).reshape((b - a,) + tuple(shape[1:])).copy()
+
+
 def load_numpy(path, what: str | None = None, budget: int | None = None):
     """A ``.npy`` file as an array, or a ``.npz`` file as ``{name: array}`` — never unpickling,
     every member's declared size budgeted (:func:`read_zip_member` rules for the archive) and

@@ -84,7 +84,7 @@ def _rate_error(net, pg, pop, layer, lam, x_raw, input_scale, steps, batch_size,
     lam_n = lam[ch % lam.size] if lam.size > 1 else np.full(pop.size, lam[0])
     for s in range(0, len(x_raw), batch_size):
         xb = x_raw[s:s + batch_size]
-        res = emulator.run(net, xb, steps, threads=threads)
+        res = emulator.run(net, xb, steps, threads=threads, detail=("spike_counts",))
         n = res.spike_counts[pop.name].astype(np.float64) / steps
         # model units through the graph's input spec (scale per channel, offset) — the same
         # reading convert and predict use; input_scale is kept for callers that pass it

@@ -20,7 +20,7 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None):
     if scheduler is not None and workers is not None:
         raise DataError("give --scheduler or --workers, not both")
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise DataError("--scheduler/--workers need Dask: pip install 'neuroemu[dask]'") \
             from None
@@ -37,8 +37,8 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None):
         return
     if int(workers) < 1:
         raise DataError(f"--workers must be >= 1, got {workers}")
-    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    from emulator.backends import local_cluster
+    cluster = local_cluster(int(workers))   # quiet settings: see emulator.backends.QUIET_CONFIG
     client = Client(cluster)
     try:
         yield client

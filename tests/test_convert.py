@@ -56,7 +56,7 @@ def _residual_concat(rng):
 
 def _agreement(g, net, x_raw, steps=256):
     ref = g.predict(x_raw.astype(np.float64) * g.input_scale).argmax(1)
-    res = emulator.run(net, x_raw, steps)
+    res = emulator.run(net, x_raw, steps, detail="all")
     return float(np.mean(res.predictions[-1] == ref))
 
 

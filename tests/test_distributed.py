@@ -95,10 +95,11 @@ def test_merge_refuses_double_count_and_unknown_counters(rng):
 
 def test_any_batch_size_and_detail_choice_gives_the_same_result(net, data):
     x, labels = data
-    full = emulator.run(net, x, T, labels=labels, record=["input"], batch_size=24)
+    full = emulator.run(net, x, T, labels=labels, record=["input"], batch_size=24,
+                        detail="all")
     for bs in (1, 5):
         same_result(full, emulator.run(net, x, T, labels=labels, record=["input"],
-                                       batch_size=bs))
+                                       batch_size=bs, detail="all"))
     lean = emulator.run(net, x, T, labels=labels, batch_size=7, detail=())
     same_result(full, lean, detail=False)
     assert lean.predictions is None and lean.spike_counts == {}
@@ -108,7 +109,7 @@ def test_any_batch_size_and_detail_choice_gives_the_same_result(net, data):
 
 def test_detail_streamed_to_file_is_atomic_and_complete(net, data, tmp_path):
     x, labels = data
-    full = emulator.run(net, x, T, labels=labels, record=["input"])
+    full = emulator.run(net, x, T, labels=labels, record=["input"], detail="all")
     path = tmp_path / "run.h5"
     streamed = emulator.run(net, x, T, labels=labels, record=["input"], batch_size=5,
                             detail=("predictions", "spike_counts"), detail_file=path)
@@ -127,8 +128,8 @@ def test_detail_streamed_to_file_is_atomic_and_complete(net, data, tmp_path):
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+    from emulator.backends import local_cluster
+    cluster = local_cluster(2)
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -137,10 +138,10 @@ def client():
 
 def test_cluster_run_equals_single_process(net, data, client):
     x, labels = data
-    local = emulator.run(net, x, T, labels=labels, record=["input"])
+    local = emulator.run(net, x, T, labels=labels, record=["input"], detail="all")
     done = []
     dist = emulator.run(net, x, T, labels=labels, record=["input"], client=client,
-                        chunk_size=5, progress=done.append)
+                        chunk_size=5, progress=done.append, detail="all")
     same_result(local, dist)
     assert sum(done) == len(x) and len(done) == 5        # progress fed by finished tasks
     assert dist.meta["backend"].startswith("dask (2")
@@ -209,3 +210,86 @@ def test_cli_run_on_a_scheduler_equals_local(net, data, client, tmp_path):
         for k in ("predictions", "accuracy", "hits/labels", "settle", "spikes/input"):
             assert np.array_equal(a[k][()], b[k][()]), k
         assert dict(a["counters"].attrs) == dict(b["counters"].attrs)
+
+
+# ---- transport and the task schedule -------------------------------------------------------
+
+def test_transport_narrows_integers_exactly(rng):
+    import pickle
+    small = rng.integers(0, 200, 50_000).astype(np.int64)
+    wide = np.array([0, 2**40, -5], np.int64)
+    neg = np.array([-3, 100], np.int64)
+    pred = rng.integers(0, 10, (6, 40)).astype(np.int64)
+    r = RawResult(6, ((0, 40),), {"spikes": small, "active": wide, "hits/labels": neg},
+                  {"predictions": [(0, pred)]})
+    blob = pickle.dumps(r, protocol=5)
+    assert len(blob) < small.nbytes // 6                    # the per-neuron sums go as uint8
+    back = pickle.loads(blob)
+    for k, v in r.counters.items():
+        assert back.counters[k].dtype == np.int64 and np.array_equal(back.counters[k], v), k
+    got = back.detail["predictions"][0][1]
+    assert got.dtype == np.int64 and np.array_equal(got, pred)
+    assert back.merge(RawResult(6, ((40, 41),), {k: v[:1] * 0 + v for k, v in
+                                                  r.counters.items()})).n_samples == 41
+
+
+def test_guided_chunks_cover_every_sample_once():
+    from emulator.backends import MAX_CHUNK, chunk_bounds
+    for n, w, th in ((1, 1, 1), (24, 2, 1), (1000, 2, 1), (10_000, 2, 1), (100_000, 16, 8)):
+        b = chunk_bounds(n, w, threads=th)
+        assert b[0][0] == 0 and b[-1][1] == n
+        assert all(x[1] == y[0] for x, y in zip(b, b[1:]))
+        sizes = [hi - lo for lo, hi in b]
+        assert max(sizes) <= MAX_CHUNK and sizes == sorted(sizes, reverse=True)[:len(sizes)]
+    assert chunk_bounds(10, 2, chunk_size=4) == [(0, 4), (4, 8), (8, 10)]
+    with pytest.raises(SimulationError, match="chunk_size"):
+        chunk_bounds(10, 2, chunk_size=-1)
+
+
+def test_an_equal_copy_of_a_network_is_not_packed_again(net, monkeypatch):
+    import pickle
+
+    from emulator import compile as C
+    from emulator.backends import network_for_transport
+    from emulator.engine import packed_network
+    first = packed_network(net)
+    calls = []
+    monkeypatch.setattr(C, "pack", lambda *a, **k: calls.append(1) or first)
+    copy = pickle.loads(pickle.dumps(network_for_transport(net)))   # what a worker receives
+    assert packed_network(copy)[0] is first[0] and not calls
+
+
+# ---- inputs read per chunk where the chunk runs ---------------------------------------------
+
+def test_npy_source_local_equals_array_and_bad_rows_are_named(net, data, tmp_path):
+    from emulator.inputs import NpySamples
+    from hw_models.errors import DataError, FileFormatError
+    x, labels = data
+    np.save(tmp_path / "x.npy", x)
+    src = NpySamples(tmp_path / "x.npy")
+    assert len(src) == len(x) and src.sample_shape == x.shape[1:]
+    same_result(emulator.run(net, x, T, labels=labels, detail="all"),
+                emulator.run(net, src, T, labels=labels, detail="all", batch_size=5))
+    bad = x.copy()
+    bad[17].flat[0] = 10**6                        # outside the raw range
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(DataError, match=r"bad.npy', 0, 24\)"):
+        emulator.run(net, NpySamples(tmp_path / "bad.npy"), T)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(FileFormatError, match="pickle"):
+        NpySamples(tmp_path / "obj.npy")
+
+
+def test_npy_source_on_the_cluster_is_read_by_the_workers(net, data, client, tmp_path,
+                                                           monkeypatch):
+    from emulator.inputs import NpySamples
+    x, labels = data
+    np.save(tmp_path / "x.npy", x)
+    src = NpySamples(tmp_path / "x.npy")
+    local = emulator.run(net, x, T, labels=labels, detail="all")
+
+    def driver_must_not_read(self):
+        raise AssertionError("the driver read the samples")
+    monkeypatch.setattr(NpySamples, "load", driver_must_not_read)   # this process only
+    dist = emulator.run(net, src, T, labels=labels, detail="all", client=client, chunk_size=5)
+    same_result(local, dist)

@@ -215,7 +215,7 @@ def test_hand_computed_spike_train():
                      Population("out", (1,), threshold=4)],
         projections=[Projection("p", "in", "out", "dense", np.array([[1]], np.int8))],
         output="out", readout="spikes")
-    r = emulator.run(net, np.array([[3]]), 5, record=["out"])
+    r = emulator.run(net, np.array([[3]]), 5, record=["out"], detail="all")
     assert r.spikes["out"][:, 1].tolist() == [2, 3, 4]
     assert r.counters["input_macs"] == 1 and r.counters["synaptic_events"] == 0
     assert r.predictions[:, 0].tolist() == [-1, 0, 0, 0, 0]
@@ -244,7 +244,7 @@ def small_net():
 def test_run_result_views(small_net):
     x = random_inputs(small_net, 10, 1, 8)
     labels = np.arange(10) % small_net.population("out").size
-    r = emulator.run(small_net, x, 8, labels=labels, record=["conv1"])
+    r = emulator.run(small_net, x, 8, labels=labels, record=["conv1"], detail="all")
     assert r.predictions.shape == (8, 10) and r.accuracy.shape == (8,)
     assert r.final_accuracy == r.accuracy[-1]
     c = r.counters
@@ -283,8 +283,8 @@ def test_bad_inputs_are_data_errors(small_net):
     with pytest.raises(DataError, match="model units"):     # floats above the model's range
         emulator.run(small_net, np.full((1,) + shape, imax + 1.0), 3)
     # floats are model units (a hand-built network: = raw units), quantised by rint
-    a = emulator.run(small_net, np.full((1,) + shape, 1.4), 3)
-    b = emulator.run(small_net, np.full((1,) + shape, 1, np.uint8), 3)
+    a = emulator.run(small_net, np.full((1,) + shape, 1.4), 3, detail="all")
+    b = emulator.run(small_net, np.full((1,) + shape, 1, np.uint8), 3, detail="all")
     np.testing.assert_array_equal(a.predictions, b.predictions)
     with pytest.raises(DataError, match="unknown population"):
         emulator.run(small_net, np.zeros((1,) + shape, int), 3, record=["nope"])
@@ -300,7 +300,8 @@ def test_bad_inputs_are_data_errors(small_net):
 
 def test_result_save_load_round_trip(tmp_path, small_net):
     x = random_inputs(small_net, 4, 2, 6)
-    r = emulator.run(small_net, x, 6, labels=np.zeros(4, int), record=["input", "conv1"])
+    r = emulator.run(small_net, x, 6, labels=np.zeros(4, int), record=["input", "conv1"],
+                     detail="all")
     r.meta["profile"] = "loihi1"
     path = r.save(tmp_path / "r.h5")
     q = Result.load(path)

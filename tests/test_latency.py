@@ -132,7 +132,7 @@ def test_no_timing_leaves_results_unchanged():
 
 def test_report_settle_and_critical_layer():
     net, x = _tiny(), np.array([[1, 1]])
-    r = emulator.run(net, x, 3, timing=_timing())
+    r = emulator.run(net, x, 3, timing=_timing(), detail="all")
     rep = r.latency_report(core_layers=["in", "a", "a", "b"])
     assert rep.critical_core == 1 and rep.critical_layer == "a"
     assert rep.latency_all_steps == pytest.approx((1160 + 1224 + 1224) * NS, rel=1e-12)
@@ -175,3 +175,14 @@ def test_core_load_plot(tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(DataError):
         core_load(emulator.run(_tiny(), np.array([[1, 1]]), 2))
+
+
+def test_timing_keeps_exact_sums_not_per_sample_step_times():
+    net = random_network(3, overflow="saturate", encoding="rate")
+    x = random_inputs(net, 7, 3, 9)
+    lean = emulator.run(net, x, 9, timing="loihi1", batch_size=2)
+    assert lean.predictions is None and "step_time_ps" not in lean.work
+    ref = emulator.run(net, x, 9, timing="loihi1", reference=True)   # dense (T, N) times
+    assert lean.latency_report() == ref.latency_report()
+    assert np.array_equal(lean.work["step_time_sum_ps"], ref.work["step_time_ps"].sum(axis=1))
+    assert np.array_equal(lean.work["step_time_max_ps"], ref.work["step_time_ps"].max(axis=1))

@@ -59,7 +59,7 @@ def test_biases_count_per_channel_when_shared():
 def test_run_metrics_by_hand():
     net = tiny()
     x = np.array([[2, 1, 0]])
-    res = emulator.run(net, x, 4)
+    res = emulator.run(net, x, 4, detail="all")
     # hidden input per step: x @ W1 = [4, 3]: neuron 0 fires every step (4 spikes), neuron 1
     # at v = 3, 6, 5, 4 -> steps 2, 3, 4 (3 spikes)
     assert res.spike_counts["hidden"].tolist() == [[4, 3]]
@@ -77,7 +77,7 @@ def test_run_metrics_by_hand():
 
 def test_missing_input_counts_leave_macs_unknown():
     net = tiny()
-    res = emulator.run(net, np.array([[2, 1, 0]]), 4)
+    res = emulator.run(net, np.array([[2, 1, 0]]), 4, detail="all")
     m = neurobench_metrics(net, res.spike_counts, steps=4, samples=1)
     assert m["SynapticOperations"]["Effective_MACs"] is None
     with pytest.raises(DataError):
@@ -99,7 +99,7 @@ def test_fanout_matches_engine_geometry(seed):
             assert np.all(nz <= f)
     x = random_inputs(net, 3, seed, 10)
     try:
-        res = emulator.run(net, x, 10)
+        res = emulator.run(net, x, 10, detail="all")
     except StateOverflowError:   # an overflow policy 'raise' network: geometry checked above
         return
     for pr in net.projections:

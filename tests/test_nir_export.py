@@ -98,12 +98,12 @@ def test_file_round_trip_and_engine_results_equal(seed, tmp_path):
     assert_same_network(net, back)
     x = random_inputs(net, 3, seed, 10)
     try:
-        a = emulator.run(net, x, 10, seed=seed)
+        a = emulator.run(net, x, 10, seed=seed, detail="all")
     except StateOverflowError as exc:   # overflow policy 'raise': raises both times
         with pytest.raises(type(exc)):
             emulator.run(back, x, 10, seed=seed)
         return
-    b = emulator.run(back, x, 10, seed=seed)
+    b = emulator.run(back, x, 10, seed=seed, detail="all")
     assert np.array_equal(a.predictions, b.predictions)
     assert a.counters == b.counters
     for k in a.spike_counts:
@@ -266,5 +266,5 @@ def test_converted_digits_network_round_trips_with_equal_results(tmp_path):
     back = load_network(export_nir(net, tmp_path / "digits.nir"))
     assert_same_network(net, back)
     x = np.asarray(load_data("digits").subset(30).x)[..., None]    # (N, 8, 8, 1)
-    a, b = emulator.run(net, x, 24), emulator.run(back, x, 24)
+    a, b = emulator.run(net, x, 24, detail="all"), emulator.run(back, x, 24, detail="all")
     assert np.array_equal(a.predictions, b.predictions) and a.counters == b.counters

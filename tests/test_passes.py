@@ -100,7 +100,7 @@ def test_unfoldable_batchnorm_is_kept_and_converted_exactly(rng):
     xs = rng.integers(0, 256, (40, 6, 6, 2))
     np.testing.assert_allclose(f.predict(xs / 255), g.predict(xs / 255), atol=1e-12)
     net = convert(g, xs / 255, method="robust", weight_bits=None, profile="ideal", map=False)
-    res = emulator.run(net, xs, 200)
+    res = emulator.run(net, xs, 200, detail="all")
     assert np.mean(res.predictions[-1] == g.predict(xs / 255).argmax(1)) >= 0.9
 
 

@@ -141,8 +141,8 @@ def test_same_array_everywhere(kind, images, tmp_path):
     assert net.spec.shape == shape and net.spec.raw_max == 255
     # run: identical runs, and with the network's spec read back from its file
     back = CoreNetwork.load(net.save(tmp_path / "net.h5"))
-    r1 = emulator.run(net, x_raw, T)
-    r2 = emulator.run(back, x_model, T)
+    r1 = emulator.run(net, x_raw, T, detail="all")
+    r2 = emulator.run(back, x_model, T, detail="all")
     np.testing.assert_array_equal(r1.predictions, r2.predictions)
     for name, v in r1.counters.items():
         np.testing.assert_array_equal(v, r2.counters[name])
@@ -225,7 +225,7 @@ def test_keras_normalization_fills_a_per_channel_spec(tmp_path, rng):
     want = ((x / 255 - mean) / np.sqrt(var)).reshape(5, -1) @ kd
     np.testing.assert_allclose(g.predict(x), want, atol=1e-12)
     net = convert(g, x, weight_bits=None, profile="ideal", readout="v")
-    res = emulator.run(net, x, 1)
+    res = emulator.run(net, x, 1, detail="all")
     assert np.array_equal(np.asarray(res.predictions)[-1], want.argmax(1))
 
 

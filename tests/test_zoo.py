@@ -100,7 +100,7 @@ def test_converts_and_runs(entry):
             convert(g, cal, method="ecc", weight_bits=8, profile="loihi1")
         return
     net = convert(g, cal, method="ecc", weight_bits=8, profile="loihi1")
-    res = emulator.run(net, xr[:4], 6)
+    res = emulator.run(net, xr[:4], 6, detail="all")
     assert res.predictions.shape == (6, 4)
 
 
