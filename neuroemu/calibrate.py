@@ -200,7 +200,7 @@ class _InputCache:
     def _compute(self, xb):
         import emulator
         net, T = self.net, self.steps
-        res = emulator.run(net, xb, T, threads=self.threads)
+        res = emulator.run(net, xb, T, threads=self.threads, detail=("spike_counts",))
         counts = {}
         for pr in self.prs:
             src = net.population(pr.source)

@@ -71,7 +71,7 @@ def _rate_mse(net, g, x, T, names):
     """Per-sample mean of (SNN rate − clip(a/λ, 0, 1))² of each named population."""
     import emulator
     pg = prepare(g)
-    res = emulator.run(net, x, T, threads=1)
+    res = emulator.run(net, x, T, threads=1, detail="all")
     out = []
     for name in names:
         p = net.population(name)
@@ -112,7 +112,7 @@ def test_weight_calibration_fits_the_layer_and_stays_exact(rng):
     after, = _rate_mse(cal, g, x[80:], T, ["r1"])
     assert after < 0.7 * before  # held-out samples
     # only integers changed: the engine still equals the dense reference exactly
-    a = emulator.run(cal, x[80:86], T, threads=1)
+    a = emulator.run(cal, x[80:86], T, threads=1, detail="all")
     b = emulator.run(cal, x[80:86], T, reference=True)
     assert np.array_equal(a.predictions, b.predictions)
     for k in a.spike_counts:
