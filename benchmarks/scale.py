@@ -11,10 +11,16 @@ samples).  On the shared ``tests_99.20`` MNIST model converted with ECC, 8-bit w
   memory (predictions and spike counts: what every run did before results were reduced chunk
   by chunk).
 * **Throughput**: images per second of one process (1 Numba thread, then 2) and of a
-  ``distributed.LocalCluster`` of 2 single-threaded worker processes on the same images
-  (target: >= 1.7x of the 1-thread process when two cores are free), per-chunk time and the
-  bytes moved per chunk (network once per worker, inputs and the reduced result per task).
-  The machine is shared: the load average is printed beside every figure.
+  LocalCluster of 2 single-threaded worker processes (:func:`emulator.backends.local_cluster`)
+  on the same images (target: >= 1.7x of the 1-thread process when two cores are free), the
+  tasks and the bytes moved (network once per worker, inputs and the reduced result per task).
+  All three exclude start-up alike: the 1-process figure follows a warm-up run (kernels
+  compiled or loaded, network packed), the cluster one follows
+  :func:`emulator.backends.warm_up` (the same on every worker); the cluster's start-up is
+  printed separately.  CPU time of every process (psutil: the 1-thread process; the worker
+  processes; the driver with the scheduler and nannies) shows where overhead goes even when
+  the machine is loaded.  The machine is shared: the load average is printed beside every
+  figure.
 
 Figures only: nothing here asserts a time or a size.
 """

@@ -176,7 +176,14 @@ def warm_up(client, net, x, steps: int) -> None:
     network then starts at full speed (its packing is found by fingerprint).  Optional: runs
     warm up by themselves, this only moves that start-up out of a timed run."""
     xs = slice_input(x, 0, 1)
-    client.run(_warm_task, network_for_transport(net), int(steps), xs)
+    net_f = client.scatter(network_for_transport(net), broadcast=True, hash=False)
+    try:
+        futs = [client.submit(_warm_task, net_f, int(steps), xs, workers=[w],
+                              allow_other_workers=False, pure=False)
+                for w in client.scheduler_info().get("workers", {})]
+        client.gather(futs)
+    finally:
+        client.cancel([net_f])
 
 
 def network_for_transport(net):

@@ -287,6 +287,8 @@ def test_npy_source_on_the_cluster_is_read_by_the_workers(net, data, client, tmp
     np.save(tmp_path / "x.npy", x)
     src = NpySamples(tmp_path / "x.npy")
     local = emulator.run(net, x, T, labels=labels, detail="all")
+    from emulator.backends import warm_up
+    warm_up(client, net, x, T)          # every worker packs and compiles before the run
 
     def driver_must_not_read(self):
         raise AssertionError("the driver read the samples")
