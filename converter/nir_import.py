@@ -190,13 +190,18 @@ def load_nir(path, input_scale: float | None = None) -> Graph:
 
 def _precheck(path: Path) -> None:
     """Before ``nir.read`` touches the data: no links out of the file
-    (:func:`hw_models.safeio.open_h5`), numeric or string datasets only, and their declared
+    (:func:`hw_models.safeio.open_h5`), no group reached by two hard links (a cycle or a
+    shared subtree, which ``nir.read``'s recursive walk would follow down every path:
+    exponential time with two cycles), numeric or string datasets only, and their declared
     sizes together within the memory budget."""
     import h5py
     with open_h5(path, "NIR") as f:
         total, bad = [0], []
 
         def visit(name, obj):
+            if isinstance(obj, h5py.Group) and h5py.h5o.get_info(obj.id).rc > 1:
+                bad.append(f"/{name} is a group reached by "
+                           f"{h5py.h5o.get_info(obj.id).rc} hard links")
             if isinstance(obj, h5py.Dataset):
                 dt = obj.dtype
                 if dt.kind not in "iufbSOU" or dt.fields is not None:
@@ -205,9 +210,10 @@ def _precheck(path: Path) -> None:
                     total[0] += array_bytes(obj.shape, dt if dt.kind != "O" else np.float64)
                     check_budget(total[0], f"{path}: NIR datasets up to /{name} (declares "
                                  f"shape {obj.shape})")
+        visit("", f)
         f.visititems(visit)
         if bad:
-            raise FileFormatError(f"{path}: unexpected NIR dataset types: {'; '.join(bad)}")
+            raise FileFormatError(f"{path}: not a NIR file's structure: {'; '.join(bad)}")
 
 
 __all__ = ["graph_from_nir", "load_nir"]

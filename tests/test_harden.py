@@ -502,3 +502,24 @@ def test_budget_env_parsing(monkeypatch):
     with pytest.raises(BudgetError):
         safeio.check_budget(float("nan"), "x")
     assert issubclass(BudgetError, NeuroemuError) and issubclass(BudgetError, MemoryError)
+
+
+def test_nir_hard_link_cycles_refused_before_nir_read(tmp_path):
+    """Two hard links back to the root make ``nir.read``'s recursive walk follow 2^depth paths
+    (found by the reader fuzzing: minutes before a RecursionError); a group reached by more than
+    one hard link is refused before ``nir.read`` runs."""
+    import time
+    nir = pytest.importorskip("nir")
+    from converter.nir_import import load_nir
+    p = tmp_path / "cyc.nir"
+    nodes = {"in": nir.Input(input_type={"input": np.array([3])}),
+             "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
+             "out": nir.Output(output_type={"output": np.array([2])})}
+    nir.write(str(p), nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "out")]))
+    with h5py.File(p, "a") as f:
+        f["node/nodes/fc"]["up"] = f
+        f["node/nodes/in"]["up"] = f
+    t0 = time.perf_counter()
+    with pytest.raises(FileFormatError, match="reached by 3 hard links"):
+        load_nir(p)
+    assert time.perf_counter() - t0 < 20
