@@ -111,10 +111,11 @@ _PACKS_KEEP = 4
 _PACKS_LOCK = threading.Lock()
 
 
-def packed_network(net, repeat: int = 1):
+def packed_network(net, repeat: int = 1, fingerprint: bytes | None = None):
     """(Packed, Static) of ``net``, cached on the network object while it is unchanged (and
-    for equal networks in this process, see ``_PACKS``)."""
-    key = (_fingerprint(net), repeat > 1)
+    for equal networks in this process, see ``_PACKS``); ``fingerprint``: :func:`_fingerprint`
+    of ``net`` if the caller just computed it."""
+    key = (_fingerprint(net) if fingerprint is None else fingerprint, repeat > 1)
     hit = getattr(net, _CACHE_ATTR, None)
     if hit is not None and hit[0] == key and (repeat <= 1 or hit[3] >= repeat):
         return hit[1], hit[2]
@@ -135,6 +136,23 @@ def packed_network(net, repeat: int = 1):
     except (AttributeError, TypeError):  # pragma: no cover - a slotted or frozen network
         pass
     return packed, static
+
+
+_RANGE_ATTR = "_emulator_ranges"
+
+
+def _check_ranges(net, fingerprint, T, rep):
+    """:func:`hw_models.intrange.check_run_ranges` of ``net`` for ``T`` steps, skipped when
+    it already passed for the same fingerprint (which covers everything the proof reads),
+    ``T`` and ``rep``: the proof sums |w| over every weight, several ms per call on an MLP."""
+    key = (fingerprint, T, rep)
+    if getattr(net, _RANGE_ATTR, None) == key:
+        return
+    check_run_ranges(net, T, rep)
+    try:
+        object.__setattr__(net, _RANGE_ATTR, key)
+    except (AttributeError, TypeError):  # pragma: no cover - a slotted or frozen network
+        pass
 
 
 _WORK_ATTR = "_emulator_work"
@@ -259,7 +277,8 @@ def simulate(net, x, steps, record=(), seed=0, threads=None, batch_size=None, pr
                         batch_size=batch_size, progress=progress,
                         detail=("predictions", "spike_counts", "step_time"), timing=timing),
         steps=int(steps))
-    out = raw_to_dict(net, raw, timing=timing)
+    hit = getattr(net, _CACHE_ATTR, None)  # the packing the run used (no second fingerprint)
+    out = raw_to_dict(net, raw, timing=timing, packing=None if hit is None else hit[1:3])
     keys = ("predictions", "spike_counts", "records", "pop", "proj", "core", "totals") + \
         (("work",) if timing is not None else ())
     return {k: out[k] for k in keys}
@@ -291,13 +310,14 @@ def simulate_chunks(net, x, steps, *, start=0, record=(), seed=0, threads=None,
         raise SimulationError(f"unknown detail {unknown}; choose from predictions, "
                               f"final_predictions, spike_counts (rasters: record=)")
     N, xf, ev_st, ev_ne, ev_off, in_cap, rep = _inputs(net, x, T)
-    check_run_ranges(net, T, rep)
+    fp = _fingerprint(net)  # once per call: the range proof and the packing are keyed by it
+    _check_ranges(net, fp, T, rep)
     _check_memory(net, N, T, record, in_cap)
     refs = {k: np.asarray(v).reshape(-1) for k, v in (refs or {}).items()}
     for k, v in refs.items():
         if len(v) != N:
             raise SimulationError(f"reference {k!r} has {len(v)} entries for {N} samples")
-    pk, st = packed_network(net, rep)
+    pk, st = packed_network(net, rep, fp)
     core = st.core
     ring_off, ring_cap, rcnt_off, ring_total, rcnt_total = _ring_layout(pk, in_cap)
     names = st.names
@@ -367,12 +387,12 @@ def simulate_chunks(net, x, steps, *, start=0, record=(), seed=0, threads=None,
                 bar.close()
             s = int(bad[0])
             raise _overflow_error(net, pk, start + s0 + s, ovf[s])
-        spk64 = spk.astype(np.int64)
+        s_spk, s_sq, s_act, s_del = _sum_counts(spk, act, deliv)
         counters = {
-            "spikes": spk64.sum(axis=0),
-            "spikes_sq": (spk64 * spk64).sum(axis=0),
-            "active": act.sum(axis=0, dtype=np.int64),
-            "deliveries": deliv.sum(axis=0, dtype=np.int64),
+            "spikes": s_spk,
+            "spikes_sq": s_sq,
+            "active": s_act,
+            "deliveries": s_del,
             "maxpool_events": mpev.sum(axis=0),
             "maxpool_core": mpcore.sum(axis=0),
             "saturations": sat.sum(axis=0),
@@ -381,7 +401,6 @@ def simulate_chunks(net, x, steps, *, start=0, record=(), seed=0, threads=None,
         }
         settle = settle_steps(prd)
         counters["settle"] = np.bincount(settle, minlength=T + 1).astype(np.int64)
-        del spk64
         if wk.on:
             counters["work/core_step_time"] = tb_time.sum(axis=0)
             counters["work/core"] = tb_work.sum(axis=0)
@@ -436,15 +455,43 @@ def _split_records(rec_buf, rec_n, rec_names, g0) -> dict:
 
 
 def _by_core(core, values, n_cores):
+    return _by_core_nb(core, np.asarray(values, np.int64), n_cores)
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_core_nb(core, values, n_cores):
+    """Σ values per core (a loop: np.add.at costs ~10× more, and this runs on every call)."""
     out = np.zeros(n_cores, np.int64)
-    np.add.at(out, core, np.asarray(values, np.int64))
+    for i in range(core.shape[0]):
+        out[core[i]] += values[i]
     return out
 
 
-def counters_from_raw(net, raw: RawResult) -> dict:
+@numba.njit(cache=True, nogil=True)
+def _sum_counts(spk, act, deliv):
+    """Per-neuron sums over the samples of a batch (int64): spikes, spikes², active updates,
+    and deliveries per (projection, source) — in one pass, without int64 copies."""
+    n, nn = spk.shape
+    s1 = np.zeros(nn, np.int64)
+    s2 = np.zeros(nn, np.int64)
+    sa = np.zeros(nn, np.int64)
+    sd = np.zeros(deliv.shape[1], np.int64)
+    for s in range(n):
+        for i in range(nn):
+            c = np.int64(spk[s, i])
+            s1[i] += c
+            s2[i] += c * c
+            sa[i] += act[s, i]
+        for i in range(deliv.shape[1]):
+            sd[i] += deliv[s, i]
+    return s1, s2, sa, sd
+
+
+def counters_from_raw(net, raw: RawResult, packing=None) -> dict:
     """Per-population, per-projection, per-core counters and totals of ``raw`` (exact integer
-    products of its sums with the geometry tables of :mod:`emulator.compile`)."""
-    pk, st = packed_network(net)
+    products of its sums with the geometry tables of :mod:`emulator.compile`).  ``packing``:
+    the (Packed, Static) of ``net`` if the caller holds it (else looked up by fingerprint)."""
+    pk, st = packed_network(net) if packing is None else packing
     N, T = raw.n_samples, raw.steps
     c = raw.counters
     nn, nc = pk.n_neurons, st.n_cores
@@ -529,7 +576,7 @@ def _add_directional(raw, net, pk, st, spk_sum, mpcore_sum):
             b = int(P[J[k, C.J_SRC], C.P_BASE])
             d = spk_sum[b:b + int(J[k, C.J_NSRC])]
             em = int(d @ st.ev_tot[k])
-            em_core += np.asarray(st.ev_core[k].T @ d, np.int64).reshape(-1)
+            em_core += np.asarray(st.ev_core_t[k] @ d, np.int64).reshape(-1)
         raw["proj"][name]["synaptic_events_emitted"] = em
     raw["core"]["synaptic_events_emitted"] = em_core
     tot = raw["totals"]
@@ -538,11 +585,11 @@ def _add_directional(raw, net, pk, st, spk_sum, mpcore_sum):
     tot["synaptic_events_emitted"] = int(em_core.sum())
 
 
-def raw_to_dict(net, raw: RawResult, timing=None) -> dict:
+def raw_to_dict(net, raw: RawResult, timing=None, packing=None) -> dict:
     """The raw dict of :func:`simulate` (the reference's format) from a merged RawResult: the
     counters, plus per-sample detail and the reduced statistics that were kept."""
-    out = counters_from_raw(net, raw)
-    pk, st = packed_network(net)
+    pk, st = packed_network(net) if packing is None else packing
+    out = counters_from_raw(net, raw, (pk, st))
     P = pk.pop
     pred = raw.joined("predictions")
     out["predictions"] = pred

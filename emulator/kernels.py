@@ -294,7 +294,6 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     lat = np.int64(0)
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)
-    resid = np.zeros(P[pk.input_pop, P_SIZE] if enc == 1 else 1, np.int64)
     if enc == 0:
         for k in range(J.shape[0]):
             if J[k, J_ANALOG] == 1:
@@ -304,6 +303,29 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     inb = P[ip, P_BASE]
     M = pk.input_max
     Mu = np.uint64(M)
+    # rate and Bernoulli inputs: a neuron with x = 0 never spikes, so the encoders run over the
+    # nonzero inputs only (compacted once per sample; the cost follows the input, not its
+    # size), the rate encoder in 32-bit lanes when M < 2^30 (residue + x < 2^31)
+    nz = 0
+    if enc == 1 or enc == 2:
+        for j in range(nin):
+            nz += np.int64(xrow[j] != 0)
+    nzi = np.empty(nz + OUT_SLACK, np.int32)
+    narrow = M < (1 << 30)
+    x32 = np.empty(nz if enc == 1 and narrow else 0, np.int32)
+    r32 = np.zeros(x32.shape[0], np.int32)
+    x64 = np.empty(nz if enc == 2 or (enc == 1 and not narrow) else 0, np.int64)
+    r64 = np.zeros(x64.shape[0] if enc == 1 else 0, np.int64)
+    if nz:
+        e = 0
+        for j in range(nin):
+            if xrow[j] != 0:
+                nzi[e] = j
+                if x32.shape[0]:
+                    x32[e] = xrow[j]
+                else:
+                    x64[e] = xrow[j]
+                e += 1
     ep = e_lo
     out = pk.output_pop
     ob, on = P[out, P_BASE], P[out, P_SIZE]
@@ -314,23 +336,24 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             dst = ring_off[ip] + slot * ring_cap[ip]
             cnt = 0
             if enc == 1:
-                # ⌊t·x/M⌋ > ⌊(t−1)·x/M⌋  ⇔  the residue (t−1)·x mod M plus x reaches M
-                tot = 0
-                for j in range(nin):  # vectorised; the marks are compacted as in _update
-                    rr = resid[j] + xrow[j]
-                    f = rr >= M
-                    resid[j] = rr - M * f
-                    mask[j] = f
-                    tot += np.int64(f)
-                if tot:
-                    cnt = _compact(mask, nin, ring[dst:dst + nin + OUT_SLACK])
+                if nz:
+                    if x32.shape[0]:
+                        tot = _rate_step32(x32, r32, M, mask)
+                    else:
+                        tot = _rate_step(x64, r64, M, mask)
+                    if tot:  # compacted positions, then the neurons they stand for
+                        out = ring[dst:dst + nin + OUT_SLACK]
+                        cnt = _compact(mask, nz, out)
+                        for e in range(cnt):
+                            out[e] = nzi[out[e]]
             elif enc == 2:
                 hs = _splitmix(_splitmix(_splitmix(np.uint64(seed)) ^ np.uint64(sg))
                                ^ np.uint64(t))
-                for j in range(nin):
+                for e in range(nz):
+                    j = nzi[e]
                     h = _splitmix(hs ^ np.uint64(j))
                     r = np.int64(((h >> _S32) * Mu) >> _S32)
-                    if r < xrow[j]:
+                    if r < x64[e]:
                         ring[dst + cnt] = j
                         cnt += 1
             else:
@@ -359,6 +382,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 sp = J[k, J_SRC]
                 sl = ts % (P[sp, P_MAXD] + 1)
                 na = rcnt[rcnt_off[sp] + sl]
+                if na == 0:
+                    continue
                 arrived += na
                 _scatter(pk, k, ring, ring_off[sp] + sl * ring_cap[sp], na, acc, mpc, mpev,
                          mpcore, core, s)
@@ -415,6 +440,35 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     for t in range(T):
         pred[t, s] = predl[t]
     _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _rate_step(xs, rs, M, mask):
+    """One step of the rate encoder over compacted inputs: ⌊t·x/M⌋ > ⌊(t−1)·x/M⌋ ⇔ the
+    residue (t−1)·x mod M plus x reaches M.  Marks in ``mask``; returns their number."""
+    tot = 0
+    for j in range(xs.shape[0]):
+        rr = rs[j] + xs[j]
+        f = rr >= M
+        rs[j] = rr - M * f
+        mask[j] = f
+        tot += np.int64(f)
+    return tot
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _rate_step32(xs, rs, M, mask):
+    """:func:`_rate_step` in 32-bit lanes (x ≤ M < 2^30, so residue + x < 2^31): the casts
+    keep LLVM from widening to 64 bits (twice the lanes per vector)."""
+    M = np.int32(M)
+    tot = np.int32(0)
+    for j in range(xs.shape[0]):
+        rr = np.int32(rs[j] + xs[j])
+        f = np.int32(rr >= M)
+        rs[j] = np.int32(rr - np.int32(M & np.int32(-f)))
+        mask[j] = f
+        tot = np.int32(tot + f)
+    return np.int64(tot)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -559,8 +613,11 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf):
           thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(P[p, P_RESET] - 1),
           P[p, P_SPIKING] == 1)
     if P[p, P_LANE32] == 1:
-        nsat, tot, pend = _sat_if32(acc, v, bias, act, mask, cl, actf)
-        return np.int64(nsat), np.int64(tot), np.int64(pend)
+        if P[p, P_SKIP] == 1:  # bias-free: no bias stream; count those left at firing level
+            nsat, tot, pend = _sat_if32_nb(acc, v, act, mask, cl, actf)
+            return np.int64(nsat), np.int64(tot), np.int64(pend)
+        nsat, tot = _sat_if32(acc, v, bias, act, mask, cl, actf)
+        return np.int64(nsat), np.int64(tot), np.int64(1)
     if P[p, P_DU] == DECAY_ONE and P[p, P_DV] == 0:
         if P[p, P_ANALOG] == 1:
             b = P[p, P_BASE]
@@ -601,7 +658,37 @@ def _sat_if32(acc, v, bias, act, mask, cl, actf):
     """:func:`_sat_if` in 32-bit lanes (acc, v, bias int32; every intermediate proven to
     fit by ``compile._update_modes``): each result is cast back to int32 explicitly, since
     Numba widens int32 arithmetic to int64 and LLVM narrows it back only through the casts.
-    Counts are per step and population, so they fit int32 too."""
+    Counts are per step and population, so they fit int32 too.  Returns (saturations,
+    spikes); the neurons left at their firing level are only needed (and counted) for
+    bias-free populations (:func:`_sat_if32_nb`)."""
+    fl = actf.shape[0] > 0
+    vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
+    sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
+    nsat = np.int32(0)
+    tot = np.int32(0)
+    for i in range(v.shape[0]):
+        q = acc[i]
+        acc[i] = 0
+        act[i] += np.int32(q != 0)
+        if fl:
+            actf[i] = _act_flags(q, v[i], bias[i])
+        vv = np.int32(np.int32(v[i] + q) + bias[i])
+        nsat = np.int32(nsat + np.int32(vv > vmax) + np.int32(vv < vmin))
+        vv = min(max(vv, vmin), vmax)
+        f = np.int32(np.int32(vv >= th) & spk)
+        m = np.int32(-f)  # all ones where the neuron fires
+        vv = np.int32((np.int32(vv - sub) & keep & m) | (vv & ~m))
+        v[i] = vv
+        mask[i] = f
+        tot = np.int32(tot + f)
+    return nsat, tot
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _sat_if32_nb(acc, v, act, mask, cl, actf):
+    """:func:`_sat_if32` for a bias-free population (``P_SKIP``): one input stream less,
+    and it also returns how many neurons are left at their firing level (the engine skips
+    the next step's update when that is 0 and nothing arrives)."""
     fl = actf.shape[0] > 0
     vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
     sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
@@ -613,8 +700,8 @@ def _sat_if32(acc, v, bias, act, mask, cl, actf):
         acc[i] = 0
         act[i] += np.int32(q != 0)
         if fl:
-            actf[i] = _act_flags(q, v[i], bias[i])
-        vv = np.int32(np.int32(v[i] + q) + bias[i])
+            actf[i] = _act_flags(q, v[i], np.int32(0))
+        vv = np.int32(v[i] + q)
         nsat = np.int32(nsat + np.int32(vv > vmax) + np.int32(vv < vmin))
         vv = min(max(vv, vmin), vmax)
         f = np.int32(np.int32(vv >= th) & spk)

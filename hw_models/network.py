@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,7 @@ class Population:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return int(math.prod(self.shape))  # math.prod(()) = 1; np.prod is ~10x slower
 
     @property
     def is_input(self) -> bool:
