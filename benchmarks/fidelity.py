@@ -173,6 +173,24 @@ def _convert(g, cal, cal_raw, scale, label, bits, steps=None, threads=1):
     return net
 
 
+def _weight_cal_summary(net) -> list:
+    """One phrase per population the SNN calibration's weight stage looked at: kept or
+    rejected, weights changed, model error before → after (``net.meta["calibration"]``)."""
+    out = []
+    pops = ((net.meta or {}).get("calibration") or {}).get("populations") or {}
+    for name, rep in pops.items():
+        w = rep.get("weights")
+        if not w:
+            continue
+        if "skipped" in w:
+            out.append(f"{name} skipped ({w['skipped']})")
+            continue
+        out.append(f"{name} {'kept' if w['kept'] else 'rejected'} ({w['weights_changed']:,} of "
+                   f"{w['weights']:,} weights changed, model MSE {w['model_mse_before']:.3g} → "
+                   f"{w['model_mse_after']:.3g})")
+    return out
+
+
 def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rmp"),
                 bits_list=BITS, steps: int = 256, threads: int | None = 1) -> dict:
     g, kind, scale, cal_raw, cal, xe, ye = _load(name, n)
@@ -196,7 +214,8 @@ def bench_model(name: str, n: int, grid: str, bar, methods=("robust", "ecc", "rm
                          "acc": {t: float(res.accuracy[t - 1]) for t in _ts(steps)},
                          "rates": res.firing_rates(),
                          "mops": syn / 1e6, "in_macs": res.counters["input_macs"] / n / 1e6,
-                         "seconds": time.time() - t0})
+                         "seconds": time.time() - t0,
+                         "weight_cal": _weight_cal_summary(net)})
             bar.update(1)
     return {"name": name, "n": n, "float_acc": float_acc, "macs": macs, "rows": rows,
             "ann_float": ann_float, "cal": MNIST_CAL[0] if kind == "mnist" else CIFAR_CAL[0],
@@ -632,6 +651,10 @@ def render(results: list, cmd: str) -> str:
             out.append(f"| {row['method']} | {_fmt_bits(row['bits'])} | {accs} | {d:+.2f} | "
                        f"{row['mops']:.2f} | {row['in_macs']:.3f} | {row['seconds']:.0f} |")
         out.append("")
+        for row in r["rows"]:
+            if row.get("weight_cal"):
+                out += [f"Weight calibration of `{row['method']}` ({_fmt_bits(row['bits'])} "
+                        f"bits), per population: " + "; ".join(row["weight_cal"]) + ".", ""]
         rated = [row for row in r["rows"] if row["bits"] == 8 and row.get("rates")]
         if rated:
             pops = [k for k in rated[0]["rates"] if k != "input"]
