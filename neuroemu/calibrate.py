@@ -208,9 +208,11 @@ class _InputCache:
                 continue
             if src.is_input and src.encoding == "analog":
                 # an analog input delivers x·w every step: its "rate" is the raw value
-                counts[pr.source] = net.spec.check_raw(xb).reshape(len(xb), -1).astype(np.uint16)
+                c = net.spec.check_raw(xb).reshape(len(xb), -1)
             else:
-                counts[pr.source] = res.spike_counts[pr.source].astype(np.uint16)
+                c = res.spike_counts[pr.source]
+            # counts and 8-bit pixels fit uint16; a wider raw input range keeps its integers
+            counts[pr.source] = c.astype(np.uint16 if c.max(initial=0) <= 0xFFFF else np.int64)
         a = _ann(self.pg, net, xb, self.layer)
         target = np.clip(a.reshape(len(xb), -1) / self.lam_n, 0.0, 1.0).astype(np.float32)
         return counts, target
