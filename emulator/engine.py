@@ -611,7 +611,7 @@ def raw_to_dict(net, raw: RawResult, timing=None, packing=None) -> dict:
     if "input_nonzero" in c and len(pk.proj) and (pk.proj[:, C.J_ANALOG] == 1).any():
         out["input_nonzero"] = c["input_nonzero"]
     if timing is not None and "work/core" in c:
-        wk = WK.pack_work(net, pk, st, timing)
+        wk = _cached(net, pk, ("work", timing), lambda: WK.pack_work(net, pk, st, timing))
         out["work"] = WK.work_raw(timing, wk, raw.joined("step_time"), c["work/core_step_time"],
                                   c["work/core"], c["work/critical"])
         if "work/step_time_sum" in c:
