@@ -283,9 +283,6 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     mpc = np.zeros(pk.n_mpcount, np.int64)
     mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
     won = wk.on == 1
-    # active-update flags of one population (work.py), padded to whole 8-byte words; empty
-    # when the work is not counted, which the update loops test once (LLVM hoists the test)
-    actf = np.zeros((((pk.max_size + 7) >> 3) << 3) if won else 0, np.uint8)
     swp = np.zeros(wk.n_cores, np.int64)  # this step's sending work per core (packed)
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
     rwp = np.zeros(wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
@@ -367,7 +364,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             _count_spikes(ring, dst, cnt, spk[s, inb:inb + nin], rec_slot[ip], t, rec_buf[s],
                           rec_n, s)
             if won:
-                lat = max(lat, WK.route_spikes(wk, ring, dst, cnt, inb, 1, t, swp, rwp, sbuf))
+                lat = max(lat, WK.route_spikes(wk, ip, ring, dst, cnt, inb, 1, t, swp, rwp,
+                                                  sbuf))
         # -- every other population in order
         for oi in range(pk.order.shape[0]):
             p = pk.order[oi]
@@ -388,18 +386,20 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 _scatter(pk, k, ring, ring_off[sp] + sl * ring_cap[sp], na, acc, mpc, mpev,
                          mpcore, core, s)
             slot = t % (P[p, P_MAXD] + 1)
-            if arrived == 0 and pend[p] == 0 and P[p, P_SKIP] == 1 and not won:
+            b = P[p, P_BASE]
+            n = P[p, P_SIZE]
+            if won:  # active updates per core, from Q, v and the bias before the update
+                WK.count_active(wk, p, acc, icur[b:b + n] if P[p, P_ANALOG] == 1 else icur[:0],
+                                v[b:b + n], pk.bias[b:b + n], swa)
+            if arrived == 0 and pend[p] == 0 and P[p, P_SKIP] == 1:
                 # nothing arrived, nothing at its firing level, no bias, no decay: no v
                 # changes and nothing fires; the skipped updates count as inactive
                 rcnt[rcnt_off[p] + slot] = 0
                 continue
-            b = P[p, P_BASE]
-            n = P[p, P_SIZE]
             dst = ring_off[p] + slot * ring_cap[p]
             cnt, nsat, bad, badv, pend[p] = _update(P, p, acc, icur, u[b:b + n], v[b:b + n],
                                                     pk.bias[b:b + n], act[s, b:b + n],
-                                                    ring[dst:dst + n + OUT_SLACK], mask,
-                                                    actf)
+                                                    ring[dst:dst + n + OUT_SLACK], mask)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -412,8 +412,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
             if won:
-                WK.active_runs(wk, p, actf, swa)
-                lat = max(lat, WK.route_spikes(wk, ring, dst, cnt, b, 0, t, swp, rwp, sbuf))
+                lat = max(lat, WK.route_spikes(wk, p, ring, dst, cnt, b, 0, t, swp, rwp, sbuf))
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -518,7 +517,7 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update(P, p, acc, icur, u, v, bias, act, out, mask, actf):
+def _update(P, p, acc, icur, u, v, bias, act, out, mask):
     """Steps 2–3 of the contract for population p.
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
@@ -532,9 +531,9 @@ def _update(P, p, acc, icur, u, v, bias, act, out, mask, actf):
     pend = np.int64(1)
     if P[p, P_OVF] == 0:
         # the common case in one fused, vectorisable pass
-        nsat, tot, pend = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf)
+        nsat, tot, pend = _update_saturate(P, p, acc, icur, u, v, bias, act, mask)
     else:
-        nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act, actf)
+        nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act)
         if bad >= 0:
             return 0, nsat, bad, badv, pend
         tot = 0
@@ -584,14 +583,6 @@ def _compact(mask, n, out):
 
 
 @njit(cache=True, inline="always")
-def _act_flags(q, v_old, b):
-    """Active-update flags (see :mod:`emulator.work`): bit 0 input (Q ≠ 0), bit 1 state (v
-    before the step, Q or the bias ≠ 0)."""
-    qi = np.uint8(q != 0)
-    return qi | (np.uint8((qi != 0) | (v_old != 0) | (b != 0)) << np.uint8(1))
-
-
-@njit(cache=True, inline="always")
 def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
     """(v after clamp, spike and reset; spiked; saturated) for one neuron, branch-free.
     ``keep`` is a bit mask: all ones for reset by subtraction (v − θ), zero for reset to 0
@@ -603,7 +594,7 @@ def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf):
+def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
     """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
     reset), with loops specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
     again, so it is not stored).  Returns (saturations, spikes).  Each loop lives in its own
@@ -614,26 +605,25 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, actf):
           P[p, P_SPIKING] == 1)
     if P[p, P_LANE32] == 1:
         if P[p, P_SKIP] == 1:  # bias-free: no bias stream; count those left at firing level
-            nsat, tot, pend = _sat_if32_nb(acc, v, act, mask, cl, actf)
+            nsat, tot, pend = _sat_if32_nb(acc, v, act, mask, cl)
             return np.int64(nsat), np.int64(tot), np.int64(pend)
-        nsat, tot = _sat_if32(acc, v, bias, act, mask, cl, actf)
+        nsat, tot = _sat_if32(acc, v, bias, act, mask, cl)
         return np.int64(nsat), np.int64(tot), np.int64(1)
     if P[p, P_DU] == DECAY_ONE and P[p, P_DV] == 0:
         if P[p, P_ANALOG] == 1:
             b = P[p, P_BASE]
-            nsat, tot = _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl, actf)
+            nsat, tot = _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
             return nsat, tot, np.int64(1)
-        return _sat_if(acc, v, bias, act, mask, cl, actf)
-    nsat, tot = _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf)
+        return _sat_if(acc, v, bias, act, mask, cl)
+    nsat, tot = _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl)
     return nsat, tot, np.int64(1)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_if(acc, v, bias, act, mask, cl, actf):
+def _sat_if(acc, v, bias, act, mask, cl):
     """IF neurons in 64-bit lanes; also returns how many neurons are left at their firing
     level (they fire next step without input)."""
     vmin, vmax, th, sub, keep, spiking = cl
-    fl = actf.shape[0] > 0
     nsat = np.int64(0)
     tot = np.int64(0)
     pend = np.int64(0)
@@ -641,8 +631,6 @@ def _sat_if(acc, v, bias, act, mask, cl, actf):
         q = np.int64(acc[i])
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        if fl:
-            actf[i] = _act_flags(q, v[i], bias[i])
         vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
                                  spiking)
         v[i] = vn
@@ -654,14 +642,13 @@ def _sat_if(acc, v, bias, act, mask, cl, actf):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_if32(acc, v, bias, act, mask, cl, actf):
+def _sat_if32(acc, v, bias, act, mask, cl):
     """:func:`_sat_if` in 32-bit lanes (acc, v, bias int32; every intermediate proven to
     fit by ``compile._update_modes``): each result is cast back to int32 explicitly, since
     Numba widens int32 arithmetic to int64 and LLVM narrows it back only through the casts.
     Counts are per step and population, so they fit int32 too.  Returns (saturations,
     spikes); the neurons left at their firing level are only needed (and counted) for
     bias-free populations (:func:`_sat_if32_nb`)."""
-    fl = actf.shape[0] > 0
     vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
     sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
     nsat = np.int32(0)
@@ -670,8 +657,6 @@ def _sat_if32(acc, v, bias, act, mask, cl, actf):
         q = acc[i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        if fl:
-            actf[i] = _act_flags(q, v[i], bias[i])
         vv = np.int32(np.int32(v[i] + q) + bias[i])
         nsat = np.int32(nsat + np.int32(vv > vmax) + np.int32(vv < vmin))
         vv = min(max(vv, vmin), vmax)
@@ -685,11 +670,10 @@ def _sat_if32(acc, v, bias, act, mask, cl, actf):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_if32_nb(acc, v, act, mask, cl, actf):
+def _sat_if32_nb(acc, v, act, mask, cl):
     """:func:`_sat_if32` for a bias-free population (``P_SKIP``): one input stream less,
     and it also returns how many neurons are left at their firing level (the engine skips
     the next step's update when that is 0 and nothing arrives)."""
-    fl = actf.shape[0] > 0
     vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
     sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
     nsat = np.int32(0)
@@ -699,8 +683,6 @@ def _sat_if32_nb(acc, v, act, mask, cl, actf):
         q = acc[i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        if fl:
-            actf[i] = _act_flags(q, v[i], np.int32(0))
         vv = np.int32(v[i] + q)
         nsat = np.int32(nsat + np.int32(vv > vmax) + np.int32(vv < vmin))
         vv = min(max(vv, vmin), vmax)
@@ -715,17 +697,14 @@ def _sat_if32_nb(acc, v, act, mask, cl, actf):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_if_analog(acc, icur, v, bias, act, mask, cl, actf):
+def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
     vmin, vmax, th, sub, keep, spiking = cl
-    fl = actf.shape[0] > 0
     nsat = np.int64(0)
     tot = np.int64(0)
     for i in range(v.shape[0]):
         q = np.int64(acc[i]) + icur[i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        if fl:
-            actf[i] = _act_flags(q, v[i], bias[i])
         vn, f, sat = _clamp_fire(np.int64(v[i]) + q + bias[i], vmin, vmax, th, sub, keep,
                                  spiking)
         v[i] = vn
@@ -736,9 +715,8 @@ def _sat_if_analog(acc, icur, v, bias, act, mask, cl, actf):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf):
+def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl):
     vmin, vmax, th, sub, keep, spiking = cl
-    fl = actf.shape[0] > 0
     fu = DECAY_ONE - P[p, P_DU]
     fv = DECAY_ONE - P[p, P_DV]
     ib = P[p, P_BASE]
@@ -751,8 +729,6 @@ def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf):
             q += icur[ib + i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        if fl:
-            actf[i] = _act_flags(q, v[i], bias[i])
         uu = _dec_bf(u[i], fu) + q
         u[i] = uu
         vn, f, sat = _clamp_fire(_dec_bf(np.int64(v[i]), fv) + uu + bias[i], vmin, vmax,
@@ -765,11 +741,10 @@ def _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl, actf):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _update_general(P, p, acc, icur, u, v, bias, act, actf):
+def _update_general(P, p, acc, icur, u, v, bias, act):
     """u, v and the 'wrap' or 'raise' range policy.  Returns (saturations, first neuron that
     overflowed under 'raise' or -1, its out-of-range v)."""
     n = u.shape[0]
-    fl = actf.shape[0] > 0
     fu, fv = DECAY_ONE - P[p, P_DU], DECAY_ONE - P[p, P_DV]
     vmin, vmax, pol = P[p, P_VMIN], P[p, P_VMAX], P[p, P_OVF]
     span = vmax - vmin + 1
@@ -784,8 +759,6 @@ def _update_general(P, p, acc, icur, u, v, bias, act, actf):
             q += icur[ib + i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        if fl:
-            actf[i] = _act_flags(q, v[i], bias[i])
         uu = _dec_bf(u[i], fu) + q
         u[i] = uu
         vv = _dec_bf(np.int64(v[i]), fv) + uu + bias[i]

@@ -51,13 +51,12 @@ PACK = 40
 LOW = (1 << PACK) - 1
 #: packed routing records: per neuron (first message << CORE_BITS) | core; per message
 #: (synaptic events << EV_SHIFT) | (delay << CORE_BITS) | destination core
+#: columns of :attr:`WorkPack.pinfo`
+I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS = range(6)
 CORE_BITS = 20
 CORE_MASK = (1 << CORE_BITS) - 1
 DELAY_MASK = 63
 EV_SHIFT = CORE_BITS + 6
-_B0 = np.uint64(0x0101010101010101)    # bit 0 of every byte
-_BSUM = np.uint64(0x0101010101010101)  # × this: the sum of the 8 bytes in the top byte
-_S1, _S56 = np.uint64(1), np.uint64(56)
 
 
 class WorkPack(NamedTuple):
@@ -70,8 +69,12 @@ class WorkPack(NamedTuple):
     ``rt_ent`` per message of a spike its destination core, delay and synaptic events.
     ``route_lat`` ps: per neuron, the longest mesh route of its messages (0 without the mesh
     term).  Runs of equal core inside each population (``run_ptr`` per population into
-    ``run_end`` (exclusive, local index) and ``run_core``) let the active flags be summed per
-    core with vectorisable loops.  ``depth`` = largest delay + 1 (ring of receive work)."""
+    ``run_end`` (exclusive, local index) and ``run_core``) let the active updates be counted
+    per core with vectorisable loops (:func:`count_active`).  ``pinfo`` (populations, ``I_*``): per population
+    whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`), then its
+    one sending core, messages per neuron, first record and longest route, and whether any
+    neuron has a bias (:func:`count_active`).  ``depth`` = largest delay + 1 (ring of receive
+    work)."""
     on: int
     charge: int
     active: int
@@ -85,6 +88,7 @@ class WorkPack(NamedTuple):
     run_ptr: np.ndarray
     run_end: np.ndarray
     run_core: np.ndarray
+    pinfo: np.ndarray
     depth: int
     n_cores: int
 
@@ -92,7 +96,7 @@ class WorkPack(NamedTuple):
 def off(n_cores: int = 1) -> WorkPack:
     z = np.zeros(1, np.int64)
     return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
-                    z, z, z, z, z, z, 1, max(n_cores, 1))
+                    z, z, z, z, z, z, np.zeros((1, 6), np.int64), 1, max(n_cores, 1))
 
 
 def _ps(x: float) -> int:
@@ -184,12 +188,27 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     nrec[:] = rt_ptr << CORE_BITS
     nrec[:nn] |= core
     ent = (e << EV_SHIFT) | (d << CORE_BITS) | c
+    pinfo = np.zeros((len(pops), 6), np.int64)
+    for i, p in enumerate(pops):
+        b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
+        pinfo[i, I_BIAS] = int(not p.is_input and np.any(pk.bias[b:b + n] != 0))
+        if n == 0 or (p.is_input and analog):
+            continue
+        k = np.diff(rt_ptr[b:b + n + 1])
+        r0 = int(rt_ptr[b])
+        cols = (ent[r0:r0 + int(k[0])] & ((DELAY_MASK << CORE_BITS) | CORE_MASK)
+                if k[0] else np.zeros(0, np.int64))
+        recs = (ent[r0:int(rt_ptr[b + n])] & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
+        if (core[b:b + n] == core[b]).all() and (k == k[0]).all() and \
+                (recs.reshape(n, int(k[0])) == cols[None, :]).all() and \
+                (route_lat[b:b + n] == route_lat[b]).all():
+            pinfo[i, :I_BIAS] = (1, core[b], k[0], r0, route_lat[b])
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
                     ncn=ncn, nrec=nrec, rt_ent=one(ent.astype(np.int64)),
                     route_lat=route_lat, run_ptr=run_ptr, run_end=cat(run_end),
-                    run_core=cat(run_core), depth=depth, n_cores=n_cores)
+                    run_core=cat(run_core), pinfo=pinfo, depth=depth, n_cores=n_cores)
 
 
 def tiles_in_use(net) -> int:
@@ -208,13 +227,15 @@ def tiles_in_use(net) -> int:
 
 # ---- kernel helpers -------------------------------------------------------------------------
 @njit(cache=True, nogil=True, boundscheck=False)
-def route_spikes(wk, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
-    """Count the spikes ``ring[dst:dst+cnt]`` (local ids, population offset ``base``) emitted
-    in step t: packed sending work into ``swp`` (cores,), packed receive work into the ring
-    ``rwp`` (depth · cores) at the step each message is charged (``sb``: scratch (depth,) of
-    slot offsets per delay, so the inner loop has no division).  A message charged after step
-    T lands in a slot no later step reads.  Returns the longest mesh route among the spikes
-    (ps; 0 without the mesh term)."""
+def route_spikes(wk, p, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
+    """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
+    ``base``) emitted in step t: packed sending work into ``swp`` (cores,), packed receive
+    work into the ring ``rwp`` (depth · cores) at the step each message is charged (``sb``:
+    scratch (depth,) of slot offsets per delay, so the inner loop has no division).  A message
+    charged after step T lands in a slot no later step reads.  Returns the longest mesh route
+    among the spikes (ps; 0 without the mesh term)."""
+    if cnt == 0:
+        return np.int64(0)
     nc = wk.n_cores
     D1 = wk.depth
     if wk.charge == 1:
@@ -224,10 +245,29 @@ def route_spikes(wk, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
     else:
         for d in range(D1):
             sb[d] = ((t + d) % D1) * nc
-    nrec = wk.nrec
     ent = wk.rt_ent
     one = np.int64(1) << PACK
     spk = np.int64(0) if is_input else one
+    pi = wk.pinfo
+    if pi[p, I_UNIFORM] == 1:
+        # one sending core, and every neuron sends its K messages to the same (core, delay)
+        # list: the per-core sums are cnt times a constant, except the synaptic events,
+        # one gather-sum per message column over the spikes (no per-spike branching)
+        K = pi[p, I_K]
+        r0 = pi[p, I_REC0]
+        swp[pi[p, I_CORE]] += cnt * (spk + K)
+        for j in range(K):
+            x = ent[r0 + j]
+            ev = np.int64(0)
+            col = ent[r0 + j:]
+            for e in range(cnt):
+                ev += col[np.int64(ring[dst + e]) * K] >> EV_SHIFT
+            rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
+        return pi[p, I_LAT]
+    nrec = wk.nrec
+    rl = wk.route_lat
+    mesh = wk.mesh == 1
+    lat = np.int64(0)
     # consecutive spikes mostly share their core and their destination: sum in registers and
     # store when the address changes (a read-modify-write chain on one address costs ~5
     # cycles); one packed record per neuron and per message keeps it to ~2 cache lines a spike
@@ -244,6 +284,8 @@ def route_spikes(wk, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
                 swp[sc] += sacc
             sc, sacc = c, np.int64(0)
         sacc += spk + (r1 - r0)
+        if mesh and rl[g] > lat:
+            lat = rl[g]
         for r in range(r0, r1):
             x = ent[r]
             idx = sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)
@@ -256,46 +298,45 @@ def route_spikes(wk, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
         swp[sc] += sacc
     if ri >= 0:
         rwp[ri] += racc
-    lat = np.int64(0)
-    if wk.mesh == 1:
-        rl = wk.route_lat
-        for e in range(cnt):
-            x = rl[base + ring[dst + e]]
-            if x > lat:
-                lat = x
     return lat
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def active_runs(wk, p, actf, swa):
-    """Sum population p's active flags (bit 0 input, bit 1 state) per core into ``swa``
-    (cores, 2)."""
+def count_active(wk, p, acc, icur, v, bias, swa):
+    """Population p's active updates of this step per core into ``swa`` (cores, 2), counted
+    just before its update from what the update reads: column 0 the ``input`` convention
+    (Q ≠ 0), column 1 the ``state`` convention (v before the step, Q or the bias ≠ 0).
+    Q = ``acc[i]``, plus ``icur[i]`` when ``icur`` is not empty (analog current).
+
+    A separate pass of reductions rather than a flag written inside the update loops: a store
+    per neuron there kept LLVM from vectorising them (25 % of the run, measured), while these
+    loops vectorise and read memory the update is about to read anyway."""
     lo = 0
-    w8 = actf.view(np.uint64)  # 8 flags per word: bytes summed by one multiplication
+    an = icur.shape[0] > 0
+    nb = an or wk.pinfo[p, I_BIAS] == 1
     for r in range(wk.run_ptr[p], wk.run_ptr[p + 1]):
         hi = wk.run_end[r]
-        s1 = np.int64(0)
-        s2 = np.int64(0)
-        a = (lo + 7) >> 3
-        b = hi >> 3
-        if b > a:
-            for i in range(lo, a << 3):
-                f = np.int64(actf[i])
-                s1 += f & 1
-                s2 += f >> 1
-            for k in range(a, b):
-                wd = w8[k]
-                s1 += np.int64(((wd & _B0) * _BSUM) >> _S56)
-                s2 += np.int64((((wd >> _S1) & _B0) * _BSUM) >> _S56)
-            for i in range(b << 3, hi):
-                f = np.int64(actf[i])
-                s1 += f & 1
-                s2 += f >> 1
+        # loops over views from index 0: with range(lo, hi) Numba cannot prove the index
+        # non-negative, and its wrap-around test keeps the loop scalar (4x slower, measured)
+        q_, v_, b_ = acc[lo:hi], v[lo:hi], bias[lo:hi]
+        s1 = np.int32(0)  # a run is at most one population: its counts fit int32
+        s2 = np.int32(0)
+        if not nb:
+            for i in range(hi - lo):
+                q = q_[i]
+                s1 = np.int32(s1 + np.int32(q != 0))
+                s2 = np.int32(s2 + np.int32((q | v_[i]) != 0))
+        elif an:
+            i_ = icur[lo:hi]
+            for i in range(hi - lo):
+                nz = (np.int64(q_[i]) + i_[i]) != 0
+                s1 = np.int32(s1 + np.int32(nz))
+                s2 = np.int32(s2 + np.int32(nz | (v_[i] != 0) | (b_[i] != 0)))
         else:
-            for i in range(lo, hi):
-                f = np.int64(actf[i])
-                s1 += f & 1
-                s2 += f >> 1
+            for i in range(hi - lo):
+                nz = q_[i] != 0
+                s1 = np.int32(s1 + np.int32(nz))
+                s2 = np.int32(s2 + np.int32(nz | (v_[i] != 0) | (b_[i] != 0)))
         c = wk.run_core[r]
         swa[c, 0] += s1
         swa[c, 1] += s2
