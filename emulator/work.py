@@ -70,11 +70,11 @@ class WorkPack(NamedTuple):
     ``route_lat`` ps: per neuron, the longest mesh route of its messages (0 without the mesh
     term).  Runs of equal core inside each population (``run_ptr`` per population into
     ``run_end`` (exclusive, local index) and ``run_core``) let the active updates be counted
-    per core with vectorisable loops (:func:`count_active`).  ``pinfo`` (populations, ``I_*``): per population
-    whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`), then its
-    one sending core, messages per neuron, first record and longest route, and whether any
-    neuron has a bias (:func:`count_active`).  ``depth`` = largest delay + 1 (ring of receive
-    work)."""
+    per core with vectorisable loops (:func:`count_active`).  ``pinfo`` (populations,
+    ``I_*``): per population whether its routes are uniform (:data:`I_UNIFORM`, see
+    :func:`route_spikes`), then its one sending core, messages per neuron, first record and
+    longest route, and whether any neuron has a bias.  ``depth`` = largest delay + 1 (ring of
+    receive work)."""
     on: int
     charge: int
     active: int
@@ -388,7 +388,8 @@ def close_step(wk, t, swp, swa, rwp, mpc, mpprev, mesh_lat, step_time, s, tb_tim
 def work_raw(timing, wk, step_time, core_time, core_work, critical) -> dict:
     """The raw ``"work"`` entry of a result (see :mod:`hw_models.latency` for its use):
     ``step_time_ps`` int64 (T, N) when the per-sample step times were kept (the statistics the
-    latency report needs are added by :func:`emulator.engine.raw_to_dict`); ``core_step_time_ps`` int64 (T, cores) summed over samples;
+    latency report needs are added by :func:`emulator.engine.raw_to_dict`);
+    ``core_step_time_ps`` int64 (T, cores) summed over samples;
     ``core`` {counter: int64 (cores,)} totals; ``critical`` int64 (cores,) (sample, step)
     pairs in which the core was the slowest; ``neurons_per_core``; ``barrier_ps``; ``timing``
     (the model's parameters, JSON-able)."""
