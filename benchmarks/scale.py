@@ -113,8 +113,7 @@ def child_speed(n: int, mode: str) -> dict:
         try:
             # start-up, excluded from the figure as the 1-process compile is: every worker
             # loads the compiled kernels and packs the network once
-            from emulator.run import _as_engine_input
-            warm_up(client, net, _as_engine_input(x[:1]), STEPS)
+            warm_up(client, net, x, STEPS)
             out["startup"] = time.perf_counter() - t0
             me = psutil.Process()
             kids = [p for p in me.children(recursive=True)]
@@ -136,7 +135,9 @@ def child_speed(n: int, mode: str) -> dict:
             out["in_bytes"] = int(np.asarray(x[:cs]).nbytes)   # sent in its own dtype
             from emulator.engine import simulate_chunks
             from emulator.raw import RawResult
-            part = RawResult.merge_all(simulate_chunks(net, _as_engine_input(x[:cs]), STEPS,
+            from emulator.run import _as_engine_input, _check_array_input
+            part = RawResult.merge_all(simulate_chunks(net, _as_engine_input(
+                _check_array_input(net, x[:cs])), STEPS,
                                                        refs={"labels": ds.y[:cs]}))
             out["result_bytes"] = len(pickle.dumps(part, protocol=5))
             out["result_bytes_int64"] = int(sum(v.nbytes for v in part.counters.values()))

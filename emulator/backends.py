@@ -172,10 +172,15 @@ def _warm_task(net, steps, x):
 
 def warm_up(client, net, x, steps: int) -> None:
     """Compile (or load from Numba's cache) and pack ``net`` on every worker of ``client``,
-    running its first sample of ``x`` (engine layout) once there; a later run of an equal
-    network then starts at full speed (its packing is found by fingerprint).  Optional: runs
-    warm up by themselves, this only moves that start-up out of a timed run."""
+    running the first sample of ``x`` (what :func:`emulator.run` takes) once there; a later
+    run of an equal network then starts at full speed (its packing is found by fingerprint).
+    Optional: runs warm up by themselves, this only moves that start-up out of a timed run."""
+    from .inputs import is_source
+    from .run import _as_engine_input, _check_array_input, _SourceInput
     xs = slice_input(x, 0, 1)
+    if net.input.encoding != "events":
+        xs = _SourceInput(net)(xs) if is_source(xs) else \
+            _as_engine_input(_check_array_input(net, xs))
     net_f = client.scatter(network_for_transport(net), broadcast=True, hash=False)
     try:
         futs = [client.submit(_warm_task, net_f, int(steps), xs, workers=[w],
