@@ -177,7 +177,8 @@ def warm_up(client, net, x, steps: int) -> None:
     Optional: runs warm up by themselves, this only moves that start-up out of a timed run."""
     from .inputs import is_source
     from .run import _as_engine_input, _check_array_input, _SourceInput
-    xs = slice_input(x, 0, 1)
+    # two samples where there are two: a lone sample's shape can read as one unbatched sample
+    xs = slice_input(x, 0, min(2, n_samples_of(x)))
     if net.input.encoding != "events":
         xs = _SourceInput(net)(xs) if is_source(xs) else \
             _as_engine_input(_check_array_input(net, xs))
