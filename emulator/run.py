@@ -60,7 +60,11 @@ def _check_array_input(net, inputs) -> np.ndarray:
         raise DataError(f"network input {inp.name!r} has encoding {inp.encoding!r}: pass an "
                         f"integer array of shape (N, {', '.join(map(str, net.spec.shape))}), "
                         f"not an EventBatch")
-    x = net.spec.as_raw(inputs)  # raw integers checked, float model units quantised
+    # raw integers checked and kept in their own type (uint8 stays uint8: the engine widens
+    # each chunk to int64, so memory does not grow by 8 bytes a value of the whole set);
+    # float model units quantised
+    spec = net.spec
+    x = spec.check_raw(inputs, keep_dtype=True) if spec.is_raw(inputs) else spec.as_raw(inputs)
     if len(x) == 0:
         raise DataError("inputs hold no samples; pass at least one")
     return np.ascontiguousarray(x.reshape((len(x),) + inp.shape))

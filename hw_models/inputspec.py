@@ -263,9 +263,11 @@ class InputSpec:
                             f"units), got dtype {dt}")
         return not np.issubdtype(dt, np.floating)
 
-    def check_raw(self, x, what: str = "inputs") -> np.ndarray:
+    def check_raw(self, x, what: str = "inputs", keep_dtype: bool = False) -> np.ndarray:
         """Raw integers → channels-last int64 batch; DataError for floats or values outside
-        ``[0, raw_max]`` (names the first offending sample and value)."""
+        ``[0, raw_max]`` (names the first offending sample and value).  ``keep_dtype`` returns
+        the checked batch in its own integer type (uint8 images stay one byte a value, so a
+        large data set is not copied whole into int64; the engine widens each chunk)."""
         if not self.is_raw(x):
             raise DataError(f"{what}: raw data must be integers 0..{self.raw_max}, got "
                             f"{np.asarray(x).dtype} (float data are read as model units: use "
@@ -283,6 +285,8 @@ class InputSpec:
             rng = f"0..{self.raw_max}" if self.raw_max is not None else "counts >= 0"
             raise DataError(f"{what}: raw value {val!r} in sample {s} is outside {rng} (the "
                             f"network's raw input range; data of another range?)")
+        if keep_dtype:
+            return np.ascontiguousarray(xi)
         return np.ascontiguousarray(xi, dtype=np.int64)
 
     def to_model(self, raw, what: str = "inputs") -> np.ndarray:

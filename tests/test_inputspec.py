@@ -198,3 +198,23 @@ def test_graph_carries_the_spec(rng):
     np.testing.assert_array_equal(g.predict(xr), g.predict(xr / 255))
     with pytest.raises(DataError, match="look like raw values"):
         g.predict(xr.astype(np.float64))
+
+
+def test_run_keeps_raw_input_in_its_own_type(rng):
+    """A uint8 data set is checked without an int64 copy of the whole set (the engine widens
+    each chunk), and runs bit for bit as the same values in int64 do."""
+    import emulator
+    from emulator.run import _check_array_input
+    spec = InputSpec((2, 2, 1), raw_max=255, scale=1 / 255)
+    net = _net(spec).validate()
+    x8 = rng.integers(0, 256, (5, 2, 2, 1)).astype(np.uint8)
+    kept = _check_array_input(net, x8)
+    assert kept.dtype == np.uint8 and np.array_equal(kept, x8)
+    assert spec.check_raw(x8).dtype == np.int64  # the public default is unchanged
+    a = emulator.run(net, x8, 6, threads=1, detail="all")
+    b = emulator.run(net, x8.astype(np.int64), 6, threads=1, detail="all")
+    assert np.array_equal(a.predictions, b.predictions)
+    bad = x8.astype(np.int16)
+    bad[3, 1, 0, 0] = 300
+    with pytest.raises(DataError, match=r"raw value 300 in sample 3"):
+        _check_array_input(net, bad)
