@@ -49,7 +49,8 @@ HEIGHT = 4  # SANA-FE's Loihi mesh is 8 × 4 tiles; the comparison widens it to 
 def convert_network(n_calib: int):
     import converter
     from neuroemu.datasets import load_mnist
-    graph = converter.load_model(os.path.join(data_dir(), "models", "tests_99.20.json"))
+    graph = converter.load_model(os.path.join(data_dir(), "models", "tests_99.20.json"),
+                                 input_scale=1 / 255)  # the JSON model does not say its scale
     x, _ = load_mnist()
     return converter.convert(graph, x[:n_calib] / 255.0, method="robust", weight_bits=8,
                              profile="loihi1", reset="zero", timing="hardware")
@@ -225,9 +226,9 @@ def run_neuroemu(net, images, T, mesh):
             rows = r.spikes[n]
             rows = rows[rows[:, 0] == s]
             counts[n] = np.bincount(rows[:, 1] - 1, minlength=T).astype(np.int64)
-        per.append({"energy": rep.total, "time": float(one.work["step_time_ps"].sum()) * 1e-12,
+        per.append({"energy": rep.total, "time": float(one.work["step_time_sum_ps"].sum()) * 1e-12,
                     "counts": counts, "report": rep, "counters": one.counters,
-                    "steps": one.work["step_time_ps"][:, 0] * 1e-12})
+                    "steps": one.work["step_time_sum_ps"] * 1e-12})  # one sample: its own
     return per, wall, r
 
 
@@ -297,14 +298,14 @@ def main(argv=None):
     print(f"\n{lat}")
     tmr = emulator.run(net, images, T, timing=timing_for("loihi1-silicon", mesh="route"))
     print(f"with the mesh term (longest route per step): "
-          f"{tmr.work['step_time_ps'].sum(axis=0).mean() * 1e-6:.2f} µs per sample")
+          f"{tmr.work['step_time_sum_ps'].sum() / len(images) * 1e-6:.2f} µs per sample")
     dflt = emulator.run(net, images, T, timing="loihi1")
     e_dflt = energy_report(dflt.counters, "loihi1-silicon", steps=T, samples=len(images),
                            synaptic_charge="delivery", active_update="input")
     print(f"neuroemu's default conventions (synaptic work at delivery, active = input arrived) "
           f"on loihi1-silicon: {e_dflt.per_sample * 1e6:.2f} µJ per sample "
           f"({100 * (e_dflt.per_sample / me2 - 1):+.2f} % from SANA-FE); step model with "
-          f"delivery/input: {dflt.work['step_time_ps'].sum(axis=0).mean() * 1e-6:.2f} µs")
+          f"delivery/input: {dflt.work['step_time_sum_ps'].sum() / len(images) * 1e-6:.2f} µs")
     print(f"\nsimulation wall time for {len(images)} samples x {T} steps: neuroemu "
           f"{ne_wall:.2f} s (engine, all samples, timing on); SANA-FE {sf_wall:.2f} s "
           f"({a.timing_model} model; export + load {sf_setup:.1f} s); load average "
