@@ -224,7 +224,7 @@ def run_dask(client, net, x, steps, *, record=(), seed=0, threads=None, batch_si
     T = int(steps)
     workers = n_workers_of(client)
     bounds = chunk_bounds(N, workers, chunk_size, threads=threads or _threads_of(client))
-    net_f = client.scatter(network_for_transport(net), broadcast=True, hash=False)
+    nets = [client.scatter(network_for_transport(net), broadcast=True, hash=False)]
     window = max(2, 2 * workers)
     tries = {}
 
@@ -234,7 +234,7 @@ def run_dask(client, net, x, steps, *, record=(), seed=0, threads=None, batch_si
         if not hasattr(xs, "offsets") and not hasattr(xs, "load"):
             xs = np.ascontiguousarray(xs)
         rs = {k: np.asarray(v[a:b]) for k, v in (refs or {}).items()}
-        fut = client.submit(_chunk_task, net_f, xs, a, T, tuple(record), seed, threads,
+        fut = client.submit(_chunk_task, nets[-1], xs, a, T, tuple(record), seed, threads,
                             batch_size, tuple(detail), rs, internal, timing, pure=False,
                             key=f"neuroemu-chunk-{a}-{b}-{id(bounds):x}-{tries.get(i, 0)}")
         owner[fut.key] = i
@@ -253,11 +253,15 @@ def run_dask(client, net, x, steps, *, record=(), seed=0, threads=None, batch_si
         for fut in ac:
             i = owner.pop(fut.key)
             live.pop(fut.key, None)
-            if fut.status == "error":
-                exc = fut.exception()
+            if fut.status in ("error", "cancelled", "lost"):
+                exc = fut.exception() if fut.status == "error" else None
                 tries[i] = tries.get(i, 0) + 1
-                if tries[i] > retries or not _retryable(exc):
-                    raise exc
+                if tries[i] > retries or (exc is not None and not _retryable(exc)):
+                    raise exc if exc is not None else SimulationError(
+                        f"chunk {bounds[i]} was cancelled {tries[i]} times (workers lost)")
+                if nets[-1].status != "finished":   # the network's copies died with workers
+                    nets.append(client.scatter(network_for_transport(net), broadcast=True,
+                                               hash=False))
                 ac.add(submit(i))   # a lost worker costs only this chunk
                 continue
             part = fut.result()
@@ -273,7 +277,7 @@ def run_dask(client, net, x, steps, *, record=(), seed=0, threads=None, batch_si
     finally:
         if live:
             client.cancel(list(live.values()))
-        client.cancel([net_f])
+        client.cancel(nets)
     return total
 
 
