@@ -395,10 +395,9 @@ def check_int(value, what: str, minimum: int | None = 1, maximum: int | None = N
 
 # ---- NumPy files --------------------------------------------------------------------------------
 
-def _read_npy_stream(fh, size: int, what: str, budget) -> np.ndarray:
-    """One ``.npy`` array from an open binary stream of ``size`` bytes: header parsed by NumPy's
-    own (literal-only) parser, object dtypes refused, declared size checked against the budget
-    and against the bytes present, before the data is read."""
+def _npy_header(fh, what: str) -> tuple:
+    """``(shape, fortran, dtype)`` from a ``.npy`` header, parsed by NumPy's own literal-only
+    parser; any failure of it, and object dtypes (a pickle), are a :class:`FileFormatError`."""
     from numpy.lib import format as npf
     try:
         version = npf.read_magic(fh)
@@ -413,6 +412,14 @@ def _read_npy_stream(fh, size: int, what: str, budget) -> np.ndarray:
                               f"{exc})") from None
     if dtype.hasobject:
         raise FileFormatError(f"{what}: holds Python objects (a pickle); refusing to load it")
+    return shape, fortran, dtype
+
+
+def _read_npy_stream(fh, size: int, what: str, budget) -> np.ndarray:
+    """One ``.npy`` array from an open binary stream of ``size`` bytes: header parsed by NumPy's
+    own (literal-only) parser, object dtypes refused, declared size checked against the budget
+    and against the bytes present, before the data is read."""
+    shape, fortran, dtype = _npy_header(fh, what)
     nbytes = array_bytes(shape, dtype)
     check_budget(nbytes, f"{what}: array of declared shape {shape} {dtype}", budget)
     data = fh.read(nbytes + 1)
@@ -427,26 +434,15 @@ def npy_layout(path, what: str | None = None) -> tuple:
     """``(shape, dtype, data offset)`` of a plain C-ordered ``.npy`` file, checked as
     :func:`load_numpy` checks it (literal header, no objects, all declared bytes present)
     without reading the data — for :func:`read_npy_rows`."""
-    from numpy.lib import format as npf
     path = Path(path)
     what = str(path) if what is None else what
     try:
-        with open(path, "rb") as fh:
-            version = npf.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = npf.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = npf.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-            offset = fh.tell()
+        fh = open(path, "rb")
     except OSError as exc:
         raise FileFormatError(f"{what}: cannot read ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # NumPy's header parser raises ValueError, SyntaxError, TokenError…
-        raise FileFormatError(f"{what}: not a readable .npy array ({type(exc).__name__}: "
-                              f"{exc})") from None
-    if dtype.hasobject:
-        raise FileFormatError(f"{what}: holds Python objects (a pickle); refusing to load it")
+    with fh:
+        shape, fortran, dtype = _npy_header(fh, what)
+        offset = fh.tell()
     if fortran and len(shape) > 1:
         raise FileFormatError(f"{what}: Fortran-ordered; rows cannot be read in place (save it "
                               f"with np.save(np.ascontiguousarray(x)))")
