@@ -32,8 +32,9 @@ returns a :class:`Packed` NamedTuple:
   (column x) the valid (ky, oy) ((kx, ox)) pairs, kx ascending, so the kernel never tests
   borders, strides or dilation in the hot loop.
 * ``pool_ptr/pool_tgt``: avgpool targets per source, CSR (``J_TOFF`` indexes ``pool_ptr``), or
-  for non-overlapping windows (``J_FAST`` = 1) a direct table of one target or −1 per source
-  (``J_TOFF`` indexes ``pool_tgt``).
+  for non-overlapping windows (``J_FAST`` = 1) a direct table of one entry per source
+  (``J_TOFF`` indexes ``pool_tgt``): −1, or ``target << POOL_SHIFT | channel`` (the weight's
+  index comes with the target: one table load per spike, no look-up of its position).
 * ``in_ptr/in_proj``: projections into each population (CSR, declaration order); ``order``: the
   non-input populations in :meth:`CoreNetwork.order`.
 
@@ -70,6 +71,8 @@ POP_COLS = 22
  J_TOFF, J_RS, J_EXP, J_CG, J_OG) = range(30)
 PROJ_COLS = 30
 ROW_PAD = 8  # zeros after each conv weight row: a row add may round its length up to this
+POOL_SHIFT = 24  # a non-overlapping pool's table entry: target << POOL_SHIFT | channel
+POOL_CMASK = (1 << POOL_SHIFT) - 1
 KINDS = {"dense": 0, "conv": 1, "avgpool": 2, "maxpool": 3, "identity": 4}
 #: J_KIND of a maxpool projection with gate "runmax" (KINDS["maxpool"] is the winner gate)
 RUNMAX = 5
@@ -295,9 +298,10 @@ def pack(net: CoreNetwork, repeat: int = 1, force_int64: bool = False) -> tuple:
                 tot = np.bincount(srcs, minlength=ns)
                 if pr.kind == "avgpool":  # few targets per source: an explicit list is small
                     start = sum(len(t) for t in pool_tgt)
-                    if tot.max(initial=0) <= 1:  # non-overlapping: target per source or -1
+                    if tot.max(initial=0) <= 1 and c <= POOL_CMASK:
+                        # non-overlapping: (target, channel) per source or -1
                         one = np.full(ns, -1, np.int64)
-                        one[srcs] = tgt_i
+                        one[srcs] = (tgt_i.astype(np.int64) << POOL_SHIFT) | (srcs % c)
                         r[J_FAST], r[J_TOFF] = 1, start
                         pool_tgt.append(one)
                     else:

@@ -31,11 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
 from hw_models.errors import SimulationError
 
 from . import compile as C
+from ._jit import hot
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -226,7 +226,7 @@ def tiles_in_use(net) -> int:
 
 
 # ---- kernel helpers -------------------------------------------------------------------------
-@njit(cache=True, nogil=True, boundscheck=False)
+@hot
 def route_spikes(wk, p, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
     """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
     ``base``) emitted in step t: packed sending work into ``swp`` (cores,), packed receive
@@ -301,18 +301,20 @@ def route_spikes(wk, p, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
     return lat
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def count_active(wk, p, acc, icur, v, bias, swa):
+@hot
+def count_active(wk, p, b, n, an, acc, icur_all, v_all, bias_all, swa):
     """Population p's active updates of this step per core into ``swa`` (cores, 2), counted
     just before its update from what the update reads: column 0 the ``input`` convention
     (Q ≠ 0), column 1 the ``state`` convention (v before the step, Q or the bias ≠ 0).
-    Q = ``acc[i]``, plus ``icur[i]`` when ``icur`` is not empty (analog current).
+    The population's neurons are ``b … b+n−1`` of the whole-network arrays; Q = ``acc[i]``,
+    plus its analog current when ``an``.
 
     A separate pass of reductions rather than a flag written inside the update loops: a store
     per neuron there kept LLVM from vectorising them (25 % of the run, measured), while these
     loops vectorise and read memory the update is about to read anyway."""
+    v, bias = v_all[b:b + n], bias_all[b:b + n]
+    icur = icur_all[b:b + n] if an else icur_all[:0]
     lo = 0
-    an = icur.shape[0] > 0
     nb = an or wk.pinfo[p, I_BIAS] == 1
     for r in range(wk.run_ptr[p], wk.run_ptr[p + 1]):
         hi = wk.run_end[r]
@@ -343,11 +345,13 @@ def count_active(wk, p, acc, icur, v, bias, swa):
         lo = hi
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def close_step(wk, t, swp, swa, rwp, mpc, mpprev, mesh_lat, step_time, s, tb_time, tb_work,
+@hot
+def close_step(wk, t, swp, swa, rwp, mpcore, mpprev, mesh_lat, step_time, s, tb_time, tb_work,
                tb_crit, tid):
     """End of step t of sample s: core times, the slowest core, the step time; add to the
-    thread's sums; clear the step's work."""
+    thread's sums; clear the step's work (``mpcore[s]``: the sample's max-pool deliveries per
+    core so far)."""
+    mpc = mpcore[s]
     tm = wk.times
     nc = wk.n_cores
     o = (t % wk.depth) * nc
