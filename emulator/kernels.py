@@ -331,6 +331,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     won = wk.on == 1
     swp = np.zeros(wk.n_cores, np.int64)  # this step's sending work per core (packed)
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
+    no_swa = swa[:0]  # (the update adds to swa only when it is given a non-empty one)
     rwp = np.zeros(wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
     sbuf = np.zeros(wk.depth, np.int64)
     mpprev = np.zeros(wk.n_cores, np.int64)
@@ -430,7 +431,10 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             slot = t % (P[p, P_MAXD] + 1)
             b = P[p, P_BASE]
             n = P[p, P_SIZE]
-            if won:  # active updates per core, from Q, v and the bias before the update
+            # active updates per core (with timing), from Q, v and the bias before the update:
+            # counted inside the update loop for 32-bit populations, else in a separate pass
+            fused = won and P[p, P_LANE32] == 1
+            if won and not fused:
                 WK.count_active(wk, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
             if arrived == 0 and P[p, P_SKIP] == 1:
                 # nothing arrived, no bias, no decay: if no neuron is at its firing level, no
@@ -441,10 +445,13 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     pend[p] = _at_level(P, p, v)
                 if pend[p] == 0:
                     rcnt[rcnt_off[p] + slot] = 0
+                    if fused:  # a skipped update still counts under the 'state' convention
+                        WK.count_active(wk, p, b, n, False, acc, icur, v, bias, swa)
                     continue
             pend[p] = -1
             dst = ring_off[p] + slot * ring_cap[p]
-            cnt, nsat, bad, badv = _update(P, p, acc, icur, u, v, bias, act, s, ring, dst, mask)
+            cnt, nsat, bad, badv = _update(P, p, acc, icur, u, v, bias, act, s, ring, dst, mask,
+                                           wk, swa if fused else no_swa)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -565,8 +572,10 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
 
 
 @hot
-def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask):
-    """Steps 2–3 of the contract for population p (sample s).
+def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, wk, swa):
+    """Steps 2–3 of the contract for population p (sample s).  ``swa`` not empty: a 32-bit
+    population also adds its active updates per core to it (see
+    :func:`emulator.work.count_active`, which does it in a pass of its own for the others).
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
     counts active updates, applies the range policy, writes the spiking neurons' ids to
@@ -579,7 +588,7 @@ def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask
     u, v, bias, act = u_all[b:b + n], v_all[b:b + n], bias_all[b:b + n], act_all[s, b:b + n]
     if P[p, P_OVF] == 0:
         # the common case in one fused, vectorisable pass (tot < 0: spikes not counted)
-        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask)
+        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, wk, swa)
     else:
         nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act)
         if bad >= 0:
@@ -662,7 +671,7 @@ def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
 
 
 @hot
-def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
+def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, wk, swa):
     """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
     reset), with loops specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
     again, so it is not stored).  Returns (saturations, spikes); the 32-bit loops do not
@@ -674,7 +683,19 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask):
           thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(P[p, P_RESET] - 1),
           P[p, P_SPIKING] == 1)
     if P[p, P_LANE32] == 1:
-        if P[p, P_SKIP] == 1:  # bias-free: no bias stream
+        if swa.shape[0]:  # with the work counters: per run of neurons on one core
+            nsat = np.int64(0)
+            lo = 0
+            for r in range(wk.run_ptr[p], wk.run_ptr[p + 1]):
+                hi = wk.run_end[r]
+                ns, s1, s2 = _sat_if32_work(acc[lo:hi], v[lo:hi], bias[lo:hi], act[lo:hi],
+                                            mask[lo:hi], cl)
+                c = wk.run_core[r]
+                swa[c, 0] += s1
+                swa[c, 1] += s2
+                nsat += ns
+                lo = hi
+        elif P[p, P_SKIP] == 1:  # bias-free: no bias stream
             nsat = _sat_if32_nb(acc, v, act, mask, cl)
         else:
             nsat = _sat_if32(acc, v, bias, act, mask, cl)
@@ -751,6 +772,35 @@ def _sat_if32_nb(acc, v, act, mask, cl):
         v[i] = np.int32((np.int32(vc - sub) & keep & m) | (vc & ~m))
         mask[i] = f
     return nsat
+
+
+@hot
+def _sat_if32_work(acc, v, bias, act, mask, cl):
+    """:func:`_sat_if32` that also returns the active updates of the latency model's two
+    conventions (:func:`emulator.work.count_active`): Q ≠ 0, and v (before), Q or the
+    bias ≠ 0.  Two reductions in the update loop cost less than a second pass over Q and v."""
+    vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
+    sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
+    nsat = np.int32(0)
+    s1 = np.int32(0)
+    s2 = np.int32(0)
+    for i in range(v.shape[0]):
+        q = acc[i]
+        v0 = v[i]
+        bi = bias[i]
+        acc[i] = 0
+        a = np.int32(q != 0)
+        act[i] += a
+        s1 = np.int32(s1 + a)
+        s2 = np.int32(s2 + np.int32((q | v0 | bi) != 0))
+        vv = np.int32(np.int32(v0 + q) + bi)
+        vc = min(max(vv, vmin), vmax)
+        nsat = np.int32(nsat + np.int32(vc != vv))
+        f = np.int32(np.int32(vc >= th) & spk)
+        m = np.int32(-f)  # all ones where the neuron fires
+        v[i] = np.int32((np.int32(vc - sub) & keep & m) | (vc & ~m))
+        mask[i] = f
+    return nsat, s1, s2
 
 
 @hot
