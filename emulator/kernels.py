@@ -80,6 +80,7 @@ _MUL1 = np.uint64(MUL1)
 _MUL2 = np.uint64(MUL2)
 _S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
 OUT_SLACK = 8  # entries a spike list needs after its population size (see _compact)
+FUSE_RUN = 64  # mean run length (neurons on one core) above which the update counts work
 
 
 # ---- random numbers (port of hw_models.rng) -------------------------------------------------
@@ -332,6 +333,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     swp = np.zeros(wk.n_cores, np.int64)  # this step's sending work per core (packed)
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
     no_swa = swa[:0]  # (the update adds to swa only when it is given a non-empty one)
+    runs = (wk.run_ptr, wk.run_end, wk.run_core)  # neurons on one core, for the update
     rwp = np.zeros(wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
     sbuf = np.zeros(wk.depth, np.int64)
     mpprev = np.zeros(wk.n_cores, np.int64)
@@ -432,8 +434,11 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             b = P[p, P_BASE]
             n = P[p, P_SIZE]
             # active updates per core (with timing), from Q, v and the bias before the update:
-            # counted inside the update loop for 32-bit populations, else in a separate pass
-            fused = won and P[p, P_LANE32] == 1
+            # counted inside the update loop for 32-bit populations whose runs of neurons on
+            # one core are long (a call per run would cost more than the loop it saves), else
+            # in a separate pass
+            fused = (won and P[p, P_LANE32] == 1
+                     and (wk.run_ptr[p + 1] - wk.run_ptr[p]) * FUSE_RUN <= n)
             if won and not fused:
                 WK.count_active(wk, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
             if arrived == 0 and P[p, P_SKIP] == 1:
@@ -451,7 +456,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             pend[p] = -1
             dst = ring_off[p] + slot * ring_cap[p]
             cnt, nsat, bad, badv = _update(P, p, acc, icur, u, v, bias, act, s, ring, dst, mask,
-                                           wk, swa if fused else no_swa)
+                                           runs, swa if fused else no_swa)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -572,10 +577,11 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
 
 
 @hot
-def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, wk, swa):
+def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, runs, swa):
     """Steps 2–3 of the contract for population p (sample s).  ``swa`` not empty: a 32-bit
     population also adds its active updates per core to it (see
-    :func:`emulator.work.count_active`, which does it in a pass of its own for the others).
+    :func:`emulator.work.count_active`, which does it in a pass of its own for the others;
+    ``runs``: the work counters' (run_ptr, run_end, run_core)).
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
     counts active updates, applies the range policy, writes the spiking neurons' ids to
@@ -588,7 +594,7 @@ def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask
     u, v, bias, act = u_all[b:b + n], v_all[b:b + n], bias_all[b:b + n], act_all[s, b:b + n]
     if P[p, P_OVF] == 0:
         # the common case in one fused, vectorisable pass (tot < 0: spikes not counted)
-        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, wk, swa)
+        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, runs, swa)
     else:
         nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act)
         if bad >= 0:
@@ -671,7 +677,7 @@ def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
 
 
 @hot
-def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, wk, swa):
+def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, runs, swa):
     """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
     reset), with loops specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
     again, so it is not stored).  Returns (saturations, spikes); the 32-bit loops do not
@@ -684,13 +690,14 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, wk, swa):
           P[p, P_SPIKING] == 1)
     if P[p, P_LANE32] == 1:
         if swa.shape[0]:  # with the work counters: per run of neurons on one core
+            run_ptr, run_end, run_core = runs
             nsat = np.int64(0)
             lo = 0
-            for r in range(wk.run_ptr[p], wk.run_ptr[p + 1]):
-                hi = wk.run_end[r]
+            for r in range(run_ptr[p], run_ptr[p + 1]):
+                hi = run_end[r]
                 ns, s1, s2 = _sat_if32_work(acc[lo:hi], v[lo:hi], bias[lo:hi], act[lo:hi],
                                             mask[lo:hi], cl)
-                c = wk.run_core[r]
+                c = run_core[r]
                 swa[c, 0] += s1
                 swa[c, 1] += s2
                 nsat += ns

@@ -107,6 +107,42 @@ def test_work_counters_equal_reference(seed, over):
                     engine.simulate(net, x, 10, seed=seed, timing=tm))
 
 
+def test_work_counted_in_the_update_loop_equals_reference():
+    """32-bit populations with long runs of neurons on one core count their active updates
+    inside the update loop (kernels._sat_if32_work, one call per run); populations with many
+    short runs keep the separate pass.  Both, with and without bias, against the reference,
+    under both active-update conventions."""
+    rng = np.random.default_rng(7)
+    v = dict(v_min=-(2**20), v_max=2**20 - 1, overflow="saturate")
+    conv_core = np.repeat([1, 2], 144)  # 12 x 12 x 2: two runs of 144 (fused)
+    pool_core = 3 + np.arange(72) % 2   # 6 x 6 x 2: one-neuron runs (separate pass)
+    pops = [Population("in", (14, 14, 1), kind="input", encoding="rate", input_max=4,
+                       core=np.zeros(196, np.int32)),
+            Population("c", (12, 12, 2), threshold=9, core=conv_core, **v),
+            Population("p", (6, 6, 2), threshold=5, core=pool_core, **v),
+            Population("d", (80,), threshold=7, core=np.full(80, 5), **v),
+            Population("o", (4,), spiking=False, core=np.full(4, 6), **v)]
+    projs = [Projection("pc", "in", "c", "conv", rng.integers(-3, 5, (3, 3, 1, 2)).astype(np.int8),
+                        delay=1),
+             Projection("cp", "c", "p", "avgpool", np.full(2, 2, np.int8), kernel=(2, 2),
+                        stride=(2, 2), delay=1),
+             Projection("pd", "p", "d", "dense", rng.integers(-3, 4, (72, 80)).astype(np.int8),
+                        delay=1),
+             Projection("do", "d", "o", "dense", rng.integers(-3, 4, (80, 4)).astype(np.int8),
+                        delay=1)]
+    for with_bias in (False, True):
+        for p in pops[1:4]:
+            p.bias = (rng.integers(-2, 3, p.size) if with_bias else np.zeros(p.size)).astype(
+                np.int32)
+        net = CoreNetwork(populations=pops, projections=projs, output="o",
+                          readout="v").validate()
+        x = rng.integers(0, 5, (3, 14, 14, 1))
+        for tm in (_timing(active_update="input"), _timing(active_update="state")):
+            raw = engine.simulate(net, x, 12, timing=tm)
+            assert raw["work"]["core"]["neuron_updates_active"].sum() > 0
+            assert_same(reference.simulate(net, x, 12, timing=tm), raw)
+
+
 def test_threads_batches_and_single_samples_agree():
     net = random_network(3, overflow="saturate", encoding="rate")
     x = random_inputs(net, 7, 3, 9)
