@@ -340,3 +340,31 @@ def test_grouped_conv_engine_equals_reference(seed):
         return
     assert not isinstance(eng, Exception), str(eng)
     assert_same(ref, eng)
+
+
+def test_cached_kernels_dropped_when_an_engine_source_changes(tmp_path, monkeypatch):
+    """Numba invalidates a cached function only when its own file changes; the engine drops
+    its cached kernels when any source they depend on (e.g. emulator/work.py) changes."""
+    from emulator import _jit
+
+    src = tmp_path / "work.py"
+    src.write_text("A = 1\n")
+    monkeypatch.setattr(_jit, "_SOURCES", [src])
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+
+    def fill():
+        for name in ("kernels._run_chunk-900.py311.nbi", "kernels._run_chunk-900.py311.1.nbc",
+                     "work.route_spikes-230.py311.nbi", "engine._sum_counts-476.py311.nbi"):
+            (cache / name).write_text("x")
+
+    fill()
+    assert _jit.drop_stale_cache(cache)  # no stamp yet: dropped, stamp written
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "engine._sum_counts-476.py311.nbi", "kernel-sources.sha256"]
+    fill()
+    assert not _jit.drop_stale_cache(cache)  # sources unchanged: the cache is kept
+    assert len(list(cache.glob("kernels.*"))) == 2
+    src.write_text("A = 2\n")  # an edit of a source the kernels depend on
+    assert _jit.drop_stale_cache(cache)
+    assert not list(cache.glob("kernels.*")) and not list(cache.glob("work.*"))
