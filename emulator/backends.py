@@ -308,13 +308,14 @@ def run_tasks(client, fn, items, shared: dict, retries: int = 2):
     items = list(items)
     if not items:
         return
-    shared_f = client.scatter([shared], broadcast=True, hash=False)[0]  # one object, not per key
+    # one object, not per key; a list, since a lost copy is scattered again (below)
+    shared_fs = [client.scatter([shared], broadcast=True, hash=False)[0]]
     tries = [0] * len(items)
     owner, live = {}, {}
     tag = f"{id(items):x}"
 
     def submit(i):
-        fut = client.submit(_point_task, fn, tuple(items[i]), shared_f, pure=False,
+        fut = client.submit(_point_task, fn, tuple(items[i]), shared_fs[-1], pure=False,
                             key=f"neuroemu-task-{tag}-{i}-{tries[i]}")
         owner[fut.key], live[fut.key] = i, fut
         return fut
@@ -324,11 +325,17 @@ def run_tasks(client, fn, items, shared: dict, retries: int = 2):
         for fut in ac:
             i = owner.pop(fut.key)
             live.pop(fut.key, None)
-            if fut.status == "error":
-                exc = fut.exception()
+            if fut.status in ("error", "cancelled", "lost"):
+                # an error, or a task the scheduler forgot (its worker died holding the only
+                # copy of the shared data): retried, with the shared data scattered again if
+                # its copies are gone, as run_dask does for the network
+                exc = fut.exception() if fut.status == "error" else None
                 tries[i] += 1
-                if tries[i] > retries or not _retryable(exc):
-                    raise exc
+                if tries[i] > retries or (exc is not None and not _retryable(exc)):
+                    raise exc if exc is not None else SimulationError(
+                        f"task {i} was cancelled {tries[i]} times (workers lost)")
+                if shared_fs[-1].status != "finished":
+                    shared_fs.append(client.scatter([shared], broadcast=True, hash=False)[0])
                 ac.add(submit(i))
                 continue
             out = fut.result()
@@ -337,4 +344,4 @@ def run_tasks(client, fn, items, shared: dict, retries: int = 2):
     finally:
         if live:
             client.cancel(list(live.values()))
-        client.cancel([shared_f])
+        client.cancel(shared_fs)

@@ -295,3 +295,67 @@ def test_npy_source_on_the_cluster_is_read_by_the_workers(net, data, client, tmp
     monkeypatch.setattr(NpySamples, "load", driver_must_not_read)   # this process only
     dist = emulator.run(net, src, T, labels=labels, detail="all", client=client, chunk_size=5)
     same_result(local, dist)
+
+
+class _FakeFuture:
+    def __init__(self, key, status, value=None):
+        self.key, self.status, self.value = key, status, value
+
+    def result(self):
+        return self.value
+
+    def exception(self):
+        return None
+
+    def release(self):
+        pass
+
+
+class _FakeClient:
+    """A scripted stand-in for distributed.Client: the first submission of task 0 comes back
+    'cancelled' and takes the only copy of the scattered data with it (the worker that held
+    both died), which is the race a real cluster shows only now and then."""
+
+    def __init__(self):
+        self.scattered, self.submitted, self.cancelled = [], [], []
+
+    def scatter(self, data, broadcast, hash):
+        f = _FakeFuture(f"shared-{len(self.scattered)}", "finished", data[0])
+        self.scattered.append(f)
+        return [f]
+
+    def submit(self, fn, fnarg, item, shared_f, pure, key):
+        self.submitted.append((item, shared_f.key))
+        if item == (0,) and len(self.submitted) == 1:
+            shared_f.status = "lost"
+            return _FakeFuture(key, "cancelled")
+        return _FakeFuture(key, "finished", fnarg(*item, **shared_f.value, threads=None))
+
+    def cancel(self, futs):
+        self.cancelled.extend(f.key for f in futs)
+
+
+def test_sweep_task_lost_with_the_shared_data_is_resubmitted_with_a_new_copy(monkeypatch):
+    import distributed
+
+    from emulator.backends import run_tasks
+
+    class _AsCompleted:
+        def __init__(self, futs):
+            self.queue = list(futs)
+
+        def add(self, f):
+            self.queue.append(f)
+
+        def __iter__(self):
+            while self.queue:
+                yield self.queue.pop(0)
+
+    monkeypatch.setattr(distributed, "as_completed", _AsCompleted)
+    client = _FakeClient()
+    out = list(run_tasks(client, lambda i, k, threads: i * k, [(0,), (1,), (2,)], {"k": 10}))
+    assert sorted(out) == [0, 10, 20]
+    # task 0 ran again, on a second copy of the shared data; the others kept the first
+    assert client.submitted == [((0,), "shared-0"), ((1,), "shared-0"), ((2,), "shared-0"),
+                                ((0,), "shared-1")]
+    assert set(client.cancelled) == {"shared-0", "shared-1"}
