@@ -300,6 +300,17 @@ def _pad(x: np.ndarray, pad: tuple, value: float = 0.0) -> np.ndarray:
 _COLS_BUDGET = 4_000_000
 
 
+def conv_taps(xp: np.ndarray, kh: int, kw: int, strides, dilation, out_hw):
+    """The kernel taps of a convolution over the padded NHWC input ``xp``: (ky, kx, window)
+    with ``window[n, oy, ox, c] = xp[n, oy·sy + ky·dy, ox·sx + kx·dx, c]`` (a view), in the
+    (ky, kx) order of an HWIO kernel: the column blocks of im2col."""
+    (sh, sw), (dh, dw), (ho, wo) = strides, dilation, out_hw
+    for a in range(kh):
+        for b in range(kw):
+            yield a, b, xp[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
+                           b * dw:b * dw + sw * (wo - 1) + 1:sw, :]
+
+
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias=None, strides=(1, 1), padding=(0, 0, 0, 0),
            dilation=(1, 1), groups: int = 1) -> np.ndarray:
     """Batched NHWC cross-correlation (see ``conv2d`` in the module docstring).
@@ -322,11 +333,9 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias=None, strides=(1, 1), padding
     for s in range(0, n, step):
         xs = xp[s:s + step]
         cols = np.empty((xs.shape[0], ho, wo, kh * kw * cin), dtype=dtype)
-        for a in range(kh):
-            for b in range(kw):
-                j = (a * kw + b) * cin
-                cols[..., j:j + cin] = xs[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
-                                          b * dw:b * dw + sw * (wo - 1) + 1:sw, :]
+        for a, b, win in conv_taps(xs, kh, kw, strides, dilation, (ho, wo)):
+            j = (a * kw + b) * cin
+            cols[..., j:j + cin] = win
         m = cols.shape[0] * ho * wo
         out[s:s + step] = (cols.reshape(m, -1) @ k2).reshape(cols.shape[0], ho, wo, cout)
     if bias is not None:
@@ -347,14 +356,12 @@ def _conv2d_grouped(x, kernel, bias, strides, padding, dilation, groups):
     dtype = np.result_type(x, kernel)
     kg = kernel.reshape(kh, kw, cg, G, og).transpose(0, 1, 3, 2, 4).astype(dtype, copy=False)
     out = np.zeros((n, ho, wo, G, og), dtype=dtype)
-    for a in range(kh):
-        for b in range(kw):
-            tap = xp[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
-                     b * dw:b * dw + sw * (wo - 1) + 1:sw, :].reshape(n, ho, wo, G, cg)
-            if cg == 1 and og == 1:  # depthwise: an element-wise product
-                out[..., 0] += tap[..., 0] * kg[a, b, :, 0, 0]
-            else:
-                out += np.einsum("nhwgc,gco->nhwgo", tap, kg[a, b])
+    for a, b, win in conv_taps(xp, kh, kw, strides, dilation, (ho, wo)):
+        tap = win.reshape(n, ho, wo, G, cg)
+        if cg == 1 and og == 1:  # depthwise: an element-wise product
+            out[..., 0] += tap[..., 0] * kg[a, b, :, 0, 0]
+        else:
+            out += np.einsum("nhwgc,gco->nhwgo", tap, kg[a, b])
     out = out.reshape(n, ho, wo, cout)
     if bias is not None:
         out += bias
@@ -371,24 +378,21 @@ def pool2d(x: np.ndarray, pool, strides, padding=(0, 0, 0, 0), mode: str = "max"
     ho = (hp - ph) // sh + 1
     wo = (wp - pw) // sw + 1
     out = None
-    for a in range(ph):
-        for b in range(pw):
-            tap = xp[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, :]
-            if out is None:
-                out = np.array(tap, copy=True)
-            elif mode == "max":
-                np.maximum(out, tap, out=out)
-            else:
-                out += tap
+    for _, _, tap in conv_taps(xp, ph, pw, strides, (1, 1), (ho, wo)):
+        if out is None:
+            out = np.array(tap, copy=True)
+        elif mode == "max":
+            np.maximum(out, tap, out=out)
+        else:
+            out += tap
     if mode == "max":
         return out
     if count_include_pad or not any(padding):
         return out / (ph * pw)
     ones = _pad(np.ones((1, x.shape[1], x.shape[2], 1), dtype=out.dtype), padding)
     cnt = np.zeros((1, ho, wo, 1), dtype=out.dtype)
-    for a in range(ph):
-        for b in range(pw):
-            cnt += ones[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, :]
+    for _, _, tap in conv_taps(ones, ph, pw, strides, (1, 1), (ho, wo)):
+        cnt += tap
     return out / cnt
 
 

@@ -56,6 +56,7 @@ import dataclasses
 
 import numpy as np
 
+from converter.graph import conv_taps
 from hw_models.errors import ConversionError
 
 __all__ = ["calibrate", "MODES"]
@@ -112,9 +113,8 @@ def _patches(pr, src_shape, tgt_shape, r):
     cg = src_shape[2] // pr.groups
     out = []
     for g in range(pr.groups):
-        cols = [rr[:, ky * dy:ky * dy + sy * (oh - 1) + 1:sy,
-                   kx * dx:kx * dx + sx * (ow - 1) + 1:sx, g * cg:(g + 1) * cg]
-                for ky in range(kh) for kx in range(kw)]
+        cols = [win[..., g * cg:(g + 1) * cg]
+                for _, _, win in conv_taps(rr, kh, kw, (sy, sx), (dy, dx), (oh, ow))]
         out.append(np.concatenate(cols, axis=-1).reshape(n * oh * ow, kh * kw * cg))
     return out
 
