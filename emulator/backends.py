@@ -253,15 +253,10 @@ def run_dask(client, net, x, steps, *, record=(), seed=0, threads=None, batch_si
         for fut in ac:
             i = owner.pop(fut.key)
             live.pop(fut.key, None)
-            if fut.status in ("error", "cancelled", "lost"):
-                exc = fut.exception() if fut.status == "error" else None
+            if _failed(fut):
                 tries[i] = tries.get(i, 0) + 1
-                if tries[i] > retries or (exc is not None and not _retryable(exc)):
-                    raise exc if exc is not None else SimulationError(
-                        f"chunk {bounds[i]} was cancelled {tries[i]} times (workers lost)")
-                if nets[-1].status != "finished":   # the network's copies died with workers
-                    nets.append(client.scatter(network_for_transport(net), broadcast=True,
-                                               hash=False))
+                _retry_or_raise(fut, tries[i], retries, f"chunk {bounds[i]}")
+                _scatter_again_if_lost(client, nets, lambda: network_for_transport(net))
                 ac.add(submit(i))   # a lost worker costs only this chunk
                 continue
             part = fut.result()
@@ -279,6 +274,27 @@ def run_dask(client, net, x, steps, *, record=(), seed=0, threads=None, batch_si
             client.cancel(list(live.values()))
         client.cancel(nets)
     return total
+
+
+def _failed(fut) -> bool:
+    """An error, or a task the scheduler forgot (cancelled or lost with its worker)."""
+    return fut.status in ("error", "cancelled", "lost")
+
+
+def _retry_or_raise(fut, n_tries: int, retries: int, what: str) -> None:
+    """Raise the failed future's error (or a SimulationError for a cancelled one) unless it is
+    a lost worker's and ``n_tries`` ≤ ``retries``: then the caller submits it again."""
+    exc = fut.exception() if fut.status == "error" else None
+    if n_tries > retries or (exc is not None and not _retryable(exc)):
+        raise exc if exc is not None else SimulationError(
+            f"{what} was cancelled {n_tries} times (workers lost)")
+
+
+def _scatter_again_if_lost(client, copies: list, make) -> None:
+    """If the newest scattered copy in ``copies`` is gone (its every holder died), scatter
+    ``make()`` again to all workers and append its future."""
+    if copies[-1].status != "finished":
+        copies.append(client.scatter([make()], broadcast=True, hash=False)[0])
 
 
 def _retryable(exc) -> bool:
@@ -325,17 +341,10 @@ def run_tasks(client, fn, items, shared: dict, retries: int = 2):
         for fut in ac:
             i = owner.pop(fut.key)
             live.pop(fut.key, None)
-            if fut.status in ("error", "cancelled", "lost"):
-                # an error, or a task the scheduler forgot (its worker died holding the only
-                # copy of the shared data): retried, with the shared data scattered again if
-                # its copies are gone, as run_dask does for the network
-                exc = fut.exception() if fut.status == "error" else None
+            if _failed(fut):  # retried, on a new copy of the shared data if its copies died
                 tries[i] += 1
-                if tries[i] > retries or (exc is not None and not _retryable(exc)):
-                    raise exc if exc is not None else SimulationError(
-                        f"task {i} was cancelled {tries[i]} times (workers lost)")
-                if shared_fs[-1].status != "finished":
-                    shared_fs.append(client.scatter([shared], broadcast=True, hash=False)[0])
+                _retry_or_raise(fut, tries[i], retries, f"task {i}")
+                _scatter_again_if_lost(client, shared_fs, lambda: shared)
                 ac.add(submit(i))
                 continue
             out = fut.result()
