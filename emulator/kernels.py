@@ -80,7 +80,6 @@ _MUL1 = np.uint64(MUL1)
 _MUL2 = np.uint64(MUL2)
 _S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
 OUT_SLACK = 8  # entries a spike list needs after its population size (see _compact)
-FUSE_RUN = 64  # mean run length (neurons on one core) above which the update counts work
 
 
 # ---- random numbers (port of hw_models.rng) -------------------------------------------------
@@ -437,8 +436,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             # counted inside the update loop for 32-bit populations whose runs of neurons on
             # one core are long (a call per run would cost more than the loop it saves), else
             # in a separate pass
-            fused = (won and P[p, P_LANE32] == 1
-                     and (wk.run_ptr[p + 1] - wk.run_ptr[p]) * FUSE_RUN <= n)
+            fused = won and wk.pinfo[p, WK.I_FUSE] == 1  # (decided in WK.pack_work)
             if won and not fused:
                 WK.count_active(wk, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
             if arrived == 0 and P[p, P_SKIP] == 1:
@@ -615,7 +613,7 @@ def _at_level(P, p, v_all):
         return 0
     v = v_all[P[p, P_BASE]:P[p, P_BASE] + P[p, P_SIZE]]
     th = P[p, P_THR] + P[p, P_RULE]
-    top = np.int64(v[0]) if v.shape[0] else th - 1
+    top = th - 1
     for i in range(v.shape[0]):
         top = max(top, np.int64(v[i]))
     return np.int64(top >= th)
@@ -674,6 +672,26 @@ def _clamp_fire(vv, vmin, vmax, th, sub, keep, spiking):
     vv = min(max(vv, vmin), vmax)
     f = (vv >= th) & spiking
     return (((vv - sub) & keep) if f else vv), f, sat
+
+
+@njit(cache=True, inline="always")
+def _cl32(cl):
+    """The clamp/fire constants of ``cl`` as int32 (see :func:`_clamp_fire32`)."""
+    return (np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2]), np.int32(cl[3]),
+            np.int32(cl[4]), np.int32(cl[5]))
+
+
+@njit(cache=True, inline="always")
+def _clamp_fire32(vv, c):
+    """:func:`_clamp_fire` in 32-bit lanes for the loops of :func:`_sat_if32`: (v after clamp,
+    spike and reset; spiked 0/1; saturated 0/1), every result cast back to int32 (Numba widens
+    int32 arithmetic to int64 and LLVM narrows it back only through the casts).  A saturation
+    is one compare (clamped ≠ unclamped); the reset is a select by mask, no multiply."""
+    vmin, vmax, th, sub, keep, spk = c
+    vc = min(max(vv, vmin), vmax)
+    f = np.int32(np.int32(vc >= th) & spk)
+    m = np.int32(-f)  # all ones where the neuron fires
+    return np.int32((np.int32(vc - sub) & keep & m) | (vc & ~m)), f, np.int32(vc != vv)
 
 
 @hot
@@ -737,47 +755,34 @@ def _sat_if(acc, v, bias, act, mask, cl):
 @hot
 def _sat_if32(acc, v, bias, act, mask, cl):
     """:func:`_sat_if` in 32-bit lanes (acc, v, bias int32; every intermediate proven to
-    fit by ``compile._update_modes``): each result is cast back to int32 explicitly, since
-    Numba widens int32 arithmetic to int64 and LLVM narrows it back only through the casts.
+    fit by ``compile._update_modes``; :func:`_clamp_fire32` casts every result back to int32).
     Returns the saturations only (a per-step count of one population: it fits int32).
     What the loop leaves out is what makes it fast (about 2.3 vector instructions per neuron
     with 8 lanes): the spikes are not counted (the compaction finds them), a saturation is
     one compare (clamped ≠ unclamped), and whether a neuron is left at its firing level is
     asked of v only when the engine may skip the next update (:func:`_at_level`)."""
-    vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
-    sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
+    c = _cl32(cl)
     nsat = np.int32(0)
     for i in range(v.shape[0]):
         q = acc[i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        vv = np.int32(np.int32(v[i] + q) + bias[i])
-        vc = min(max(vv, vmin), vmax)
-        nsat = np.int32(nsat + np.int32(vc != vv))
-        f = np.int32(np.int32(vc >= th) & spk)
-        m = np.int32(-f)  # all ones where the neuron fires
-        v[i] = np.int32((np.int32(vc - sub) & keep & m) | (vc & ~m))
-        mask[i] = f
+        v[i], mask[i], sat = _clamp_fire32(np.int32(np.int32(v[i] + q) + bias[i]), c)
+        nsat = np.int32(nsat + sat)
     return nsat
 
 
 @hot
 def _sat_if32_nb(acc, v, act, mask, cl):
     """:func:`_sat_if32` for a bias-free population (``P_SKIP``): one input stream less."""
-    vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
-    sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
+    c = _cl32(cl)
     nsat = np.int32(0)
     for i in range(v.shape[0]):
         q = acc[i]
         acc[i] = 0
         act[i] += np.int32(q != 0)
-        vv = np.int32(v[i] + q)
-        vc = min(max(vv, vmin), vmax)
-        nsat = np.int32(nsat + np.int32(vc != vv))
-        f = np.int32(np.int32(vc >= th) & spk)
-        m = np.int32(-f)  # all ones where the neuron fires
-        v[i] = np.int32((np.int32(vc - sub) & keep & m) | (vc & ~m))
-        mask[i] = f
+        v[i], mask[i], sat = _clamp_fire32(np.int32(v[i] + q), c)
+        nsat = np.int32(nsat + sat)
     return nsat
 
 
@@ -786,8 +791,7 @@ def _sat_if32_work(acc, v, bias, act, mask, cl):
     """:func:`_sat_if32` that also returns the active updates of the latency model's two
     conventions (:func:`emulator.work.count_active`): Q ≠ 0, and v (before), Q or the
     bias ≠ 0.  Two reductions in the update loop cost less than a second pass over Q and v."""
-    vmin, vmax, th = np.int32(cl[0]), np.int32(cl[1]), np.int32(cl[2])
-    sub, keep, spk = np.int32(cl[3]), np.int32(cl[4]), np.int32(cl[5])
+    c = _cl32(cl)
     nsat = np.int32(0)
     s1 = np.int32(0)
     s2 = np.int32(0)
@@ -800,13 +804,8 @@ def _sat_if32_work(acc, v, bias, act, mask, cl):
         act[i] += a
         s1 = np.int32(s1 + a)
         s2 = np.int32(s2 + np.int32((q | v0 | bi) != 0))
-        vv = np.int32(np.int32(v0 + q) + bi)
-        vc = min(max(vv, vmin), vmax)
-        nsat = np.int32(nsat + np.int32(vc != vv))
-        f = np.int32(np.int32(vc >= th) & spk)
-        m = np.int32(-f)  # all ones where the neuron fires
-        v[i] = np.int32((np.int32(vc - sub) & keep & m) | (vc & ~m))
-        mask[i] = f
+        v[i], mask[i], sat = _clamp_fire32(np.int32(np.int32(v0 + q) + bi), c)
+        nsat = np.int32(nsat + sat)
     return nsat, s1, s2
 
 

@@ -52,7 +52,10 @@ LOW = (1 << PACK) - 1
 #: packed routing records: per neuron (first message << CORE_BITS) | core; per message
 #: (synaptic events << EV_SHIFT) | (delay << CORE_BITS) | destination core
 #: columns of :attr:`WorkPack.pinfo`
-I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS = range(6)
+I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_FUSE = range(7)
+#: mean run of neurons on one core from which a 32-bit population counts its active updates in
+#: its update loop (one call per run: below this the calls cost more than the pass they save)
+FUSE_RUN = 64
 CORE_BITS = 20
 CORE_MASK = (1 << CORE_BITS) - 1
 DELAY_MASK = 63
@@ -73,7 +76,8 @@ class WorkPack(NamedTuple):
     per core with vectorisable loops (:func:`count_active`).  ``pinfo`` (populations,
     ``I_*``): per population whether its routes are uniform (:data:`I_UNIFORM`, see
     :func:`route_spikes`), then its one sending core, messages per neuron, first record and
-    longest route, and whether any neuron has a bias.  ``depth`` = largest delay + 1 (ring of
+    longest route, whether any neuron has a bias, and whether its update loop counts its
+    active updates (:data:`I_FUSE`: 32-bit lanes and runs of ≥ :data:`FUSE_RUN` neurons).  ``depth`` = largest delay + 1 (ring of
     receive work)."""
     on: int
     charge: int
@@ -96,7 +100,7 @@ class WorkPack(NamedTuple):
 def off(n_cores: int = 1) -> WorkPack:
     z = np.zeros(1, np.int64)
     return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
-                    z, z, z, z, z, z, np.zeros((1, 6), np.int64), 1, max(n_cores, 1))
+                    z, z, z, z, z, z, np.zeros((1, 7), np.int64), 1, max(n_cores, 1))
 
 
 def _ps(x: float) -> int:
@@ -188,10 +192,12 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     nrec[:] = rt_ptr << CORE_BITS
     nrec[:nn] |= core
     ent = (e << EV_SHIFT) | (d << CORE_BITS) | c
-    pinfo = np.zeros((len(pops), 6), np.int64)
+    pinfo = np.zeros((len(pops), 7), np.int64)
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
         pinfo[i, I_BIAS] = int(not p.is_input and np.any(pk.bias[b:b + n] != 0))
+        pinfo[i, I_FUSE] = int(P[i, C.P_LANE32] == 1
+                               and (run_ptr[i + 1] - run_ptr[i]) * FUSE_RUN <= n)
         if n == 0 or (p.is_input and analog):
             continue
         k = np.diff(rt_ptr[b:b + n + 1])
