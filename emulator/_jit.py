@@ -16,7 +16,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from numba import njit
+import numpy as np
+from numba import config, njit
 
 try:
     from numba.core.cpu import CPUTargetOptions as _Opts
@@ -30,6 +31,97 @@ def hot(fn):
     """``njit`` for a per-step kernel: cached, GIL released, no bounds checks, borrowing its
     arrays (no reference counting; the function must not allocate or return an array)."""
     return njit(cache=True, nogil=True, boundscheck=False, **_BORROW)(fn)
+
+
+# ---- bit intrinsics of the kernels ----------------------------------------------------------
+if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrinsics have no body
+    def trailing_zeros(w):
+        w = int(w)
+        return (w & -w).bit_length() - 1
+
+    def popcount(w):
+        return int(w).bit_count()
+
+    def bits64(m8, start, bit):
+        b = np.packbits((np.asarray(m8[start:start + 64]) & bit) != 0, bitorder="little")
+        return np.uint64(int.from_bytes(b.tobytes(), "little"))
+
+    def add_bits64(acc, at, m8, start, shift):
+        acc[at:at + 64] += (m8[start:start + 64] >> shift) & 1
+else:
+    from llvmlite import ir as _llir
+    from numba.core import types as _nbtypes
+    from numba.cpython.unsafe.numbers import trailing_zeros  # noqa: F401 (re-exported)
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def bits64(typingctx, m8, start, bit):
+        """Bit i set iff ``m8[start + i] & bit != 0``, for i < 64 (the caller guarantees the
+        64 bytes exist).  Written as one 64-lane byte test, which LLVM lowers to the target's
+        mask instructions (``vptestmb`` into a mask register on AVX-512, byte-sign moves on
+        AVX2/SSE2) instead of a fold per byte."""
+        if not (isinstance(m8, _nbtypes.Array) and m8.dtype == _nbtypes.uint8
+                and m8.ndim == 1 and m8.layout == "C"
+                and isinstance(start, _nbtypes.Integer) and isinstance(bit, _nbtypes.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            at = context.cast(builder, args[1], signature.args[1], _nbtypes.intp)
+            ptr = builder.gep(ary.data, [at])
+            vty = _llir.VectorType(_llir.IntType(8), 64)
+            vec = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=1)
+            ne = builder.icmp_unsigned("!=", builder.and_(vec, _splat8(builder, args[2], vty)),
+                                       _llir.Constant(vty, None))
+            return builder.bitcast(ne, _llir.IntType(64))
+
+        return _nbtypes.uint64(m8, start, bit), codegen
+
+    def _splat8(builder, value, vty):
+        i8 = _llir.IntType(8)
+        b8 = builder.trunc(value, i8) if value.type.width > 8 else value
+        one = builder.insert_element(_llir.Constant(vty, _llir.Undefined), b8,
+                                     _llir.Constant(_llir.IntType(32), 0))
+        return builder.shuffle_vector(one, _llir.Constant(vty, _llir.Undefined),
+                                      _llir.Constant(_llir.VectorType(_llir.IntType(32), 64),
+                                                     None))
+
+    @intrinsic
+    def add_bits64(typingctx, acc, at, m8, start, shift):
+        """``acc[at:at+64] += (m8[start:start+64] >> shift) & 1`` in uint8 lanes (wrapping:
+        the caller empties ``acc`` before 255 adds), as one 64-lane vector operation."""
+        u8 = (isinstance(acc, _nbtypes.Array) and acc.dtype == _nbtypes.uint8
+              and acc.ndim == 1 and acc.layout == "C" and isinstance(m8, _nbtypes.Array)
+              and m8.dtype == _nbtypes.uint8 and m8.ndim == 1 and m8.layout == "C")
+        if not (u8 and isinstance(at, _nbtypes.Integer) and isinstance(start, _nbtypes.Integer)
+                and isinstance(shift, _nbtypes.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            vty = _llir.VectorType(_llir.IntType(8), 64)
+            ptrs = []
+            for k, i in ((0, 1), (2, 3)):
+                ary = context.make_array(signature.args[k])(context, builder, args[k])
+                off = context.cast(builder, args[i], signature.args[i], _nbtypes.intp)
+                ptrs.append(builder.bitcast(builder.gep(ary.data, [off]), vty.as_pointer()))
+            m = builder.load(ptrs[1], align=1)
+            bit = builder.and_(builder.lshr(m, _splat8(builder, args[4], vty)),
+                               _splat8(builder, _llir.Constant(_llir.IntType(8), 1), vty))
+            builder.store(builder.add(builder.load(ptrs[0], align=1), bit), ptrs[0], align=1)
+            return context.get_dummy_value()
+
+        return _nbtypes.none(acc, at, m8, start, shift), codegen
+
+    @intrinsic
+    def popcount(typingctx, w):
+        """The number of set bits of a uint64 (one ``popcnt`` instruction)."""
+        if w != _nbtypes.uint64:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.ctpop(args[0])
+
+        return _nbtypes.uint64(w), codegen
 
 
 # Numba's on-disk cache of a function is invalidated by edits to that function's own file only,

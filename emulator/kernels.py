@@ -8,63 +8,13 @@ counters) is :func:`emulator.engine.simulate`.
 from __future__ import annotations
 
 import numpy as np
-from numba import config, get_thread_id, njit, prange
-
-if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrinsics have no body
-    def trailing_zeros(w):
-        w = int(w)
-        return (w & -w).bit_length() - 1
-
-    def popcount(w):
-        return int(w).bit_count()
-
-    def _bits64(m8, start):
-        b = np.packbits(np.asarray(m8[start:start + 64]) != 0, bitorder="little")
-        return np.uint64(int.from_bytes(b.tobytes(), "little"))
-else:
-    from llvmlite import ir as _llir
-    from numba.core import types as _nbtypes
-    from numba.cpython.unsafe.numbers import trailing_zeros
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _bits64(typingctx, m8, start):
-        """Bit i set iff ``m8[start + i] != 0``, for i < 64 (the caller guarantees the 64
-        bytes exist).  Written as one 64-lane byte compare, which LLVM lowers to the
-        target's mask instructions (a compare into a mask register on AVX-512, byte-sign
-        moves on AVX2/SSE2) instead of a fold per byte."""
-        if not (isinstance(m8, _nbtypes.Array) and m8.dtype == _nbtypes.uint8
-                and m8.ndim == 1 and m8.layout == "C"
-                and isinstance(start, _nbtypes.Integer)):
-            return None
-
-        def codegen(context, builder, signature, args):
-            ary = context.make_array(signature.args[0])(context, builder, args[0])
-            at = context.cast(builder, args[1], signature.args[1], _nbtypes.intp)
-            ptr = builder.gep(ary.data, [at])
-            vty = _llir.VectorType(_llir.IntType(8), 64)
-            vec = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=1)
-            ne = builder.icmp_unsigned("!=", vec, _llir.Constant(vty, None))
-            return builder.bitcast(ne, _llir.IntType(64))
-
-        return _nbtypes.uint64(m8, start), codegen
-
-    @intrinsic
-    def popcount(typingctx, w):
-        """The number of set bits of a uint64 (one ``popcnt`` instruction)."""
-        if w != _nbtypes.uint64:
-            return None
-
-        def codegen(context, builder, signature, args):
-            return builder.ctpop(args[0])
-
-        return _nbtypes.uint64(w), codegen
+from numba import get_thread_id, njit, prange
 
 from hw_models.network import DECAY_ONE
 from hw_models.rng import GOLDEN, MUL1, MUL2
 
 from . import work as WK
-from ._jit import hot
+from ._jit import bits64, hot, popcount, trailing_zeros
 from .compile import (J_ANALOG, J_C, J_CG, J_COFF, J_DELAY, J_DOFF, J_EXP, J_FAST, J_KH, J_KIND,
                       J_KW, J_MOFF, J_NSRC, J_NTGT, J_OC, J_OG, J_OW, J_PL, J_PT, J_ROFF, J_RS,
                       J_SRC, J_SX, J_SY, J_TGT, J_TOFF, J_W, J_WOFF, P_ANALOG, P_BASE, P_DU, P_DV,
@@ -327,14 +277,19 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     rcnt = np.zeros(rcnt_total, np.int64)
     acc = np.zeros(pk.max_size + ROW_PAD, pk.acc0.dtype)  # slack for rounded conv runs
     mpc = np.zeros(pk.n_mpcount, np.int64)
-    mask = np.zeros(((pk.max_size + 63) >> 6) << 6, np.uint8)  # spike marks for _update
+    # marks of a population's update (bit 0 spiked; bits 1, 2 active for the work counters),
+    # with 64 bytes of slack: the counters read whole 64-byte words
+    mask = np.zeros((((pk.max_size + 63) >> 6) << 6) + 64, np.uint8)
     won = wk.on == 1
-    swp = np.zeros(wk.n_cores, np.int64)  # this step's sending work per core (packed)
+    cp = WK.COPIES  # (copies used in turn, see WK.route_spikes)
+    swp = np.zeros(cp * wk.n_cores, np.int64)  # this step's sending work per core (packed)
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
-    no_swa = swa[:0]  # (the update adds to swa only when it is given a non-empty one)
-    runs = (wk.run_ptr, wk.run_end, wk.run_core)  # neurons on one core, for the update
-    rwp = np.zeros(wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
+    l8 = np.zeros(3 * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
+    wide = np.zeros(3 * wk.lanes_max, np.int64)
+    passes = np.zeros(wk.pat_max, np.int64)
+    rwp = np.zeros(cp * wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
     sbuf = np.zeros(wk.depth, np.int64)
+    ccnt = np.zeros(cp * wk.cls_ptr.shape[0], np.int64)  # spikes per route class this step
     mpprev = np.zeros(wk.n_cores, np.int64)
     lat = np.int64(0)
     enc = pk.encoding
@@ -408,8 +363,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             rcnt[rcnt_off[ip] + slot] = cnt
             _count_spikes(ring, dst, cnt, spk, s, inb, rec_slot[ip], t, rec_buf, rec_n)
             if won:
-                lat = max(lat, WK.route_spikes(wk, ip, ring, dst, cnt, inb, 1, t, swp, rwp,
-                                                  sbuf))
+                lat = max(lat, WK.route_spikes(wk, ip, ring, dst, cnt, inb, t, swp, rwp,
+                                                  sbuf, ccnt))
         # -- every other population in order
         for oi in range(pk.order.shape[0]):
             p = pk.order[oi]
@@ -433,11 +388,10 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             b = P[p, P_BASE]
             n = P[p, P_SIZE]
             # active updates per core (with timing), from Q, v and the bias before the update:
-            # counted inside the update loop for 32-bit populations whose runs of neurons on
-            # one core are long (a call per run would cost more than the loop it saves), else
-            # in a separate pass
-            fused = won and wk.pinfo[p, WK.I_FUSE] == 1  # (decided in WK.pack_work)
-            if won and not fused:
+            # marked by 32-bit update loops where the population has a structure to count the
+            # marks by (WK.count_marks), else counted in a pass of their own
+            bits = won and wk.pinfo[p, WK.I_BITS] == 1
+            if won and not bits:
                 WK.count_active(wk, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
             if arrived == 0 and P[p, P_SKIP] == 1:
                 # nothing arrived, no bias, no decay: if no neuron is at its firing level, no
@@ -448,13 +402,13 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     pend[p] = _at_level(P, p, v)
                 if pend[p] == 0:
                     rcnt[rcnt_off[p] + slot] = 0
-                    if fused:  # a skipped update still counts under the 'state' convention
+                    if bits:  # a skipped update still counts under the 'state' convention
                         WK.count_active(wk, p, b, n, False, acc, icur, v, bias, swa)
                     continue
             pend[p] = -1
             dst = ring_off[p] + slot * ring_cap[p]
             cnt, nsat, bad, badv = _update(P, p, acc, icur, u, v, bias, act, s, ring, dst, mask,
-                                           runs, swa if fused else no_swa)
+                                           bits)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -467,7 +421,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
             if won:
-                lat = max(lat, WK.route_spikes(wk, p, ring, dst, cnt, b, 0, t, swp, rwp, sbuf))
+                lat = WK.count_marks(wk, p, mask, bits, n, cnt, ring, dst, b, t, lat, swp, swa,
+                                     rwp, sbuf, ccnt, l8, wide, passes)
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -575,11 +530,11 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
 
 
 @hot
-def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, runs, swa):
-    """Steps 2–3 of the contract for population p (sample s).  ``swa`` not empty: a 32-bit
-    population also adds its active updates per core to it (see
-    :func:`emulator.work.count_active`, which does it in a pass of its own for the others;
-    ``runs``: the work counters' (run_ptr, run_end, run_core)).
+def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, bits):
+    """Steps 2–3 of the contract for population p (sample s).  ``bits`` (a 32-bit population
+    with the work counters on, see :attr:`emulator.work.I_BITS`): the update loop also marks
+    each neuron's active update under both conventions in ``mask`` (bits 1 and 2) for
+    :func:`emulator.work.count_marks`.
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
     counts active updates, applies the range policy, writes the spiking neurons' ids to
@@ -592,7 +547,7 @@ def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask
     u, v, bias, act = u_all[b:b + n], v_all[b:b + n], bias_all[b:b + n], act_all[s, b:b + n]
     if P[p, P_OVF] == 0:
         # the common case in one fused, vectorisable pass (tot < 0: spikes not counted)
-        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, runs, swa)
+        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, bits)
     else:
         nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act)
         if bad >= 0:
@@ -624,7 +579,7 @@ def _compact(mask, n, out):
     """Write the indices i < n with ``mask[i] = 1`` to ``out`` in ascending order; return
     their number.  ``out`` needs :data:`OUT_SLACK` entries of slack after n (written with
     garbage).  Per 64 neurons, the marks (one byte 0/1 per neuron) become one bit word in a
-    single vector compare (:func:`_bits64`), counted by ``popcnt``; then eight positions are
+    single vector compare (:func:`emulator._jit.bits64`), counted by ``popcnt``; then eight positions are
     stored without a data-dependent branch (lowest set bit, clear it), which covers ≤ 8 spikes
     per 64 neurons,
     and the loop repeats only for denser words.  (A branch per spike or per 8 neurons costs a
@@ -635,7 +590,7 @@ def _compact(mask, n, out):
     cnt = np.uint64(0)  # unsigned: no negative-index wraparound code around each store
     one = np.uint64(1)
     for blk in range(n64):
-        bits = _bits64(mask, blk << 6)
+        bits = bits64(mask, blk << 6, 1)
         if bits == 0:
             continue
         base = np.int32(blk << 6)
@@ -695,7 +650,7 @@ def _clamp_fire32(vv, c):
 
 
 @hot
-def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, runs, swa):
+def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, bits):
     """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
     reset), with loops specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
     again, so it is not stored).  Returns (saturations, spikes); the 32-bit loops do not
@@ -707,19 +662,8 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, runs, swa):
           thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(P[p, P_RESET] - 1),
           P[p, P_SPIKING] == 1)
     if P[p, P_LANE32] == 1:
-        if swa.shape[0]:  # with the work counters: per run of neurons on one core
-            run_ptr, run_end, run_core = runs
-            nsat = np.int64(0)
-            lo = 0
-            for r in range(run_ptr[p], run_ptr[p + 1]):
-                hi = run_end[r]
-                ns, s1, s2 = _sat_if32_work(acc[lo:hi], v[lo:hi], bias[lo:hi], act[lo:hi],
-                                            mask[lo:hi], cl)
-                c = run_core[r]
-                swa[c, 0] += s1
-                swa[c, 1] += s2
-                nsat += ns
-                lo = hi
+        if bits:  # with the work counters: active updates marked too
+            nsat = _sat_if32_work(acc, v, bias, act, mask, cl)
         elif P[p, P_SKIP] == 1:  # bias-free: no bias stream
             nsat = _sat_if32_nb(acc, v, act, mask, cl)
         else:
@@ -788,13 +732,13 @@ def _sat_if32_nb(acc, v, act, mask, cl):
 
 @hot
 def _sat_if32_work(acc, v, bias, act, mask, cl):
-    """:func:`_sat_if32` that also returns the active updates of the latency model's two
-    conventions (:func:`emulator.work.count_active`): Q ≠ 0, and v (before), Q or the
-    bias ≠ 0.  Two reductions in the update loop cost less than a second pass over Q and v."""
+    """:func:`_sat_if32` that also marks each neuron's active update under the latency
+    model's two conventions (:func:`emulator.work.count_active`) in its mark byte: bit 1 if
+    Q ≠ 0, bit 2 if v (before), Q or the bias ≠ 0 (bit 0: it spiked).  They are counted per
+    core from the marks (:func:`emulator.work.count_marks`): a byte the loop stores anyway,
+    where sums per core inside the loop needed a call per run of neurons on one core."""
     c = _cl32(cl)
     nsat = np.int32(0)
-    s1 = np.int32(0)
-    s2 = np.int32(0)
     for i in range(v.shape[0]):
         q = acc[i]
         v0 = v[i]
@@ -802,11 +746,11 @@ def _sat_if32_work(acc, v, bias, act, mask, cl):
         acc[i] = 0
         a = np.int32(q != 0)
         act[i] += a
-        s1 = np.int32(s1 + a)
-        s2 = np.int32(s2 + np.int32((q | v0 | bi) != 0))
-        v[i], mask[i], sat = _clamp_fire32(np.int32(np.int32(v0 + q) + bi), c)
+        st = np.int32((q | v0 | bi) != 0)
+        v[i], f, sat = _clamp_fire32(np.int32(np.int32(v0 + q) + bi), c)
+        mask[i] = np.uint8(f | (a << 1) | (st << 2))
         nsat = np.int32(nsat + sat)
-    return nsat, s1, s2
+    return nsat
 
 
 @hot

@@ -27,6 +27,7 @@ conventions.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -34,8 +35,10 @@ import scipy.sparse as sp
 
 from hw_models.errors import SimulationError
 
+from numba import njit
+
 from . import compile as C
-from ._jit import hot
+from ._jit import add_bits64, bits64, hot, popcount
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -52,11 +55,33 @@ LOW = (1 << PACK) - 1
 #: packed routing records: per neuron (first message << CORE_BITS) | core; per message
 #: (synaptic events << EV_SHIFT) | (delay << CORE_BITS) | destination core
 #: columns of :attr:`WorkPack.pinfo`
-I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_FUSE = range(7)
-#: mean run of neurons on one core from which a 32-bit population counts its active updates in
-#: its update loop (one call per run: below this the calls cost more than the pass they save)
-FUSE_RUN = 64
+(I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_BITS, I_CLS0, I_NCLS, I_KPOP, I_LAT0,
+ I_DM0, I_NDC, I_DC0,
+ I_SMODE, I_SLO, I_SHI, I_SW, I_SPAT, I_SNPAT,
+ I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT) = range(26)
+N_INFO = 26
+#: a population's route classes are flushed as a dense (destinations × classes) product when at
+#: least this share of its entries are messages (see _flush_classes)
+DENSE_MIN = 1 / 8
+DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
+#: offsets of (mode, first row, last row + 1, lane width, first pattern, patterns) of the
+#: counting structure by sending core (I_SMODE) and by route class (I_RMODE)
+X_MODE, X_LO, X_HI, X_W, X_PAT, X_NPAT = range(6)
+#: how a population's neurons are grouped by a key (sending core, route class) for counting
+#: marked neurons per key without a per-spike step (see :func:`_structure`): none (spike by
+#: spike), runs of equal key (bit words and popcount), rows of equal key pattern (byte lanes)
+S_NONE, S_RUNS, S_ROWS = 0, 1, 2
+#: bits of the engine's per-neuron mark byte: spiked, active (input convention), active (state
+#: convention); the update loops of populations with ``I_BITS`` write all three
+B_SPIKE, B_ACT_INPUT, B_ACT_STATE = 1, 2, 4
+#: largest (neurons × messages per neuron) of a population whose route classes are looked for
+#: (the search holds one int64 per message)
+CLASS_SEARCH_MAX = 1 << 23
+#: widest row pattern (lanes) of an S_ROWS structure
+ROWS_WMAX = 4096
 CORE_BITS = 20
+#: copies of the per-step work buffers that consecutive spikes use in turn (see route_spikes)
+COPIES = 4
 CORE_MASK = (1 << CORE_BITS) - 1
 DELAY_MASK = 63
 EV_SHIFT = CORE_BITS + 6
@@ -95,12 +120,25 @@ class WorkPack(NamedTuple):
     pinfo: np.ndarray
     depth: int
     n_cores: int
+    cls: np.ndarray
+    cls_ptr: np.ndarray
+    cls_ent: np.ndarray
+    dmat: np.ndarray
+    dcol: np.ndarray
+    snd: np.ndarray
+    seg: np.ndarray
+    pat: np.ndarray
+    lat_ord: np.ndarray
+    lanes_max: int
+    pat_max: int
 
 
 def off(n_cores: int = 1) -> WorkPack:
     z = np.zeros(1, np.int64)
     return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
-                    z, z, z, z, z, z, np.zeros((1, 7), np.int64), 1, max(n_cores, 1))
+                    z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
+                    np.zeros(1, np.int32), z, z, z, z, z, np.zeros((1, 3), np.int64), z,
+                    np.zeros(1, np.int32), 64, 1)
 
 
 def _ps(x: float) -> int:
@@ -192,12 +230,10 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     nrec[:] = rt_ptr << CORE_BITS
     nrec[:nn] |= core
     ent = (e << EV_SHIFT) | (d << CORE_BITS) | c
-    pinfo = np.zeros((len(pops), 7), np.int64)
+    pinfo = np.zeros((len(pops), N_INFO), np.int64)
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
         pinfo[i, I_BIAS] = int(not p.is_input and np.any(pk.bias[b:b + n] != 0))
-        pinfo[i, I_FUSE] = int(P[i, C.P_LANE32] == 1
-                               and (run_ptr[i + 1] - run_ptr[i]) * FUSE_RUN <= n)
         if n == 0 or (p.is_input and analog):
             continue
         k = np.diff(rt_ptr[b:b + n + 1])
@@ -209,12 +245,158 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                 (recs.reshape(n, int(k[0])) == cols[None, :]).all() and \
                 (route_lat[b:b + n] == route_lat[b]).all():
             pinfo[i, :I_BIAS] = (1, core[b], k[0], r0, route_lat[b])
+    cls, cls_ptr, cls_ent, dmat, dcol = _route_classes(pops, P, rt_ptr, ent, pinfo, analog)
+    # per neuron its sending work, packed: (spike << PACK | messages) << CORE_BITS | core (a
+    # spike of an input population costs no neuron time)
+    spk = np.ones(nn, np.int64)
+    for i, p in enumerate(pops):
+        if p.is_input:
+            spk[int(P[i, C.P_BASE]):int(P[i, C.P_BASE] + P[i, C.P_SIZE])] = 0
+    snd = ((((spk << PACK) | np.diff(rt_ptr)) << CORE_BITS) | core) if nn else \
+        np.zeros(1, np.int64)
+    # counting structures: per population by sending core (spikes, messages, active updates)
+    # and by route class (messages and synaptic events at the receiving cores)
+    seg, pat = [], []
+    lanes_max, pat_max = 64, 1
+    lat_ord = np.zeros(max(nn, 1), np.int32)
+    for i, p in enumerate(pops):
+        b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
+        if n == 0 or p.is_input:
+            continue  # (an input population's marks are not per neuron: spike by spike)
+        L = int(p.shape[-1]) if len(p.shape) == 3 else n
+        k = np.diff(rt_ptr[b:b + n + 1])
+        pinfo[i, I_KPOP] = int(k[0]) if (k == k[0]).all() else -1
+        keys = [(I_SMODE, core[b:b + n])]
+        if pinfo[i, I_NCLS]:
+            keys.append((I_RMODE, pinfo[i, I_CLS0] + cls[b:b + n].astype(np.int64)))
+        for col, key in keys:
+            mode, rows, lanes, W = _structure(key, L)
+            if mode == S_NONE:
+                continue
+            p0 = 0
+            if mode == S_ROWS:
+                p0 = sum(x.size for x in pat)
+                for r in rows:
+                    r[2] = p0 + r[2] * W
+                pat.extend(lanes)
+            pinfo[i, col:col + 6] = (mode, len(seg), len(seg) + len(rows), W, p0, len(lanes))
+            seg.extend(rows)
+            lanes_max = max(lanes_max, len(lanes) * W)
+            pat_max = max(pat_max, len(lanes))
+        # 32-bit update loops mark the active updates too, where they can be counted by core
+        pinfo[i, I_BITS] = int(P[i, C.P_LANE32] == 1 and P[i, C.P_OVF] == 0
+                               and pinfo[i, I_SMODE] != S_NONE)
+        # neurons by longest route, longest first: the step's longest route among the spikes
+        # is found by looking down this list for the first neuron that spiked
+        lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
+        pinfo[i, I_LAT0] = b
+    seg = np.asarray(seg, np.int64).reshape(-1, 3) if seg else np.zeros((1, 3), np.int64)
+    pat = np.concatenate(pat).astype(np.int64) if pat else np.zeros(1, np.int64)
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
                     ncn=ncn, nrec=nrec, rt_ent=one(ent.astype(np.int64)),
                     route_lat=route_lat, run_ptr=run_ptr, run_end=cat(run_end),
-                    run_core=cat(run_core), pinfo=pinfo, depth=depth, n_cores=n_cores)
+                    run_core=cat(run_core), pinfo=pinfo, depth=depth, n_cores=n_cores,
+                    cls=cls, cls_ptr=cls_ptr, cls_ent=cls_ent, dmat=dmat, dcol=dcol, snd=snd,
+                    seg=seg, pat=pat,
+                    lat_ord=lat_ord, lanes_max=lanes_max, pat_max=pat_max)
+
+
+def _structure(key, L):
+    """How to count a population's marked neurons per value of ``key`` (int64 per neuron)
+    without a step per spike, viewing the population as rows of ``L`` neurons (its channels;
+    the whole population if flat).  Returns (mode, rows, patterns, W), ``rows`` a list of
+    [lo, hi, x] neuron ranges:
+
+    * :data:`S_RUNS`: one row per run of equal key (x = the key), counted by 64-bit words of
+      marks and ``popcnt``: ~1 step per run and per 64 neurons;
+    * :data:`S_ROWS`: one row per block of consecutive rows with the same row of keys (x =
+      which of the distinct ``patterns``).  A block's marks are summed in the ``W`` lanes
+      (W = lcm(L, 64), so lane j holds column j mod L) of its pattern's accumulator, 64 lanes
+      in one vector operation, and each lane's sum goes to its key (``pattern[j]``) once per
+      step: ~1 vector operation per 64 neurons, plus W steps per pattern;
+    * :data:`S_NONE`: neither is cheaper than a step per spike at ~10 % activity.
+
+    The estimates are in rough instruction counts."""
+    n = key.size
+    cut = np.flatnonzero(np.diff(key)) + 1
+    lo, hi = np.append(0, cut), np.append(cut, n)
+    cost_runs = 12 * lo.size + n // 8
+    cost_rows = None
+    if 1 < L < n and n % L == 0 and math.lcm(L, 64) <= ROWS_WMAX:
+        rk = key.reshape(-1, L)
+        bcut = np.flatnonzero(np.any(rk[1:] != rk[:-1], axis=1)) + 1
+        blo, bhi = np.append(0, bcut), np.append(bcut, rk.shape[0])
+        W = math.lcm(L, 64)
+        uniq, which = np.unique(rk[blo], axis=0, return_inverse=True)
+        which = which.reshape(-1)
+        tail = int(np.sum(((bhi - blo) * L % W) % 64))
+        cost_rows = 4 * (n // 64) + 6 * blo.size + 2 * tail + 4 * W * uniq.shape[0]
+    if cost_rows is None or cost_runs <= cost_rows:
+        if cost_runs > max(n, 64):
+            return S_NONE, [], [], 0
+        return S_RUNS, [[int(a), int(b), int(key[a])] for a, b in zip(lo, hi)], [], 0
+    if cost_rows > max(n, 64):
+        return S_NONE, [], [], 0
+    return S_ROWS, [[int(a) * L, int(b) * L, int(w)] for a, b, w in zip(blo, bhi, which)], \
+        [np.resize(u, W).astype(np.int64) for u in uniq], W
+
+
+def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
+    """Route classes: the neurons of a population whose messages are the same list of
+    (destination core, delay, synaptic events).  A step's receive work is then counted per
+    class (spikes per class, then each class's messages once), not per spike and message.
+    Sets ``pinfo[:, I_CLS0]`` (first class) and ``pinfo[:, I_NCLS]`` (0: none looked for, the
+    population routes spike by spike); returns (class of every neuron (int32, local to its
+    population), first record of every class (+ end), the classes' records)."""
+    nn = rt_ptr.shape[0] - 1
+    cls = np.zeros(max(nn, 1), np.int32)
+    ptr, recs = [0], []
+    dense, dcols = [], []
+    n_cls = 0
+    for i, p in enumerate(pops):
+        b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
+        if n == 0 or (p.is_input and analog) or pinfo[i, I_UNIFORM] == 1:
+            continue
+        k = np.diff(rt_ptr[b:b + n + 1])
+        kmax = int(k.max())
+        if kmax == 0 or n * kmax > CLASS_SEARCH_MAX:
+            continue
+        r0 = int(rt_ptr[b])
+        # one row per neuron: its records, then -1 padding (records are non-negative)
+        rows = np.full((n, kmax), -1, np.int64)
+        pos = np.arange(int(rt_ptr[b + n]) - r0) - np.repeat(rt_ptr[b:b + n] - r0, k)
+        rows[np.repeat(np.arange(n), k), pos] = ent[r0:int(rt_ptr[b + n])]
+        uniq, inv = np.unique(rows, axis=0, return_inverse=True)
+        if uniq.shape[0] * 4 > n:  # too few neurons share their messages to pay
+            continue
+        cls[b:b + n] = inv.reshape(-1)
+        pinfo[i, I_CLS0] = n_cls
+        pinfo[i, I_NCLS] = uniq.shape[0]
+        # the classes' messages as a dense table (destination (delay, core) × class) of
+        # packed receive work, when dense enough to beat a message-by-message flush
+        v = uniq[uniq >= 0]
+        dst = np.unique(v & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
+        if v.size >= DENSE_MIN * dst.size * uniq.shape[0] and \
+                dst.size * uniq.shape[0] <= DENSE_MAX:
+            tab = np.zeros((dst.size, uniq.shape[0]), np.int64)
+            kk, jj = np.nonzero(uniq >= 0)
+            x = uniq[kk, jj]
+            col = np.searchsorted(dst, x & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
+            tab[col, kk] = (np.int64(1) << PACK) + (x >> EV_SHIFT)
+            pinfo[i, I_DM0] = sum(a.size for a in dense)
+            pinfo[i, I_NDC] = dst.size
+            pinfo[i, I_DC0] = sum(a.size for a in dcols)
+            dense.append(tab.reshape(-1))
+            dcols.append(dst)
+        for row in uniq:
+            row = row[row >= 0]
+            recs.append(row)
+            ptr.append(ptr[-1] + row.size)
+        n_cls += uniq.shape[0]
+    cat = (lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(1, np.int64))
+    return cls, np.asarray(ptr, np.int64), cat(recs), cat(dense), cat(dcols)
 
 
 def tiles_in_use(net) -> int:
@@ -232,16 +414,10 @@ def tiles_in_use(net) -> int:
 
 
 # ---- kernel helpers -------------------------------------------------------------------------
-@hot
-def route_spikes(wk, p, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
-    """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
-    ``base``) emitted in step t: packed sending work into ``swp`` (cores,), packed receive
-    work into the ring ``rwp`` (depth · cores) at the step each message is charged (``sb``:
-    scratch (depth,) of slot offsets per delay, so the inner loop has no division).  A message
-    charged after step T lands in a slot no later step reads.  Returns the longest mesh route
-    among the spikes (ps; 0 without the mesh term)."""
-    if cnt == 0:
-        return np.int64(0)
+@njit(cache=True, inline="always")
+def _slots(wk, t, sb):
+    """``sb[d]``: the offset in the receive ring of the step a message with delay d sent in
+    step t is charged to."""
     nc = wk.n_cores
     D1 = wk.depth
     if wk.charge == 1:
@@ -251,60 +427,278 @@ def route_spikes(wk, p, ring, dst, cnt, base, is_input, t, swp, rwp, sb):
     else:
         for d in range(D1):
             sb[d] = ((t + d) % D1) * nc
-    ent = wk.rt_ent
-    one = np.int64(1) << PACK
-    spk = np.int64(0) if is_input else one
+
+
+@hot
+def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt):
+    """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
+    ``base``) emitted in step t, spike by spike: packed sending work into ``swp``, packed
+    receive work into the ring ``rwp`` (depth · cores per copy) at the step each message is
+    charged (``sb``: scratch (depth,) of slot offsets per delay, so the inner loop has no
+    division).  A message charged after step T lands in a slot no later step reads.  Returns
+    the longest mesh route among the spikes (ps; 0 without the mesh term).  Used for input
+    populations (their marks are not per neuron) and where :func:`count_marks` has no
+    structure to count by.
+
+    ``swp``, ``rwp`` and the class counts ``ccnt`` hold :data:`COPIES` copies, used in turn
+    by consecutive spikes (and messages), so that no add waits for the one before it on the
+    same address and no branch is needed; :func:`close_step` sums them."""
+    if cnt == 0:
+        return np.int64(0)
+    _slots(wk, t, sb)
     pi = wk.pinfo
     if pi[p, I_UNIFORM] == 1:
-        # one sending core, and every neuron sends its K messages to the same (core, delay)
-        # list: the per-core sums are cnt times a constant, except the synaptic events,
-        # one gather-sum per message column over the spikes (no per-spike branching)
-        K = pi[p, I_K]
-        r0 = pi[p, I_REC0]
-        swp[pi[p, I_CORE]] += cnt * (spk + K)
-        for j in range(K):
-            x = ent[r0 + j]
-            ev = np.int64(0)
-            col = ent[r0 + j:]
-            for e in range(cnt):
-                ev += col[np.int64(ring[dst + e]) * K] >> EV_SHIFT
-            rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
+        _route_uniform(wk, p, ring, dst, cnt, base, swp, rwp, sb)
         return pi[p, I_LAT]
-    nrec = wk.nrec
-    rl = wk.route_lat
-    mesh = wk.mesh == 1
+    _send_list(wk, ring, dst, cnt, base, swp)
+    ncl = pi[p, I_NCLS]
+    if ncl != 0 and ncl <= cnt:
+        # by route class: one count per spike for its class, then each class's messages once
+        cid = wk.cls
+        nct = wk.cls_ptr.shape[0] - 1
+        c0 = pi[p, I_CLS0]
+        cm = np.int64(COPIES - 1)
+        for e in range(cnt):
+            ccnt[(e & cm) * nct + c0 + cid[base + ring[dst + e]]] += 1
+        _flush_classes(wk, p, rwp, sb, ccnt, COPIES)
+    else:
+        _recv_list(wk, ring, dst, cnt, base, rwp, sb)
     lat = np.int64(0)
-    # consecutive spikes mostly share their core and their destination: sum in registers and
-    # store when the address changes (a read-modify-write chain on one address costs ~5
-    # cycles); one packed record per neuron and per message keeps it to ~2 cache lines a spike
-    sc, sacc = np.int64(-1), np.int64(0)
-    ri, racc = np.int64(-1), np.int64(0)
+    if wk.mesh == 1:
+        rl = wk.route_lat
+        for e in range(cnt):
+            lat = max(lat, rl[base + ring[dst + e]])
+    return lat
+
+
+@njit(cache=True, inline="always")
+def _route_uniform(wk, p, ring, dst, cnt, base, swp, rwp, sb):
+    """A population with one sending core whose every neuron sends its K messages to the same
+    (core, delay) list: the per-core sums are cnt times a constant, except the synaptic
+    events, one gather-sum per message column over the spikes."""
+    pi = wk.pinfo
+    ent = wk.rt_ent
+    one = np.int64(1) << PACK
+    K = pi[p, I_K]
+    r0 = pi[p, I_REC0]
+    swp[pi[p, I_CORE]] += cnt * (wk.snd[base] >> CORE_BITS)  # spikes, messages
+    for j in range(K):
+        x = ent[r0 + j]
+        ev = np.int64(0)
+        col = ent[r0 + j:]
+        for e in range(cnt):
+            ev += col[np.int64(ring[dst + e]) * K] >> EV_SHIFT
+        rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
+
+
+@njit(cache=True, inline="always")
+def _send_list(wk, ring, dst, cnt, base, swp):
+    """Sending work spike by spike (one packed word per neuron, :attr:`WorkPack.snd`)."""
+    snd = wk.snd
+    nc = wk.n_cores
+    cm = np.int64(COPIES - 1)
+    for e in range(cnt):
+        x = snd[base + ring[dst + e]]
+        swp[(e & cm) * nc + (x & CORE_MASK)] += x >> CORE_BITS
+
+
+@njit(cache=True, inline="always")
+def _recv_list(wk, ring, dst, cnt, base, rwp, sb):
+    """Receive work spike by spike and message by message."""
+    nrec = wk.nrec
+    ent = wk.rt_ent
+    one = np.int64(1) << PACK
+    rs = wk.depth * wk.n_cores  # one copy of the receive ring
+    cm = np.int64(COPIES - 1)
+    q = np.int64(0)
     for e in range(cnt):
         g = base + ring[dst + e]
-        r0 = nrec[g]
-        r1 = nrec[g + 1] >> CORE_BITS
-        c = r0 & CORE_MASK
-        r0 >>= CORE_BITS
-        if c != sc:
-            if sc >= 0:
-                swp[sc] += sacc
-            sc, sacc = c, np.int64(0)
-        sacc += spk + (r1 - r0)
-        if mesh and rl[g] > lat:
-            lat = rl[g]
-        for r in range(r0, r1):
-            x = ent[r]
-            idx = sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)
-            if idx != ri:
-                if ri >= 0:
-                    rwp[ri] += racc
-                ri, racc = idx, np.int64(0)
-            racc += one + (x >> EV_SHIFT)
-    if sc >= 0:
-        swp[sc] += sacc
-    if ri >= 0:
-        rwp[ri] += racc
+        for r in range(nrec[g] >> CORE_BITS, nrec[g + 1] >> CORE_BITS):
+            y = ent[r]
+            rwp[(q & cm) * rs + sb[(y >> CORE_BITS) & DELAY_MASK] + (y & CORE_MASK)] += (
+                one + (y >> EV_SHIFT))
+            q += 1
+
+
+@njit(cache=True, inline="always")
+def _flush_classes(wk, p, rwp, sb, ccnt, copies):
+    """Each route class of population p with spikes this step: its messages, times its
+    spikes, into the receive ring; the class counts (``copies`` of them) are cleared.  Message
+    by message for the classes with spikes, or, where the classes' messages fill at least
+    :data:`DENSE_MIN` of a (destination × class) table, as that table times the counts: a
+    vectorised product with one store per destination, instead of a read-modify-write per
+    message (most classes have spikes in a busy step)."""
+    pi = wk.pinfo
+    nct = wk.cls_ptr.shape[0] - 1
+    c0 = pi[p, I_CLS0]
+    ncl = pi[p, I_NCLS]
+    for j in range(1, copies):
+        for k in range(c0, c0 + ncl):
+            ccnt[k] += ccnt[j * nct + k]
+            ccnt[j * nct + k] = 0
+    ndc = pi[p, I_NDC]
+    if ndc:
+        m = ccnt[c0:c0 + ncl]
+        dm = wk.dmat
+        dc = wk.dcol
+        for d in range(ndc):
+            row = dm[pi[p, I_DM0] + d * ncl:pi[p, I_DM0] + (d + 1) * ncl]
+            val = np.int64(0)
+            for k in range(ncl):
+                val += m[k] * row[k]
+            if val != 0:
+                x = dc[pi[p, I_DC0] + d]
+                rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += val
+        for k in range(ncl):
+            m[k] = 0
+        return
+    cp = wk.cls_ptr
+    ce = wk.cls_ent
+    one = np.int64(1) << PACK
+    for k in range(c0, c0 + ncl):
+        m = ccnt[k]
+        if m == 0:
+            continue
+        ccnt[k] = 0
+        for r in range(cp[k], cp[k + 1]):
+            x = ce[r]
+            rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += m * (
+                one + (x >> EV_SHIFT))
+
+
+@hot
+def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rwp, sb, ccnt,
+                l8, wide, passes):
+    """The work of non-input population p in step t, counted from its mark bytes ``mask``
+    (local index, ``n`` neurons) just after its update, by the population's counting structures (see
+    :func:`_structure`): spikes and messages per sending core, the active updates per core
+    when the update loop marked them (``bits``), spikes per route class and so the receive
+    work.  Where a population has no structure for one of them, that part is counted from the
+    spike list ``ring[dst:dst+cnt]`` as :func:`route_spikes` does.  Returns the longest mesh
+    route so far (``lat`` or longer)."""
+    pi = wk.pinfo
+    uniform = pi[p, I_UNIFORM] == 1
+    kpop = pi[p, I_KPOP]
+    spk_here = cnt > 0 and not uniform and kpop >= 0 and pi[p, I_SMODE] != S_NONE
+    if bits or spk_here:
+        _count_struct(wk, p, I_SMODE, mask, spk_here, (np.int64(1) << PACK) + kpop, swp,
+                      bits, swa, l8, wide, passes)
+    if cnt == 0:
+        return lat
+    _slots(wk, t, sb)
+    if uniform:
+        _route_uniform(wk, p, ring, dst, cnt, base, swp, rwp, sb)
+        return max(lat, pi[p, I_LAT])
+    if not spk_here:
+        _send_list(wk, ring, dst, cnt, base, swp)
+    if pi[p, I_RMODE] != S_NONE:
+        _count_struct(wk, p, I_RMODE, mask, True, np.int64(1), ccnt, False, swa, l8, wide,
+                      passes)
+        _flush_classes(wk, p, rwp, sb, ccnt, 1)
+    else:
+        _recv_list(wk, ring, dst, cnt, base, rwp, sb)
+    if wk.mesh == 1:
+        # neurons by longest route, longest first: the first that spiked has the longest
+        rl = wk.route_lat
+        lo = wk.lat_ord
+        o = pi[p, I_LAT0]
+        for i in range(n):
+            j = lo[o + i]
+            v = rl[base + j]
+            if v <= lat:
+                break
+            if mask[j] & 1:
+                lat = v
+                break
     return lat
+
+
+@njit(cache=True, inline="always")
+def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passes):
+    """Marked neurons of population p per key of its structure at ``pinfo[p, x0:]``:
+    ``out0[key] += mul0 · (spike marks)`` if ``do0``; ``out12[key, 0/1] +=`` the two active
+    marks if ``do12``.  Scratch: ``l8`` uint8 and ``wide`` int64 (3 · lanes_max), ``passes``
+    int64 (patterns)."""
+    pi = wk.pinfo
+    seg = wk.seg
+    mode = pi[p, x0 + X_MODE]
+    if mode == S_RUNS:
+        full = ~np.uint64(0)
+        for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
+            a = seg[r, 0]
+            b = seg[r, 1]
+            c0 = np.uint64(0)
+            c1 = np.uint64(0)
+            c2 = np.uint64(0)
+            for s in range(a, b, 64):
+                rem = b - s
+                mk = full if rem >= 64 else (np.uint64(1) << np.uint64(rem)) - np.uint64(1)
+                if do0:
+                    c0 += popcount(bits64(mask, s, 1) & mk)
+                if do12:
+                    c1 += popcount(bits64(mask, s, 2) & mk)
+                    c2 += popcount(bits64(mask, s, 4) & mk)
+            key = seg[r, 2]
+            if do0:
+                out0[key] += np.int64(c0) * mul0
+            if do12:
+                out12[key, 0] += np.int64(c1)
+                out12[key, 1] += np.int64(c2)
+        return
+    # S_ROWS: 64 lanes at a time into uint8 sums (``l8``), emptied into the int64 sums
+    # (``wide``) before they could wrap, i.e. every 255 passes of W lanes of one pattern
+    W = pi[p, x0 + X_W]
+    p0 = pi[p, x0 + X_PAT]
+    npat = pi[p, x0 + X_NPAT]
+    for j in range(3 * npat * W):
+        l8[j] = 0
+        wide[j] = 0
+    for q in range(npat):
+        passes[q] = 0
+    for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
+        a = seg[r, 0]
+        b = seg[r, 1]
+        q = (seg[r, 2] - p0) // W
+        o = 3 * (seg[r, 2] - p0)  # this block's pattern's three lane sets
+        s = a
+        lane = 0
+        while b - s >= 64:
+            if lane == 0:
+                if passes[q] == 255:
+                    _empty_lanes(l8, wide, o, 3 * W)
+                    passes[q] = 0
+                passes[q] += 1
+            if do0:
+                add_bits64(l8, o + lane, mask, s, 0)
+            if do12:
+                add_bits64(l8, o + W + lane, mask, s, 1)
+                add_bits64(l8, o + 2 * W + lane, mask, s, 2)
+            s += 64
+            lane += 64
+            if lane == W:
+                lane = 0
+        for j in range(b - s):  # (fewer than 64 neurons left: one by one)
+            x = mask[s + j]
+            wide[o + lane + j] += x & 1
+            wide[o + W + lane + j] += (x >> 1) & 1
+            wide[o + 2 * W + lane + j] += (x >> 2) & 1
+    pat = wk.pat
+    for q in range(npat):
+        o = 3 * q * W
+        for j in range(W):
+            key = pat[p0 + q * W + j]
+            if do0:
+                out0[key] += (wide[o + j] + l8[o + j]) * mul0
+            if do12:
+                out12[key, 0] += wide[o + W + j] + l8[o + W + j]
+                out12[key, 1] += wide[o + 2 * W + j] + l8[o + 2 * W + j]
+
+
+@njit(cache=True, inline="always")
+def _empty_lanes(l8, wide, o, n):
+    for j in range(o, o + n):
+        wide[j] += l8[j]
+        l8[j] = 0
 
 
 @hot
@@ -361,16 +755,22 @@ def close_step(wk, t, swp, swa, rwp, mpcore, mpprev, mesh_lat, step_time, s, tb_
     tm = wk.times
     nc = wk.n_cores
     o = (t % wk.depth) * nc
+    rs = wk.depth * nc  # one copy of the receive ring (see route_spikes)
     best = np.int64(-1)
     arg = 0
     ac = 1 if wk.active == 1 else 0
     for c in range(nc):
         d = mpc[c] - mpprev[c]  # max-pool gate deliveries of this step
         mpprev[c] = mpc[c]
-        rv = rwp[o + c]
+        rv = np.int64(0)
+        sv = np.int64(0)
+        for j in range(COPIES):
+            rv += rwp[j * rs + o + c]
+            rwp[j * rs + o + c] = 0
+            sv += swp[j * nc + c]
+            swp[j * nc + c] = 0
         mi = rv >> PACK
         ev = (rv & LOW) + d
-        sv = swp[c]
         sp = sv >> PACK
         mo = sv & LOW
         send = (wk.ncn[c] * tm[T_ACCESS] + swa[c, ac] * tm[T_UPDATE] + sp * tm[T_SPIKE]
@@ -389,8 +789,6 @@ def close_step(wk, t, swp, swa, rwp, mpcore, mpprev, mesh_lat, step_time, s, tb_
         tb_work[tid, c, W_SYN] += ev
         swa[c, 0] = 0
         swa[c, 1] = 0
-        swp[c] = 0
-        rwp[o + c] = 0
     tb_crit[tid, arg] += 1
     step_time[s, t - 1] = best + mesh_lat + wk.barrier
 
