@@ -619,7 +619,7 @@ def main(argv=None):
         for name, spec, shape, n, prof in (
                 ("LeNet-5 6/16 (28x28x1)", LENET, (28, 28, 1), 64, None),
                 ("LeNet 32/64 (28x28x1)", LENET64, (28, 28, 1), 32, None),
-                # populations split over cores: the per-spike route path, not the uniform one
+                # populations split over many cores: counted by the tiles' structures
                 ("LeNet 32/64 mapped to loihi1", LENET64, (28, 28, 1), 32, "loihi1"),
                 ("VGG (32x32x3, 64-128-256)", VGG, (32, 32, 3), 8, None)):
             net = build(spec, shape, seed=1)

@@ -279,14 +279,19 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     mpc = np.zeros(pk.n_mpcount, np.int64)
     # marks of a population's update (bit 0 spiked; bits 1, 2 active for the work counters),
     # with 64 bytes of slack: the counters read whole 64-byte words
-    mask = np.zeros((((pk.max_size + 63) >> 6) << 6) + 64, np.uint8)
+    # (64-byte aligned: whole-word reads then touch one cache line each)
+    msz = (((pk.max_size + 63) >> 6) << 6) + 64
+    mraw = np.zeros(msz + 64, np.uint8)
+    mo = (-mraw.ctypes.data) & 63
+    mask = mraw[mo:mo + msz]
     won = wk.on == 1
     cp = WK.COPIES  # (copies used in turn, see WK.route_spikes)
     swp = np.zeros(cp * wk.n_cores, np.int64)  # this step's sending work per core (packed)
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
     l8 = np.zeros(3 * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
-    wide = np.zeros(3 * wk.lanes_max, np.int64)
+    wide = np.zeros(max(3 * wk.lanes_max, wk.row_max), np.int64)
     passes = np.zeros(wk.pat_max, np.int64)
+    m32 = np.zeros(wk.cls_max, np.int32)
     rwp = np.zeros(cp * wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
     sbuf = np.zeros(wk.depth, np.int64)
     ccnt = np.zeros(cp * wk.cls_ptr.shape[0], np.int64)  # spikes per route class this step
@@ -364,7 +369,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             _count_spikes(ring, dst, cnt, spk, s, inb, rec_slot[ip], t, rec_buf, rec_n)
             if won:
                 lat = max(lat, WK.route_spikes(wk, ip, ring, dst, cnt, inb, t, swp, rwp,
-                                                  sbuf, ccnt))
+                                               sbuf, ccnt, m32, wide, WK.R_ALL))
         # -- every other population in order
         for oi in range(pk.order.shape[0]):
             p = pk.order[oi]
@@ -422,7 +427,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             satl[p] += nsat
             if won:
                 lat = WK.count_marks(wk, p, mask, bits, n, cnt, ring, dst, b, t, lat, swp, swa,
-                                     rwp, sbuf, ccnt, l8, wide, passes)
+                                     rwp, sbuf, ccnt, l8, wide, passes, m32)
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -663,7 +668,10 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, bits):
           P[p, P_SPIKING] == 1)
     if P[p, P_LANE32] == 1:
         if bits:  # with the work counters: active updates marked too
-            nsat = _sat_if32_work(acc, v, bias, act, mask, cl)
+            if P[p, P_SKIP] == 1:
+                nsat = _sat_if32_work_nb(acc, v, act, mask, cl)
+            else:
+                nsat = _sat_if32_work(acc, v, bias, act, mask, cl)
         elif P[p, P_SKIP] == 1:  # bias-free: no bias stream
             nsat = _sat_if32_nb(acc, v, act, mask, cl)
         else:
@@ -748,6 +756,24 @@ def _sat_if32_work(acc, v, bias, act, mask, cl):
         act[i] += a
         st = np.int32((q | v0 | bi) != 0)
         v[i], f, sat = _clamp_fire32(np.int32(np.int32(v0 + q) + bi), c)
+        mask[i] = np.uint8(f | (a << 1) | (st << 2))
+        nsat = np.int32(nsat + sat)
+    return nsat
+
+
+@hot
+def _sat_if32_work_nb(acc, v, act, mask, cl):
+    """:func:`_sat_if32_work` for a bias-free population (``P_SKIP``): one input stream less."""
+    c = _cl32(cl)
+    nsat = np.int32(0)
+    for i in range(v.shape[0]):
+        q = acc[i]
+        v0 = v[i]
+        acc[i] = 0
+        a = np.int32(q != 0)
+        act[i] += a
+        st = np.int32((q | v0) != 0)
+        v[i], f, sat = _clamp_fire32(np.int32(v0 + q), c)
         mask[i] = np.uint8(f | (a << 1) | (st << 2))
         nsat = np.int32(nsat + sat)
     return nsat

@@ -23,6 +23,18 @@ non-zero), the profile's is timed.  A message is one (source neuron, destination
 input populations are driven by the host: their spikes send messages but cost no neuron time.
 Max-pool gate deliveries are decided when they arrive, so they count at delivery under both
 conventions.
+
+How the work is counted without a step per spike where the mapping allows it (on a network
+mapped to many small cores the per-spike and per-message counting used to cost as much as the
+run itself): the update loop of a 32-bit population writes one mark byte per neuron (bit 0
+spiked, bits 1 and 2 active under the two conventions), and :func:`count_marks` counts the
+marks per key (sending core; route class = neurons with the same message list) by the
+population's *structure* (:func:`_structure`): runs of one key, 64 neurons per ``popcnt``;
+or rows of channels whose keys repeat from row to row (a tiled conv layer), 64 byte lanes per
+vector add.  A step's receive work is then each route class's messages times its spikes
+(:func:`_flush_classes`, a dense 32-bit product where the classes' message table is dense).
+Input populations and populations without a structure count from the spike list
+(:func:`route_spikes`), per-neuron rows of receive work where the destinations are few.
 """
 
 from __future__ import annotations
@@ -35,7 +47,6 @@ import scipy.sparse as sp
 
 from hw_models.errors import SimulationError
 
-from numba import njit
 
 from . import compile as C
 from ._jit import add_bits64, bits64, hot, popcount
@@ -56,17 +67,20 @@ LOW = (1 << PACK) - 1
 #: (synaptic events << EV_SHIFT) | (delay << CORE_BITS) | destination core
 #: columns of :attr:`WorkPack.pinfo`
 (I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_BITS, I_CLS0, I_NCLS, I_KPOP, I_LAT0,
- I_DM0, I_NDC, I_DC0,
- I_SMODE, I_SLO, I_SHI, I_SW, I_SPAT, I_SNPAT,
- I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT) = range(26)
-N_INFO = 26
+ I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
+ I_SMODE, I_SLO, I_SHI, I_SW, I_SPAT, I_SNPAT, I_SG,
+ I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT, I_RG) = range(33)
+N_INFO = 33
+#: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
+ROW_DMAX = 32
 #: a population's route classes are flushed as a dense (destinations × classes) product when at
 #: least this share of its entries are messages (see _flush_classes)
 DENSE_MIN = 1 / 8
 DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
-#: offsets of (mode, first row, last row + 1, lane width, first pattern, patterns) of the
+#: offsets of (mode, first row, last row + 1, lane width, first pattern's first lane, patterns,
+#: first pattern's index) of the
 #: counting structure by sending core (I_SMODE) and by route class (I_RMODE)
-X_MODE, X_LO, X_HI, X_W, X_PAT, X_NPAT = range(6)
+X_MODE, X_LO, X_HI, X_W, X_PAT, X_NPAT, X_G = range(7)
 #: how a population's neurons are grouped by a key (sending core, route class) for counting
 #: marked neurons per key without a per-spike step (see :func:`_structure`): none (spike by
 #: spike), runs of equal key (bit words and popcount), rows of equal key pattern (byte lanes)
@@ -94,16 +108,22 @@ class WorkPack(NamedTuple):
     ``active`` 0 = input, 1 = state.  ``times`` int64 ps in the ``T_*`` order; ``barrier`` ps.
     ``ncn`` mapped non-input neurons per core.  Routes, packed one int64 per record (see
     ``CORE_BITS``): ``nrec`` per neuron (plus one end record) its first message and its core,
-    ``rt_ent`` per message of a spike its destination core, delay and synaptic events.
-    ``route_lat`` ps: per neuron, the longest mesh route of its messages (0 without the mesh
-    term).  Runs of equal core inside each population (``run_ptr`` per population into
-    ``run_end`` (exclusive, local index) and ``run_core``) let the active updates be counted
-    per core with vectorisable loops (:func:`count_active`).  ``pinfo`` (populations,
-    ``I_*``): per population whether its routes are uniform (:data:`I_UNIFORM`, see
-    :func:`route_spikes`), then its one sending core, messages per neuron, first record and
-    longest route, whether any neuron has a bias, and whether its update loop counts its
-    active updates (:data:`I_FUSE`: 32-bit lanes and runs of ≥ :data:`FUSE_RUN` neurons).  ``depth`` = largest delay + 1 (ring of
-    receive work)."""
+    ``rt_ent`` per message of a spike its destination core, delay and synaptic events;
+    ``snd`` per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the
+    longest mesh route of its messages (0 without the mesh term); ``lat_ord`` each
+    population's neurons by it, longest first.  Runs of equal core inside each population
+    (``run_ptr`` per population into ``run_end`` (exclusive, local index) and ``run_core``)
+    for :func:`count_active`.  Route classes (``cls`` per neuron, local; ``cls_ptr`` /
+    ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``), per-neuron
+    receive rows (``drow`` over ``dcol_r``), counting structures (``seg``, ``pat``, ``frun``,
+    ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
+    whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
+    sending core, messages per neuron, first record and longest route; whether any neuron has
+    a bias; whether its update loop marks active updates (:data:`I_BITS`); its route classes,
+    dense table, messages per neuron if all equal (:data:`I_KPOP`, else −1), receive rows and
+    its two structures (``I_SMODE``/``I_RMODE`` + ``X_*``).  ``depth`` = largest delay + 1
+    (ring of receive work); ``lanes_max``, ``pat_max``, ``cls_max``, ``row_max`` size the
+    kernel's scratch."""
     on: int
     charge: int
     active: int
@@ -123,22 +143,30 @@ class WorkPack(NamedTuple):
     cls: np.ndarray
     cls_ptr: np.ndarray
     cls_ent: np.ndarray
-    dmat: np.ndarray
+    dev: np.ndarray
+    dhas: np.ndarray
     dcol: np.ndarray
     snd: np.ndarray
+    drow: np.ndarray
+    dcol_r: np.ndarray
+    row_max: int
     seg: np.ndarray
     pat: np.ndarray
+    frun: np.ndarray
+    fptr: np.ndarray
     lat_ord: np.ndarray
     lanes_max: int
     pat_max: int
+    cls_max: int
 
 
 def off(n_cores: int = 1) -> WorkPack:
     z = np.zeros(1, np.int64)
     return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
                     z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
-                    np.zeros(1, np.int32), z, z, z, z, z, np.zeros((1, 3), np.int64), z,
-                    np.zeros(1, np.int32), 64, 1)
+                    np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z, z,
+                    z, z, 8, np.zeros((1, 3), np.int64), z, np.zeros((1, 3), np.int64), z,
+                    np.zeros(1, np.int32), 64, 1, 1)
 
 
 def _ps(x: float) -> int:
@@ -245,7 +273,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                 (recs.reshape(n, int(k[0])) == cols[None, :]).all() and \
                 (route_lat[b:b + n] == route_lat[b]).all():
             pinfo[i, :I_BIAS] = (1, core[b], k[0], r0, route_lat[b])
-    cls, cls_ptr, cls_ent, dmat, dcol = _route_classes(pops, P, rt_ptr, ent, pinfo, analog)
+    cls, cls_ptr, cls_ent, dev, dhas, dcol = _route_classes(pops, P, rt_ptr, ent, pinfo, analog)
     # per neuron its sending work, packed: (spike << PACK | messages) << CORE_BITS | core (a
     # spike of an input population costs no neuron time)
     spk = np.ones(nn, np.int64)
@@ -254,10 +282,34 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             spk[int(P[i, C.P_BASE]):int(P[i, C.P_BASE] + P[i, C.P_SIZE])] = 0
     snd = ((((spk << PACK) | np.diff(rt_ptr)) << CORE_BITS) | core) if nn else \
         np.zeros(1, np.int64)
+    # per-neuron rows of receive work over a population's few destinations (see route_spikes)
+    drow, dcol_r = [], []
+    for i, p in enumerate(pops):
+        b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
+        if n == 0 or (p.is_input and analog) or pinfo[i, I_UNIFORM] == 1:
+            continue
+        r0, r1 = int(rt_ptr[b]), int(rt_ptr[b + n])
+        if r1 == r0:
+            continue
+        x = ent[r0:r1]
+        key = x & ((DELAY_MASK << CORE_BITS) | CORE_MASK)
+        dst = np.unique(key)
+        width = -(-dst.size // 8) * 8
+        if width > ROW_DMAX or n * width > 1 << 21:
+            continue
+        k = np.diff(rt_ptr[b:b + n + 1])
+        tab = np.zeros((n, width), np.int64)
+        tab[np.repeat(np.arange(n), k), np.searchsorted(dst, key)] = (
+            (np.int64(1) << PACK) + (x >> EV_SHIFT))
+        pinfo[i, I_ROWW] = width
+        pinfo[i, I_ROW0] = sum(a.size for a in drow)
+        pinfo[i, I_ROWC] = sum(a.size for a in dcol_r)
+        pinfo[i, I_ROWN] = dst.size
+        drow.append(tab.reshape(-1))
+        dcol_r.append(dst)
     # counting structures: per population by sending core (spikes, messages, active updates)
     # and by route class (messages and synaptic events at the receiving cores)
-    seg, pat = [], []
-    lanes_max, pat_max = 64, 1
+    sx = Structures()
     lat_ord = np.zeros(max(nn, 1), np.int32)
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
@@ -266,23 +318,9 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         L = int(p.shape[-1]) if len(p.shape) == 3 else n
         k = np.diff(rt_ptr[b:b + n + 1])
         pinfo[i, I_KPOP] = int(k[0]) if (k == k[0]).all() else -1
-        keys = [(I_SMODE, core[b:b + n])]
+        sx.add(pinfo[i], I_SMODE, core[b:b + n], L)
         if pinfo[i, I_NCLS]:
-            keys.append((I_RMODE, pinfo[i, I_CLS0] + cls[b:b + n].astype(np.int64)))
-        for col, key in keys:
-            mode, rows, lanes, W = _structure(key, L)
-            if mode == S_NONE:
-                continue
-            p0 = 0
-            if mode == S_ROWS:
-                p0 = sum(x.size for x in pat)
-                for r in rows:
-                    r[2] = p0 + r[2] * W
-                pat.extend(lanes)
-            pinfo[i, col:col + 6] = (mode, len(seg), len(seg) + len(rows), W, p0, len(lanes))
-            seg.extend(rows)
-            lanes_max = max(lanes_max, len(lanes) * W)
-            pat_max = max(pat_max, len(lanes))
+            sx.add(pinfo[i], I_RMODE, pinfo[i, I_CLS0] + cls[b:b + n].astype(np.int64), L)
         # 32-bit update loops mark the active updates too, where they can be counted by core
         pinfo[i, I_BITS] = int(P[i, C.P_LANE32] == 1 and P[i, C.P_OVF] == 0
                                and pinfo[i, I_SMODE] != S_NONE)
@@ -290,17 +328,56 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # is found by looking down this list for the first neuron that spiked
         lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
         pinfo[i, I_LAT0] = b
-    seg = np.asarray(seg, np.int64).reshape(-1, 3) if seg else np.zeros((1, 3), np.int64)
-    pat = np.concatenate(pat).astype(np.int64) if pat else np.zeros(1, np.int64)
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
                     ncn=ncn, nrec=nrec, rt_ent=one(ent.astype(np.int64)),
                     route_lat=route_lat, run_ptr=run_ptr, run_end=cat(run_end),
                     run_core=cat(run_core), pinfo=pinfo, depth=depth, n_cores=n_cores,
-                    cls=cls, cls_ptr=cls_ptr, cls_ent=cls_ent, dmat=dmat, dcol=dcol, snd=snd,
-                    seg=seg, pat=pat,
-                    lat_ord=lat_ord, lanes_max=lanes_max, pat_max=pat_max)
+                    cls=cls, cls_ptr=cls_ptr, cls_ent=cls_ent, dev=dev, dhas=dhas, dcol=dcol,
+                    snd=snd,
+                    drow=cat(drow), dcol_r=cat(dcol_r), row_max=max(
+                        [8] + [int(w) for w in pinfo[:, I_ROWW]]),
+                    **sx.arrays(),
+                    lat_ord=lat_ord, cls_max=max(1, int(pinfo[:, I_NCLS].max())))
+
+
+class Structures:
+    """The counting structures of a network's populations (see :func:`_structure`), built one
+    (population, key) at a time: ``seg`` rows (lo, hi, key or pattern), ``pat`` the S_ROWS
+    patterns' lane keys, ``frun`` per pattern its runs of lanes with one key (j0, j1, key)
+    from ``fptr[pattern]``; ``lanes_max`` / ``pat_max`` size the kernel's scratch."""
+
+    def __init__(self):
+        self.seg, self.pat, self.frun, self.fptr = [], [], [], [0]
+        self.lanes_max, self.pat_max = 64, 1
+
+    def add(self, row, col, key, L):
+        """Choose the structure of ``key`` (int64 per neuron, rows of ``L``) and record it in
+        the population's ``pinfo`` row at ``col`` (I_SMODE or I_RMODE)."""
+        mode, rows, lanes, W = _structure(np.asarray(key, np.int64), L)
+        if mode == S_NONE:
+            return
+        p0 = sum(x.size for x in self.pat) if mode == S_ROWS else 0
+        row[col:col + 7] = (mode, len(self.seg), len(self.seg) + len(rows), W, p0, len(lanes),
+                            len(self.fptr) - 1)
+        self.pat.extend(lanes)
+        for lane in lanes:
+            cut = np.flatnonzero(np.diff(lane)) + 1
+            j0, j1 = np.append(0, cut), np.append(cut, lane.size)
+            self.frun.extend(zip(j0.tolist(), j1.tolist(), lane[j0].tolist()))
+            self.fptr.append(len(self.frun))
+        self.seg.extend(rows)
+        self.lanes_max = max(self.lanes_max, len(lanes) * W)
+        self.pat_max = max(self.pat_max, len(lanes))
+
+    def arrays(self) -> dict:
+        tab = (lambda x: np.asarray(x, np.int64).reshape(-1, 3) if x
+               else np.zeros((1, 3), np.int64))
+        return dict(seg=tab(self.seg), frun=tab(self.frun), fptr=np.asarray(self.fptr, np.int64),
+                    pat=(np.concatenate(self.pat).astype(np.int64) if self.pat
+                         else np.zeros(1, np.int64)),
+                    lanes_max=self.lanes_max, pat_max=self.pat_max)
 
 
 def _structure(key, L):
@@ -312,7 +389,7 @@ def _structure(key, L):
     * :data:`S_RUNS`: one row per run of equal key (x = the key), counted by 64-bit words of
       marks and ``popcnt``: ~1 step per run and per 64 neurons;
     * :data:`S_ROWS`: one row per block of consecutive rows with the same row of keys (x =
-      which of the distinct ``patterns``).  A block's marks are summed in the ``W`` lanes
+      which of the distinct ``patterns``, 0, 1, …).  A block's marks are summed in the ``W`` lanes
       (W = lcm(L, 64), so lane j holds column j mod L) of its pattern's accumulator, 64 lanes
       in one vector operation, and each lane's sum goes to its key (``pattern[j]``) once per
       step: ~1 vector operation per 64 neurons, plus W steps per pattern;
@@ -353,7 +430,7 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
     nn = rt_ptr.shape[0] - 1
     cls = np.zeros(max(nn, 1), np.int32)
     ptr, recs = [0], []
-    dense, dcols = [], []
+    dense, dmask, dcols = [], [], []
     n_cls = 0
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
@@ -380,23 +457,34 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
         dst = np.unique(v & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
         if v.size >= DENSE_MIN * dst.size * uniq.shape[0] and \
                 dst.size * uniq.shape[0] <= DENSE_MAX:
-            tab = np.zeros((dst.size, uniq.shape[0]), np.int64)
             kk, jj = np.nonzero(uniq >= 0)
             x = uniq[kk, jj]
             col = np.searchsorted(dst, x & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
-            tab[col, kk] = (np.int64(1) << PACK) + (x >> EV_SHIFT)
-            pinfo[i, I_DM0] = sum(a.size for a in dense)
-            pinfo[i, I_NDC] = dst.size
-            pinfo[i, I_DC0] = sum(a.size for a in dcols)
-            dense.append(tab.reshape(-1))
-            dcols.append(dst)
+            ev = np.zeros((dst.size, uniq.shape[0]), np.int64)
+            ev[col, kk] = x >> EV_SHIFT
+            has = np.zeros((dst.size, uniq.shape[0]), np.int8)
+            has[col, kk] = -1
+            # 32-bit sums: a step's messages and events into one destination stay < 2^31
+            # (each neuron of a class spikes at most once a step)
+            size = np.bincount(inv.reshape(-1), minlength=uniq.shape[0]).astype(np.int64)
+            if (ev @ size).max() < 1 << 31 and size.sum() < 1 << 31:
+                pinfo[i, I_DM0] = sum(a.size for a in dense)
+                pinfo[i, I_NDC] = dst.size
+                pinfo[i, I_DC0] = sum(a.size for a in dcols)
+                evs = np.unique(x >> EV_SHIFT)
+                pinfo[i, I_EVU] = int(evs[0]) if evs.size == 1 else -1
+                dense.append(ev.astype(np.int32).reshape(-1))
+                dmask.append(has.reshape(-1))
+                dcols.append(dst)
         for row in uniq:
             row = row[row >= 0]
             recs.append(row)
             ptr.append(ptr[-1] + row.size)
         n_cls += uniq.shape[0]
     cat = (lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(1, np.int64))
-    return cls, np.asarray(ptr, np.int64), cat(recs), cat(dense), cat(dcols)
+    cat32 = (lambda a: np.concatenate(a).astype(np.int32) if a else np.zeros(1, np.int32))
+    cat8 = (lambda a: np.concatenate(a).astype(np.int8) if a else np.zeros(1, np.int8))
+    return cls, np.asarray(ptr, np.int64), cat(recs), cat32(dense), cat8(dmask), cat(dcols)
 
 
 def tiles_in_use(net) -> int:
@@ -414,114 +502,109 @@ def tiles_in_use(net) -> int:
 
 
 # ---- kernel helpers -------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _slots(wk, t, sb):
-    """``sb[d]``: the offset in the receive ring of the step a message with delay d sent in
-    step t is charged to."""
-    nc = wk.n_cores
-    D1 = wk.depth
-    if wk.charge == 1:
-        b0 = (t % D1) * nc
-        for d in range(D1):
-            sb[d] = b0
-    else:
-        for d in range(D1):
-            sb[d] = ((t + d) % D1) * nc
+#: parts of a population's work that route_spikes counts from the spike list
+R_SEND, R_RECV, R_LAT = 1, 2, 4
+R_ALL = R_SEND | R_RECV | R_LAT
 
 
 @hot
-def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt):
+def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, parts):
     """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
-    ``base``) emitted in step t, spike by spike: packed sending work into ``swp``, packed
-    receive work into the ring ``rwp`` (depth · cores per copy) at the step each message is
-    charged (``sb``: scratch (depth,) of slot offsets per delay, so the inner loop has no
-    division).  A message charged after step T lands in a slot no later step reads.  Returns
-    the longest mesh route among the spikes (ps; 0 without the mesh term).  Used for input
-    populations (their marks are not per neuron) and where :func:`count_marks` has no
-    structure to count by.
+    ``base``) emitted in step t from the spike list: the ``parts`` (``R_*`` bits) the caller
+    does not count otherwise (input populations, whose marks are not per neuron: all;
+    :func:`count_marks`: what a population's structures do not cover).  Sending work packed
+    into ``swp``; receive work packed into the ring ``rwp`` (depth · cores per copy) at the
+    step each message is charged (``sb``: filled here with the slot offset per delay, so the
+    inner loops have no division; a message charged after step T lands in a slot no later
+    step reads).  Returns the longest mesh route among the spikes (ps; 0 without the mesh
+    term or the ``R_LAT`` part).
 
-    ``swp``, ``rwp`` and the class counts ``ccnt`` hold :data:`COPIES` copies, used in turn
-    by consecutive spikes (and messages), so that no add waits for the one before it on the
-    same address and no branch is needed; :func:`close_step` sums them."""
+    Receive work: by route class when there are no more classes than spikes (one count per
+    spike for its class, then each class's messages once, :func:`_flush_classes`); where a
+    population sends to few destinations (delay, core), a spike adds its row of packed work
+    over them (:attr:`WorkPack.drow`) to the step's sums ``acc`` (a few vector adds, no
+    branch); else message by message.  ``swp``, ``rwp`` and the class counts ``ccnt`` hold
+    :data:`COPIES` copies, used in turn by consecutive spikes, so that no add waits for the
+    one before it on the same address and no branch is needed; :func:`close_step` sums
+    them."""
     if cnt == 0:
         return np.int64(0)
-    _slots(wk, t, sb)
+    nc = wk.n_cores
+    D1 = wk.depth
+    for d in range(D1):
+        sb[d] = ((t if wk.charge == 1 else t + d) % D1) * nc
     pi = wk.pinfo
+    one = np.int64(1) << PACK
+    cm = np.int64(COPIES - 1)
     if pi[p, I_UNIFORM] == 1:
-        _route_uniform(wk, p, ring, dst, cnt, base, swp, rwp, sb)
-        return pi[p, I_LAT]
-    _send_list(wk, ring, dst, cnt, base, swp)
+        # one sending core, every neuron sends its K messages to the same (core, delay) list:
+        # cnt times a constant, except the synaptic events, one gather-sum per message column
+        ent = wk.rt_ent
+        K = pi[p, I_K]
+        r0 = pi[p, I_REC0]
+        swp[pi[p, I_CORE]] += cnt * (wk.snd[base] >> CORE_BITS)  # spikes, messages
+        for j in range(K):
+            x = ent[r0 + j]
+            ev = np.int64(0)
+            col = ent[r0 + j:]
+            for e in range(cnt):
+                ev += col[np.int64(ring[dst + e]) * K] >> EV_SHIFT
+            rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
+        return pi[p, I_LAT] if parts & R_LAT else np.int64(0)
+    if parts & R_SEND:  # one packed word per neuron (WorkPack.snd)
+        snd = wk.snd
+        for e in range(cnt):
+            x = snd[base + ring[dst + e]]
+            swp[(e & cm) * nc + (x & CORE_MASK)] += x >> CORE_BITS
     ncl = pi[p, I_NCLS]
-    if ncl != 0 and ncl <= cnt:
-        # by route class: one count per spike for its class, then each class's messages once
+    W = pi[p, I_ROWW]
+    if not parts & R_RECV:
+        pass
+    elif ncl != 0 and ncl <= cnt:
         cid = wk.cls
         nct = wk.cls_ptr.shape[0] - 1
         c0 = pi[p, I_CLS0]
-        cm = np.int64(COPIES - 1)
         for e in range(cnt):
             ccnt[(e & cm) * nct + c0 + cid[base + ring[dst + e]]] += 1
-        _flush_classes(wk, p, rwp, sb, ccnt, COPIES)
+        _flush_classes(wk, p, rwp, sb, ccnt, COPIES, m32)
+    elif W:
+        o = pi[p, I_ROW0]
+        tab = wk.drow
+        for j in range(W):
+            acc[j] = 0
+        for e in range(cnt):
+            r0 = o + np.int64(ring[dst + e]) * W
+            row = tab[r0:r0 + W]
+            for j in range(W):
+                acc[j] += row[j]
+        dc = wk.dcol_r
+        c0 = pi[p, I_ROWC]
+        for j in range(pi[p, I_ROWN]):
+            if acc[j] != 0:
+                x = dc[c0 + j]
+                rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += acc[j]
     else:
-        _recv_list(wk, ring, dst, cnt, base, rwp, sb)
+        rs = D1 * nc  # one copy of the receive ring
+        nrec = wk.nrec
+        ent = wk.rt_ent
+        q = np.int64(0)
+        for e in range(cnt):
+            g = base + ring[dst + e]
+            for r in range(nrec[g] >> CORE_BITS, nrec[g + 1] >> CORE_BITS):
+                y = ent[r]
+                rwp[(q & cm) * rs + sb[(y >> CORE_BITS) & DELAY_MASK] + (y & CORE_MASK)] += (
+                    one + (y >> EV_SHIFT))
+                q += 1
     lat = np.int64(0)
-    if wk.mesh == 1:
+    if parts & R_LAT and wk.mesh == 1:
         rl = wk.route_lat
         for e in range(cnt):
             lat = max(lat, rl[base + ring[dst + e]])
     return lat
 
 
-@njit(cache=True, inline="always")
-def _route_uniform(wk, p, ring, dst, cnt, base, swp, rwp, sb):
-    """A population with one sending core whose every neuron sends its K messages to the same
-    (core, delay) list: the per-core sums are cnt times a constant, except the synaptic
-    events, one gather-sum per message column over the spikes."""
-    pi = wk.pinfo
-    ent = wk.rt_ent
-    one = np.int64(1) << PACK
-    K = pi[p, I_K]
-    r0 = pi[p, I_REC0]
-    swp[pi[p, I_CORE]] += cnt * (wk.snd[base] >> CORE_BITS)  # spikes, messages
-    for j in range(K):
-        x = ent[r0 + j]
-        ev = np.int64(0)
-        col = ent[r0 + j:]
-        for e in range(cnt):
-            ev += col[np.int64(ring[dst + e]) * K] >> EV_SHIFT
-        rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
-
-
-@njit(cache=True, inline="always")
-def _send_list(wk, ring, dst, cnt, base, swp):
-    """Sending work spike by spike (one packed word per neuron, :attr:`WorkPack.snd`)."""
-    snd = wk.snd
-    nc = wk.n_cores
-    cm = np.int64(COPIES - 1)
-    for e in range(cnt):
-        x = snd[base + ring[dst + e]]
-        swp[(e & cm) * nc + (x & CORE_MASK)] += x >> CORE_BITS
-
-
-@njit(cache=True, inline="always")
-def _recv_list(wk, ring, dst, cnt, base, rwp, sb):
-    """Receive work spike by spike and message by message."""
-    nrec = wk.nrec
-    ent = wk.rt_ent
-    one = np.int64(1) << PACK
-    rs = wk.depth * wk.n_cores  # one copy of the receive ring
-    cm = np.int64(COPIES - 1)
-    q = np.int64(0)
-    for e in range(cnt):
-        g = base + ring[dst + e]
-        for r in range(nrec[g] >> CORE_BITS, nrec[g + 1] >> CORE_BITS):
-            y = ent[r]
-            rwp[(q & cm) * rs + sb[(y >> CORE_BITS) & DELAY_MASK] + (y & CORE_MASK)] += (
-                one + (y >> EV_SHIFT))
-            q += 1
-
-
-@njit(cache=True, inline="always")
-def _flush_classes(wk, p, rwp, sb, ccnt, copies):
+@hot
+def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32):
     """Each route class of population p with spikes this step: its messages, times its
     spikes, into the receive ring; the class counts (``copies`` of them) are cleared.  Message
     by message for the classes with spikes, or, where the classes' messages fill at least
@@ -538,19 +621,30 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies):
             ccnt[j * nct + k] = 0
     ndc = pi[p, I_NDC]
     if ndc:
-        m = ccnt[c0:c0 + ncl]
-        dm = wk.dmat
-        dc = wk.dcol
-        for d in range(ndc):
-            row = dm[pi[p, I_DM0] + d * ncl:pi[p, I_DM0] + (d + 1) * ncl]
-            val = np.int64(0)
-            for k in range(ncl):
-                val += m[k] * row[k]
-            if val != 0:
-                x = dc[pi[p, I_DC0] + d]
-                rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += val
         for k in range(ncl):
-            m[k] = 0
+            m32[k] = np.int32(ccnt[c0 + k])
+            ccnt[c0 + k] = 0
+        m = m32[:ncl]
+        dm0 = pi[p, I_DM0]
+        dc = wk.dcol
+        evu = pi[p, I_EVU]
+        for d in range(ndc):
+            has = wk.dhas[dm0 + d * ncl:dm0 + (d + 1) * ncl]
+            a = np.int32(0)
+            e = np.int32(0)
+            if evu >= 0:  # every message carries evu synaptic events: count the messages
+                for k in range(ncl):  # (32-bit lanes: sums proven < 2^31 in pack_work)
+                    a = np.int32(a + (m[k] & np.int32(has[k])))
+                e = np.int32(a * evu)
+            else:
+                ev = wk.dev[dm0 + d * ncl:dm0 + (d + 1) * ncl]
+                for k in range(ncl):
+                    a = np.int32(a + (m[k] & np.int32(has[k])))
+                    e = np.int32(e + np.int32(m[k] * ev[k]))
+            if a != 0:
+                x = dc[pi[p, I_DC0] + d]
+                rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += (
+                    (np.int64(a) << PACK) + np.int64(e))
         return
     cp = wk.cls_ptr
     ce = wk.cls_ent
@@ -568,7 +662,7 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies):
 
 @hot
 def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rwp, sb, ccnt,
-                l8, wide, passes):
+                l8, wide, passes, m32):
     """The work of non-input population p in step t, counted from its mark bytes ``mask``
     (local index, ``n`` neurons) just after its update, by the population's counting structures (see
     :func:`_structure`): spikes and messages per sending core, the active updates per core
@@ -585,18 +679,19 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
                       bits, swa, l8, wide, passes)
     if cnt == 0:
         return lat
-    _slots(wk, t, sb)
     if uniform:
-        _route_uniform(wk, p, ring, dst, cnt, base, swp, rwp, sb)
-        return max(lat, pi[p, I_LAT])
-    if not spk_here:
-        _send_list(wk, ring, dst, cnt, base, swp)
+        return max(lat, route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32,
+                                     wide, R_ALL))
+    rest = (0 if spk_here else R_SEND) | (0 if pi[p, I_RMODE] != S_NONE else R_RECV)
+    if rest:
+        route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, wide, rest)
     if pi[p, I_RMODE] != S_NONE:
-        _count_struct(wk, p, I_RMODE, mask, True, np.int64(1), ccnt, False, swa, l8, wide,
-                      passes)
-        _flush_classes(wk, p, rwp, sb, ccnt, 1)
-    else:
-        _recv_list(wk, ring, dst, cnt, base, rwp, sb)
+        nc = wk.n_cores
+        for d in range(wk.depth):
+            sb[d] = ((t if wk.charge == 1 else t + d) % wk.depth) * nc
+        _count_struct(wk, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
+                      wide, passes)  # (bool variables, not literals: one compiled version)
+        _flush_classes(wk, p, rwp, sb, ccnt, 1, m32)
     if wk.mesh == 1:
         # neurons by longest route, longest first: the first that spiked has the longest
         rl = wk.route_lat
@@ -613,7 +708,7 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     return lat
 
 
-@njit(cache=True, inline="always")
+@hot
 def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passes):
     """Marked neurons of population p per key of its structure at ``pinfo[p, x0:]``:
     ``out0[key] += mul0 · (spike marks)`` if ``do0``; ``out12[key, 0/1] +=`` the two active
@@ -630,7 +725,8 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             c0 = np.uint64(0)
             c1 = np.uint64(0)
             c2 = np.uint64(0)
-            for s in range(a, b, 64):
+            for w in range((b - a + 63) >> 6):  # (a range with a step would divide)
+                s = a + (w << 6)
                 rem = b - s
                 mk = full if rem >= 64 else (np.uint64(1) << np.uint64(rem)) - np.uint64(1)
                 if do0:
@@ -646,8 +742,9 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                 out12[key, 1] += np.int64(c2)
         return
     # S_ROWS: 64 lanes at a time into uint8 sums (``l8``), emptied into the int64 sums
-    # (``wide``) before they could wrap, i.e. every 255 passes of W lanes of one pattern
+    # (``wide``) before they could wrap: a pattern's lanes are counted in passes of W lanes
     W = pi[p, x0 + X_W]
+    wp = W >> 6  # 64-lane pieces per pass
     p0 = pi[p, x0 + X_PAT]
     npat = pi[p, x0 + X_NPAT]
     for j in range(3 * npat * W):
@@ -658,47 +755,65 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
     for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
         a = seg[r, 0]
         b = seg[r, 1]
-        q = (seg[r, 2] - p0) // W
-        o = 3 * (seg[r, 2] - p0)  # this block's pattern's three lane sets
+        q = seg[r, 2]
+        o = 3 * q * W  # this block's pattern's three lane sets
         s = a
         lane = 0
         while b - s >= 64:
-            if lane == 0:
-                if passes[q] == 255:
-                    _empty_lanes(l8, wide, o, 3 * W)
-                    passes[q] = 0
-                passes[q] += 1
-            if do0:
-                add_bits64(l8, o + lane, mask, s, 0)
-            if do12:
-                add_bits64(l8, o + W + lane, mask, s, 1)
-                add_bits64(l8, o + 2 * W + lane, mask, s, 2)
-            s += 64
-            lane += 64
-            if lane == W:
-                lane = 0
+            take = min((b - s) >> 6, 255 * wp)  # pieces (a part starts at lane 0)
+            inc = take if wp == 1 else (take + wp - 1) // wp
+            if passes[q] + inc > 255:  # empty the pattern's uint8 sums before they wrap
+                for j in range(o, o + 3 * W):
+                    wide[j] += l8[j]
+                    l8[j] = 0
+                passes[q] = 0
+            passes[q] += inc
+            if wp == 1:  # (the common case, W = 64: every piece on the same lanes)
+                if do0:
+                    for k in range(take):
+                        add_bits64(l8, o, mask, s + (k << 6), 0)
+                if do12:
+                    for k in range(take):
+                        add_bits64(l8, o + W, mask, s + (k << 6), 1)
+                        add_bits64(l8, o + 2 * W, mask, s + (k << 6), 2)
+                s += take << 6
+                continue
+            for _ in range(take):
+                if do0:
+                    add_bits64(l8, o + lane, mask, s, 0)
+                if do12:
+                    add_bits64(l8, o + W + lane, mask, s, 1)
+                    add_bits64(l8, o + 2 * W + lane, mask, s, 2)
+                s += 64
+                lane = lane + 64 if lane + 64 < W else 0
         for j in range(b - s):  # (fewer than 64 neurons left: one by one)
             x = mask[s + j]
             wide[o + lane + j] += x & 1
             wide[o + W + lane + j] += (x >> 1) & 1
             wide[o + 2 * W + lane + j] += (x >> 2) & 1
-    pat = wk.pat
+    # each pattern's lane sums to their keys: prefix sums over the lanes (in ``wide``), then
+    # one difference per run of lanes with one key (wk.frun)
+    frun = wk.frun
     for q in range(npat):
         o = 3 * q * W
-        for j in range(W):
-            key = pat[p0 + q * W + j]
+        for k in range(3):
+            if (k == 0 and do0) or (k > 0 and do12):
+                c = np.int64(0)
+                for j in range(o + k * W, o + (k + 1) * W):
+                    c += wide[j] + l8[j]
+                    wide[j] = c
+        g = pi[p, x0 + X_G] + q
+        for rr in range(wk.fptr[g], wk.fptr[g + 1]):
+            j0 = frun[rr, 0]
+            j1 = frun[rr, 1]
+            key = frun[rr, 2]
             if do0:
-                out0[key] += (wide[o + j] + l8[o + j]) * mul0
+                out0[key] += (wide[o + j1 - 1] - (wide[o + j0 - 1] if j0 else 0)) * mul0
             if do12:
-                out12[key, 0] += wide[o + W + j] + l8[o + W + j]
-                out12[key, 1] += wide[o + 2 * W + j] + l8[o + 2 * W + j]
-
-
-@njit(cache=True, inline="always")
-def _empty_lanes(l8, wide, o, n):
-    for j in range(o, o + n):
-        wide[j] += l8[j]
-        l8[j] = 0
+                out12[key, 0] += (wide[o + W + j1 - 1]
+                                  - (wide[o + W + j0 - 1] if j0 else 0))
+                out12[key, 1] += (wide[o + 2 * W + j1 - 1]
+                                  - (wide[o + 2 * W + j0 - 1] if j0 else 0))
 
 
 @hot

@@ -222,3 +222,124 @@ def test_timing_keeps_exact_sums_not_per_sample_step_times():
     assert lean.latency_report() == ref.latency_report()
     assert np.array_equal(lean.work["step_time_sum_ps"], ref.work["step_time_ps"].sum(axis=1))
     assert np.array_equal(lean.work["step_time_max_ps"], ref.work["step_time_ps"].max(axis=1))
+
+
+def _tile_cores(shape, tile, first=0):
+    """Core per neuron of an (h, w, c) population cut into (th, tw, tc) tiles, as the mapper
+    cuts it (tiles numbered in C order from ``first``)."""
+    h, w, c = shape
+    th, tw, tc = tile
+    nb = (-(-h // th), -(-w // tw), -(-c // tc))
+    y, x, ch = np.meshgrid(np.arange(h) // th, np.arange(w) // tw, np.arange(c) // tc,
+                           indexing="ij")
+    return (first + (y * nb[1] + x) * nb[2] + ch).reshape(-1).astype(np.int64)
+
+
+@pytest.mark.parametrize("case", ["runs", "rows_tail", "rows_wrap", "rows_two", "row_keys",
+                                  "scattered"])
+def test_counting_structures_count_exactly(case):
+    """The per-key counts of marked neurons that replace per-spike counting (work._structure,
+    work._count_struct) equal numpy's, for each structure: runs (partial 64-bit words), rows of
+    equal pattern with W = lcm(L, 64) > 64 (blocks longer than W, tails shorter than 64), more
+    than 255 passes of
+    one pattern (the uint8 lane sums wrap if not emptied in time), two patterns, one key per
+    row, and a key with no structure (left to per-spike counting)."""
+    from emulator import work as WK
+    rng = np.random.default_rng(3)
+    shape, L = None, None
+    if case == "runs":
+        n = 1000
+        key = np.repeat(np.arange(9), np.diff(np.r_[0, np.sort(rng.choice(np.arange(1, n), 8,
+                                                                         replace=False)), n]))
+        L, want = n, WK.S_RUNS
+    elif case == "rows_tail":
+        shape, tile, want = (20, 20, 6), (10, 20, 3), WK.S_ROWS  # W = 192
+    elif case == "rows_wrap":
+        shape, tile, want = (72, 72, 4), (72, 72, 1), WK.S_ROWS
+    elif case == "rows_two":
+        shape, tile, want = (12, 12, 32), (12, 6, 5), WK.S_ROWS
+    elif case == "row_keys":
+        shape, tile, want = (12, 12, 32), (1, 1, 32), WK.S_RUNS
+    else:
+        n = 2000
+        key, L, want = rng.integers(0, 7, n), n, WK.S_NONE
+    if shape is not None:
+        key, L, n = _tile_cores(shape, tile), shape[2], int(np.prod(shape))
+    sx = WK.Structures()
+    row = np.zeros(WK.N_INFO, np.int64)
+    sx.add(row, WK.I_SMODE, key, L)
+    assert row[WK.I_SMODE] == want
+    if want == WK.S_NONE:
+        return
+    if case == "rows_wrap":
+        assert n // row[WK.I_SMODE + WK.X_W] > 255  # more passes than a uint8 sum holds
+    wk = WK.off(int(key.max()) + 1)._replace(pinfo=row[None, :], **sx.arrays())
+    count = WK._count_struct
+    for density in (0.1, 1.0):
+        marks = (rng.random((n, 3)) < density).astype(np.uint8)
+        mask = np.zeros(n + 128, np.uint8)
+        mask[:n] = marks[:, 0] | (marks[:, 1] << 1) | (marks[:, 2] << 2)
+        mask[n:] = 7  # beyond the population: never counted
+        nk = int(key.max()) + 1
+        for do0, do12 in ((True, False), (False, True), (True, True)):
+            out0, out12 = np.zeros(nk, np.int64), np.zeros((nk, 2), np.int64)
+            count(wk, 0, WK.I_SMODE, mask, do0, np.int64(3), out0, do12, out12,
+                  np.zeros(3 * wk.lanes_max, np.uint8), np.zeros(3 * wk.lanes_max, np.int64),
+                  np.zeros(wk.pat_max, np.int64))
+            ref = [np.bincount(key, weights=marks[:, j], minlength=nk).astype(np.int64)
+                   for j in range(3)]
+            assert np.array_equal(out0, 3 * ref[0] if do0 else 0 * ref[0])
+            assert np.array_equal(out12, np.stack(ref[1:], axis=1) if do12 else 0 * out12)
+
+
+def test_tiled_mapping_work_equals_reference():
+    """A conv network cut into tiles as the mapper cuts it (rows of channels split into
+    groups, spatial blocks): every way of counting the work is used — per sending core by
+    runs and by row patterns, per route class by runs and by row patterns, classes flushed as
+    a dense table and message by message, per-neuron rows for the input, spike by spike where
+    a population has no structure — and the counters equal the reference's under both
+    charging and active-update conventions."""
+    from emulator import compile as C
+    from emulator import work as WK
+    rng = np.random.default_rng(11)
+    v = dict(v_min=-(2**20), v_max=2**20 - 1, overflow="saturate")
+    shapes = {"c": (18, 18, 8), "p": (9, 9, 8), "q": (7, 7, 6)}
+    core_c = _tile_cores(shapes["c"], (9, 18, 4), 1)         # rows of 2 channel groups
+    core_p = _tile_cores(shapes["p"], (9, 9, 4), 5)          # 2 cores by channel group
+    core_q = _tile_cores(shapes["q"], (1, 1, 6), 7)          # a core per position
+    core_d = np.repeat([56, 57, 58], [10, 10, 4])            # runs
+    core_r = rng.integers(59, 62, 12)                         # scattered: no structure
+    pops = [Population("in", (20, 20, 1), kind="input", encoding="rate", input_max=4,
+                       core=np.zeros(400, np.int64)),
+            Population("c", shapes["c"], threshold=6, core=core_c, **v),
+            Population("p", shapes["p"], threshold=4, core=core_p, **v),
+            Population("q", shapes["q"], threshold=9, core=core_q, **v),
+            Population("d", (24,), threshold=7, core=core_d, **v),
+            Population("r", (12,), threshold=5, core=core_r, **v),
+            Population("o", (4,), spiking=False, core=np.full(4, 62), **v)]
+    w = (lambda *s: rng.integers(-3, 5, s).astype(np.int8))
+    projs = [Projection("ic", "in", "c", "conv", w(3, 3, 1, 8), delay=1),
+             Projection("cp", "c", "p", "avgpool", np.full(8, 2, np.int8), kernel=(2, 2),
+                        stride=(2, 2), delay=1),
+             Projection("pq", "p", "q", "conv", w(3, 3, 8, 6), delay=1),
+             Projection("qd", "q", "d", "dense", w(294, 24), delay=1),
+             Projection("dr", "d", "r", "dense", w(24, 12), delay=2),
+             Projection("ro", "r", "o", "dense", w(12, 4), delay=1)]
+    net = CoreNetwork(populations=pops, projections=projs, output="o", readout="v",
+                      placement=np.stack([np.zeros(63), np.arange(63) % 8, np.arange(63) // 8],
+                                         axis=1).astype(np.int32)).validate()
+    x = rng.integers(0, 5, (3, 20, 20, 1))
+    tm = timing_for("loihi1")
+    pk, st = engine.packed_network(net)
+    pi = WK.pack_work(net, pk, st, tm).pinfo
+    modes = {(int(pi[i, WK.I_SMODE]), int(pi[i, WK.I_RMODE])) for i in range(len(pops))}
+    assert {m for m, _ in modes} >= {WK.S_RUNS, WK.S_ROWS, WK.S_NONE}
+    assert {m for _, m in modes} >= {WK.S_RUNS, WK.S_ROWS}
+    assert (pi[:, WK.I_NDC] > 0).any() and ((pi[:, WK.I_NCLS] > 0) & (pi[:, WK.I_NDC] == 0)).any()
+    assert pi[0, WK.I_ROWW] > 0 and (pi[:, WK.I_BITS] == 1).any()
+    assert int(pk.pop[1, C.P_LANE32]) == 1
+    for t in (tm, timing_for("loihi1-silicon"), _timing(active_update="state"),
+              _timing(synaptic_charge="emission")):
+        raw = engine.simulate(net, x, 12, timing=t)
+        assert raw["work"]["core"]["spikes"].sum() > 0
+        assert_same(reference.simulate(net, x, 12, timing=t), raw)
