@@ -288,6 +288,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     cp = WK.COPIES  # (copies used in turn, see WK.route_spikes)
     swp = np.zeros(cp * wk.n_cores, np.int64)  # this step's sending work per core (packed)
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
+    runs = (wk.run_ptr, wk.run_end, wk.run_core)  # neurons on one core, for the update
     l8 = np.zeros(3 * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
     wide = np.zeros(max(3 * wk.lanes_max, wk.row_max), np.int64)
     passes = np.zeros(wk.pat_max, np.int64)
@@ -395,8 +396,9 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             # active updates per core (with timing), from Q, v and the bias before the update:
             # marked by 32-bit update loops where the population has a structure to count the
             # marks by (WK.count_marks), else counted in a pass of their own
-            bits = won and wk.pinfo[p, WK.I_BITS] == 1
-            if won and not bits:
+            work = wk.pinfo[p, WK.I_WORK] if won else 0
+            bits = work == 2
+            if won and work == 0:
                 WK.count_active(wk, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
             if arrived == 0 and P[p, P_SKIP] == 1:
                 # nothing arrived, no bias, no decay: if no neuron is at its firing level, no
@@ -407,13 +409,13 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     pend[p] = _at_level(P, p, v)
                 if pend[p] == 0:
                     rcnt[rcnt_off[p] + slot] = 0
-                    if bits:  # a skipped update still counts under the 'state' convention
+                    if work:  # a skipped update still counts under the 'state' convention
                         WK.count_active(wk, p, b, n, False, acc, icur, v, bias, swa)
                     continue
             pend[p] = -1
             dst = ring_off[p] + slot * ring_cap[p]
             cnt, nsat, bad, badv = _update(P, p, acc, icur, u, v, bias, act, s, ring, dst, mask,
-                                           bits)
+                                           work, runs, swa)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -425,9 +427,12 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             _count_spikes(ring, dst, cnt, spk, s, b, rec_slot[p], t, rec_buf, rec_n)
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
-            if won:
+            if won and bits or (won and wk.pinfo[p, WK.I_UNIFORM] == 0):
                 lat = WK.count_marks(wk, p, mask, bits, n, cnt, ring, dst, b, t, lat, swp, swa,
                                      rwp, sbuf, ccnt, l8, wide, passes, m32)
+            elif won:  # (one core, one message list, no marks: the spike list says it all)
+                lat = max(lat, WK.route_spikes(wk, p, ring, dst, cnt, b, t, swp, rwp, sbuf,
+                                               ccnt, m32, wide, WK.R_ALL))
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -535,11 +540,13 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
 
 
 @hot
-def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, bits):
-    """Steps 2–3 of the contract for population p (sample s).  ``bits`` (a 32-bit population
-    with the work counters on, see :attr:`emulator.work.I_BITS`): the update loop also marks
-    each neuron's active update under both conventions in ``mask`` (bits 1 and 2) for
-    :func:`emulator.work.count_marks`.
+def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, work, runs,
+            swa):
+    """Steps 2–3 of the contract for population p (sample s).  ``work`` (32-bit populations
+    with the work counters on, :data:`emulator.work.I_WORK`): 1 the update loop also sums the
+    active updates of both conventions per run of neurons on one core into ``swa`` (``runs``:
+    the work counters' (run_ptr, run_end, run_core)); 2 it marks each neuron's active update
+    in ``mask`` (bits 1 and 2) for :func:`emulator.work.count_marks`.
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
     counts active updates, applies the range policy, writes the spiking neurons' ids to
@@ -552,7 +559,7 @@ def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask
     u, v, bias, act = u_all[b:b + n], v_all[b:b + n], bias_all[b:b + n], act_all[s, b:b + n]
     if P[p, P_OVF] == 0:
         # the common case in one fused, vectorisable pass (tot < 0: spikes not counted)
-        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, bits)
+        nsat, tot = _update_saturate(P, p, acc, icur, u, v, bias, act, mask, work, runs, swa)
     else:
         nsat, bad, badv = _update_general(P, p, acc, icur, u, v, bias, act)
         if bad >= 0:
@@ -655,7 +662,7 @@ def _clamp_fire32(vv, c):
 
 
 @hot
-def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, bits):
+def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, work, runs, swa):
     """A saturating population in one branch-free pass per neuron (u, v, clamp, spike mark,
     reset), with loops specialised for IF neurons (δu = 4096, δv = 0: u = Q is never read
     again, so it is not stored).  Returns (saturations, spikes); the 32-bit loops do not
@@ -667,7 +674,20 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, bits):
           thr if P[p, P_RESET] == 0 else np.int64(0), np.int64(P[p, P_RESET] - 1),
           P[p, P_SPIKING] == 1)
     if P[p, P_LANE32] == 1:
-        if bits:  # with the work counters: active updates marked too
+        if work == 1:  # with the work counters, long runs on one core: sums per run
+            run_ptr, run_end, run_core = runs
+            nsat = np.int64(0)
+            lo = 0
+            for r in range(run_ptr[p], run_ptr[p + 1]):
+                hi = run_end[r]
+                ns, s1, s2 = _sat_if32_sums(acc[lo:hi], v[lo:hi], bias[lo:hi], act[lo:hi],
+                                            mask[lo:hi], cl)
+                c = run_core[r]
+                swa[c, 0] += s1
+                swa[c, 1] += s2
+                nsat += ns
+                lo = hi
+        elif work == 2:  # with the work counters: active updates marked too
             if P[p, P_SKIP] == 1:
                 nsat = _sat_if32_work_nb(acc, v, act, mask, cl)
             else:
@@ -736,6 +756,31 @@ def _sat_if32_nb(acc, v, act, mask, cl):
         v[i], mask[i], sat = _clamp_fire32(np.int32(v[i] + q), c)
         nsat = np.int32(nsat + sat)
     return nsat
+
+
+@hot
+def _sat_if32_sums(acc, v, bias, act, mask, cl):
+    """:func:`_sat_if32` that also returns the active updates of the latency model's two
+    conventions (:func:`emulator.work.count_active`): Q ≠ 0, and v (before), Q or the
+    bias ≠ 0.  Two reductions in the update loop cost less than a second pass over Q and v,
+    and less than marking them (:func:`_sat_if32_work`) where a call per run is cheap: a
+    population on few cores."""
+    c = _cl32(cl)
+    nsat = np.int32(0)
+    s1 = np.int32(0)
+    s2 = np.int32(0)
+    for i in range(v.shape[0]):
+        q = acc[i]
+        v0 = v[i]
+        bi = bias[i]
+        acc[i] = 0
+        a = np.int32(q != 0)
+        act[i] += a
+        s1 = np.int32(s1 + a)
+        s2 = np.int32(s2 + np.int32((q | v0 | bi) != 0))
+        v[i], mask[i], sat = _clamp_fire32(np.int32(np.int32(v0 + q) + bi), c)
+        nsat = np.int32(nsat + sat)
+    return nsat, s1, s2
 
 
 @hot

@@ -108,25 +108,27 @@ def test_work_counters_equal_reference(seed, over):
 
 
 def test_work_counted_in_the_update_loop_equals_reference():
-    """32-bit populations with long runs of neurons on one core count their active updates
-    inside the update loop (kernels._sat_if32_work, one call per run); populations with many
-    short runs keep the separate pass.  Both, with and without bias, against the reference,
-    under both active-update conventions."""
+    """32-bit populations whose runs of neurons on one core are long sum their active updates
+    inside the update loop (kernels._sat_if32_sums, one call per run); populations with many
+    short runs mark them in the update loop for work.count_marks (kernels._sat_if32_work).
+    Both, with and without bias, against the reference, under both active-update
+    conventions."""
+    from emulator import work as WK
     rng = np.random.default_rng(7)
     v = dict(v_min=-(2**20), v_max=2**20 - 1, overflow="saturate")
-    conv_core = np.repeat([1, 2], 144)  # 12 x 12 x 2: two runs of 144 (fused)
-    pool_core = 3 + np.arange(72) % 2   # 6 x 6 x 2: one-neuron runs (separate pass)
-    pops = [Population("in", (14, 14, 1), kind="input", encoding="rate", input_max=4,
-                       core=np.zeros(196, np.int32)),
-            Population("c", (12, 12, 2), threshold=9, core=conv_core, **v),
-            Population("p", (6, 6, 2), threshold=5, core=pool_core, **v),
+    conv_core = np.repeat([1, 2], 1152)  # 24 x 24 x 4: two runs (sums in the loop)
+    pool_core = 3 + np.arange(576) % 2  # 12 x 12 x 4: one-neuron runs (marks)
+    pops = [Population("in", (26, 26, 1), kind="input", encoding="rate", input_max=4,
+                       core=np.zeros(676, np.int32)),
+            Population("c", (24, 24, 4), threshold=9, core=conv_core, **v),
+            Population("p", (12, 12, 4), threshold=5, core=pool_core, **v),
             Population("d", (80,), threshold=7, core=np.full(80, 5), **v),
             Population("o", (4,), spiking=False, core=np.full(4, 6), **v)]
-    projs = [Projection("pc", "in", "c", "conv", rng.integers(-3, 5, (3, 3, 1, 2)).astype(np.int8),
+    projs = [Projection("pc", "in", "c", "conv", rng.integers(-3, 5, (3, 3, 1, 4)).astype(np.int8),
                         delay=1),
-             Projection("cp", "c", "p", "avgpool", np.full(2, 2, np.int8), kernel=(2, 2),
+             Projection("cp", "c", "p", "avgpool", np.full(4, 2, np.int8), kernel=(2, 2),
                         stride=(2, 2), delay=1),
-             Projection("pd", "p", "d", "dense", rng.integers(-3, 4, (72, 80)).astype(np.int8),
+             Projection("pd", "p", "d", "dense", rng.integers(-3, 4, (576, 80)).astype(np.int8),
                         delay=1),
              Projection("do", "d", "o", "dense", rng.integers(-3, 4, (80, 4)).astype(np.int8),
                         delay=1)]
@@ -136,7 +138,9 @@ def test_work_counted_in_the_update_loop_equals_reference():
                 np.int32)
         net = CoreNetwork(populations=pops, projections=projs, output="o",
                           readout="v").validate()
-        x = rng.integers(0, 5, (3, 14, 14, 1))
+        pk, st = engine.packed_network(net)
+        assert WK.pack_work(net, pk, st, _timing()).pinfo[1:3, WK.I_WORK].tolist() == [1, 2]
+        x = rng.integers(0, 5, (3, 26, 26, 1))
         for tm in (_timing(active_update="input"), _timing(active_update="state")):
             raw = engine.simulate(net, x, 12, timing=tm)
             assert raw["work"]["core"]["neuron_updates_active"].sum() > 0
@@ -336,7 +340,7 @@ def test_tiled_mapping_work_equals_reference():
     assert {m for m, _ in modes} >= {WK.S_RUNS, WK.S_ROWS, WK.S_NONE}
     assert {m for _, m in modes} >= {WK.S_RUNS, WK.S_ROWS}
     assert (pi[:, WK.I_NDC] > 0).any() and ((pi[:, WK.I_NCLS] > 0) & (pi[:, WK.I_NDC] == 0)).any()
-    assert pi[0, WK.I_ROWW] > 0 and (pi[:, WK.I_BITS] == 1).any()
+    assert pi[0, WK.I_ROWW] > 0 and (pi[:, WK.I_WORK] == 2).any()
     assert int(pk.pop[1, C.P_LANE32]) == 1
     for t in (tm, timing_for("loihi1-silicon"), _timing(active_update="state"),
               _timing(synaptic_charge="emission")):
