@@ -602,7 +602,7 @@ def _compact(mask, n, out):
     cnt = np.uint64(0)  # unsigned: no negative-index wraparound code around each store
     one = np.uint64(1)
     for blk in range(n64):
-        bits = bits64(mask, blk << 6, 1)
+        bits = bits64(mask, blk << 6, WK.B_SPIKE)
         if bits == 0:
             continue
         base = np.int32(blk << 6)
@@ -758,6 +758,13 @@ def _sat_if32_nb(acc, v, act, mask, cl):
     return nsat
 
 
+@njit(cache=True, inline="always")
+def _mark(f, a, st):
+    """A neuron's mark byte for :func:`emulator.work.count_marks`: spiked, active under the
+    ``input`` convention, active under the ``state`` convention (bits ``WK.SH_*``)."""
+    return np.uint8((f << WK.SH_SPIKE) | (a << WK.SH_ACT_INPUT) | (st << WK.SH_ACT_STATE))
+
+
 @hot
 def _sat_if32_sums(acc, v, bias, act, mask, cl):
     """:func:`_sat_if32` that also returns the active updates of the latency model's two
@@ -801,7 +808,7 @@ def _sat_if32_work(acc, v, bias, act, mask, cl):
         act[i] += a
         st = np.int32((q | v0 | bi) != 0)
         v[i], f, sat = _clamp_fire32(np.int32(np.int32(v0 + q) + bi), c)
-        mask[i] = np.uint8(f | (a << 1) | (st << 2))
+        mask[i] = _mark(f, a, st)
         nsat = np.int32(nsat + sat)
     return nsat
 
@@ -819,7 +826,7 @@ def _sat_if32_work_nb(acc, v, act, mask, cl):
         act[i] += a
         st = np.int32((q | v0) != 0)
         v[i], f, sat = _clamp_fire32(np.int32(v0 + q), c)
-        mask[i] = np.uint8(f | (a << 1) | (st << 2))
+        mask[i] = _mark(f, a, st)
         nsat = np.int32(nsat + sat)
     return nsat
 

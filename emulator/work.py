@@ -66,11 +66,11 @@ LOW = (1 << PACK) - 1
 #: packed routing records: per neuron (first message << CORE_BITS) | core; per message
 #: (synaptic events << EV_SHIFT) | (delay << CORE_BITS) | destination core
 #: columns of :attr:`WorkPack.pinfo`
-(I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_WORK, I_CLS0, I_NCLS, I_KPOP, I_LAT0,
+(I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_WORK, I_CLS0, I_NCLS, I_KPOP,
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
  I_SMODE, I_SLO, I_SHI, I_SW, I_SPAT, I_SNPAT, I_SG,
- I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT, I_RG) = range(33)
-N_INFO = 33
+ I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT, I_RG) = range(32)
+N_INFO = 32
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
 #: a population's route classes are flushed as a dense (destinations × classes) product when at
@@ -87,7 +87,8 @@ X_MODE, X_LO, X_HI, X_W, X_PAT, X_NPAT, X_G = range(7)
 S_NONE, S_RUNS, S_ROWS = 0, 1, 2
 #: bits of the engine's per-neuron mark byte: spiked, active (input convention), active (state
 #: convention); the update loops of populations with ``I_WORK`` 2 write all three
-B_SPIKE, B_ACT_INPUT, B_ACT_STATE = 1, 2, 4
+SH_SPIKE, SH_ACT_INPUT, SH_ACT_STATE = 0, 1, 2
+B_SPIKE, B_ACT_INPUT, B_ACT_STATE = 1 << SH_SPIKE, 1 << SH_ACT_INPUT, 1 << SH_ACT_STATE
 #: largest (neurons × messages per neuron) of a population whose route classes are looked for
 #: (the search holds one int64 per message)
 CLASS_SEARCH_MAX = 1 << 23
@@ -336,7 +337,6 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
         lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
-        pinfo[i, I_LAT0] = b
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
@@ -705,7 +705,7 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
         # neurons by longest route, longest first: the first that spiked has the longest
         rl = wk.route_lat
         lo = wk.lat_ord
-        o = pi[p, I_LAT0]
+        o = base  # (lat_ord is indexed like the neurons)
         for i in range(n):
             j = lo[o + i]
             v = rl[base + j]
@@ -739,10 +739,10 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                 rem = b - s
                 mk = full if rem >= 64 else (np.uint64(1) << np.uint64(rem)) - np.uint64(1)
                 if do0:
-                    c0 += popcount(bits64(mask, s, 1) & mk)
+                    c0 += popcount(bits64(mask, s, B_SPIKE) & mk)
                 if do12:
-                    c1 += popcount(bits64(mask, s, 2) & mk)
-                    c2 += popcount(bits64(mask, s, 4) & mk)
+                    c1 += popcount(bits64(mask, s, B_ACT_INPUT) & mk)
+                    c2 += popcount(bits64(mask, s, B_ACT_STATE) & mk)
             key = seg[r, 2]
             if do0:
                 out0[key] += np.int64(c0) * mul0
@@ -780,26 +780,26 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             if wp == 1:  # (the common case, W = 64: every piece on the same lanes)
                 if do0:
                     for k in range(take):
-                        add_bits64(l8, o, mask, s + (k << 6), 0)
+                        add_bits64(l8, o, mask, s + (k << 6), SH_SPIKE)
                 if do12:
                     for k in range(take):
-                        add_bits64(l8, o + W, mask, s + (k << 6), 1)
-                        add_bits64(l8, o + 2 * W, mask, s + (k << 6), 2)
+                        add_bits64(l8, o + W, mask, s + (k << 6), SH_ACT_INPUT)
+                        add_bits64(l8, o + 2 * W, mask, s + (k << 6), SH_ACT_STATE)
                 s += take << 6
                 continue
             for _ in range(take):
                 if do0:
-                    add_bits64(l8, o + lane, mask, s, 0)
+                    add_bits64(l8, o + lane, mask, s, SH_SPIKE)
                 if do12:
-                    add_bits64(l8, o + W + lane, mask, s, 1)
-                    add_bits64(l8, o + 2 * W + lane, mask, s, 2)
+                    add_bits64(l8, o + W + lane, mask, s, SH_ACT_INPUT)
+                    add_bits64(l8, o + 2 * W + lane, mask, s, SH_ACT_STATE)
                 s += 64
                 lane = lane + 64 if lane + 64 < W else 0
         for j in range(b - s):  # (fewer than 64 neurons left: one by one)
             x = mask[s + j]
-            wide[o + lane + j] += x & 1
-            wide[o + W + lane + j] += (x >> 1) & 1
-            wide[o + 2 * W + lane + j] += (x >> 2) & 1
+            wide[o + lane + j] += (x >> SH_SPIKE) & 1
+            wide[o + W + lane + j] += (x >> SH_ACT_INPUT) & 1
+            wide[o + 2 * W + lane + j] += (x >> SH_ACT_STATE) & 1
     # each pattern's lane sums to their keys: prefix sums over the lanes (in ``wide``), then
     # one difference per run of lanes with one key (wk.frun)
     frun = wk.frun
