@@ -292,7 +292,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     l8 = np.zeros(3 * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
     wide = np.zeros(max(3 * wk.lanes_max, wk.row_max), np.int64)
     passes = np.zeros(wk.pat_max, np.int64)
-    m32 = np.zeros(wk.cls_max, np.int32)
+    m32 = np.zeros(wk.cls_max + 1, np.int32)
     rwp = np.zeros(cp * wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
     sbuf = np.zeros(wk.depth, np.int64)
     ccnt = np.zeros(cp * wk.cls_ptr.shape[0], np.int64)  # spikes per route class this step

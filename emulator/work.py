@@ -69,13 +69,10 @@ LOW = (1 << PACK) - 1
 (I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_WORK, I_CLS0, I_NCLS, I_KPOP,
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
  I_SMODE, I_SLO, I_SHI, I_SW, I_SPAT, I_SNPAT, I_SG,
- I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT, I_RG) = range(32)
-N_INFO = 32
+ I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP) = range(35)
+N_INFO = 35
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
-#: a population's route classes are flushed as a dense (destinations × classes) product when at
-#: least this share of its entries are messages (see _flush_classes)
-DENSE_MIN = 1 / 8
 DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
 #: offsets of (mode, first row, last row + 1, lane width, first pattern's first lane, patterns,
 #: first pattern's index) of the
@@ -119,7 +116,8 @@ class WorkPack(NamedTuple):
     population's neurons by it, longest first.  Runs of equal core inside each population
     (``run_ptr`` per population into ``run_end`` (exclusive, local index) and ``run_core``)
     for :func:`count_active`.  Route classes (``cls`` per neuron, local; ``cls_ptr`` /
-    ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``), per-neuron
+    ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or ranges of
+    classes per destination ``crng`` (first, last + 1, events) from ``crptr``), per-neuron
     receive rows (``drow`` over ``dcol_r``), counting structures (``seg``, ``pat``, ``frun``,
     ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
     whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
@@ -151,6 +149,8 @@ class WorkPack(NamedTuple):
     dev: np.ndarray
     dhas: np.ndarray
     dcol: np.ndarray
+    crng: np.ndarray
+    crptr: np.ndarray
     snd: np.ndarray
     drow: np.ndarray
     dcol_r: np.ndarray
@@ -169,7 +169,8 @@ def off(n_cores: int = 1) -> WorkPack:
     z = np.zeros(1, np.int64)
     return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
                     z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
-                    np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z, z,
+                    np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
+                    np.zeros((1, 3), np.int64), z, z,
                     z, z, 8, np.zeros((1, 3), np.int64), z, np.zeros((1, 3), np.int64), z,
                     np.zeros(1, np.int32), 64, 1, 1)
 
@@ -278,7 +279,12 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                 (recs.reshape(n, int(k[0])) == cols[None, :]).all() and \
                 (route_lat[b:b + n] == route_lat[b]).all():
             pinfo[i, :I_BIAS] = (1, core[b], k[0], r0, route_lat[b])
-    cls, cls_ptr, cls_ent, dev, dhas, dcol = _route_classes(pops, P, rt_ptr, ent, pinfo, analog)
+            # and every neuron's message j carries the same synaptic events: the step's
+            # receive work is the spike count times the first neuron's (no gather)
+            evn = (ent[r0:int(rt_ptr[b + n])] >> EV_SHIFT).reshape(n, int(k[0]))
+            pinfo[i, I_UEV] = int((evn == evn[:1]).all())
+    cls, cls_ptr, cls_ent, dev, dhas, dcol, crng, crptr = _route_classes(pops, P, rt_ptr, ent,
+                                                                         pinfo, analog)
     # per neuron its sending work, packed: (spike << PACK | messages) << CORE_BITS | core (a
     # spike of an input population costs no neuron time)
     spk = np.ones(nn, np.int64)
@@ -330,7 +336,8 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # run on one core, where the runs are long; else marked for count_marks where the
         # population has a structure to count the marks by (else count_active's own pass)
         if P[i, C.P_LANE32] == 1 and P[i, C.P_OVF] == 0:
-            if (run_ptr[i + 1] - run_ptr[i]) * FUSE_RUN <= n:
+            nrun = run_ptr[i + 1] - run_ptr[i]
+            if nrun == 1 or nrun * FUSE_RUN <= n:  # (one run: no marks to count, one call)
                 pinfo[i, I_WORK] = 1
             elif pinfo[i, I_SMODE] != S_NONE:
                 pinfo[i, I_WORK] = 2
@@ -344,6 +351,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     route_lat=route_lat, run_ptr=run_ptr, run_end=cat(run_end),
                     run_core=cat(run_core), pinfo=pinfo, depth=depth, n_cores=n_cores,
                     cls=cls, cls_ptr=cls_ptr, cls_ent=cls_ent, dev=dev, dhas=dhas, dcol=dcol,
+                    crng=crng, crptr=crptr,
                     snd=snd,
                     drow=cat(drow), dcol_r=cat(dcol_r), row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
@@ -439,7 +447,7 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
     nn = rt_ptr.shape[0] - 1
     cls = np.zeros(max(nn, 1), np.int32)
     ptr, recs = [0], []
-    dense, dmask, dcols = [], [], []
+    dense, dmask, dcols, crng, crptr = [], [], [], [], []
     n_cls = 0
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
@@ -457,25 +465,57 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
         uniq, inv = np.unique(rows, axis=0, return_inverse=True)
         if uniq.shape[0] * 4 > n:  # too few neurons share their messages to pay
             continue
-        cls[b:b + n] = inv.reshape(-1)
+        # classes numbered in the order of their first neuron: neighbouring neurons' classes
+        # get neighbouring numbers, so that a destination's classes form few ranges
+        inv = inv.reshape(-1)
+        first = np.full(uniq.shape[0], n, np.int64)
+        np.minimum.at(first, inv, np.arange(n))
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(uniq.shape[0], np.int64)
+        rank[order] = np.arange(uniq.shape[0])
+        uniq, inv = uniq[order], rank[inv]
+        cls[b:b + n] = inv
         pinfo[i, I_CLS0] = n_cls
         pinfo[i, I_NCLS] = uniq.shape[0]
-        # the classes' messages as a dense table (destination (delay, core) × class) of
-        # packed receive work, when dense enough to beat a message-by-message flush
+        # how a step's class counts become receive work (estimated costs, in units of ~0.23 ns
+        # measured on LeNet 32/64's first pooling layer): message by message for each class
+        # with spikes (~8 a message); a dense table (destination (delay, core) × class) of
+        # packed receive work times the counts (1 an entry); or, per destination, its runs of
+        # consecutive classes whose messages to it carry the same events, each run's spikes
+        # a difference of prefix sums of the counts (~15 a run, ~4 a class: a convolution's
+        # destinations see a few rows of neighbouring positions, numbered consecutively)
         v = uniq[uniq >= 0]
         dst = np.unique(v & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
-        if v.size >= DENSE_MIN * dst.size * uniq.shape[0] and \
-                dst.size * uniq.shape[0] <= DENSE_MAX:
-            kk, jj = np.nonzero(uniq >= 0)
-            x = uniq[kk, jj]
-            col = np.searchsorted(dst, x & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
-            ev = np.zeros((dst.size, uniq.shape[0]), np.int64)
+        ncl = uniq.shape[0]
+        kk, jj = np.nonzero(uniq >= 0)
+        x = uniq[kk, jj]
+        col = np.searchsorted(dst, x & ((DELAY_MASK << CORE_BITS) | CORE_MASK))
+        o = np.lexsort((kk, col))
+        c_, k_, e_ = col[o], kk[o], (x >> EV_SHIFT)[o]
+        new = np.ones(c_.size, bool)
+        new[1:] = (c_[1:] != c_[:-1]) | (k_[1:] != k_[:-1] + 1) | (e_[1:] != e_[:-1])
+        st_ = np.flatnonzero(new)
+        en_ = np.append(st_[1:], c_.size)
+        cost_msg = 8 * v.size
+        cost_dense = dst.size * ncl if dst.size * ncl <= DENSE_MAX else cost_msg + 1
+        cost_range = 15 * st_.size + 4 * ncl
+        if cost_range < min(cost_msg, cost_dense):
+            pinfo[i, I_FRANGE] = 1
+            pinfo[i, I_CRP] = sum(a.size for a in crptr)
+            pinfo[i, I_NDC] = dst.size
+            pinfo[i, I_DC0] = sum(a.size for a in dcols)
+            r0_ = sum(a.shape[0] for a in crng)
+            crng.append(np.stack([k_[st_], k_[en_ - 1] + 1, e_[st_]], axis=1))
+            crptr.append(r0_ + np.searchsorted(c_[st_], np.arange(dst.size + 1)))
+            dcols.append(dst)
+        elif cost_dense <= cost_msg:
+            ev = np.zeros((dst.size, ncl), np.int64)
             ev[col, kk] = x >> EV_SHIFT
-            has = np.zeros((dst.size, uniq.shape[0]), np.int8)
+            has = np.zeros((dst.size, ncl), np.int8)
             has[col, kk] = -1
             # 32-bit sums: a step's messages and events into one destination stay < 2^31
             # (each neuron of a class spikes at most once a step)
-            size = np.bincount(inv.reshape(-1), minlength=uniq.shape[0]).astype(np.int64)
+            size = np.bincount(inv, minlength=ncl).astype(np.int64)
             if (ev @ size).max() < 1 << 31 and size.sum() < 1 << 31:
                 pinfo[i, I_DM0] = sum(a.size for a in dense)
                 pinfo[i, I_NDC] = dst.size
@@ -493,7 +533,9 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
     cat = (lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(1, np.int64))
     cat32 = (lambda a: np.concatenate(a).astype(np.int32) if a else np.zeros(1, np.int32))
     cat8 = (lambda a: np.concatenate(a).astype(np.int8) if a else np.zeros(1, np.int8))
-    return cls, np.asarray(ptr, np.int64), cat(recs), cat32(dense), cat8(dmask), cat(dcols)
+    rng3 = np.concatenate(crng).astype(np.int64) if crng else np.zeros((1, 3), np.int64)
+    return (cls, np.asarray(ptr, np.int64), cat(recs), cat32(dense), cat8(dmask), cat(dcols),
+            rng3, cat(crptr))
 
 
 def tiles_in_use(net) -> int:
@@ -544,48 +586,59 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
         sb[d] = ((t if wk.charge == 1 else t + d) % D1) * nc
     pi = wk.pinfo
     one = np.int64(1) << PACK
-    cm = np.int64(COPIES - 1)
+    # the loops over the spikes index with unsigned integers: a signed index (which Numba
+    # cannot prove non-negative) gets wrap-around code at every access, which made these
+    # loops 2-3x slower (measured)
+    ucm = np.uint64(COPIES - 1)
+    rg = ring[dst:dst + cnt]
     if pi[p, I_UNIFORM] == 1:
         # one sending core, every neuron sends its K messages to the same (core, delay) list:
         # cnt times a constant, except the synaptic events, one gather-sum per message column
+        # unless every neuron's message carries the same events (I_UEV)
         ent = wk.rt_ent
         K = pi[p, I_K]
         r0 = pi[p, I_REC0]
         swp[pi[p, I_CORE]] += cnt * (wk.snd[base] >> CORE_BITS)  # spikes, messages
+        uev = pi[p, I_UEV] == 1
         for j in range(K):
             x = ent[r0 + j]
-            ev = np.int64(0)
-            col = ent[r0 + j:]
-            for e in range(cnt):
-                ev += col[np.int64(ring[dst + e]) * K] >> EV_SHIFT
+            if uev:
+                ev = cnt * (x >> EV_SHIFT)
+            else:
+                ev = np.int64(0)
+                col = ent[r0 + j:]
+                uk = np.uint64(K)
+                for e in range(cnt):
+                    ev += col[np.uint64(rg[e]) * uk] >> EV_SHIFT
             rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
         return pi[p, I_LAT] if parts & R_LAT else np.int64(0)
     if parts & R_SEND:  # one packed word per neuron (WorkPack.snd)
-        snd = wk.snd
+        sn = wk.snd[base:]
+        unc = np.uint64(nc)
         for e in range(cnt):
-            x = snd[base + ring[dst + e]]
-            swp[(e & cm) * nc + (x & CORE_MASK)] += x >> CORE_BITS
+            x = sn[np.uint64(rg[e])]
+            swp[(np.uint64(e) & ucm) * unc + np.uint64(x & CORE_MASK)] += x >> CORE_BITS
     ncl = pi[p, I_NCLS]
     W = pi[p, I_ROWW]
     if not parts & R_RECV:
         pass
     elif ncl != 0 and ncl <= cnt:
-        cid = wk.cls
-        nct = wk.cls_ptr.shape[0] - 1
-        c0 = pi[p, I_CLS0]
+        cid = wk.cls[base:]
+        unct = np.uint64(wk.cls_ptr.shape[0] - 1)
+        cc = ccnt[pi[p, I_CLS0]:]
         for e in range(cnt):
-            ccnt[(e & cm) * nct + c0 + cid[base + ring[dst + e]]] += 1
+            cc[(np.uint64(e) & ucm) * unct + np.uint64(cid[np.uint64(rg[e])])] += 1
         _flush_classes(wk, p, rwp, sb, ccnt, COPIES, m32)
     elif W:
-        o = pi[p, I_ROW0]
-        tab = wk.drow
+        tab = wk.drow[pi[p, I_ROW0]:]
+        ac = acc[:W]
+        uw = np.uint64(W)
         for j in range(W):
-            acc[j] = 0
+            ac[j] = 0
         for e in range(cnt):
-            r0 = o + np.int64(ring[dst + e]) * W
-            row = tab[r0:r0 + W]
-            for j in range(W):
-                acc[j] += row[j]
+            r0 = np.uint64(rg[e]) * uw
+            for j in range(uw):
+                ac[j] += tab[r0 + j]
         dc = wk.dcol_r
         c0 = pi[p, I_ROWC]
         for j in range(pi[p, I_ROWN]):
@@ -593,33 +646,34 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
                 x = dc[c0 + j]
                 rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += acc[j]
     else:
-        rs = D1 * nc  # one copy of the receive ring
-        nrec = wk.nrec
+        rs = np.uint64(D1 * nc)  # one copy of the receive ring
+        nr = wk.nrec[base:]
         ent = wk.rt_ent
-        q = np.int64(0)
+        q = np.uint64(0)
         for e in range(cnt):
-            g = base + ring[dst + e]
-            for r in range(nrec[g] >> CORE_BITS, nrec[g + 1] >> CORE_BITS):
+            g = np.uint64(rg[e])
+            for r in range(np.uint64(nr[g] >> CORE_BITS),
+                           np.uint64(nr[g + np.uint64(1)] >> CORE_BITS)):
                 y = ent[r]
-                rwp[(q & cm) * rs + sb[(y >> CORE_BITS) & DELAY_MASK] + (y & CORE_MASK)] += (
-                    one + (y >> EV_SHIFT))
-                q += 1
+                rwp[(q & ucm) * rs + np.uint64(sb[np.uint64((y >> CORE_BITS) & DELAY_MASK)]
+                                               + (y & CORE_MASK))] += one + (y >> EV_SHIFT)
+                q += np.uint64(1)
     lat = np.int64(0)
     if parts & R_LAT and wk.mesh == 1:
-        rl = wk.route_lat
+        rl = wk.route_lat[base:]
         for e in range(cnt):
-            lat = max(lat, rl[base + ring[dst + e]])
+            lat = max(lat, rl[np.uint64(rg[e])])
     return lat
 
 
 @hot
 def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32):
     """Each route class of population p with spikes this step: its messages, times its
-    spikes, into the receive ring; the class counts (``copies`` of them) are cleared.  Message
-    by message for the classes with spikes, or, where the classes' messages fill at least
-    :data:`DENSE_MIN` of a (destination × class) table, as that table times the counts: a
-    vectorised product with one store per destination, instead of a read-modify-write per
-    message (most classes have spikes in a busy step)."""
+    spikes, into the receive ring; the class counts (``copies`` of them) are cleared.  As
+    chosen in :func:`_route_classes`: message by message for the classes with spikes; a
+    dense (destination × class) table times the counts (a vectorised product with one store
+    per destination, instead of a read-modify-write per message); or per destination its
+    ranges of classes, each a difference of prefix sums of the counts."""
     pi = wk.pinfo
     nct = wk.cls_ptr.shape[0] - 1
     c0 = pi[p, I_CLS0]
@@ -629,6 +683,32 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32):
             ccnt[k] += ccnt[j * nct + k]
             ccnt[j * nct + k] = 0
     ndc = pi[p, I_NDC]
+    if pi[p, I_FRANGE] == 1:
+        # prefix sums of the class counts (m32[k] = spikes of classes < k), then per
+        # destination its ranges of classes: one difference each
+        m32[0] = 0
+        c = np.int32(0)
+        for k in range(ncl):
+            c = np.int32(c + np.int32(ccnt[c0 + k]))
+            ccnt[c0 + k] = 0
+            m32[k + 1] = c
+        rg = wk.crng.reshape(-1)
+        cr = wk.crptr[pi[p, I_CRP]:]
+        dc = wk.dcol[pi[p, I_DC0]:]
+        u3 = np.uint64(3)
+        for d in range(ndc):
+            a = np.int64(0)
+            e = np.int64(0)
+            for r in range(np.uint64(cr[d]), np.uint64(cr[d + 1])):
+                q = r * u3
+                y = np.int64(m32[np.uint64(rg[q + np.uint64(1)])] - m32[np.uint64(rg[q])])
+                a += y
+                e += y * rg[q + np.uint64(2)]
+            if a != 0:
+                x = dc[d]
+                rwp[np.uint64(sb[np.uint64((x >> CORE_BITS) & DELAY_MASK)] + (x & CORE_MASK))] += (
+                    (a << PACK) + e)
+        return
     if ndc:
         for k in range(ncl):
             m32[k] = np.int32(ccnt[c0 + k])

@@ -300,7 +300,8 @@ def test_tiled_mapping_work_equals_reference():
     """A conv network cut into tiles as the mapper cuts it (rows of channels split into
     groups, spatial blocks): every way of counting the work is used — per sending core by
     runs and by row patterns, per route class by runs and by row patterns, classes flushed as
-    a dense table and message by message, per-neuron rows for the input, spike by spike where
+    a dense table, by ranges of classes and message by message, per-neuron rows for the input,
+    spike by spike where
     a population has no structure — and the counters equal the reference's under both
     charging and active-update conventions."""
     from emulator import compile as C
@@ -313,6 +314,7 @@ def test_tiled_mapping_work_equals_reference():
     core_q = _tile_cores(shapes["q"], (1, 1, 6), 7)          # a core per position
     core_d = np.repeat([56, 57, 58], [10, 10, 4])            # runs
     core_r = rng.integers(59, 62, 12)                         # scattered: no structure
+    core_g = _tile_cores((6, 6, 2), (1, 1, 2), 64)           # a core per position
     pops = [Population("in", (20, 20, 1), kind="input", encoding="rate", input_max=4,
                        core=np.zeros(400, np.int64)),
             Population("c", shapes["c"], threshold=6, core=core_c, **v),
@@ -320,7 +322,10 @@ def test_tiled_mapping_work_equals_reference():
             Population("q", shapes["q"], threshold=9, core=core_q, **v),
             Population("d", (24,), threshold=7, core=core_d, **v),
             Population("r", (12,), threshold=5, core=core_r, **v),
-            Population("o", (4,), spiking=False, core=np.full(4, 62), **v)]
+            Population("o", (4,), spiking=False, core=np.full(4, 62), **v),
+            # f: one core, its classes (g's positions) send one message each: message by message
+            Population("f", (18, 18, 2), threshold=5, core=np.full(648, 63), **v),
+            Population("g", (6, 6, 2), threshold=3, core=core_g, **v)]
     w = (lambda *s: rng.integers(-3, 5, s).astype(np.int8))
     projs = [Projection("ic", "in", "c", "conv", w(3, 3, 1, 8), delay=1),
              Projection("cp", "c", "p", "avgpool", np.full(8, 2, np.int8), kernel=(2, 2),
@@ -328,10 +333,14 @@ def test_tiled_mapping_work_equals_reference():
              Projection("pq", "p", "q", "conv", w(3, 3, 8, 6), delay=1),
              Projection("qd", "q", "d", "dense", w(294, 24), delay=1),
              Projection("dr", "d", "r", "dense", w(24, 12), delay=2),
-             Projection("ro", "r", "o", "dense", w(12, 4), delay=1)]
+             Projection("ro", "r", "o", "dense", w(12, 4), delay=1),
+             Projection("if", "in", "f", "conv", w(3, 3, 1, 2), delay=1),
+             Projection("fg", "f", "g", "avgpool", np.full(2, 1, np.int8), kernel=(3, 3),
+                        stride=(3, 3), delay=1)]
     net = CoreNetwork(populations=pops, projections=projs, output="o", readout="v",
-                      placement=np.stack([np.zeros(63), np.arange(63) % 8, np.arange(63) // 8],
-                                         axis=1).astype(np.int32)).validate()
+                      placement=np.stack([np.zeros(100), np.arange(100) % 10,
+                                          np.arange(100) // 10], axis=1).astype(np.int32)
+                      ).validate()
     x = rng.integers(0, 5, (3, 20, 20, 1))
     tm = timing_for("loihi1")
     pk, st = engine.packed_network(net)
@@ -339,7 +348,9 @@ def test_tiled_mapping_work_equals_reference():
     modes = {(int(pi[i, WK.I_SMODE]), int(pi[i, WK.I_RMODE])) for i in range(len(pops))}
     assert {m for m, _ in modes} >= {WK.S_RUNS, WK.S_ROWS, WK.S_NONE}
     assert {m for _, m in modes} >= {WK.S_RUNS, WK.S_ROWS}
-    assert (pi[:, WK.I_NDC] > 0).any() and ((pi[:, WK.I_NCLS] > 0) & (pi[:, WK.I_NDC] == 0)).any()
+    dense = (pi[:, WK.I_NDC] > 0) & (pi[:, WK.I_FRANGE] == 0)
+    assert dense.any() and (pi[:, WK.I_FRANGE] == 1).any()  # dense table, ranges of classes
+    assert ((pi[:, WK.I_NCLS] > 0) & (pi[:, WK.I_NDC] == 0)).any()  # message by message
     assert pi[0, WK.I_ROWW] > 0 and (pi[:, WK.I_WORK] == 2).any()
     assert int(pk.pop[1, C.P_LANE32]) == 1
     for t in (tm, timing_for("loihi1-silicon"), _timing(active_update="state"),
@@ -347,3 +358,37 @@ def test_tiled_mapping_work_equals_reference():
         raw = engine.simulate(net, x, 12, timing=t)
         assert raw["work"]["core"]["spikes"].sum() > 0
         assert_same(reference.simulate(net, x, 12, timing=t), raw)
+
+
+def test_one_core_populations_equal_and_unequal_events_equal_reference():
+    """A population on one core whose neurons all send to the same cores (work.I_UNIFORM)
+    counts a step's synaptic events as the spike count times the first neuron's when every
+    neuron's messages carry the same events (I_UEV: a conv into a pooling layer, a dense
+    layer), else one gather per spike (a valid conv's border neurons reach fewer targets):
+    both against the reference."""
+    from emulator import work as WK
+    rng = np.random.default_rng(5)
+    v = dict(v_min=-(2**20), v_max=2**20 - 1, overflow="saturate")
+    one = (lambda n, c: np.full(n, c, np.int64))
+    pops = [Population("in", (14, 14, 1), kind="input", encoding="rate", input_max=4,
+                       core=one(196, 0)),
+            Population("c", (12, 12, 3), threshold=6, core=one(432, 1), **v),
+            Population("p", (6, 6, 3), threshold=4, core=one(108, 2), **v),
+            Population("q", (4, 4, 4), threshold=5, core=one(64, 3), **v),
+            Population("o", (5,), spiking=False, core=one(5, 4), **v)]
+    w = (lambda *sh: rng.integers(-3, 5, sh).astype(np.int8))
+    projs = [Projection("ic", "in", "c", "conv", w(3, 3, 1, 3), delay=1),
+             Projection("cp", "c", "p", "avgpool", np.full(3, 2, np.int8), kernel=(2, 2),
+                        stride=(2, 2), delay=1),
+             Projection("pq", "p", "q", "conv", w(3, 3, 3, 4), delay=1),
+             Projection("qo", "q", "o", "dense", w(64, 5), delay=1)]
+    net = CoreNetwork(populations=pops, projections=projs, output="o", readout="v").validate()
+    pk, st = engine.packed_network(net)
+    pi = WK.pack_work(net, pk, st, timing_for("loihi1")).pinfo
+    assert pi[:4, WK.I_UNIFORM].tolist() == [1, 1, 1, 1]
+    assert pi[:4, WK.I_UEV].tolist() == [0, 1, 0, 1]
+    x = rng.integers(0, 5, (3, 14, 14, 1))
+    for t in (timing_for("loihi1"), _timing(synaptic_charge="emission")):
+        raw = engine.simulate(net, x, 10, timing=t)
+        assert raw["work"]["core"]["synaptic_events"].sum() > 0
+        assert_same(reference.simulate(net, x, 10, timing=t), raw)
