@@ -9,7 +9,10 @@ EXTRAS = {
     "demo": ["scikit-learn>=1.3"],
     "sanafe": ["sanafe>=2.2"],  # benchmarks/sanafe_compare.py only (GPL-3.0, not imported)
     "dask": ["distributed>=2023.1"],
-    "test": ["pytest>=7", "hypothesis>=6", "onnx>=1.14", "nir>=1.0", "lz4>=4.0",
+    # pytest-xdist: the suite runs on a worker process per core (pyproject.toml, addopts);
+    # much of its time is the one-off compilation of the engine for each dtype combination
+    "test": ["pytest>=7", "pytest-xdist>=3.0", "hypothesis>=6", "onnx>=1.14", "nir>=1.0",
+             "lz4>=4.0",
              "scikit-learn>=1.3", "distributed>=2023.1",
              # tests/test_qcfs.py checks the QCFS import against onnxruntime (no torch needed)
              "onnxruntime>=1.16"],
