@@ -121,10 +121,12 @@ class WorkPack(NamedTuple):
     receive rows (``drow`` over ``dcol_r``), counting structures (``seg``, ``pat``, ``frun``,
     ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
     whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
-    sending core, messages per neuron, first record and longest route; whether any neuron has
-    a bias; how its update loop counts active updates (:data:`I_WORK`: 0 not, 1 sums per run, 2 marks); its route classes,
-    dense table, messages per neuron if all equal (:data:`I_KPOP`, else −1), receive rows and
-    its two structures (``I_SMODE``/``I_RMODE`` + ``X_*``).  ``depth`` = largest delay + 1
+    sending core, messages per neuron, first record and longest route, and whether every
+    neuron's messages carry the same events (:data:`I_UEV`); whether any neuron has a bias;
+    how its update loop counts active updates (:data:`I_WORK`: 0 not, 1 sums per run,
+    2 marks); its route classes, dense table or ranges (:data:`I_FRANGE`, :data:`I_CRP`),
+    messages per neuron if all equal (:data:`I_KPOP`, else −1), receive rows and its two
+    structures (``I_SMODE``/``I_RMODE`` + ``X_*``).  ``depth`` = largest delay + 1
     (ring of receive work); ``lanes_max``, ``pat_max``, ``cls_max``, ``row_max`` size the
     kernel's scratch."""
     on: int
@@ -499,7 +501,7 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
         cost_msg = 8 * v.size
         cost_dense = dst.size * ncl if dst.size * ncl <= DENSE_MAX else cost_msg + 1
         cost_range = 15 * st_.size + 4 * ncl
-        if cost_range < min(cost_msg, cost_dense):
+        if cost_range < min(cost_msg, cost_dense) and n < 1 << 31:  # (int32 prefix sums)
             pinfo[i, I_FRANGE] = 1
             pinfo[i, I_CRP] = sum(a.size for a in crptr)
             pinfo[i, I_NDC] = dst.size
