@@ -809,23 +809,39 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
     seg = wk.seg
     mode = pi[p, x0 + X_MODE]
     if mode == S_RUNS:
-        full = ~np.uint64(0)
+        # whole 64-neuron words first, in a loop per combination of counts (no mask, no test
+        # per word), then the run's last partial word under a mask
+        one = np.uint64(1)
         for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
             a = seg[r, 0]
             b = seg[r, 1]
+            nw = (b - a) >> 6
             c0 = np.uint64(0)
             c1 = np.uint64(0)
             c2 = np.uint64(0)
-            for w in range((b - a + 63) >> 6):  # (a range with a step would divide)
-                s = a + (w << 6)
-                rem = b - s
-                mk = full if rem >= 64 else (np.uint64(1) << np.uint64(rem)) - np.uint64(1)
+            if do12 and do0:
+                for w in range(nw):
+                    s = a + (w << 6)
+                    c0 += popcount(bits64(mask, s, B_SPIKE))
+                    c1 += popcount(bits64(mask, s, B_ACT_INPUT))
+                    c2 += popcount(bits64(mask, s, B_ACT_STATE))
+            elif do12:
+                for w in range(nw):
+                    s = a + (w << 6)
+                    c1 += popcount(bits64(mask, s, B_ACT_INPUT))
+                    c2 += popcount(bits64(mask, s, B_ACT_STATE))
+            elif do0:
+                for w in range(nw):
+                    c0 += popcount(bits64(mask, a + (w << 6), B_SPIKE))
+            s = a + (nw << 6)
+            if s < b:
+                mk = (one << np.uint64(b - s)) - one
                 if do0:
                     c0 += popcount(bits64(mask, s, B_SPIKE) & mk)
                 if do12:
                     c1 += popcount(bits64(mask, s, B_ACT_INPUT) & mk)
                     c2 += popcount(bits64(mask, s, B_ACT_STATE) & mk)
-            key = seg[r, 2]
+            key = np.uint64(seg[r, 2])
             if do0:
                 out0[key] += np.int64(c0) * mul0
             if do12:
