@@ -48,6 +48,9 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
 
     def add_bits64(acc, at, m8, start, shift):
         acc[at:at + 64] += (m8[start:start + 64] >> shift) & 1
+
+    def add8(acc, at, src, sat):
+        acc[at:at + 8] += src[sat:sat + 8]
 else:
     from llvmlite import ir as _llir
     from numba.core import types as _nbtypes
@@ -111,6 +114,29 @@ else:
             return context.get_dummy_value()
 
         return _nbtypes.none(acc, at, m8, start, shift), codegen
+
+    @intrinsic
+    def add8(typingctx, acc, at, src, sat):
+        """``acc[at:at+8] += src[sat:sat+8]`` (int64) as one 8-lane vector operation: a load,
+        an add and a store, with none of the overlap checks and scalar remainder that a loop
+        over a run-time width costs (the caller guarantees the 8 entries of each exist)."""
+        ok = all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.int64 and a.ndim == 1
+                 and a.layout == "C" for a in (acc, src))
+        if not (ok and isinstance(at, _nbtypes.Integer) and isinstance(sat, _nbtypes.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            vty = _llir.VectorType(_llir.IntType(64), 8)
+            ptrs = []
+            for k, i in ((0, 1), (2, 3)):
+                ary = context.make_array(signature.args[k])(context, builder, args[k])
+                off = context.cast(builder, args[i], signature.args[i], _nbtypes.intp)
+                ptrs.append(builder.bitcast(builder.gep(ary.data, [off]), vty.as_pointer()))
+            builder.store(builder.add(builder.load(ptrs[0], align=8),
+                                      builder.load(ptrs[1], align=8)), ptrs[0], align=8)
+            return context.get_dummy_value()
+
+        return _nbtypes.none(acc, at, src, sat), codegen
 
     @intrinsic
     def popcount(typingctx, w):
