@@ -392,3 +392,31 @@ def test_one_core_populations_equal_and_unequal_events_equal_reference():
         raw = engine.simulate(net, x, 10, timing=t)
         assert raw["work"]["core"]["synaptic_events"].sum() > 0
         assert_same(reference.simulate(net, x, 10, timing=t), raw)
+
+
+@pytest.mark.parametrize("tile,width", [((5, 5), 8), ((5, 2), 16), ((2, 3), 24), ((2, 2), 32)])
+def test_per_neuron_rows_of_every_width_equal_reference(tile, width):
+    """The input's receive work counted by per-neuron rows (work.route_spikes: one loop per
+    row width, 8-lane adds): a conv layer cut into 4, 10, 20 or 25 spatial tiles gives rows
+    8, 16, 24 and 32 wide; each against the reference."""
+    from emulator import work as WK
+    rng = np.random.default_rng(width)
+    v = {"v_min": -(2**20), "v_max": 2**20 - 1, "overflow": "saturate"}
+    pops = [Population("in", (12, 12, 1), kind="input", encoding="rate", input_max=4,
+                       core=np.zeros(144, np.int64)),
+            Population("c", (10, 10, 2), threshold=4,
+                       core=_tile_cores((10, 10, 2), (*tile, 2), 1), **v),
+            Population("o", (3,), spiking=False, core=np.full(3, 40), **v)]
+    projs = [Projection("ic", "in", "c", "conv", rng.integers(-2, 5, (3, 3, 1, 2)).astype(np.int8),
+                        delay=1),
+             Projection("co", "c", "o", "dense", rng.integers(-3, 4, (200, 3)).astype(np.int8),
+                        delay=1)]
+    net = CoreNetwork(populations=pops, projections=projs, output="o", readout="v").validate()
+    pk, st = engine.packed_network(net)
+    pi = WK.pack_work(net, pk, st, timing_for("loihi1")).pinfo
+    assert pi[0, WK.I_ROWW] == width and pi[0, WK.I_NCLS] == 0  # rows, not route classes
+    x = rng.integers(0, 5, (3, 12, 12, 1))
+    for t in (timing_for("loihi1"), _timing(synaptic_charge="emission")):
+        raw = engine.simulate(net, x, 8, timing=t)
+        assert raw["work"]["core"]["messages_in"].sum() > 0
+        assert_same(reference.simulate(net, x, 8, timing=t), raw)
