@@ -73,6 +73,7 @@ LOW = (1 << PACK) - 1
 N_INFO = 35
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
+assert ROW_DMAX == 32  # route_spikes has one loop for each row width: 8, 16, 24, 32
 DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
 #: offsets of (mode, first row, last row + 1, lane width, first pattern's first lane, patterns,
 #: first pattern's index) of the
@@ -653,7 +654,7 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
                 add8(acc, 0, tab, r0)
                 add8(acc, 8, tab, r0 + u8)
                 add8(acc, 16, tab, r0 + u16)
-        else:
+        else:  # (32 = ROW_DMAX)
             for e in range(cnt):
                 r0 = np.uint64(rg[e]) * uw
                 add8(acc, 0, tab, r0)
