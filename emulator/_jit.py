@@ -89,6 +89,16 @@ else:
                                       _llir.Constant(_llir.VectorType(_llir.IntType(32), 64),
                                                      None))
 
+    def _vector_ptrs(context, builder, signature, args, vty):
+        """Pointers to ``vty`` at ``args[0][args[1]]`` and ``args[2][args[3]]`` (array,
+        offset pairs of an intrinsic's arguments)."""
+        ptrs = []
+        for k, i in ((0, 1), (2, 3)):
+            ary = context.make_array(signature.args[k])(context, builder, args[k])
+            off = context.cast(builder, args[i], signature.args[i], _nbtypes.intp)
+            ptrs.append(builder.bitcast(builder.gep(ary.data, [off]), vty.as_pointer()))
+        return ptrs
+
     @intrinsic
     def add_bits64(typingctx, acc, at, m8, start, shift):
         """``acc[at:at+64] += (m8[start:start+64] >> shift) & 1`` in uint8 lanes (wrapping:
@@ -102,11 +112,7 @@ else:
 
         def codegen(context, builder, signature, args):
             vty = _llir.VectorType(_llir.IntType(8), 64)
-            ptrs = []
-            for k, i in ((0, 1), (2, 3)):
-                ary = context.make_array(signature.args[k])(context, builder, args[k])
-                off = context.cast(builder, args[i], signature.args[i], _nbtypes.intp)
-                ptrs.append(builder.bitcast(builder.gep(ary.data, [off]), vty.as_pointer()))
+            ptrs = _vector_ptrs(context, builder, signature, args, vty)
             m = builder.load(ptrs[1], align=1)
             bit = builder.and_(builder.lshr(m, _splat8(builder, args[4], vty)),
                                _splat8(builder, _llir.Constant(_llir.IntType(8), 1), vty))
@@ -127,11 +133,7 @@ else:
 
         def codegen(context, builder, signature, args):
             vty = _llir.VectorType(_llir.IntType(64), 8)
-            ptrs = []
-            for k, i in ((0, 1), (2, 3)):
-                ary = context.make_array(signature.args[k])(context, builder, args[k])
-                off = context.cast(builder, args[i], signature.args[i], _nbtypes.intp)
-                ptrs.append(builder.bitcast(builder.gep(ary.data, [off]), vty.as_pointer()))
+            ptrs = _vector_ptrs(context, builder, signature, args, vty)
             builder.store(builder.add(builder.load(ptrs[0], align=8),
                                       builder.load(ptrs[1], align=8)), ptrs[0], align=8)
             return context.get_dummy_value()

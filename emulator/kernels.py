@@ -427,7 +427,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             _count_spikes(ring, dst, cnt, spk, s, b, rec_slot[p], t, rec_buf, rec_n)
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
-            if won and bits or (won and wk.pinfo[p, WK.I_UNIFORM] == 0):
+            if won and (bits or wk.pinfo[p, WK.I_UNIFORM] == 0):
                 lat = WK.count_marks(wk, p, mask, bits, n, cnt, ring, dst, b, t, lat, swp, swa,
                                      rwp, sbuf, ccnt, l8, wide, passes, m32)
             elif won:  # (one core, one message list, no marks: the spike list says it all)

@@ -68,17 +68,16 @@ LOW = (1 << PACK) - 1
 #: columns of :attr:`WorkPack.pinfo`
 (I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_WORK, I_CLS0, I_NCLS, I_KPOP,
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
- I_SMODE, I_SLO, I_SHI, I_SW, I_SPAT, I_SNPAT, I_SG,
- I_RMODE, I_RLO, I_RHI, I_RW, I_RPAT, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP) = range(35)
-N_INFO = 35
+ I_SMODE, I_SLO, I_SHI, I_SW, I_SNPAT, I_SG,
+ I_RMODE, I_RLO, I_RHI, I_RW, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP) = range(33)
+N_INFO = 33
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
 assert ROW_DMAX == 32  # route_spikes has one loop for each row width: 8, 16, 24, 32
 DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
-#: offsets of (mode, first row, last row + 1, lane width, first pattern's first lane, patterns,
-#: first pattern's index) of the
-#: counting structure by sending core (I_SMODE) and by route class (I_RMODE)
-X_MODE, X_LO, X_HI, X_W, X_PAT, X_NPAT, X_G = range(7)
+#: offsets of (mode, first row, last row + 1, lane width, patterns, first pattern's index) of
+#: the counting structure by sending core (I_SMODE) and by route class (I_RMODE)
+X_MODE, X_LO, X_HI, X_W, X_NPAT, X_G = range(6)
 #: how a population's neurons are grouped by a key (sending core, route class) for counting
 #: marked neurons per key without a per-spike step (see :func:`_structure`): none (spike by
 #: spike), runs of equal key (bit words and popcount), rows of equal key pattern (byte lanes)
@@ -119,7 +118,7 @@ class WorkPack(NamedTuple):
     for :func:`count_active`.  Route classes (``cls`` per neuron, local; ``cls_ptr`` /
     ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or ranges of
     classes per destination ``crng`` (first, last + 1, events) from ``crptr``), per-neuron
-    receive rows (``drow`` over ``dcol_r``), counting structures (``seg``, ``pat``, ``frun``,
+    receive rows (``drow`` over ``dcol_r``), counting structures (``seg``, ``frun``,
     ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
     whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
     sending core, messages per neuron, first record and longest route, and whether every
@@ -159,7 +158,6 @@ class WorkPack(NamedTuple):
     dcol_r: np.ndarray
     row_max: int
     seg: np.ndarray
-    pat: np.ndarray
     frun: np.ndarray
     fptr: np.ndarray
     lat_ord: np.ndarray
@@ -174,7 +172,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z,
-                    z, z, 8, np.zeros((1, 3), np.int64), z, np.zeros((1, 3), np.int64), z,
+                    z, z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
                     np.zeros(1, np.int32), 64, 1, 1)
 
 
@@ -364,12 +362,11 @@ def pack_work(net, pk, st, timing) -> WorkPack:
 
 class Structures:
     """The counting structures of a network's populations (see :func:`_structure`), built one
-    (population, key) at a time: ``seg`` rows (lo, hi, key or pattern), ``pat`` the S_ROWS
-    patterns' lane keys, ``frun`` per pattern its runs of lanes with one key (j0, j1, key)
-    from ``fptr[pattern]``; ``lanes_max`` / ``pat_max`` size the kernel's scratch."""
+    (population, key) at a time: ``seg`` rows (lo, hi, key or pattern), ``frun`` per S_ROWS
+    pattern its runs of lanes with one key (j0, j1, key) from ``fptr[pattern]``; ``lanes_max`` / ``pat_max`` size the kernel's scratch."""
 
     def __init__(self):
-        self.seg, self.pat, self.frun, self.fptr = [], [], [], [0]
+        self.seg, self.frun, self.fptr = [], [], [0]
         self.lanes_max, self.pat_max = 64, 1
 
     def add(self, row, col, key, L):
@@ -378,10 +375,8 @@ class Structures:
         mode, rows, lanes, W = _structure(np.asarray(key, np.int64), L)
         if mode == S_NONE:
             return
-        p0 = sum(x.size for x in self.pat) if mode == S_ROWS else 0
-        row[col:col + 7] = (mode, len(self.seg), len(self.seg) + len(rows), W, p0, len(lanes),
+        row[col:col + 6] = (mode, len(self.seg), len(self.seg) + len(rows), W, len(lanes),
                             len(self.fptr) - 1)
-        self.pat.extend(lanes)
         for lane in lanes:
             cut = np.flatnonzero(np.diff(lane)) + 1
             j0, j1 = np.append(0, cut), np.append(cut, lane.size)
@@ -395,8 +390,6 @@ class Structures:
         tab = (lambda x: np.asarray(x, np.int64).reshape(-1, 3) if x
                else np.zeros((1, 3), np.int64))
         return dict(seg=tab(self.seg), frun=tab(self.frun), fptr=np.asarray(self.fptr, np.int64),
-                    pat=(np.concatenate(self.pat).astype(np.int64) if self.pat
-                         else np.zeros(1, np.int64)),
                     lanes_max=self.lanes_max, pat_max=self.pat_max)
 
 
@@ -562,6 +555,16 @@ R_ALL = R_SEND | R_RECV | R_LAT
 
 
 @hot
+def _slots(wk, t, sb):
+    """``sb[d]``: the offset in the receive ring of the step that a message with delay d,
+    sent in step t, is charged to."""
+    nc = wk.n_cores
+    D1 = wk.depth
+    for d in range(D1):
+        sb[d] = ((t if wk.charge == 1 else t + d) % D1) * nc
+
+
+@hot
 def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, parts):
     """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
     ``base``) emitted in step t from the spike list: the ``parts`` (``R_*`` bits) the caller
@@ -585,8 +588,7 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
         return np.int64(0)
     nc = wk.n_cores
     D1 = wk.depth
-    for d in range(D1):
-        sb[d] = ((t if wk.charge == 1 else t + d) % D1) * nc
+    _slots(wk, t, sb)
     pi = wk.pinfo
     one = np.int64(1) << PACK
     # the loops over the spikes index with unsigned integers: a signed index (which Numba
@@ -797,9 +799,8 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     if rest:
         route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, wide, rest)
     if pi[p, I_RMODE] != S_NONE:
-        nc = wk.n_cores
-        for d in range(wk.depth):
-            sb[d] = ((t if wk.charge == 1 else t + d) % wk.depth) * nc
+        if not rest:  # (else route_spikes has filled sb)
+            _slots(wk, t, sb)
         _count_struct(wk, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
                       wide, passes)  # (bool variables, not literals: one compiled version)
         _flush_classes(wk, p, rwp, sb, ccnt, 1, m32)
@@ -872,7 +873,6 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
     # (``wide``) before they could wrap: a pattern's lanes are counted in passes of W lanes
     W = pi[p, x0 + X_W]
     wp = W >> 6  # 64-lane pieces per pass
-    p0 = pi[p, x0 + X_PAT]
     npat = pi[p, x0 + X_NPAT]
     for j in range(3 * npat * W):
         l8[j] = 0
