@@ -602,6 +602,13 @@ def compare(name, spec, shape, n, T, activities, reps):
           f"average {la:.2f} / {load():.2f})")
 
 
+def _print_overhead(name, off, on, med, per):
+    print(f"{name}: timing on {on / per * 1e6:.1f} µs/sample-step, off "
+          f"{off / per * 1e6:.1f}; on / off x{med:.3f} (median of paired runs; "
+          f"x{on / off:.3f} best / best) (1 thread, load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples and steps")
@@ -632,10 +639,20 @@ def main(argv=None):
             tune(net, a.target, x[:4], T)
             off, on, med = timing_overhead(net, x, T, 7 if a.quick else 15)
             per = n * T
-            print(f"{name}: timing on {on / per * 1e6:.1f} µs/sample-step, off "
-                  f"{off / per * 1e6:.1f}; on / off x{med:.3f} (median of paired runs; "
-                  f"x{on / off:.3f} best / best) (1 thread, load average "
-                  f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})")
+            _print_overhead(name, off, on, med, n * T)
+        # the network of issue 13's SANA-FE comparison: tests_99.20 converted for loihi1
+        # (analog input, 142 cores, its first layer's channel groups in runs of 3 neurons)
+        try:
+            from neuroemu.datasets import load_mnist
+            from sanafe_compare import convert_network
+            net = convert_network(64)
+            x = load_mnist()[0][:32].reshape((32,) + tuple(net.populations[0].shape))
+        except (OSError, ValueError) as e:  # (the shared data is optional)
+            print(f"tests_99.20 for loihi1: skipped ({e})")
+            return
+        off, on, med = timing_overhead(net, x, T, 7 if a.quick else 15)
+        _print_overhead(f"tests_99.20 for loihi1, real MNIST ({net.n_cores} cores)", off, on,
+                        med, len(x) * T)
         return
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min); "
           f"single-thread times are CPU time while the 1-minute load is above {BUSY}, wall time "

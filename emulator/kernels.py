@@ -700,7 +700,11 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, work, runs, swa):
     if P[p, P_DU] == DECAY_ONE and P[p, P_DV] == 0:
         if P[p, P_ANALOG] == 1:
             b = P[p, P_BASE]
+            if work == 2:
+                return _sat_if_analog_work(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
             return _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
+        if work == 2:
+            return _sat_if_work(acc, v, bias, act, mask, cl)
         return _sat_if(acc, v, bias, act, mask, cl)
     return _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl)
 
@@ -847,6 +851,48 @@ def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
         tot += np.int64(f)
         nsat += sat
     return nsat, tot
+
+
+@hot
+def _sat_if_work(acc, v, bias, act, mask, cl):
+    """:func:`_sat_if` that also marks each neuron's active updates in its mark byte, as
+    :func:`_sat_if32_work` does (a 64-bit population cut into many short runs on one core:
+    the mapper's channel groups).  Returns (saturations, −spiking): the compaction that
+    follows finds the spikes."""
+    vmin, vmax, th, sub, keep, spiking = cl
+    nsat = np.int64(0)
+    for i in range(v.shape[0]):
+        q = np.int64(acc[i])
+        v0 = np.int64(v[i])
+        bi = np.int64(bias[i])
+        acc[i] = 0
+        a = np.int64(q != 0)
+        act[i] += np.int32(a)
+        vn, f, sat = _clamp_fire(v0 + q + bi, vmin, vmax, th, sub, keep, spiking)
+        v[i] = vn
+        mask[i] = _mark(np.int64(f), a, np.int64((q | v0 | bi) != 0))
+        nsat += sat
+    return nsat, -np.int64(spiking)
+
+
+@hot
+def _sat_if_analog_work(acc, icur, v, bias, act, mask, cl):
+    """:func:`_sat_if_work` with the analog input current (Q = acc + icur): the first layer
+    of a network driven by analog input, the largest layer of most mapped CNNs."""
+    vmin, vmax, th, sub, keep, spiking = cl
+    nsat = np.int64(0)
+    for i in range(v.shape[0]):
+        q = np.int64(acc[i]) + icur[i]
+        v0 = np.int64(v[i])
+        bi = np.int64(bias[i])
+        acc[i] = 0
+        a = np.int64(q != 0)
+        act[i] += np.int32(a)
+        vn, f, sat = _clamp_fire(v0 + q + bi, vmin, vmax, th, sub, keep, spiking)
+        v[i] = vn
+        mask[i] = _mark(np.int64(f), a, np.int64((q | v0 | bi) != 0))
+        nsat += sat
+    return nsat, -np.int64(spiking)
 
 
 @hot

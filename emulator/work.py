@@ -336,12 +336,18 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # 32-bit update loops count the active updates too: summed in the loop, a call per
         # run on one core, where the runs are long; else marked for count_marks where the
         # population has a structure to count the marks by (else count_active's own pass)
+        nrun = run_ptr[i + 1] - run_ptr[i]
         if P[i, C.P_LANE32] == 1 and P[i, C.P_OVF] == 0:
-            nrun = run_ptr[i + 1] - run_ptr[i]
             if nrun == 1 or nrun * FUSE_RUN <= n:  # (one run: no marks to count, one call)
                 pinfo[i, I_WORK] = 1
             elif pinfo[i, I_SMODE] != S_NONE:
                 pinfo[i, I_WORK] = 2
+        elif P[i, C.P_OVF] == 0 and P[i, C.P_DU] == C.DECAY_ONE and P[i, C.P_DV] == 0 and \
+                nrun * FUSE_RUN > n and pinfo[i, I_SMODE] != S_NONE:
+            # 64-bit IF loops (an analog first layer, wide weights) mark where the runs are
+            # short: count_active's pass costs a loop per run (the tests_99.20 network for
+            # loihi1: 7,436 runs of ~3 neurons in its first layer, 76 % of the run)
+            pinfo[i, I_WORK] = 2
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
         lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")

@@ -360,6 +360,47 @@ def test_tiled_mapping_work_equals_reference():
         assert_same(reference.simulate(net, x, 12, timing=t), raw)
 
 
+def test_64_bit_populations_cut_into_short_runs_mark_their_work():
+    """A first layer driven by analog input (64-bit lanes: Q includes the analog current) and a
+    layer whose v range needs 64 bits, both cut as the mapper cuts the tests_99.20 network for
+    loihi1 (channel groups of 3 on each core: runs of 3 neurons), mark their active updates in
+    the update loop (kernels._sat_if_analog_work, _sat_if_work) for work.count_marks, where a
+    pass per run used to cost as much as the run; engine == reference under both charging and
+    both active-update conventions, with and without bias."""
+    from emulator import compile as C
+    from emulator import work as WK
+    rng = np.random.default_rng(13)
+    v64 = dict(v_min=-(2**40), v_max=2**40 - 1, overflow="saturate")
+    pops = [Population("in", (14, 14, 1), kind="input", encoding="analog", input_max=9,
+                       core=np.zeros(196, np.int64)),
+            Population("a", (12, 12, 8), threshold=40,
+                       core=_tile_cores((12, 12, 8), (6, 12, 3), 1), **v64),
+            Population("b", (10, 10, 8), threshold=30,
+                       core=_tile_cores((10, 10, 8), (10, 10, 2), 7), **v64),
+            Population("o", (4,), spiking=False, core=np.full(4, 11), **v64)]
+    w = (lambda *s: rng.integers(-3, 5, s).astype(np.int8))
+    projs = [Projection("ia", "in", "a", "conv", w(3, 3, 1, 8), delay=1),
+             Projection("ab", "a", "b", "conv", w(3, 3, 8, 8), delay=1),
+             Projection("bo", "b", "o", "dense", w(800, 4), delay=1)]
+    x = rng.integers(0, 10, (3, 14, 14, 1))
+    for with_bias in (False, True):
+        for p in pops[1:3]:
+            p.bias = (rng.integers(-2, 3, p.size) if with_bias else np.zeros(p.size)).astype(
+                np.int32)
+        net = CoreNetwork(populations=pops, projections=projs, output="o",
+                          readout="v").validate()
+        pk, st = engine.packed_network(net)
+        pi = WK.pack_work(net, pk, st, _timing()).pinfo
+        assert pk.pop[1:3, C.P_LANE32].tolist() == [0, 0] and pk.pop[1, C.P_ANALOG] == 1
+        assert pi[1:3, WK.I_WORK].tolist() == [2, 2]
+        for tm in (_timing(), _timing(active_update="state"),
+                   _timing(synaptic_charge="emission"), timing_for("loihi1")):
+            raw = engine.simulate(net, x, 12, timing=tm)
+            assert raw["work"]["core"]["neuron_updates_active"].sum() > 0
+            assert (raw["work"]["core"]["spikes"][1:11] > 0).all()
+            assert_same(reference.simulate(net, x, 12, timing=tm), raw)
+
+
 def test_one_core_populations_equal_and_unequal_events_equal_reference():
     """A population on one core whose neurons all send to the same cores (work.I_UNIFORM)
     counts a step's synaptic events as the spike count times the first neuron's when every
