@@ -51,6 +51,20 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
 
     def add8(acc, at, src, sat):
         acc[at:at + 8] += src[sat:sat + 8]
+
+    def _add_marks64(acc, at, w, m8, start, n, tail, nbits):
+        for k in range(n + (tail > 0)):
+            m = m8[start + 64 * k:start + 64 * (k + 1)].copy()
+            if k == n:
+                m[tail:] = 0
+            for b in range(nbits):
+                acc[at + b * w:at + b * w + 64] += (m >> b) & 1
+
+    def add_marks64_1(acc, at, w, m8, start, n, tail):
+        _add_marks64(acc, at, w, m8, start, n, tail, 1)
+
+    def add_marks64_3(acc, at, w, m8, start, n, tail):
+        _add_marks64(acc, at, w, m8, start, n, tail, 3)
 else:
     from llvmlite import ir as _llir
     from numba.core import types as _nbtypes
@@ -139,6 +153,89 @@ else:
             return context.get_dummy_value()
 
         return _nbtypes.none(acc, at, src, sat), codegen
+
+    def _marks_loop(nbits):
+        """An intrinsic ``(acc, at, w, m8, start, n, tail)``: for k < n, bit b < ``nbits`` of
+        the 64 mark bytes ``m8[start + 64k:][:64]`` added to ``acc[at + b·w:][:64]`` (uint8
+        lanes, wrapping: the caller empties ``acc`` before 255 adds), then, if ``tail`` > 0,
+        the first ``tail`` (< 64) bytes at ``start + 64n`` to the first ``tail`` lanes (64
+        bytes are read there: ``m8`` needs them).  The sums stay in vector
+        registers for the whole loop: one load and store of ``acc`` per call, where one
+        :func:`add_bits64` per piece and bit loads and stores them each time (and, both being
+        uint8 arrays that LLVM must assume overlap, waits for the store before the next load)."""
+        def typer(typingctx, acc, at, w, m8, start, n, tail):
+            u8 = all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.uint8
+                     and a.ndim == 1 and a.layout == "C" for a in (acc, m8))
+            if not (u8 and all(isinstance(a, _nbtypes.Integer)
+                               for a in (at, w, start, n, tail))):
+                return None
+
+            def codegen(context, builder, signature, args):
+                intp = context.get_value_type(_nbtypes.intp)
+                vty = _llir.VectorType(_llir.IntType(8), 64)
+                cast = (lambda k: context.cast(builder, args[k], signature.args[k],
+                                               _nbtypes.intp))
+                at_, w_, start_, n_ = cast(1), cast(2), cast(4), cast(5)
+                acc_ = context.make_array(signature.args[0])(context, builder, args[0]).data
+                m8_ = context.make_array(signature.args[3])(context, builder, args[3]).data
+                ptrs = [builder.bitcast(builder.gep(acc_, [builder.add(
+                    at_, builder.mul(w_, _llir.Constant(intp, b)))]), vty.as_pointer())
+                    for b in range(nbits)]
+                init = [builder.load(p, align=1) for p in ptrs]
+                one = _splat8(builder, _llir.Constant(_llir.IntType(8), 1), vty)
+                entry = builder.block
+                loop = builder.append_basic_block("marks.loop")
+                done = builder.append_basic_block("marks.done")
+                zero = _llir.Constant(intp, 0)
+                builder.cbranch(builder.icmp_signed(">", n_, zero), loop, done)
+                builder.position_at_end(loop)
+                k = builder.phi(intp)
+                xs = [builder.phi(vty) for _ in range(nbits)]
+                src = builder.gep(m8_, [builder.add(start_, builder.shl(
+                    k, _llir.Constant(intp, 6)))])
+                m = builder.load(builder.bitcast(src, vty.as_pointer()), align=1)
+                ys = [builder.add(x, builder.and_(m if b == 0 else builder.lshr(
+                    m, _splat8(builder, _llir.Constant(_llir.IntType(8), b), vty)), one))
+                    for b, x in enumerate(xs)]
+                k1 = builder.add(k, _llir.Constant(intp, 1))
+                k.add_incoming(zero, entry)
+                k.add_incoming(k1, loop)
+                for x, a, y in zip(xs, init, ys):
+                    x.add_incoming(a, entry)
+                    x.add_incoming(y, loop)
+                builder.cbranch(builder.icmp_signed("<", k1, n_), loop, done)
+                builder.position_at_end(done)
+                rs = [builder.phi(vty) for _ in range(nbits)]  # (phis first in a block)
+                for r, a, y, p in zip(rs, init, ys, ptrs):
+                    r.add_incoming(a, entry)
+                    r.add_incoming(y, loop)
+                for r, p in zip(rs, ptrs):
+                    builder.store(r, p, align=1)
+                # the last, partial piece: lanes < tail
+                tail_ = cast(6)
+                part = builder.append_basic_block("marks.tail")
+                end = builder.append_basic_block("marks.end")
+                builder.cbranch(builder.icmp_signed(">", tail_, zero), part, end)
+                builder.position_at_end(part)
+                src = builder.gep(m8_, [builder.add(start_, builder.shl(
+                    n_, _llir.Constant(intp, 6)))])
+                m = builder.load(builder.bitcast(src, vty.as_pointer()), align=1)
+                iota = _llir.Constant(vty, list(range(64)))
+                keep = builder.icmp_unsigned("<", iota, _splat8(builder, tail_, vty))
+                m = builder.select(keep, m, _llir.Constant(vty, None))
+                for b, (r, p) in enumerate(zip(rs, ptrs)):
+                    builder.store(builder.add(r, builder.and_(m if b == 0 else builder.lshr(
+                        m, _splat8(builder, _llir.Constant(_llir.IntType(8), b), vty)), one)),
+                        p, align=1)
+                builder.branch(end)
+                builder.position_at_end(end)
+                return context.get_dummy_value()
+
+            return _nbtypes.none(acc, at, w, m8, start, n, tail), codegen
+        return intrinsic(typer)
+
+    add_marks64_1 = _marks_loop(1)
+    add_marks64_3 = _marks_loop(3)
 
     @intrinsic
     def popcount(typingctx, w):

@@ -49,7 +49,7 @@ from hw_models.errors import SimulationError
 
 
 from . import compile as C
-from ._jit import add8, add_bits64, bits64, hot, popcount
+from ._jit import add8, add_bits64, add_marks64_1, add_marks64_3, bits64, hot, popcount
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -86,6 +86,7 @@ S_NONE, S_RUNS, S_ROWS = 0, 1, 2
 #: convention); the update loops of populations with ``I_WORK`` 2 write all three
 SH_SPIKE, SH_ACT_INPUT, SH_ACT_STATE = 0, 1, 2
 B_SPIKE, B_ACT_INPUT, B_ACT_STATE = 1 << SH_SPIKE, 1 << SH_ACT_INPUT, 1 << SH_ACT_STATE
+assert (SH_SPIKE, SH_ACT_INPUT, SH_ACT_STATE) == (0, 1, 2)  # (add_marks64_3's order)
 #: largest (neurons × messages per neuron) of a population whose route classes are looked for
 #: (the search holds one int64 per message)
 CLASS_SEARCH_MAX = 1 << 23
@@ -765,18 +766,26 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32):
                 rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += (
                     (np.int64(a) << PACK) + np.int64(e))
         return
+    # message by message; consecutive classes (neighbouring positions, the same
+    # destinations) add to different copies of the receive ring, so that no add waits for the
+    # one before it on the same address (close_step sums the copies)
     cp = wk.cls_ptr
     ce = wk.cls_ent
     one = np.int64(1) << PACK
-    for k in range(c0, c0 + ncl):
-        m = ccnt[k]
+    rs = np.uint64(wk.depth * wk.n_cores)
+    ucm = np.uint64(COPIES - 1)
+    cc = ccnt[c0:]
+    cq = cp[c0:]
+    for k in range(np.uint64(ncl)):
+        m = cc[k]
         if m == 0:
             continue
-        ccnt[k] = 0
-        for r in range(cp[k], cp[k + 1]):
+        cc[k] = 0
+        o = (k & ucm) * rs
+        for r in range(np.uint64(cq[k]), np.uint64(cq[k + np.uint64(1)])):
             x = ce[r]
-            rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += m * (
-                one + (x >> EV_SHIFT))
+            rwp[o + np.uint64(sb[np.uint64((x >> CORE_BITS) & DELAY_MASK)])
+                + np.uint64(x & CORE_MASK)] += m * (one + (x >> EV_SHIFT))
 
 
 @hot
@@ -892,6 +901,24 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
         o = 3 * q * W  # this block's pattern's three lane sets
         s = a
         lane = 0
+        if wp == 1:  # (the common case, W = 64: every piece on the same lanes; the sums of
+            # a block, its last partial piece too, are made together in vector registers)
+            while s < b:
+                take = min((b - s + 63) >> 6, 255)  # pieces, the partial one too
+                if passes[q] + take > 255:  # empty the pattern's uint8 sums before they wrap
+                    for j in range(o, o + 3 * W):
+                        wide[j] += l8[j]
+                        l8[j] = 0
+                    passes[q] = 0
+                passes[q] += take
+                full = min(take, (b - s) >> 6)
+                tail = b - s - (full << 6) if full < take else 0  # (< 64)
+                if do12:
+                    add_marks64_3(l8, o, W, mask, s, full, tail)
+                else:
+                    add_marks64_1(l8, o, W, mask, s, full, tail)
+                s += (full << 6) + tail
+            continue
         while b - s >= 64:
             take = min((b - s) >> 6, 255 * wp)  # pieces (a part starts at lane 0)
             inc = take if wp == 1 else (take + wp - 1) // wp
@@ -901,16 +928,6 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                     l8[j] = 0
                 passes[q] = 0
             passes[q] += inc
-            if wp == 1:  # (the common case, W = 64: every piece on the same lanes)
-                if do0:
-                    for k in range(take):
-                        add_bits64(l8, o, mask, s + (k << 6), SH_SPIKE)
-                if do12:
-                    for k in range(take):
-                        add_bits64(l8, o + W, mask, s + (k << 6), SH_ACT_INPUT)
-                        add_bits64(l8, o + 2 * W, mask, s + (k << 6), SH_ACT_STATE)
-                s += take << 6
-                continue
             for _ in range(take):
                 if do0:
                     add_bits64(l8, o + lane, mask, s, SH_SPIKE)

@@ -363,10 +363,12 @@ def test_tiled_mapping_work_equals_reference():
 def test_64_bit_populations_cut_into_short_runs_mark_their_work():
     """A first layer driven by analog input (64-bit lanes: Q includes the analog current) and a
     layer whose v range needs 64 bits, both cut as the mapper cuts the tests_99.20 network for
-    loihi1 (channel groups of 3 on each core: runs of 3 neurons), mark their active updates in
-    the update loop (kernels._sat_if_analog_work, _sat_if_work) for work.count_marks, where a
-    pass per run used to cost as much as the run; engine == reference under both charging and
-    both active-update conventions, with and without bias."""
+    loihi1 (channel groups of 3 on each core: runs of 3 neurons; the next layer in spatial
+    tiles), mark their active updates in the update loop (kernels._sat_if_analog_work,
+    _sat_if_work) for work.count_marks, where a pass per run used to cost as much as the run;
+    the first layer's route classes are flushed message by message.
+    Engine == reference under both charging and both active-update conventions, with and
+    without bias."""
     from emulator import compile as C
     from emulator import work as WK
     rng = np.random.default_rng(13)
@@ -376,8 +378,8 @@ def test_64_bit_populations_cut_into_short_runs_mark_their_work():
             Population("a", (12, 12, 8), threshold=40,
                        core=_tile_cores((12, 12, 8), (6, 12, 3), 1), **v64),
             Population("b", (10, 10, 8), threshold=30,
-                       core=_tile_cores((10, 10, 8), (10, 10, 2), 7), **v64),
-            Population("o", (4,), spiking=False, core=np.full(4, 11), **v64)]
+                       core=_tile_cores((10, 10, 8), (2, 2, 8), 7), **v64),
+            Population("o", (4,), spiking=False, core=np.full(4, 32), **v64)]
     w = (lambda *s: rng.integers(-3, 5, s).astype(np.int8))
     projs = [Projection("ia", "in", "a", "conv", w(3, 3, 1, 8), delay=1),
              Projection("ab", "a", "b", "conv", w(3, 3, 8, 8), delay=1),
@@ -393,11 +395,15 @@ def test_64_bit_populations_cut_into_short_runs_mark_their_work():
         pi = WK.pack_work(net, pk, st, _timing()).pinfo
         assert pk.pop[1:3, C.P_LANE32].tolist() == [0, 0] and pk.pop[1, C.P_ANALOG] == 1
         assert pi[1:3, WK.I_WORK].tolist() == [2, 2]
+        # a's classes (its positions) send 1, 2 or 4 messages into b's 2 x 2 tiles, flushed
+        # message by message
+        assert pi[1, WK.I_NCLS] > 100 and pi[1, WK.I_NDC] == 0 and pi[1, WK.I_FRANGE] == 0
         for tm in (_timing(), _timing(active_update="state"),
                    _timing(synaptic_charge="emission"), timing_for("loihi1")):
             raw = engine.simulate(net, x, 12, timing=tm)
             assert raw["work"]["core"]["neuron_updates_active"].sum() > 0
-            assert (raw["work"]["core"]["spikes"][1:11] > 0).all()
+            spikes = raw["work"]["core"]["spikes"]
+            assert (spikes[1:7] > 0).all() and spikes[7:32].sum() > 0
             assert_same(reference.simulate(net, x, 12, timing=tm), raw)
 
 
