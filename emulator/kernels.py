@@ -542,11 +542,11 @@ def _deliveries(pk, s, T, ring, rcnt, ring_off, ring_cap, rcnt_off, spk, deliv):
 @hot
 def _update(P, p, acc, icur, u_all, v_all, bias_all, act_all, s, ring, dst, mask, work, runs,
             swa):
-    """Steps 2–3 of the contract for population p (sample s).  ``work`` (32-bit populations
-    with the work counters on, :data:`emulator.work.I_WORK`): 1 the update loop also sums the
+    """Steps 2–3 of the contract for population p (sample s).  ``work`` (with the work
+    counters on, :data:`emulator.work.I_WORK`): 1 (32-bit) the update loop also sums the
     active updates of both conventions per run of neurons on one core into ``swa`` (``runs``:
-    the work counters' (run_ptr, run_end, run_core)); 2 it marks each neuron's active update
-    in ``mask`` (bits 1 and 2) for :func:`emulator.work.count_marks`.
+    the work counters' (run_ptr, run_end, run_core)); 2 (32-bit, or 64-bit IF) it marks each
+    neuron's active update in ``mask`` (bits 1 and 2) for :func:`emulator.work.count_marks`.
 
     Reads and clears ``acc[:n]`` (plus the analog current ``icur`` if any), updates u, v,
     counts active updates, applies the range policy, writes the spiking neurons' ids to

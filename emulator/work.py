@@ -26,12 +26,13 @@ conventions.
 
 How the work is counted without a step per spike where the mapping allows it (on a network
 mapped to many small cores the per-spike and per-message counting used to cost as much as the
-run itself): the update loop of a 32-bit population writes one mark byte per neuron (bit 0
-spiked, bits 1 and 2 active under the two conventions), and :func:`count_marks` counts the
-marks per key (sending core; route class = neurons with the same message list) by the
-population's *structure* (:func:`_structure`): runs of one key, 64 neurons per ``popcnt``;
-or rows of channels whose keys repeat from row to row (a tiled conv layer), 64 byte lanes per
-vector add.  A step's receive work is then each route class's messages times its spikes
+run itself): the update loop of a 32-bit population (or of a 64-bit IF one) writes one mark
+byte per neuron (bit 0 spiked, bits 1 and 2 active under the two conventions), and
+:func:`count_marks` counts the marks per key (sending core; route class = neurons with the
+same message list) by the population's *structure* (:func:`_structure`): runs of one key, 64
+neurons per ``popcnt``; or rows of channels whose keys repeat from row to row (a tiled conv
+layer), 64 byte lanes per vector add, summed in vector registers over a block of rows.  A
+step's receive work is then each route class's messages times its spikes
 (:func:`_flush_classes`, a dense 32-bit product where the classes' message table is dense).
 Input populations and populations without a structure count from the spike list
 (:func:`route_spikes`), per-neuron rows of receive work where the destinations are few.
