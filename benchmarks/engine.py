@@ -30,13 +30,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
-from emulator import engine, reference
-from hw_models.network import CoreNetwork, Population, Projection, conv_output_size
+# the packages beside this script, not an installed copy (another checkout's, after
+# ``pip install -e`` there): a benchmark measures the code it sits in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from emulator import engine, reference  # noqa: E402
+from hw_models.network import CoreNetwork, Population, Projection, conv_output_size  # noqa: E402
 
 V_RANGE = dict(v_min=-(2**23), v_max=2**23 - 1, overflow="saturate")
 
