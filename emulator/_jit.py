@@ -159,10 +159,10 @@ else:
         the 64 mark bytes ``m8[start + 64k:][:64]`` added to ``acc[at + b·w:][:64]`` (uint8
         lanes, wrapping: the caller empties ``acc`` before 255 adds), then, if ``tail`` > 0,
         the first ``tail`` (< 64) bytes at ``start + 64n`` to the first ``tail`` lanes (64
-        bytes are read there: ``m8`` needs them).  The sums stay in vector
-        registers for the whole loop: one load and store of ``acc`` per call, where one
-        :func:`add_bits64` per piece and bit loads and stores them each time (and, both being
-        uint8 arrays that LLVM must assume overlap, waits for the store before the next load)."""
+        bytes are read there: ``m8`` needs them).  The sums stay in vector registers for the
+        whole loop: one load and store of ``acc`` per call, where one :func:`add_bits64` per
+        piece and bit loads and stores them each time (and, both being uint8 arrays that LLVM
+        must assume overlap, waits for the store before the next load)."""
         def typer(typingctx, acc, at, w, m8, start, n, tail):
             u8 = all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.uint8
                      and a.ndim == 1 and a.layout == "C" for a in (acc, m8))
@@ -206,7 +206,7 @@ else:
                 builder.cbranch(builder.icmp_signed("<", k1, n_), loop, done)
                 builder.position_at_end(done)
                 rs = [builder.phi(vty) for _ in range(nbits)]  # (phis first in a block)
-                for r, a, y, p in zip(rs, init, ys, ptrs):
+                for r, a, y in zip(rs, init, ys):
                     r.add_incoming(a, entry)
                     r.add_incoming(y, loop)
                 for r, p in zip(rs, ptrs):

@@ -590,11 +590,10 @@ def _at_level(P, p, v_all):
 def _compact(mask, n, out):
     """Write the indices i < n with ``mask[i] = 1`` to ``out`` in ascending order; return
     their number.  ``out`` needs :data:`OUT_SLACK` entries of slack after n (written with
-    garbage).  Per 64 neurons, the marks (one byte 0/1 per neuron) become one bit word in a
-    single vector compare (:func:`emulator._jit.bits64`), counted by ``popcnt``; then eight positions are
-    stored without a data-dependent branch (lowest set bit, clear it), which covers ≤ 8 spikes
-    per 64 neurons,
-    and the loop repeats only for denser words.  (A branch per spike or per 8 neurons costs a
+    garbage).  Per 64 neurons, the marks (bit 0 of a byte per neuron) become one bit word in a
+    single vector compare (:func:`emulator._jit.bits64`), counted by ``popcnt``; then eight
+    positions are stored without a data-dependent branch (lowest set bit, clear it), which
+    covers ≤ 8 spikes per 64 neurons, and the loop repeats only for denser words.  (A branch per spike or per 8 neurons costs a
     misprediction each at typical activity.)"""
     n64 = (n + 63) >> 6
     for i in range(n, n64 << 6):

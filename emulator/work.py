@@ -346,9 +346,9 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                 pinfo[i, I_WORK] = 2
         elif P[i, C.P_OVF] == 0 and P[i, C.P_DU] == C.DECAY_ONE and P[i, C.P_DV] == 0 and \
                 nrun * FUSE_RUN > n and pinfo[i, I_SMODE] != S_NONE:
-            # 64-bit IF loops (an analog first layer, wide weights) mark where the runs are
-            # short: count_active's pass costs a loop per run (the tests_99.20 network for
-            # loihi1: 7,436 runs of ~3 neurons in its first layer, 76 % of the run)
+            # 64-bit IF loops (an analog first layer, a v range beyond 32 bits) mark where the
+            # runs are short: count_active's pass costs a loop per run (the tests_99.20
+            # network for loihi1: 7,436 runs of ~3 neurons in its first layer, 76 % of the run)
             pinfo[i, I_WORK] = 2
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
@@ -371,7 +371,8 @@ def pack_work(net, pk, st, timing) -> WorkPack:
 class Structures:
     """The counting structures of a network's populations (see :func:`_structure`), built one
     (population, key) at a time: ``seg`` rows (lo, hi, key or pattern), ``frun`` per S_ROWS
-    pattern its runs of lanes with one key (j0, j1, key) from ``fptr[pattern]``; ``lanes_max`` / ``pat_max`` size the kernel's scratch."""
+    pattern its runs of lanes with one key (j0, j1, key) from ``fptr[pattern]``;
+    ``lanes_max`` / ``pat_max`` size the kernel's scratch."""
 
     def __init__(self):
         self.seg, self.frun, self.fptr = [], [], [0]
@@ -922,7 +923,7 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             continue
         while b - s >= 64:
             take = min((b - s) >> 6, 255 * wp)  # pieces (a part starts at lane 0)
-            inc = take if wp == 1 else (take + wp - 1) // wp
+            inc = (take + wp - 1) // wp  # (adds to the busiest lanes)
             if passes[q] + inc > 255:  # empty the pattern's uint8 sums before they wrap
                 for j in range(o, o + 3 * W):
                     wide[j] += l8[j]

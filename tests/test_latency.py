@@ -467,3 +467,34 @@ def test_per_neuron_rows_of_every_width_equal_reference(tile, width):
         raw = engine.simulate(net, x, 8, timing=t)
         assert raw["work"]["core"]["messages_in"].sum() > 0
         assert_same(reference.simulate(net, x, 8, timing=t), raw)
+
+
+def test_mark_sum_intrinsics_equal_numpy():
+    """_jit.add_marks64_1 / _3 (the rows structures' lane sums, in vector registers) against a
+    NumPy model: whole pieces, a last partial piece of 1-63 lanes, none, and lane sets w apart,
+    at unaligned offsets; bytes outside the summed lanes stay untouched."""
+    from numba import njit
+
+    from emulator._jit import add_marks64_1, add_marks64_3
+
+    @njit
+    def both(acc1, acc3, at, w, m8, start, n, tail):
+        add_marks64_1(acc1, at, w, m8, start, n, tail)
+        add_marks64_3(acc3, at, w, m8, start, n, tail)
+
+    rng = np.random.default_rng(5)
+    m8 = rng.integers(0, 256, 64 * 12).astype(np.uint8)
+    for n, tail, start, at, w in [(0, 0, 0, 0, 64), (1, 0, 5, 3, 64), (7, 33, 9, 1, 70),
+                                  (0, 1, 64, 0, 64), (3, 63, 1, 2, 128), (10, 17, 0, 5, 64)]:
+        a1 = rng.integers(0, 200, 64 * 8).astype(np.uint8)
+        a3 = a1.copy()
+        e1, e3 = a1.copy(), a1.copy()
+        for k in range(n + (tail > 0)):
+            m = m8[start + 64 * k:start + 64 * (k + 1)].copy()
+            if k == n:
+                m[tail:] = 0
+            e1[at:at + 64] += m & 1
+            for b in range(3):
+                e3[at + b * w:at + b * w + 64] += (m >> b) & 1
+        both(a1, a3, at, w, m8, start, n, tail)
+        assert (a1 == e1).all() and (a3 == e3).all(), (n, tail, start, at, w)
