@@ -593,8 +593,8 @@ def _compact(mask, n, out):
     garbage).  Per 64 neurons, the marks (bit 0 of a byte per neuron) become one bit word in a
     single vector compare (:func:`emulator._jit.bits64`), counted by ``popcnt``; then eight
     positions are stored without a data-dependent branch (lowest set bit, clear it), which
-    covers ≤ 8 spikes per 64 neurons, and the loop repeats only for denser words.  (A branch per spike or per 8 neurons costs a
-    misprediction each at typical activity.)"""
+    covers ≤ 8 spikes per 64 neurons, and the loop repeats only for denser words.  (A branch
+    per spike or per 8 neurons costs a misprediction each at typical activity.)"""
     n64 = (n + 63) >> 6
     for i in range(n, n64 << 6):
         mask[i] = 0  # marks of a larger population processed before
@@ -697,13 +697,13 @@ def _update_saturate(P, p, acc, icur, u, v, bias, act, mask, work, runs, swa):
             nsat = _sat_if32(acc, v, bias, act, mask, cl)
         return np.int64(nsat), -np.int64(P[p, P_SPIKING])
     if P[p, P_DU] == DECAY_ONE and P[p, P_DV] == 0:
-        if P[p, P_ANALOG] == 1:
-            b = P[p, P_BASE]
-            if work == 2:
-                return _sat_if_analog_work(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
-            return _sat_if_analog(acc, icur[b:b + v.shape[0]], v, bias, act, mask, cl)
+        an = P[p, P_ANALOG] == 1
+        b = P[p, P_BASE]
+        ic = icur[b:b + v.shape[0]] if an else icur[:0]
         if work == 2:
-            return _sat_if_work(acc, v, bias, act, mask, cl)
+            return _sat_if_work(acc, ic, v, bias, act, mask, cl, an)
+        if an:
+            return _sat_if_analog(acc, ic, v, bias, act, mask, cl)
         return _sat_if(acc, v, bias, act, mask, cl)
     return _sat_decay(P, p, acc, icur, u, v, bias, act, mask, cl)
 
@@ -853,35 +853,16 @@ def _sat_if_analog(acc, icur, v, bias, act, mask, cl):
 
 
 @hot
-def _sat_if_work(acc, v, bias, act, mask, cl):
-    """:func:`_sat_if` that also marks each neuron's active updates in its mark byte, as
-    :func:`_sat_if32_work` does (a 64-bit population cut into many short runs on one core:
-    the mapper's channel groups).  Returns (saturations, −spiking): the compaction that
-    follows finds the spikes."""
+def _sat_if_work(acc, icur, v, bias, act, mask, cl, an):
+    """:func:`_sat_if` (``an``: :func:`_sat_if_analog`, Q = acc + icur) that also marks each
+    neuron's active updates in its mark byte, as :func:`_sat_if32_work` does (a 64-bit
+    population cut into many short runs on one core: the mapper's channel groups, an analog
+    first layer's above all).  Returns (saturations, −spiking): the compaction that follows
+    finds the spikes."""
     vmin, vmax, th, sub, keep, spiking = cl
     nsat = np.int64(0)
     for i in range(v.shape[0]):
-        q = np.int64(acc[i])
-        v0 = np.int64(v[i])
-        bi = np.int64(bias[i])
-        acc[i] = 0
-        a = np.int64(q != 0)
-        act[i] += np.int32(a)
-        vn, f, sat = _clamp_fire(v0 + q + bi, vmin, vmax, th, sub, keep, spiking)
-        v[i] = vn
-        mask[i] = _mark(np.int64(f), a, np.int64((q | v0 | bi) != 0))
-        nsat += sat
-    return nsat, -np.int64(spiking)
-
-
-@hot
-def _sat_if_analog_work(acc, icur, v, bias, act, mask, cl):
-    """:func:`_sat_if_work` with the analog input current (Q = acc + icur): the first layer
-    of a network driven by analog input, the largest layer of most mapped CNNs."""
-    vmin, vmax, th, sub, keep, spiking = cl
-    nsat = np.int64(0)
-    for i in range(v.shape[0]):
-        q = np.int64(acc[i]) + icur[i]
+        q = np.int64(acc[i]) + (icur[i] if an else np.int64(0))
         v0 = np.int64(v[i])
         bi = np.int64(bias[i])
         acc[i] = 0

@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from hw_models.errors import SimulationError
 
@@ -837,6 +838,14 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     return lat
 
 
+@njit(cache=True, inline="always")
+def _spill(l8, wide, lo, hi):
+    """The uint8 lane sums ``l8[lo:hi]`` added to the int64 sums ``wide`` and cleared."""
+    for j in range(lo, hi):
+        wide[j] += l8[j]
+        l8[j] = 0
+
+
 @hot
 def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passes):
     """Marked neurons of population p per key of its structure at ``pinfo[p, x0:]``:
@@ -908,9 +917,7 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             while s < b:
                 take = min((b - s + 63) >> 6, 255)  # pieces, the partial one too
                 if passes[q] + take > 255:  # empty the pattern's uint8 sums before they wrap
-                    for j in range(o, o + 3 * W):
-                        wide[j] += l8[j]
-                        l8[j] = 0
+                    _spill(l8, wide, o, o + 3 * W)
                     passes[q] = 0
                 passes[q] += take
                 full = min(take, (b - s) >> 6)
@@ -925,9 +932,7 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             take = min((b - s) >> 6, 255 * wp)  # pieces (a part starts at lane 0)
             inc = (take + wp - 1) // wp  # (adds to the busiest lanes)
             if passes[q] + inc > 255:  # empty the pattern's uint8 sums before they wrap
-                for j in range(o, o + 3 * W):
-                    wide[j] += l8[j]
-                    l8[j] = 0
+                _spill(l8, wide, o, o + 3 * W)
                 passes[q] = 0
             passes[q] += inc
             for _ in range(take):

@@ -107,6 +107,18 @@ def test_work_counters_equal_reference(seed, over):
                     engine.simulate(net, x, 10, seed=seed, timing=tm))
 
 
+def _without_and_with_bias(pops, projs, biased, rng):
+    """The network of ``pops`` and ``projs`` (read-out "o" by v) and its packing, first with
+    the ``biased`` populations' biases zero, then random in [-2, 2]."""
+    for with_bias in (False, True):
+        for p in biased:
+            p.bias = (rng.integers(-2, 3, p.size) if with_bias else np.zeros(p.size)).astype(
+                np.int32)
+        net = CoreNetwork(populations=pops, projections=projs, output="o",
+                          readout="v").validate()
+        yield (net,) + tuple(engine.packed_network(net))
+
+
 def test_work_counted_in_the_update_loop_equals_reference():
     """32-bit populations whose runs of neurons on one core are long sum their active updates
     inside the update loop (kernels._sat_if32_sums, one call per run); populations with many
@@ -132,13 +144,7 @@ def test_work_counted_in_the_update_loop_equals_reference():
                         delay=1),
              Projection("do", "d", "o", "dense", rng.integers(-3, 4, (80, 4)).astype(np.int8),
                         delay=1)]
-    for with_bias in (False, True):
-        for p in pops[1:4]:
-            p.bias = (rng.integers(-2, 3, p.size) if with_bias else np.zeros(p.size)).astype(
-                np.int32)
-        net = CoreNetwork(populations=pops, projections=projs, output="o",
-                          readout="v").validate()
-        pk, st = engine.packed_network(net)
+    for net, pk, st in _without_and_with_bias(pops, projs, pops[1:4], rng):
         assert WK.pack_work(net, pk, st, _timing()).pinfo[1:3, WK.I_WORK].tolist() == [1, 2]
         x = rng.integers(0, 5, (3, 26, 26, 1))
         for tm in (_timing(active_update="input"), _timing(active_update="state")):
@@ -364,9 +370,9 @@ def test_64_bit_populations_cut_into_short_runs_mark_their_work():
     """A first layer driven by analog input (64-bit lanes: Q includes the analog current) and a
     layer whose v range needs 64 bits, both cut as the mapper cuts the tests_99.20 network for
     loihi1 (channel groups of 3 on each core: runs of 3 neurons; the next layer in spatial
-    tiles), mark their active updates in the update loop (kernels._sat_if_analog_work,
-    _sat_if_work) for work.count_marks, where a pass per run used to cost as much as the run;
-    the first layer's route classes are flushed message by message.
+    tiles), mark their active updates in the update loop (kernels._sat_if_work, with and
+    without the analog current) for work.count_marks, where a pass per run used to cost as
+    much as the run; the first layer's route classes are flushed message by message.
     Engine == reference under both charging and both active-update conventions, with and
     without bias."""
     from emulator import compile as C
@@ -385,13 +391,7 @@ def test_64_bit_populations_cut_into_short_runs_mark_their_work():
              Projection("ab", "a", "b", "conv", w(3, 3, 8, 8), delay=1),
              Projection("bo", "b", "o", "dense", w(800, 4), delay=1)]
     x = rng.integers(0, 10, (3, 14, 14, 1))
-    for with_bias in (False, True):
-        for p in pops[1:3]:
-            p.bias = (rng.integers(-2, 3, p.size) if with_bias else np.zeros(p.size)).astype(
-                np.int32)
-        net = CoreNetwork(populations=pops, projections=projs, output="o",
-                          readout="v").validate()
-        pk, st = engine.packed_network(net)
+    for net, pk, st in _without_and_with_bias(pops, projs, pops[1:3], rng):
         pi = WK.pack_work(net, pk, st, _timing()).pinfo
         assert pk.pop[1:3, C.P_LANE32].tolist() == [0, 0] and pk.pop[1, C.P_ANALOG] == 1
         assert pi[1:3, WK.I_WORK].tolist() == [2, 2]
