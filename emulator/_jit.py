@@ -52,19 +52,27 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
     def add8(acc, at, src, sat):
         acc[at:at + 8] += src[sat:sat + 8]
 
-    def _add_marks64(acc, at, w, m8, start, n, tail, nbits):
+    def _add_marks64(acc, at, w, m8, start, n, tail, nbits, wt=None):
         for k in range(n + (tail > 0)):
             m = m8[start + 64 * k:start + 64 * (k + 1)].copy()
             if k == n:
                 m[tail:] = 0
             for b in range(nbits):
                 acc[at + b * w:at + b * w + 64] += (m >> b) & 1
+            if wt is not None:
+                acc[at + 3 * w:at + 3 * w + 64] += (m & 1) * wt[start + 64 * k:][:64]
 
     def add_marks64_1(acc, at, w, m8, start, n, tail):
         _add_marks64(acc, at, w, m8, start, n, tail, 1)
 
     def add_marks64_3(acc, at, w, m8, start, n, tail):
         _add_marks64(acc, at, w, m8, start, n, tail, 3)
+
+    def add_marks64_1w(acc, at, w, m8, start, n, tail, wt):
+        _add_marks64(acc, at, w, m8, start, n, tail, 1, wt)
+
+    def add_marks64_3w(acc, at, w, m8, start, n, tail, wt):
+        _add_marks64(acc, at, w, m8, start, n, tail, 3, wt)
 else:
     from llvmlite import ir as _llir
     from numba.core import types as _nbtypes
@@ -154,20 +162,24 @@ else:
 
         return _nbtypes.none(acc, at, src, sat), codegen
 
-    def _marks_loop(nbits):
-        """An intrinsic ``(acc, at, w, m8, start, n, tail)``: for k < n, bit b < ``nbits`` of
-        the 64 mark bytes ``m8[start + 64k:][:64]`` added to ``acc[at + b·w:][:64]`` (uint8
-        lanes, wrapping: the caller empties ``acc`` before 255 adds), then, if ``tail`` > 0,
-        the first ``tail`` (< 64) bytes at ``start + 64n`` to the first ``tail`` lanes (64
-        bytes are read there: ``m8`` needs them).  The sums stay in vector registers for the
-        whole loop: one load and store of ``acc`` per call, where one :func:`add_bits64` per
-        piece and bit loads and stores them each time (and, both being uint8 arrays that LLVM
-        must assume overlap, waits for the store before the next load)."""
-        def typer(typingctx, acc, at, w, m8, start, n, tail):
+    def _marks_loop(nbits, weighted=False):
+        """An intrinsic ``(acc, at, w, m8, start, n, tail[, wt])``: for k < n, bit b <
+        ``nbits`` of the 64 mark bytes ``m8[start + 64k:][:64]`` added to
+        ``acc[at + b·w:][:64]`` (uint8 lanes, wrapping: the caller empties ``acc`` before they
+        could), then, if ``tail`` > 0, the first ``tail`` (< 64) bytes at ``start + 64n`` to
+        the first ``tail`` lanes (64 bytes are read there: ``m8`` needs them).  ``weighted``:
+        also the weight bytes ``wt[start + 64k:][:64]`` of the neurons whose bit 0 is set
+        added to ``acc[at + 3w:][:64]`` (``wt`` indexed like ``m8``, as long).  The sums stay
+        in vector registers for the whole loop: one load and store of ``acc`` per call, where
+        one :func:`add_bits64` per piece and bit loads and stores them each time (and, both
+        being uint8 arrays that LLVM must assume overlap, waits for the store before the next
+        load)."""
+        def typer_(acc, at, w, m8, start, n, tail, *wt):
+            arrs = (acc, m8) + tuple(wt)
             u8 = all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.uint8
-                     and a.ndim == 1 and a.layout == "C" for a in (acc, m8))
-            if not (u8 and all(isinstance(a, _nbtypes.Integer)
-                               for a in (at, w, start, n, tail))):
+                     and a.ndim == 1 and a.layout == "C" for a in arrs)
+            if not (u8 and len(wt) == int(weighted) and all(
+                    isinstance(a, _nbtypes.Integer) for a in (at, w, start, n, tail))):
                 return None
 
             def codegen(context, builder, signature, args):
@@ -178,9 +190,25 @@ else:
                 at_, w_, start_, n_ = cast(1), cast(2), cast(4), cast(5)
                 acc_ = context.make_array(signature.args[0])(context, builder, args[0]).data
                 m8_ = context.make_array(signature.args[3])(context, builder, args[3]).data
+                sets = list(range(nbits)) + ([3] if weighted else [])
                 ptrs = [builder.bitcast(builder.gep(acc_, [builder.add(
                     at_, builder.mul(w_, _llir.Constant(intp, b)))]), vty.as_pointer())
-                    for b in range(nbits)]
+                    for b in sets]
+                wt_ = (context.make_array(signature.args[7])(context, builder, args[7]).data
+                       if weighted else None)
+
+                def lanes(m, at8):
+                    """The values added to each lane set for the mark bytes m."""
+                    ys = [builder.and_(m if b == 0 else builder.lshr(
+                        m, _splat8(builder, _llir.Constant(_llir.IntType(8), b), vty)), one)
+                        for b in range(nbits)]
+                    if weighted:
+                        wv = builder.load(builder.bitcast(builder.gep(wt_, [at8]),
+                                                          vty.as_pointer()), align=1)
+                        ys.append(builder.select(builder.icmp_unsigned(
+                            "!=", ys[0], _llir.Constant(vty, None)), wv,
+                            _llir.Constant(vty, None)))
+                    return ys
                 init = [builder.load(p, align=1) for p in ptrs]
                 one = _splat8(builder, _llir.Constant(_llir.IntType(8), 1), vty)
                 entry = builder.block
@@ -190,13 +218,11 @@ else:
                 builder.cbranch(builder.icmp_signed(">", n_, zero), loop, done)
                 builder.position_at_end(loop)
                 k = builder.phi(intp)
-                xs = [builder.phi(vty) for _ in range(nbits)]
-                src = builder.gep(m8_, [builder.add(start_, builder.shl(
-                    k, _llir.Constant(intp, 6)))])
-                m = builder.load(builder.bitcast(src, vty.as_pointer()), align=1)
-                ys = [builder.add(x, builder.and_(m if b == 0 else builder.lshr(
-                    m, _splat8(builder, _llir.Constant(_llir.IntType(8), b), vty)), one))
-                    for b, x in enumerate(xs)]
+                xs = [builder.phi(vty) for _ in sets]
+                at8 = builder.add(start_, builder.shl(k, _llir.Constant(intp, 6)))
+                m = builder.load(builder.bitcast(builder.gep(m8_, [at8]), vty.as_pointer()),
+                                 align=1)
+                ys = [builder.add(x, y) for x, y in zip(xs, lanes(m, at8))]
                 k1 = builder.add(k, _llir.Constant(intp, 1))
                 k.add_incoming(zero, entry)
                 k.add_incoming(k1, loop)
@@ -205,7 +231,7 @@ else:
                     x.add_incoming(y, loop)
                 builder.cbranch(builder.icmp_signed("<", k1, n_), loop, done)
                 builder.position_at_end(done)
-                rs = [builder.phi(vty) for _ in range(nbits)]  # (phis first in a block)
+                rs = [builder.phi(vty) for _ in sets]  # (phis first in a block)
                 for r, a, y in zip(rs, init, ys):
                     r.add_incoming(a, entry)
                     r.add_incoming(y, loop)
@@ -217,25 +243,33 @@ else:
                 end = builder.append_basic_block("marks.end")
                 builder.cbranch(builder.icmp_signed(">", tail_, zero), part, end)
                 builder.position_at_end(part)
-                src = builder.gep(m8_, [builder.add(start_, builder.shl(
-                    n_, _llir.Constant(intp, 6)))])
-                m = builder.load(builder.bitcast(src, vty.as_pointer()), align=1)
+                at8 = builder.add(start_, builder.shl(n_, _llir.Constant(intp, 6)))
+                m = builder.load(builder.bitcast(builder.gep(m8_, [at8]), vty.as_pointer()),
+                                 align=1)
                 iota = _llir.Constant(vty, list(range(64)))
                 keep = builder.icmp_unsigned("<", iota, _splat8(builder, tail_, vty))
                 m = builder.select(keep, m, _llir.Constant(vty, None))
-                for b, (r, p) in enumerate(zip(rs, ptrs)):
-                    builder.store(builder.add(r, builder.and_(m if b == 0 else builder.lshr(
-                        m, _splat8(builder, _llir.Constant(_llir.IntType(8), b), vty)), one)),
-                        p, align=1)
+                for r, p, y in zip(rs, ptrs, lanes(m, at8)):
+                    builder.store(builder.add(r, y), p, align=1)
                 builder.branch(end)
                 builder.position_at_end(end)
                 return context.get_dummy_value()
 
-            return _nbtypes.none(acc, at, w, m8, start, n, tail), codegen
+            return _nbtypes.none(acc, at, w, m8, start, n, tail, *wt), codegen
+
+        # (Numba's intrinsics take no *args: a typer of each arity)
+        if weighted:
+            def typer(typingctx, acc, at, w, m8, start, n, tail, wt):
+                return typer_(acc, at, w, m8, start, n, tail, wt)
+        else:
+            def typer(typingctx, acc, at, w, m8, start, n, tail):
+                return typer_(acc, at, w, m8, start, n, tail)
         return intrinsic(typer)
 
     add_marks64_1 = _marks_loop(1)
     add_marks64_3 = _marks_loop(3)
+    add_marks64_1w = _marks_loop(1, True)
+    add_marks64_3w = _marks_loop(3, True)
 
     @intrinsic
     def popcount(typingctx, w):

@@ -289,9 +289,9 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     swp = np.zeros(cp * wk.n_cores, np.int64)  # this step's sending work per core (packed)
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
     runs = (wk.run_ptr, wk.run_end, wk.run_core)  # neurons on one core, for the update
-    l8 = np.zeros(3 * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
-    wide = np.zeros(max(3 * wk.lanes_max, wk.row_max), np.int64)
-    passes = np.zeros(wk.pat_max, np.int64)
+    l8 = np.zeros(WK.NSETS * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
+    wide = np.zeros(max(WK.NSETS * wk.lanes_max, wk.row_max), np.int64)
+    passes = np.zeros(2 * wk.pat_max, np.int64)
     m32 = np.zeros(wk.cls_max + 1, np.int32)
     rwp = np.zeros(cp * wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
     sbuf = np.zeros(wk.depth, np.int64)

@@ -51,7 +51,8 @@ from hw_models.errors import SimulationError
 
 
 from . import compile as C
-from ._jit import add8, add_bits64, add_marks64_1, add_marks64_3, bits64, hot, popcount
+from ._jit import (add8, add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3,
+                   add_marks64_3w, bits64, hot, popcount)
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -71,14 +72,17 @@ LOW = (1 << PACK) - 1
 (I_UNIFORM, I_CORE, I_K, I_REC0, I_LAT, I_BIAS, I_WORK, I_CLS0, I_NCLS, I_KPOP,
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
  I_SMODE, I_SLO, I_SHI, I_SW, I_SNPAT, I_SG,
- I_RMODE, I_RLO, I_RHI, I_RW, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP) = range(33)
-N_INFO = 33
+ I_RMODE, I_RLO, I_RHI, I_RW, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP, I_SRSAME,
+ I_KW, I_KW0) = range(36)
+N_INFO = 36
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
 assert ROW_DMAX == 32  # route_spikes has one loop for each row width: 8, 16, 24, 32
 DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
 #: offsets of (mode, first row, last row + 1, lane width, patterns, first pattern's index) of
-#: the counting structure by sending core (I_SMODE) and by route class (I_RMODE)
+#: the counting structure by sending core (I_SMODE) and by route class (I_RMODE); for runs
+#: (S_RUNS) of one length L dividing 64 (from neuron 0, so 64 / L runs a word) X_W is L and
+#: X_NPAT the number of whole words, else both 0
 X_MODE, X_LO, X_HI, X_W, X_NPAT, X_G = range(6)
 #: how a population's neurons are grouped by a key (sending core, route class) for counting
 #: marked neurons per key without a per-spike step (see :func:`_structure`): none (spike by
@@ -99,6 +103,9 @@ FUSE_RUN = 256
 #: widest row pattern (lanes) of an S_ROWS structure
 ROWS_WMAX = 4096
 CORE_BITS = 20
+#: lane sets of an S_ROWS pattern: spikes, active (input), active (state), messages (the
+#: spikes weighted by each neuron's messages, :data:`I_KW`)
+NSETS = 4
 #: copies of the per-step work buffers that consecutive spikes use in turn (see route_spikes)
 COPIES = 4
 CORE_MASK = (1 << CORE_BITS) - 1
@@ -164,6 +171,7 @@ class WorkPack(NamedTuple):
     frun: np.ndarray
     fptr: np.ndarray
     lat_ord: np.ndarray
+    kmsg: np.ndarray
     lanes_max: int
     pat_max: int
     cls_max: int
@@ -176,7 +184,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z,
                     z, z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
-                    np.zeros(1, np.int32), 64, 1, 1)
+                    np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1)
 
 
 def _ps(x: float) -> int:
@@ -326,6 +334,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     # and by route class (messages and synaptic events at the receiving cores)
     sx = Structures()
     lat_ord = np.zeros(max(nn, 1), np.int32)
+    kmsg = []
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
         if n == 0 or p.is_input:
@@ -336,6 +345,13 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         sx.add(pinfo[i], I_SMODE, core[b:b + n], L)
         if pinfo[i, I_NCLS]:
             sx.add(pinfo[i], I_RMODE, pinfo[i, I_CLS0] + cls[b:b + n].astype(np.int64), L)
+            # runs by sending core that are also runs by route class (a tile of channels of
+            # one position block, sending to one set of cores): one count of a run's spikes
+            # for both
+            if pinfo[i, I_SMODE] == S_RUNS and pinfo[i, I_RMODE] == S_RUNS:
+                sr = [np.asarray(sx.seg[pinfo[i, x + X_LO]:pinfo[i, x + X_HI]])[:, :2]
+                      for x in (I_SMODE, I_RMODE)]
+                pinfo[i, I_SRSAME] = int(sr[0].shape == sr[1].shape and (sr[0] == sr[1]).all())
         # 32-bit update loops count the active updates too: summed in the loop, a call per
         # run on one core, where the runs are long; else marked for count_marks where the
         # population has a structure to count the marks by (else count_active's own pass)
@@ -351,6 +367,14 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             # runs are short: count_active's pass costs a loop per run (the tests_99.20
             # network for loihi1: 7,436 runs of ~3 neurons in its first layer, 76 % of the run)
             pinfo[i, I_WORK] = 2
+        # messages per neuron not all equal: where the sending-core structure sums its marks
+        # in 64 byte lanes, the spikes weighted by their messages are summed in a lane set of
+        # their own (the messages per sending core, without a step per spike)
+        if pinfo[i, I_KPOP] < 0 and pinfo[i, I_SMODE] == S_ROWS and \
+                pinfo[i, I_SMODE + X_W] == 64 and 0 < int(k.max()) <= 255:
+            pinfo[i, I_KW] = int(k.max())
+            pinfo[i, I_KW0] = sum(a.size for a in kmsg)
+            kmsg.append(k.astype(np.uint8))
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
         lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
@@ -366,7 +390,8 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     drow=cat(drow), dcol_r=cat(dcol_r), row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
-                    lat_ord=lat_ord, cls_max=max(1, int(pinfo[:, I_NCLS].max())))
+                    lat_ord=lat_ord, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
+                    cls_max=max(1, int(pinfo[:, I_NCLS].max())))
 
 
 class Structures:
@@ -385,7 +410,13 @@ class Structures:
         mode, rows, lanes, W = _structure(np.asarray(key, np.int64), L)
         if mode == S_NONE:
             return
-        row[col:col + 6] = (mode, len(self.seg), len(self.seg) + len(rows), W, len(lanes),
+        npat = len(lanes)
+        if mode == S_RUNS:
+            size = np.array([b - a for a, b, _ in rows])
+            L = int(size[0])
+            W, npat = (L, int(size.sum()) // 64) if (size == L).all() and 64 % L == 0 and \
+                L < 64 else (0, 0)
+        row[col:col + 6] = (mode, len(self.seg), len(self.seg) + len(rows), W, npat,
                             len(self.fptr) - 1)
         for lane in lanes:
             cut = np.flatnonzero(np.diff(lane)) + 1
@@ -804,10 +835,16 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     pi = wk.pinfo
     uniform = pi[p, I_UNIFORM] == 1
     kpop = pi[p, I_KPOP]
-    spk_here = cnt > 0 and not uniform and kpop >= 0 and pi[p, I_SMODE] != S_NONE
-    if bits or spk_here:
-        _count_struct(wk, p, I_SMODE, mask, spk_here, (np.int64(1) << PACK) + kpop, swp,
-                      bits, swa, l8, wide, passes)
+    kw = pi[p, I_KW]  # (messages per neuron differ: summed as weights of the spike marks)
+    spk_here = cnt > 0 and not uniform and (kpop >= 0 or kw > 0) and pi[p, I_SMODE] != S_NONE
+    # runs by sending core that are also the route classes' runs: their spike counts go to
+    # the class counts in the same pass (I_SRSAME)
+    fuse = cnt > 0 and pi[p, I_SRSAME] == 1
+    if bits or spk_here or fuse:
+        _count_struct(wk, p, I_SMODE, mask, spk_here or fuse,
+                      (np.int64(1) << PACK) + max(kpop, 0) if spk_here else np.int64(0), swp,
+                      bits, swa, l8, wide, passes, ccnt, pi[p, I_RLO] if fuse else -1,
+                      wk.kmsg[pi[p, I_KW0]:], kw if spk_here else 0)
     if cnt == 0:
         return lat
     if uniform:
@@ -819,8 +856,9 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     if pi[p, I_RMODE] != S_NONE:
         if not rest:  # (else route_spikes has filled sb)
             _slots(wk, t, sb)
-        _count_struct(wk, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
-                      wide, passes)  # (bool variables, not literals: one compiled version)
+        if not fuse:  # (bool variables, not literals: one compiled version)
+            _count_struct(wk, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
+                          wide, passes, ccnt, -1, wk.kmsg, 0)
         _flush_classes(wk, p, rwp, sb, ccnt, 1, m32)
     if wk.mesh == 1:
         # neurons by longest route, longest first: the first that spiked has the longest
@@ -846,20 +884,63 @@ def _spill(l8, wide, lo, hi):
         l8[j] = 0
 
 
+@njit(cache=True, inline="always")
+def _runs_regular(seg, lo, nw, L, mask, do0, mul0, out0, do12, out12, cc, rlo):
+    """:func:`_count_struct` over runs of ``L`` neurons (L divides 64) from neuron 0, rows
+    ``lo …`` of ``seg``: each of the first ``nw`` 64-neuron words holds 64 / L whole runs,
+    counted by ``popcnt`` of the word's L-bit parts (one bit word per mark for all of them,
+    no per-run mask or word loop).  Returns the first row not counted."""
+    per = 64 // L
+    uL = np.uint64(L)
+    mL = (np.uint64(1) << uL) - np.uint64(1)
+    r = lo
+    fuse = rlo >= 0
+    for w in range(nw):
+        s = w << 6
+        x0 = bits64(mask, s, B_SPIKE) if do0 else np.uint64(0)
+        x1 = bits64(mask, s, B_ACT_INPUT) if do12 else np.uint64(0)
+        x2 = bits64(mask, s, B_ACT_STATE) if do12 else np.uint64(0)
+        for _ in range(per):
+            key = np.uint64(seg[r, 2])
+            if do0:
+                c0 = np.int64(popcount(x0 & mL))
+                out0[key] += c0 * mul0
+                if fuse:
+                    cc[np.uint64(seg[rlo + r - lo, 2])] += c0
+                x0 >>= uL
+            if do12:
+                out12[key, 0] += np.int64(popcount(x1 & mL))
+                out12[key, 1] += np.int64(popcount(x2 & mL))
+                x1 >>= uL
+                x2 >>= uL
+            r += 1
+    return r
+
+
 @hot
-def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passes):
+def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passes, cc, rlo, wt,
+                  kw):
     """Marked neurons of population p per key of its structure at ``pinfo[p, x0:]``:
     ``out0[key] += mul0 · (spike marks)`` if ``do0``; ``out12[key, 0/1] +=`` the two active
-    marks if ``do12``.  Scratch: ``l8`` uint8 and ``wide`` int64 (3 · lanes_max), ``passes``
-    int64 (patterns)."""
+    marks if ``do12``; with ``rlo`` ≥ 0 (runs whose boundaries are those of the route classes'
+    runs from row ``rlo``, :data:`I_SRSAME`) also ``cc[class] +=`` the spike marks; with
+    ``kw`` > 0 (S_ROWS, W = 64: :data:`I_KW`) also ``out0[key] +=`` the weights ``wt`` (uint8,
+    indexed like ``mask``, at most ``kw``) of the neurons with a spike mark.  Scratch: ``l8``
+    uint8 and ``wide`` int64 (NSETS · lanes_max), ``passes`` int64 (2 · patterns)."""
     pi = wk.pinfo
     seg = wk.seg
     mode = pi[p, x0 + X_MODE]
     if mode == S_RUNS:
+        one = np.uint64(1)
+        lo = pi[p, x0 + X_LO]
+        r0 = lo
+        L = pi[p, x0 + X_W]
+        if L:
+            r0 = _runs_regular(seg, lo, pi[p, x0 + X_NPAT], L, mask, do0, mul0, out0, do12,
+                               out12, cc, rlo)
         # whole 64-neuron words first, in a loop per combination of counts (no mask, no test
         # per word), then the run's last partial word under a mask
-        one = np.uint64(1)
-        for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
+        for r in range(r0, pi[p, x0 + X_HI]):
             a = seg[r, 0]
             b = seg[r, 1]
             nw = (b - a) >> 6
@@ -891,6 +972,8 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             key = np.uint64(seg[r, 2])
             if do0:
                 out0[key] += np.int64(c0) * mul0
+                if rlo >= 0:
+                    cc[np.uint64(seg[rlo + r - lo, 2])] += np.int64(c0)
             if do12:
                 out12[key, 0] += np.int64(c1)
                 out12[key, 1] += np.int64(c2)
@@ -900,29 +983,42 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
     W = pi[p, x0 + X_W]
     wp = W >> 6  # 64-lane pieces per pass
     npat = pi[p, x0 + X_NPAT]
-    for j in range(3 * npat * W):
+    for j in range(NSETS * npat * W):
         l8[j] = 0
         wide[j] = 0
-    for q in range(npat):
+    for q in range(2 * npat):
         passes[q] = 0
+    dow = kw > 0  # (W = 64 then: pack_work)
+    kq = kw if dow else 1  # the most a piece adds to a lane of the weighted set
     for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
         a = seg[r, 0]
         b = seg[r, 1]
         q = seg[r, 2]
-        o = 3 * q * W  # this block's pattern's three lane sets
+        o = NSETS * q * W  # this block's pattern's lane sets
         s = a
         lane = 0
         if wp == 1:  # (the common case, W = 64: every piece on the same lanes; the sums of
             # a block, its last partial piece too, are made together in vector registers)
             while s < b:
-                take = min((b - s + 63) >> 6, 255)  # pieces, the partial one too
-                if passes[q] + take > 255:  # empty the pattern's uint8 sums before they wrap
+                # pieces, the partial one too; the uint8 sums emptied before they wrap (the
+                # weighted set's, which fills kq times faster, on its own)
+                take = min((b - s + 63) >> 6, 255 // kq)
+                if passes[q] + take > 255:
                     _spill(l8, wide, o, o + 3 * W)
                     passes[q] = 0
                 passes[q] += take
+                if dow:
+                    if passes[npat + q] + take * kq > 255:
+                        _spill(l8, wide, o + 3 * W, o + 4 * W)
+                        passes[npat + q] = 0
+                    passes[npat + q] += take * kq
                 full = min(take, (b - s) >> 6)
                 tail = b - s - (full << 6) if full < take else 0  # (< 64)
-                if do12:
+                if dow and do12:
+                    add_marks64_3w(l8, o, W, mask, s, full, tail, wt)
+                elif dow:
+                    add_marks64_1w(l8, o, W, mask, s, full, tail, wt)
+                elif do12:
                     add_marks64_3(l8, o, W, mask, s, full, tail)
                 else:
                     add_marks64_1(l8, o, W, mask, s, full, tail)
@@ -932,7 +1028,7 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             take = min((b - s) >> 6, 255 * wp)  # pieces (a part starts at lane 0)
             inc = (take + wp - 1) // wp  # (adds to the busiest lanes)
             if passes[q] + inc > 255:  # empty the pattern's uint8 sums before they wrap
-                _spill(l8, wide, o, o + 3 * W)
+                _spill(l8, wide, o, o + NSETS * W)
                 passes[q] = 0
             passes[q] += inc
             for _ in range(take):
@@ -952,9 +1048,9 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
     # one difference per run of lanes with one key (wk.frun)
     frun = wk.frun
     for q in range(npat):
-        o = 3 * q * W
-        for k in range(3):
-            if (k == 0 and do0) or (k > 0 and do12):
+        o = NSETS * q * W
+        for k in range(NSETS):
+            if (k == 0 and do0) or (0 < k < 3 and do12) or (k == 3 and dow):
                 c = np.int64(0)
                 for j in range(o + k * W, o + (k + 1) * W):
                     c += wide[j] + l8[j]
@@ -966,6 +1062,8 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             key = frun[rr, 2]
             if do0:
                 out0[key] += (wide[o + j1 - 1] - (wide[o + j0 - 1] if j0 else 0)) * mul0
+            if dow:
+                out0[key] += wide[o + 3 * W + j1 - 1] - (wide[o + 3 * W + j0 - 1] if j0 else 0)
             if do12:
                 out12[key, 0] += (wide[o + W + j1 - 1]
                                   - (wide[o + W + j0 - 1] if j0 else 0))

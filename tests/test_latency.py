@@ -245,15 +245,17 @@ def _tile_cores(shape, tile, first=0):
     return (first + (y * nb[1] + x) * nb[2] + ch).reshape(-1).astype(np.int64)
 
 
-@pytest.mark.parametrize("case", ["runs", "rows_tail", "rows_wrap", "rows_two", "row_keys",
-                                  "scattered"])
+@pytest.mark.parametrize("case", ["runs", "runs_32", "runs_16", "rows_tail", "rows_wrap",
+                                  "rows_two", "row_keys", "scattered"])
 def test_counting_structures_count_exactly(case):
     """The per-key counts of marked neurons that replace per-spike counting (work._structure,
-    work._count_struct) equal numpy's, for each structure: runs (partial 64-bit words), rows of
-    equal pattern with W = lcm(L, 64) > 64 (blocks longer than W, tails shorter than 64), more
-    than 255 passes of
-    one pattern (the uint8 lane sums wrap if not emptied in time), two patterns, one key per
-    row, and a key with no structure (left to per-spike counting)."""
+    work._count_struct) equal numpy's, for each structure: runs (partial 64-bit words), runs
+    of one length dividing 64 (several a word, then a last partial word), rows of equal
+    pattern with W = lcm(L, 64) > 64 (blocks longer than W, tails shorter than 64), more than
+    255 passes of one pattern (the uint8 lane sums wrap if not emptied in time), two patterns,
+    one key per row, and a key with no structure (left to per-spike counting).  Runs also
+    counted into a second key table in the same pass (I_SRSAME); rows with W = 64 also with
+    per-neuron weights of the spike marks (I_KW, up to 255: the sums must be emptied sooner)."""
     from emulator import work as WK
     rng = np.random.default_rng(3)
     shape, L = None, None
@@ -262,6 +264,10 @@ def test_counting_structures_count_exactly(case):
         key = np.repeat(np.arange(9), np.diff(np.r_[0, np.sort(rng.choice(np.arange(1, n), 8,
                                                                          replace=False)), n]))
         L, want = n, WK.S_RUNS
+    elif case in ("runs_32", "runs_16"):
+        size = int(case[5:])
+        n = 13 * 32 if size == 32 else 16 * 37  # (not a whole number of 64-neuron words)
+        key, L, want = np.repeat(np.arange(n // size) % 5, size), n, WK.S_RUNS
     elif case == "rows_tail":
         shape, tile, want = (20, 20, 6), (10, 20, 3), WK.S_ROWS  # W = 192
     elif case == "rows_wrap":
@@ -283,23 +289,37 @@ def test_counting_structures_count_exactly(case):
         return
     if case == "rows_wrap":
         assert n // row[WK.I_SMODE + WK.X_W] > 255  # more passes than a uint8 sum holds
+    if case.startswith("runs_"):  # the regular runs' path, then the generic one for the rest
+        assert row[WK.I_SMODE + WK.X_W] == int(case[5:])
+        assert row[WK.I_SMODE + WK.X_NPAT] == n // 64
     wk = WK.off(int(key.max()) + 1)._replace(pinfo=row[None, :], **sx.arrays())
     count = WK._count_struct
+    weighted = want == WK.S_ROWS and row[WK.I_SMODE + WK.X_W] == 64
     for density in (0.1, 1.0):
         marks = (rng.random((n, 3)) < density).astype(np.uint8)
         mask = np.zeros(n + 128, np.uint8)
         mask[:n] = marks[:, 0] | (marks[:, 1] << 1) | (marks[:, 2] << 2)
         mask[n:] = 7  # beyond the population: never counted
         nk = int(key.max()) + 1
+        ref = [np.bincount(key, weights=marks[:, j], minlength=nk).astype(np.int64)
+               for j in range(3)]
         for do0, do12 in ((True, False), (False, True), (True, True)):
-            out0, out12 = np.zeros(nk, np.int64), np.zeros((nk, 2), np.int64)
-            count(wk, 0, WK.I_SMODE, mask, do0, np.int64(3), out0, do12, out12,
-                  np.zeros(3 * wk.lanes_max, np.uint8), np.zeros(3 * wk.lanes_max, np.int64),
-                  np.zeros(wk.pat_max, np.int64))
-            ref = [np.bincount(key, weights=marks[:, j], minlength=nk).astype(np.int64)
-                   for j in range(3)]
-            assert np.array_equal(out0, 3 * ref[0] if do0 else 0 * ref[0])
-            assert np.array_equal(out12, np.stack(ref[1:], axis=1) if do12 else 0 * out12)
+            for kw in ((0, 1, 255) if weighted and do0 else (0,)):
+                wt = rng.integers(0, kw + 1, n + 64).astype(np.uint8)
+                wt[n:] = kw  # (beyond the population: read, never counted)
+                out0, out12 = np.zeros(nk, np.int64), np.zeros((nk, 2), np.int64)
+                cc = np.zeros(nk, np.int64)
+                rlo = row[WK.I_SMODE + WK.X_LO] if want == WK.S_RUNS else -1
+                count(wk, 0, WK.I_SMODE, mask, do0, np.int64(3), out0, do12, out12,
+                      np.zeros(WK.NSETS * wk.lanes_max, np.uint8),
+                      np.zeros(WK.NSETS * wk.lanes_max, np.int64),
+                      np.zeros(2 * wk.pat_max, np.int64), cc, rlo, wt, kw)
+                wsum = np.bincount(key, weights=marks[:, 0] * wt[:n].astype(np.int64),
+                                   minlength=nk).astype(np.int64)
+                assert np.array_equal(out0, 3 * ref[0] + (wsum if kw else 0) if do0 else 0 * out0)
+                assert np.array_equal(out12, np.stack(ref[1:], axis=1) if do12 else 0 * out12)
+                if rlo >= 0:
+                    assert np.array_equal(cc, ref[0] if do0 else 0 * cc)
 
 
 def test_tiled_mapping_work_equals_reference():
@@ -321,6 +341,8 @@ def test_tiled_mapping_work_equals_reference():
     core_d = np.repeat([56, 57, 58], [10, 10, 4])            # runs
     core_r = rng.integers(59, 62, 12)                         # scattered: no structure
     core_g = _tile_cores((6, 6, 2), (1, 1, 2), 64)           # a core per position
+    core_h = _tile_cores((8, 8, 32), (2, 2, 32), 100)        # runs of 64 by core and class
+    core_k = _tile_cores((4, 4, 32), (1, 1, 32), 116)        # a core per position
     pops = [Population("in", (20, 20, 1), kind="input", encoding="rate", input_max=4,
                        core=np.zeros(400, np.int64)),
             Population("c", shapes["c"], threshold=6, core=core_c, **v),
@@ -331,7 +353,9 @@ def test_tiled_mapping_work_equals_reference():
             Population("o", (4,), spiking=False, core=np.full(4, 62), **v),
             # f: one core, its classes (g's positions) send one message each: message by message
             Population("f", (18, 18, 2), threshold=5, core=np.full(648, 63), **v),
-            Population("g", (6, 6, 2), threshold=3, core=core_g, **v)]
+            Population("g", (6, 6, 2), threshold=3, core=core_g, **v),
+            Population("h", (8, 8, 32), threshold=6, core=core_h, **v),
+            Population("k", (4, 4, 32), threshold=3, core=core_k, **v)]
     w = (lambda *s: rng.integers(-3, 5, s).astype(np.int8))
     projs = [Projection("ic", "in", "c", "conv", w(3, 3, 1, 8), delay=1),
              Projection("cp", "c", "p", "avgpool", np.full(8, 2, np.int8), kernel=(2, 2),
@@ -342,10 +366,14 @@ def test_tiled_mapping_work_equals_reference():
              Projection("ro", "r", "o", "dense", w(12, 4), delay=1),
              Projection("if", "in", "f", "conv", w(3, 3, 1, 2), delay=1),
              Projection("fg", "f", "g", "avgpool", np.full(2, 1, np.int8), kernel=(3, 3),
-                        stride=(3, 3), delay=1)]
+                        stride=(3, 3), delay=1),
+             Projection("ih", "in", "h", "conv", w(6, 6, 1, 32), stride=(2, 2), delay=1),
+             Projection("hk", "h", "k", "avgpool", np.full(32, 1, np.int8), kernel=(2, 2),
+                        stride=(2, 2), delay=1),
+             Projection("ko", "k", "o", "dense", w(512, 4), delay=1)]
     net = CoreNetwork(populations=pops, projections=projs, output="o", readout="v",
-                      placement=np.stack([np.zeros(100), np.arange(100) % 10,
-                                          np.arange(100) // 10], axis=1).astype(np.int32)
+                      placement=np.stack([np.zeros(132), np.arange(132) % 12,
+                                          np.arange(132) // 12], axis=1).astype(np.int32)
                       ).validate()
     x = rng.integers(0, 5, (3, 20, 20, 1))
     tm = timing_for("loihi1")
@@ -359,6 +387,10 @@ def test_tiled_mapping_work_equals_reference():
     assert ((pi[:, WK.I_NCLS] > 0) & (pi[:, WK.I_NDC] == 0)).any()  # message by message
     assert pi[0, WK.I_ROWW] > 0 and (pi[:, WK.I_WORK] == 2).any()
     assert int(pk.pop[1, C.P_LANE32]) == 1
+    # runs shared by sending core and route class (h), messages per neuron unequal and
+    # summed as weighted lanes (p), runs of one length < 64 several to a word (k: 32)
+    assert pi[9, WK.I_SRSAME] == 1 and pi[2, WK.I_KW] > 0
+    assert pi[10, WK.I_SMODE] == WK.S_RUNS and pi[10, WK.I_SMODE + WK.X_W] == 32
     for t in (tm, timing_for("loihi1-silicon"), _timing(active_update="state"),
               _timing(synaptic_charge="emission")):
         raw = engine.simulate(net, x, 12, timing=t)
@@ -470,31 +502,38 @@ def test_per_neuron_rows_of_every_width_equal_reference(tile, width):
 
 
 def test_mark_sum_intrinsics_equal_numpy():
-    """_jit.add_marks64_1 / _3 (the rows structures' lane sums, in vector registers) against a
-    NumPy model: whole pieces, a last partial piece of 1-63 lanes, none, and lane sets w apart,
-    at unaligned offsets; bytes outside the summed lanes stay untouched."""
+    """_jit.add_marks64_1 / _3 (the rows structures' lane sums, in vector registers) and their
+    weighted forms _1w / _3w (plus each spiking neuron's weight byte in a fourth lane set)
+    against a NumPy model: whole pieces, a last partial piece of 1-63 lanes, none, and lane
+    sets w apart, at unaligned offsets; bytes outside the summed lanes stay untouched."""
     from numba import njit
 
-    from emulator._jit import add_marks64_1, add_marks64_3
+    from emulator._jit import add_marks64_1, add_marks64_1w, add_marks64_3, add_marks64_3w
 
     @njit
-    def both(acc1, acc3, at, w, m8, start, n, tail):
-        add_marks64_1(acc1, at, w, m8, start, n, tail)
-        add_marks64_3(acc3, at, w, m8, start, n, tail)
+    def run(accs, at, w, m8, start, n, tail, wt):
+        add_marks64_1(accs[0], at, w, m8, start, n, tail)
+        add_marks64_3(accs[1], at, w, m8, start, n, tail)
+        add_marks64_1w(accs[2], at, w, m8, start, n, tail, wt)
+        add_marks64_3w(accs[3], at, w, m8, start, n, tail, wt)
 
     rng = np.random.default_rng(5)
     m8 = rng.integers(0, 256, 64 * 12).astype(np.uint8)
+    wt = rng.integers(0, 256, 64 * 12).astype(np.uint8)
     for n, tail, start, at, w in [(0, 0, 0, 0, 64), (1, 0, 5, 3, 64), (7, 33, 9, 1, 70),
                                   (0, 1, 64, 0, 64), (3, 63, 1, 2, 128), (10, 17, 0, 5, 64)]:
-        a1 = rng.integers(0, 200, 64 * 8).astype(np.uint8)
-        a3 = a1.copy()
-        e1, e3 = a1.copy(), a1.copy()
+        a = rng.integers(0, 200, 64 * 8).astype(np.uint8)
+        accs = np.stack([a] * 4)
+        want = accs.copy()
         for k in range(n + (tail > 0)):
             m = m8[start + 64 * k:start + 64 * (k + 1)].copy()
             if k == n:
                 m[tail:] = 0
-            e1[at:at + 64] += m & 1
-            for b in range(3):
-                e3[at + b * w:at + b * w + 64] += (m >> b) & 1
-        both(a1, a3, at, w, m8, start, n, tail)
-        assert (a1 == e1).all() and (a3 == e3).all(), (n, tail, start, at, w)
+            for j, nb in enumerate((1, 3, 1, 3)):
+                for b in range(nb):
+                    want[j, at + b * w:at + b * w + 64] += (m >> b) & 1
+                if j >= 2:
+                    want[j, at + 3 * w:at + 3 * w + 64] += (
+                        (m & 1) * wt[start + 64 * k:start + 64 * (k + 1)])
+        run(accs, at, w, m8, start, n, tail, wt)
+        assert (accs == want).all(), (n, tail, start, at, w)
