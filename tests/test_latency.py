@@ -245,17 +245,18 @@ def _tile_cores(shape, tile, first=0):
     return (first + (y * nb[1] + x) * nb[2] + ch).reshape(-1).astype(np.int64)
 
 
-@pytest.mark.parametrize("case", ["runs", "runs_32", "runs_16", "rows_tail", "rows_wrap",
-                                  "rows_two", "row_keys", "scattered"])
+@pytest.mark.parametrize("case", ["runs", "runs_32", "runs_16", "runs_128", "rows_tail",
+                                  "rows_wrap", "rows_two", "row_keys", "scattered"])
 def test_counting_structures_count_exactly(case):
     """The per-key counts of marked neurons that replace per-spike counting (work._structure,
     work._count_struct) equal numpy's, for each structure: runs (partial 64-bit words), runs
-    of one length dividing 64 (several a word, then a last partial word), rows of equal
-    pattern with W = lcm(L, 64) > 64 (blocks longer than W, tails shorter than 64), more than
-    255 passes of one pattern (the uint8 lane sums wrap if not emptied in time), two patterns,
-    one key per row, and a key with no structure (left to per-spike counting).  Runs also
-    counted into a second key table in the same pass (I_SRSAME); rows with W = 64 also with
-    per-neuron weights of the spike marks (I_KW, up to 255: the sums must be emptied sooner)."""
+    of one length dividing 64 (several a word, then a last partial word) or a multiple of it,
+    rows of equal pattern with W = lcm(L, 64) > 64 (blocks longer than W, tails shorter than
+    64), more than 255 passes of one pattern (the uint8 lane sums wrap if not emptied in
+    time), two patterns, one key per row, and a key with no structure (left to per-spike
+    counting).  Runs also counted into a second key table in the same pass (I_SRSAME); rows
+    with W = 64 also with per-neuron weights of the spike marks (I_KW, up to 255: the sums
+    must be emptied sooner)."""
     from emulator import work as WK
     rng = np.random.default_rng(3)
     shape, L = None, None
@@ -264,9 +265,9 @@ def test_counting_structures_count_exactly(case):
         key = np.repeat(np.arange(9), np.diff(np.r_[0, np.sort(rng.choice(np.arange(1, n), 8,
                                                                          replace=False)), n]))
         L, want = n, WK.S_RUNS
-    elif case in ("runs_32", "runs_16"):
+    elif case in ("runs_32", "runs_16", "runs_128"):
         size = int(case[5:])
-        n = 13 * 32 if size == 32 else 16 * 37  # (not a whole number of 64-neuron words)
+        n = {32: 13 * 32, 16: 16 * 37, 128: 128 * 9}[size]  # (32, 16: a last partial word)
         key, L, want = np.repeat(np.arange(n // size) % 5, size), n, WK.S_RUNS
     elif case == "rows_tail":
         shape, tile, want = (20, 20, 6), (10, 20, 3), WK.S_ROWS  # W = 192
@@ -290,8 +291,9 @@ def test_counting_structures_count_exactly(case):
     if case == "rows_wrap":
         assert n // row[WK.I_SMODE + WK.X_W] > 255  # more passes than a uint8 sum holds
     if case.startswith("runs_"):  # the regular runs' path, then the generic one for the rest
-        assert row[WK.I_SMODE + WK.X_W] == int(case[5:])
-        assert row[WK.I_SMODE + WK.X_NPAT] == n // 64
+        size = int(case[5:])
+        assert row[WK.I_SMODE + WK.X_W] == size
+        assert row[WK.I_SMODE + WK.X_NPAT] == (n // size if size >= 64 else n // 64 * 64 // size)
     wk = WK.off(int(key.max()) + 1)._replace(pinfo=row[None, :], **sx.arrays())
     count = WK._count_struct
     weighted = want == WK.S_ROWS and row[WK.I_SMODE + WK.X_W] == 64
