@@ -73,8 +73,8 @@ LOW = (1 << PACK) - 1
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
  I_SMODE, I_SLO, I_SHI, I_SW, I_SNPAT, I_SG,
  I_RMODE, I_RLO, I_RHI, I_RW, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP, I_SRSAME,
- I_KW, I_KW0, I_PNDC, I_PDC0, I_PP0) = range(39)
-N_INFO = 39
+ I_KW, I_KW0, I_PNDC, I_PP0) = range(38)
+N_INFO = 38
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
 assert ROW_DMAX == 32  # route_spikes has one loop for each row width: 8, 16, 24, 32
@@ -127,7 +127,9 @@ class WorkPack(NamedTuple):
     (``run_ptr`` per population into ``run_end`` (exclusive, local index) and ``run_core``)
     for :func:`count_active`.  Route classes (``cls`` per neuron, local; ``cls_ptr`` /
     ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or ranges of
-    classes per destination ``crng`` (first, last + 1, events) from ``crptr``), per-neuron
+    classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for steps with
+    many spikes, each destination's (class | events << 32) in ``pl_ent`` from ``pl_ptr``;
+    ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
     receive rows (``drow`` over ``dcol_r``), counting structures (``seg``, ``frun``,
     ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
     whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
@@ -571,7 +573,7 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
             # class counts gathered into sums held in registers (no read-modify-write of the
             # receive ring per message, no branch on a class's count or message number)
             pinfo[i, I_PNDC] = dst.size
-            pinfo[i, I_PDC0] = sum(a.size for a in dcols)
+            pinfo[i, I_DC0] = sum(a.size for a in dcols)  # (unused by this mode otherwise)
             pinfo[i, I_PP0] = sum(a.size for a in pl_ptr)
             ent0 = sum(a.size for a in pl_ent)
             pl_ptr.append(ent0 + np.searchsorted(c_, np.arange(dst.size + 1)))
@@ -820,7 +822,7 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
         # at least half as many spikes as classes: by destination, each a sum over its
         # classes (tests_99.20's first layer: 64 % of its 672 classes have spikes in a step;
         # 3.2 -> 1.1 us a step on its real class counts, measured in isolation)
-        dc = wk.dcol[pi[p, I_PDC0]:]
+        dc = wk.dcol[pi[p, I_DC0]:]
         pp = wk.pl_ptr[pi[p, I_PP0]:]
         pe = wk.pl_ent
         lo32 = np.uint64(0xFFFFFFFF)

@@ -400,6 +400,28 @@ def test_tiled_mapping_work_equals_reference():
         assert_same(reference.simulate(net, x, 12, timing=t), raw)
 
 
+def _flush_both_ways(wk, p, rng):
+    """Population p's route classes flushed message by message and by destination
+    (work._flush_classes, ``dense`` False / True) give the same receive work, for class counts
+    with zeros and for each step of the receive ring."""
+    from emulator import work as WK
+    c0, ncl = int(wk.pinfo[p, WK.I_CLS0]), int(wk.pinfo[p, WK.I_NCLS])
+    size = WK.COPIES * wk.depth * wk.n_cores
+    for t in range(wk.depth + 1):
+        counts = rng.integers(0, 3, ncl) * (rng.random(ncl) < 0.5)
+        out = []
+        for dense in (False, True):
+            ccnt = np.zeros(WK.COPIES * wk.cls_ptr.shape[0], np.int64)
+            ccnt[c0:c0 + ncl] = counts
+            rwp, sb = np.zeros(size, np.int64), np.zeros(wk.depth, np.int64)
+            WK._slots(wk, t, sb)
+            WK._flush_classes(wk, p, rwp, sb, ccnt, 1, np.zeros(wk.cls_max + 1, np.int32),
+                              dense)
+            assert not ccnt.any()  # (the counts are cleared)
+            out.append(rwp.reshape(WK.COPIES, -1).sum(axis=0))
+        assert out[0].any() and np.array_equal(out[0], out[1])
+
+
 def test_64_bit_populations_cut_into_short_runs_mark_their_work():
     """A first layer driven by analog input (64-bit lanes: Q includes the analog current) and a
     layer whose v range needs 64 bits, both cut as the mapper cuts the tests_99.20 network for
@@ -426,12 +448,16 @@ def test_64_bit_populations_cut_into_short_runs_mark_their_work():
              Projection("bo", "b", "o", "dense", w(800, 4), delay=1)]
     x = rng.integers(0, 10, (3, 14, 14, 1))
     for net, pk, st in _without_and_with_bias(pops, projs, pops[1:3], rng):
-        pi = WK.pack_work(net, pk, st, _timing()).pinfo
+        wk = WK.pack_work(net, pk, st, _timing())
+        pi = wk.pinfo
         assert pk.pop[1:3, C.P_LANE32].tolist() == [0, 0] and pk.pop[1, C.P_ANALOG] == 1
         assert pi[1:3, WK.I_WORK].tolist() == [2, 2]
         # a's classes (its positions) send 1, 2 or 4 messages into b's 2 x 2 tiles, flushed
-        # message by message
+        # message by message, or by destination in steps with many spikes (the runs below
+        # take only the latter: both must give the same work)
         assert pi[1, WK.I_NCLS] > 100 and pi[1, WK.I_NDC] == 0 and pi[1, WK.I_FRANGE] == 0
+        assert pi[1, WK.I_PNDC] > 0
+        _flush_both_ways(wk, 1, rng)
         for tm in (_timing(), _timing(active_update="state"),
                    _timing(synaptic_charge="emission"), timing_for("loihi1")):
             raw = engine.simulate(net, x, 12, timing=tm)
