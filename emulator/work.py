@@ -102,6 +102,11 @@ CLASS_SEARCH_MAX = 1 << 23
 FUSE_RUN = 256
 #: widest row pattern (lanes) of an S_ROWS structure
 ROWS_WMAX = 4096
+#: an S_ROWS row of 64 lanes holds its pattern in the low bits of ``seg[r, 2]`` and, above
+#: them, whether the pattern's uint8 lane sums are emptied before the row is added: the bit
+#: sets (they would pass 255 pieces) or the weighted set (255 / its largest weight)
+ROW_PAT = (1 << 32) - 1
+SPILL_BITS, SPILL_WEIGHTS = 1 << 32, 1 << 33
 CORE_BITS = 20
 #: lane sets of an S_ROWS pattern: spikes, active (input), active (state), messages (the
 #: spikes weighted by each neuron's messages, :data:`I_KW`)
@@ -346,7 +351,11 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         L = int(p.shape[-1]) if len(p.shape) == 3 else n
         k = np.diff(rt_ptr[b:b + n + 1])
         pinfo[i, I_KPOP] = int(k[0]) if (k == k[0]).all() else -1
-        sx.add(pinfo[i], I_SMODE, core[b:b + n], L)
+        # messages per neuron not all equal: where the sending-core structure sums its marks
+        # in 64 byte lanes, the spikes weighted by their messages are summed in a lane set of
+        # their own (the messages per sending core, without a step per spike)
+        kq = int(k.max()) if pinfo[i, I_KPOP] < 0 and 0 < int(k.max()) <= 255 else 0
+        sx.add(pinfo[i], I_SMODE, core[b:b + n], L, kq)
         if pinfo[i, I_NCLS]:
             sx.add(pinfo[i], I_RMODE, pinfo[i, I_CLS0] + cls[b:b + n].astype(np.int64), L)
             # runs by sending core that are also runs by route class (a tile of channels of
@@ -371,12 +380,8 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             # runs are short: count_active's pass costs a loop per run (the tests_99.20
             # network for loihi1: 7,436 runs of ~3 neurons in its first layer, 76 % of the run)
             pinfo[i, I_WORK] = 2
-        # messages per neuron not all equal: where the sending-core structure sums its marks
-        # in 64 byte lanes, the spikes weighted by their messages are summed in a lane set of
-        # their own (the messages per sending core, without a step per spike)
-        if pinfo[i, I_KPOP] < 0 and pinfo[i, I_SMODE] == S_ROWS and \
-                pinfo[i, I_SMODE + X_W] == 64 and 0 < int(k.max()) <= 255:
-            pinfo[i, I_KW] = int(k.max())
+        if kq and pinfo[i, I_SMODE] == S_ROWS and pinfo[i, I_SMODE + X_W] == 64:
+            pinfo[i, I_KW] = kq
             pinfo[i, I_KW0] = sum(a.size for a in kmsg)
             kmsg.append(k.astype(np.uint8))
         # neurons by longest route, longest first: the step's longest route among the spikes
@@ -408,12 +413,16 @@ class Structures:
         self.seg, self.frun, self.fptr = [], [], [0]
         self.lanes_max, self.pat_max = 64, 1
 
-    def add(self, row, col, key, L):
+    def add(self, row, col, key, L, kq=0):
         """Choose the structure of ``key`` (int64 per neuron, rows of ``L``) and record it in
-        the population's ``pinfo`` row at ``col`` (I_SMODE or I_RMODE)."""
+        the population's ``pinfo`` row at ``col`` (I_SMODE or I_RMODE).  ``kq`` > 0: an
+        S_ROWS structure of 64 lanes will also sum spike marks weighted by up to ``kq``
+        (:data:`I_KW`).  Returns the mode."""
         mode, rows, lanes, W = _structure(np.asarray(key, np.int64), L)
         if mode == S_NONE:
-            return
+            return mode
+        if mode == S_ROWS and W == 64:
+            rows = _plan64(rows, len(lanes), kq)
         npat = len(lanes)
         if mode == S_RUNS:
             size = np.array([b - a for a, b, _ in rows])
@@ -431,12 +440,42 @@ class Structures:
         self.seg.extend(rows)
         self.lanes_max = max(self.lanes_max, len(lanes) * W)
         self.pat_max = max(self.pat_max, len(lanes))
+        return mode
 
     def arrays(self) -> dict:
         tab = (lambda x: np.asarray(x, np.int64).reshape(-1, 3) if x
                else np.zeros((1, 3), np.int64))
         return dict(seg=tab(self.seg), frun=tab(self.frun), fptr=np.asarray(self.fptr, np.int64),
                     lanes_max=self.lanes_max, pat_max=self.pat_max)
+
+
+def _plan64(rows, npat, kq):
+    """The rows of an S_ROWS structure of 64 lanes cut so that one call adds at most 255
+    pieces (64 neurons, the last of a row partial) to a lane, and at most 255 // ``kq`` when
+    the weighted set is summed, and marked where their pattern's uint8 sums must be emptied
+    first (:data:`SPILL_BITS`, :data:`SPILL_WEIGHTS`): every step adds the same rows in the
+    same order, so when a sum could wrap is known before the run."""
+    cap = min(255, 255 // kq) if kq > 0 else 255
+    nbits, nwt = [0] * npat, [0] * npat
+    out = []
+    for a, b, q in rows:
+        s = a
+        while s < b:
+            take = min((b - s + 63) // 64, cap)
+            e = min(b, s + 64 * take)
+            flags = 0
+            if nbits[q] + take > 255:
+                flags |= SPILL_BITS
+                nbits[q] = 0
+            nbits[q] += take
+            if kq > 0:
+                if nwt[q] + take * kq > 255:
+                    flags |= SPILL_WEIGHTS
+                    nwt[q] = 0
+                nwt[q] += take * kq
+            out.append([s, e, q | flags])
+            s = e
+    return out
 
 
 def _structure(key, L):
@@ -1063,17 +1102,75 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                 out12[key, 1] += np.int64(c2)
         return
     # S_ROWS: 64 lanes at a time into uint8 sums (``l8``), emptied into the int64 sums
-    # (``wide``) before they could wrap: a pattern's lanes are counted in passes of W lanes
+    # (``wide``) before they could wrap
     W = pi[p, x0 + X_W]
-    wp = W >> 6  # 64-lane pieces per pass
     npat = pi[p, x0 + X_NPAT]
+    dow = kw > 0  # (W = 64 then: pack_work)
+    frun = wk.frun
+    if W == 64:
+        # the common case: every piece on the same 64 lanes, a row's pieces (its partial
+        # last one too) summed in vector registers in one call; when the sums must be emptied
+        # is planned with the rows (:func:`_plan64`), and ``wide`` is used only if they are
+        for j in range(NSETS * 64 * npat):
+            l8[j] = 0
+        spilled = False
+        for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
+            a = seg[r, 0]
+            n = seg[r, 1] - a
+            qf = seg[r, 2]
+            o = NSETS * 64 * (qf & ROW_PAT)
+            if qf > ROW_PAT:
+                if not spilled:
+                    for j in range(NSETS * 64 * npat):
+                        wide[j] = 0
+                    spilled = True
+                if qf & SPILL_BITS:
+                    _spill(l8, wide, o, o + 3 * 64)
+                if qf & SPILL_WEIGHTS:
+                    _spill(l8, wide, o + 3 * 64, o + 4 * 64)
+            if dow and do12:
+                add_marks64_3w(l8, o, 64, mask, a, n >> 6, n & 63, wt)
+            elif dow:
+                add_marks64_1w(l8, o, 64, mask, a, n >> 6, n & 63, wt)
+            elif do12:
+                add_marks64_3(l8, o, 64, mask, a, n >> 6, n & 63)
+            else:
+                add_marks64_1(l8, o, 64, mask, a, n >> 6, n & 63)
+        # each run of lanes with one key (wk.frun) summed straight into its key (runs are a
+        # few lanes: the mapper's channel groups; unused lane sets hold zeros)
+        for q in range(npat):
+            o = NSETS * 64 * q
+            g = pi[p, x0 + X_G] + q
+            for rr in range(wk.fptr[g], wk.fptr[g + 1]):
+                c0 = np.int64(0)
+                c1 = np.int64(0)
+                c2 = np.int64(0)
+                c3 = np.int64(0)
+                for j in range(o + frun[rr, 0], o + frun[rr, 1]):
+                    c0 += l8[j]
+                    c1 += l8[j + 64]
+                    c2 += l8[j + 128]
+                    c3 += l8[j + 192]
+                if spilled:
+                    for j in range(o + frun[rr, 0], o + frun[rr, 1]):
+                        c0 += wide[j]
+                        c1 += wide[j + 64]
+                        c2 += wide[j + 128]
+                        c3 += wide[j + 192]
+                key = frun[rr, 2]
+                if do0:
+                    out0[key] += c0 * mul0 + c3
+                if do12:
+                    out12[key, 0] += c1
+                    out12[key, 1] += c2
+        return
+    # W a multiple of 64: a pattern's lanes are counted in passes of W lanes
+    wp = W >> 6  # 64-lane pieces per pass
     for j in range(NSETS * npat * W):
         l8[j] = 0
         wide[j] = 0
     for q in range(2 * npat):
         passes[q] = 0
-    dow = kw > 0  # (W = 64 then: pack_work)
-    kq = kw if dow else 1  # the most a piece adds to a lane of the weighted set
     for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
         a = seg[r, 0]
         b = seg[r, 1]
@@ -1081,33 +1178,6 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
         o = NSETS * q * W  # this block's pattern's lane sets
         s = a
         lane = 0
-        if wp == 1:  # (the common case, W = 64: every piece on the same lanes; the sums of
-            # a block, its last partial piece too, are made together in vector registers)
-            while s < b:
-                # pieces, the partial one too; the uint8 sums emptied before they wrap (the
-                # weighted set's, which fills kq times faster, on its own)
-                take = min((b - s + 63) >> 6, 255 // kq)
-                if passes[q] + take > 255:
-                    _spill(l8, wide, o, o + 3 * W)
-                    passes[q] = 0
-                passes[q] += take
-                if dow:
-                    if passes[npat + q] + take * kq > 255:
-                        _spill(l8, wide, o + 3 * W, o + 4 * W)
-                        passes[npat + q] = 0
-                    passes[npat + q] += take * kq
-                full = min(take, (b - s) >> 6)
-                tail = b - s - (full << 6) if full < take else 0  # (< 64)
-                if dow and do12:
-                    add_marks64_3w(l8, o, W, mask, s, full, tail, wt)
-                elif dow:
-                    add_marks64_1w(l8, o, W, mask, s, full, tail, wt)
-                elif do12:
-                    add_marks64_3(l8, o, W, mask, s, full, tail)
-                else:
-                    add_marks64_1(l8, o, W, mask, s, full, tail)
-                s += (full << 6) + tail
-            continue
         while b - s >= 64:
             take = min((b - s) >> 6, 255 * wp)  # pieces (a part starts at lane 0)
             inc = (take + wp - 1) // wp  # (adds to the busiest lanes)
@@ -1130,11 +1200,10 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             wide[o + 2 * W + lane + j] += (x >> SH_ACT_STATE) & 1
     # each pattern's lane sums to their keys: prefix sums over the lanes (in ``wide``), then
     # one difference per run of lanes with one key (wk.frun)
-    frun = wk.frun
     for q in range(npat):
         o = NSETS * q * W
-        for k in range(NSETS):
-            if (k == 0 and do0) or (0 < k < 3 and do12) or (k == 3 and dow):
+        for k in range(3):
+            if (k == 0 and do0) or (k > 0 and do12):
                 c = np.int64(0)
                 for j in range(o + k * W, o + (k + 1) * W):
                     c += wide[j] + l8[j]
@@ -1146,8 +1215,6 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             key = frun[rr, 2]
             if do0:
                 out0[key] += (wide[o + j1 - 1] - (wide[o + j0 - 1] if j0 else 0)) * mul0
-            if dow:
-                out0[key] += wide[o + 3 * W + j1 - 1] - (wide[o + 3 * W + j0 - 1] if j0 else 0)
             if do12:
                 out12[key, 0] += (wide[o + W + j1 - 1]
                                   - (wide[o + W + j0 - 1] if j0 else 0))

@@ -282,9 +282,13 @@ def test_counting_structures_count_exactly(case):
         key, L, want = rng.integers(0, 7, n), n, WK.S_NONE
     if shape is not None:
         key, L, n = _tile_cores(shape, tile), shape[2], int(np.prod(shape))
-    sx = WK.Structures()
-    row = np.zeros(WK.N_INFO, np.int64)
-    sx.add(row, WK.I_SMODE, key, L)
+    def build(kq):
+        sx = WK.Structures()
+        row = np.zeros(WK.N_INFO, np.int64)
+        assert sx.add(row, WK.I_SMODE, key, L, kq) == row[WK.I_SMODE]
+        return row, WK.off(int(key.max()) + 1)._replace(pinfo=row[None, :], **sx.arrays())
+
+    row, wk0 = build(0)
     assert row[WK.I_SMODE] == want
     if want == WK.S_NONE:
         return
@@ -294,7 +298,6 @@ def test_counting_structures_count_exactly(case):
         size = int(case[5:])
         assert row[WK.I_SMODE + WK.X_W] == size
         assert row[WK.I_SMODE + WK.X_NPAT] == (n // size if size >= 64 else n // 64 * 64 // size)
-    wk = WK.off(int(key.max()) + 1)._replace(pinfo=row[None, :], **sx.arrays())
     count = WK._count_struct
     weighted = want == WK.S_ROWS and row[WK.I_SMODE + WK.X_W] == 64
     for density in (0.1, 1.0):
@@ -307,6 +310,8 @@ def test_counting_structures_count_exactly(case):
                for j in range(3)]
         for do0, do12 in ((True, False), (False, True), (True, True)):
             for kw in ((0, 1, 255) if weighted and do0 else (0,)):
+                # (the rows are planned for the largest weight: when the sums are emptied)
+                wk = build(kw)[1] if kw else wk0
                 wt = rng.integers(0, kw + 1, n + 64).astype(np.uint8)
                 wt[n:] = kw  # (beyond the population: read, never counted)
                 out0, out12 = np.zeros(nk, np.int64), np.zeros((nk, 2), np.int64)
