@@ -49,9 +49,6 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
     def add_bits64(acc, at, m8, start, shift):
         acc[at:at + 64] += (m8[start:start + 64] >> shift) & 1
 
-    def add8(acc, at, src, sat):
-        acc[at:at + 8] += src[sat:sat + 8]
-
     def _add_marks64(acc, at, w, m8, start, n, tail, nbits, wt=None):
         for k in range(n + (tail > 0)):
             m = m8[start + 64 * k:start + 64 * (k + 1)].copy()
@@ -73,6 +70,23 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
 
     def add_marks64_3w(acc, at, w, m8, start, n, tail, wt):
         _add_marks64(acc, at, w, m8, start, n, tail, 3, wt)
+
+    def _sum_rows(acc, tab, idx, n, w):
+        for e in range(n):
+            r = int(idx[e]) * w
+            acc[:w] += tab[r:r + w]
+
+    def sum_rows8(acc, tab, idx, n):
+        _sum_rows(acc, tab, idx, n, 8)
+
+    def sum_rows16(acc, tab, idx, n):
+        _sum_rows(acc, tab, idx, n, 16)
+
+    def sum_rows24(acc, tab, idx, n):
+        _sum_rows(acc, tab, idx, n, 24)
+
+    def sum_rows32(acc, tab, idx, n):
+        _sum_rows(acc, tab, idx, n, 32)
 else:
     from llvmlite import ir as _llir
     from numba.core import types as _nbtypes
@@ -142,25 +156,6 @@ else:
             return context.get_dummy_value()
 
         return _nbtypes.none(acc, at, m8, start, shift), codegen
-
-    @intrinsic
-    def add8(typingctx, acc, at, src, sat):
-        """``acc[at:at+8] += src[sat:sat+8]`` (int64) as one 8-lane vector operation: a load,
-        an add and a store, with none of the overlap checks and scalar remainder that a loop
-        over a run-time width costs (the caller guarantees the 8 entries of each exist)."""
-        ok = all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.int64 and a.ndim == 1
-                 and a.layout == "C" for a in (acc, src))
-        if not (ok and isinstance(at, _nbtypes.Integer) and isinstance(sat, _nbtypes.Integer)):
-            return None
-
-        def codegen(context, builder, signature, args):
-            vty = _llir.VectorType(_llir.IntType(64), 8)
-            ptrs = _vector_ptrs(context, builder, signature, args, vty)
-            builder.store(builder.add(builder.load(ptrs[0], align=8),
-                                      builder.load(ptrs[1], align=8)), ptrs[0], align=8)
-            return context.get_dummy_value()
-
-        return _nbtypes.none(acc, at, src, sat), codegen
 
     def _marks_loop(nbits, weighted=False):
         """An intrinsic ``(acc, at, w, m8, start, n, tail[, wt])``: for k < n, bit b <
@@ -270,6 +265,65 @@ else:
     add_marks64_3 = _marks_loop(3)
     add_marks64_1w = _marks_loop(1, True)
     add_marks64_3w = _marks_loop(3, True)
+
+    def _rows_loop(w):
+        """An intrinsic ``(acc, tab, idx, n)``: ``acc[:w] += tab[idx[e]·w:][:w]`` for e < n
+        (int64 ``acc``, ``tab``; int32 ``idx`` ≥ 0), the sums held in ``w / 8`` vector
+        registers for the whole loop: a spike costs its row's loads and adds, where
+        an 8-lane add per spike that stored the sums waited for that store at the next spike."""
+        nv = w // 8
+
+        def typer(typingctx, acc, tab, idx, n):
+            ok = (all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.int64
+                      and a.ndim == 1 and a.layout == "C" for a in (acc, tab))
+                  and isinstance(idx, _nbtypes.Array) and idx.dtype == _nbtypes.int32
+                  and idx.ndim == 1 and idx.layout == "C" and isinstance(n, _nbtypes.Integer))
+            if not ok:
+                return None
+
+            def codegen(context, builder, signature, args):
+                intp = context.get_value_type(_nbtypes.intp)
+                vty = _llir.VectorType(_llir.IntType(64), 8)
+                data = (lambda k: context.make_array(signature.args[k])(
+                    context, builder, args[k]).data)
+                acc_, tab_, idx_ = data(0), data(1), data(2)
+                n_ = context.cast(builder, args[3], signature.args[3], _nbtypes.intp)
+                ptrs = [builder.bitcast(builder.gep(acc_, [_llir.Constant(intp, 8 * j)]),
+                                        vty.as_pointer()) for j in range(nv)]
+                init = [builder.load(p, align=8) for p in ptrs]
+                entry = builder.block
+                loop = builder.append_basic_block("rows.loop")
+                done = builder.append_basic_block("rows.done")
+                zero = _llir.Constant(intp, 0)
+                builder.cbranch(builder.icmp_signed(">", n_, zero), loop, done)
+                builder.position_at_end(loop)
+                e = builder.phi(intp)
+                xs = [builder.phi(vty) for _ in range(nv)]
+                row = builder.zext(builder.load(builder.gep(idx_, [e])), intp)
+                r0 = builder.mul(row, _llir.Constant(intp, w))
+                ys = [builder.add(x, builder.load(builder.bitcast(builder.gep(
+                    tab_, [builder.add(r0, _llir.Constant(intp, 8 * j))]), vty.as_pointer()),
+                    align=8)) for j, x in enumerate(xs)]
+                e1 = builder.add(e, _llir.Constant(intp, 1))
+                e.add_incoming(zero, entry)
+                e.add_incoming(e1, loop)
+                for x, a, y in zip(xs, init, ys):
+                    x.add_incoming(a, entry)
+                    x.add_incoming(y, loop)
+                builder.cbranch(builder.icmp_signed("<", e1, n_), loop, done)
+                builder.position_at_end(done)
+                rs = [builder.phi(vty) for _ in range(nv)]  # (phis first in a block)
+                for r, a, y, p in zip(rs, init, ys, ptrs):
+                    r.add_incoming(a, entry)
+                    r.add_incoming(y, loop)
+                    builder.store(r, p, align=8)
+                return context.get_dummy_value()
+
+            return _nbtypes.none(acc, tab, idx, n), codegen
+
+        return intrinsic(typer)
+
+    sum_rows8, sum_rows16, sum_rows24, sum_rows32 = (_rows_loop(w) for w in (8, 16, 24, 32))
 
     @intrinsic
     def popcount(typingctx, w):

@@ -51,8 +51,8 @@ from hw_models.errors import SimulationError
 
 
 from . import compile as C
-from ._jit import (add8, add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3,
-                   add_marks64_3w, bits64, hot, popcount)
+from ._jit import (add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3, add_marks64_3w,
+                   bits64, hot, popcount, sum_rows8, sum_rows16, sum_rows24, sum_rows32)
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -733,33 +733,18 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
         _flush_classes(wk, p, rwp, sb, ccnt, COPIES, m32, True)
     elif W:
         tab = wk.drow[pi[p, I_ROW0]:]
-        uw = np.uint64(W)
         for j in range(W):
             acc[j] = 0
-        # a loop per width (a multiple of 8, at most ROW_DMAX = 32): 8-lane adds at constant
-        # offsets, twice as fast as one loop over a run-time width (measured in isolation)
-        u8, u16, u24 = np.uint64(8), np.uint64(16), np.uint64(24)
+        # one loop per width (a multiple of 8, at most ROW_DMAX = 32), its sums in vector
+        # registers
         if W == 8:
-            for e in range(cnt):
-                add8(acc, 0, tab, np.uint64(rg[e]) * uw)
+            sum_rows8(acc, tab, rg, cnt)
         elif W == 16:
-            for e in range(cnt):
-                r0 = np.uint64(rg[e]) * uw
-                add8(acc, 0, tab, r0)
-                add8(acc, 8, tab, r0 + u8)
+            sum_rows16(acc, tab, rg, cnt)
         elif W == 24:
-            for e in range(cnt):
-                r0 = np.uint64(rg[e]) * uw
-                add8(acc, 0, tab, r0)
-                add8(acc, 8, tab, r0 + u8)
-                add8(acc, 16, tab, r0 + u16)
+            sum_rows24(acc, tab, rg, cnt)
         else:  # (32 = ROW_DMAX)
-            for e in range(cnt):
-                r0 = np.uint64(rg[e]) * uw
-                add8(acc, 0, tab, r0)
-                add8(acc, 8, tab, r0 + u8)
-                add8(acc, 16, tab, r0 + u16)
-                add8(acc, 24, tab, r0 + u24)
+            sum_rows32(acc, tab, rg, cnt)
         dc = wk.dcol_r
         c0 = pi[p, I_ROWC]
         for j in range(pi[p, I_ROWN]):

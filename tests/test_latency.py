@@ -570,3 +570,39 @@ def test_mark_sum_intrinsics_equal_numpy():
                         (m & 1) * wt[start + 64 * k:start + 64 * (k + 1)])
         run(accs, at, w, m8, start, n, tail, wt)
         assert (accs == want).all(), (n, tail, start, at, w)
+
+
+def test_row_sum_intrinsics_equal_numpy():
+    """_jit.sum_rows8/16/24/32 (the per-neuron rows of receive work summed over a step's
+    spikes, in vector registers) against NumPy: no spike, one, repeated neurons, the last row
+    of the table; the entries of ``acc`` beyond the row width stay untouched."""
+    from numba import njit
+
+    from emulator import _jit as J
+
+    fns = {8: J.sum_rows8, 16: J.sum_rows16, 24: J.sum_rows24, 32: J.sum_rows32}
+
+    @njit
+    def run(w, acc, tab, idx, n):
+        if w == 8:
+            fns8(acc, tab, idx, n)
+        elif w == 16:
+            fns16(acc, tab, idx, n)
+        elif w == 24:
+            fns24(acc, tab, idx, n)
+        else:
+            fns32(acc, tab, idx, n)
+
+    fns8, fns16, fns24, fns32 = fns[8], fns[16], fns[24], fns[32]
+    rng = np.random.default_rng(8)
+    for w in (8, 16, 24, 32):
+        rows = 37
+        tab = rng.integers(-2**40, 2**40, rows * w + 8)
+        for idx in ([], [5], [0, 36, 36, 3, 0, 17, 2, 36], list(rng.integers(0, rows, 300))):
+            idx = np.asarray(idx, np.int32)
+            acc = rng.integers(-1000, 1000, 40)
+            want = acc.copy()
+            for i in idx:
+                want[:w] += tab[i * w:(i + 1) * w]
+            run(w, acc, tab, np.concatenate([idx, np.zeros(1, np.int32)]), idx.size)
+            assert np.array_equal(acc, want), (w, idx.size)
