@@ -71,22 +71,10 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
     def add_marks64_3w(acc, at, w, m8, start, n, tail, wt):
         _add_marks64(acc, at, w, m8, start, n, tail, 3, wt)
 
-    def _sum_rows(acc, tab, idx, n, w):
+    def sum_rows(acc, tab, idx, n, w):
         for e in range(n):
             r = int(idx[e]) * w
             acc[:w] += tab[r:r + w]
-
-    def sum_rows8(acc, tab, idx, n):
-        _sum_rows(acc, tab, idx, n, 8)
-
-    def sum_rows16(acc, tab, idx, n):
-        _sum_rows(acc, tab, idx, n, 16)
-
-    def sum_rows24(acc, tab, idx, n):
-        _sum_rows(acc, tab, idx, n, 24)
-
-    def sum_rows32(acc, tab, idx, n):
-        _sum_rows(acc, tab, idx, n, 32)
 else:
     from llvmlite import ir as _llir
     from numba.core import types as _nbtypes
@@ -134,6 +122,34 @@ else:
             off = context.cast(builder, args[i], signature.args[i], _nbtypes.intp)
             ptrs.append(builder.bitcast(builder.gep(ary.data, [off]), vty.as_pointer()))
         return ptrs
+
+    def _sum_loop(builder, n_, init, step, name):
+        """The IR of ``xs = init; for k in range(n_): xs += step(k)`` with the sums ``xs``
+        (vectors) held in registers (phi nodes) for the whole loop; returns their final
+        values, at the end of the block the builder is left in."""
+        intp = n_.type
+        zero = _llir.Constant(intp, 0)
+        entry = builder.block
+        loop = builder.append_basic_block(f"{name}.loop")
+        done = builder.append_basic_block(f"{name}.done")
+        builder.cbranch(builder.icmp_signed(">", n_, zero), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(intp)
+        xs = [builder.phi(a.type) for a in init]
+        ys = [builder.add(x, y) for x, y in zip(xs, step(k))]
+        k1 = builder.add(k, _llir.Constant(intp, 1))
+        k.add_incoming(zero, entry)
+        k.add_incoming(k1, loop)
+        for x, a, y in zip(xs, init, ys):
+            x.add_incoming(a, entry)
+            x.add_incoming(y, loop)
+        builder.cbranch(builder.icmp_signed("<", k1, n_), loop, done)
+        builder.position_at_end(done)
+        rs = [builder.phi(a.type) for a in init]  # (phis first in a block)
+        for r, a, y in zip(rs, init, ys):
+            r.add_incoming(a, entry)
+            r.add_incoming(y, loop)
+        return rs
 
     @intrinsic
     def add_bits64(typingctx, acc, at, m8, start, shift):
@@ -206,30 +222,14 @@ else:
                     return ys
                 init = [builder.load(p, align=1) for p in ptrs]
                 one = _splat8(builder, _llir.Constant(_llir.IntType(8), 1), vty)
-                entry = builder.block
-                loop = builder.append_basic_block("marks.loop")
-                done = builder.append_basic_block("marks.done")
                 zero = _llir.Constant(intp, 0)
-                builder.cbranch(builder.icmp_signed(">", n_, zero), loop, done)
-                builder.position_at_end(loop)
-                k = builder.phi(intp)
-                xs = [builder.phi(vty) for _ in sets]
-                at8 = builder.add(start_, builder.shl(k, _llir.Constant(intp, 6)))
-                m = builder.load(builder.bitcast(builder.gep(m8_, [at8]), vty.as_pointer()),
-                                 align=1)
-                ys = [builder.add(x, y) for x, y in zip(xs, lanes(m, at8))]
-                k1 = builder.add(k, _llir.Constant(intp, 1))
-                k.add_incoming(zero, entry)
-                k.add_incoming(k1, loop)
-                for x, a, y in zip(xs, init, ys):
-                    x.add_incoming(a, entry)
-                    x.add_incoming(y, loop)
-                builder.cbranch(builder.icmp_signed("<", k1, n_), loop, done)
-                builder.position_at_end(done)
-                rs = [builder.phi(vty) for _ in sets]  # (phis first in a block)
-                for r, a, y in zip(rs, init, ys):
-                    r.add_incoming(a, entry)
-                    r.add_incoming(y, loop)
+
+                def piece(k):
+                    at8 = builder.add(start_, builder.shl(k, _llir.Constant(intp, 6)))
+                    m = builder.load(builder.bitcast(builder.gep(m8_, [at8]),
+                                                     vty.as_pointer()), align=1)
+                    return lanes(m, at8)
+                rs = _sum_loop(builder, n_, init, piece, "marks")
                 for r, p in zip(rs, ptrs):
                     builder.store(r, p, align=1)
                 # the last, partial piece: lanes < tail
@@ -291,31 +291,14 @@ else:
                 ptrs = [builder.bitcast(builder.gep(acc_, [_llir.Constant(intp, 8 * j)]),
                                         vty.as_pointer()) for j in range(nv)]
                 init = [builder.load(p, align=8) for p in ptrs]
-                entry = builder.block
-                loop = builder.append_basic_block("rows.loop")
-                done = builder.append_basic_block("rows.done")
-                zero = _llir.Constant(intp, 0)
-                builder.cbranch(builder.icmp_signed(">", n_, zero), loop, done)
-                builder.position_at_end(loop)
-                e = builder.phi(intp)
-                xs = [builder.phi(vty) for _ in range(nv)]
-                row = builder.zext(builder.load(builder.gep(idx_, [e])), intp)
-                r0 = builder.mul(row, _llir.Constant(intp, w))
-                ys = [builder.add(x, builder.load(builder.bitcast(builder.gep(
-                    tab_, [builder.add(r0, _llir.Constant(intp, 8 * j))]), vty.as_pointer()),
-                    align=8)) for j, x in enumerate(xs)]
-                e1 = builder.add(e, _llir.Constant(intp, 1))
-                e.add_incoming(zero, entry)
-                e.add_incoming(e1, loop)
-                for x, a, y in zip(xs, init, ys):
-                    x.add_incoming(a, entry)
-                    x.add_incoming(y, loop)
-                builder.cbranch(builder.icmp_signed("<", e1, n_), loop, done)
-                builder.position_at_end(done)
-                rs = [builder.phi(vty) for _ in range(nv)]  # (phis first in a block)
-                for r, a, y, p in zip(rs, init, ys, ptrs):
-                    r.add_incoming(a, entry)
-                    r.add_incoming(y, loop)
+
+                def row(e):
+                    r0 = builder.mul(builder.zext(builder.load(builder.gep(idx_, [e])), intp),
+                                     _llir.Constant(intp, w))
+                    return [builder.load(builder.bitcast(builder.gep(
+                        tab_, [builder.add(r0, _llir.Constant(intp, 8 * j))]),
+                        vty.as_pointer()), align=8) for j in range(nv)]
+                for r, p in zip(_sum_loop(builder, n_, init, row, "rows"), ptrs):
                     builder.store(r, p, align=8)
                 return context.get_dummy_value()
 
@@ -323,7 +306,20 @@ else:
 
         return intrinsic(typer)
 
-    sum_rows8, sum_rows16, sum_rows24, sum_rows32 = (_rows_loop(w) for w in (8, 16, 24, 32))
+    _sum_rows8, _sum_rows16, _sum_rows24, _sum_rows32 = (_rows_loop(w) for w in (8, 16, 24, 32))
+
+    @njit(cache=True, inline="always")
+    def sum_rows(acc, tab, idx, n, w):
+        """``acc[:w] += tab[idx[e]·w:][:w]`` for e < n, w = 8, 16, 24 or 32: one loop per
+        width with its sums in vector registers (:func:`_rows_loop`)."""
+        if w == 8:
+            _sum_rows8(acc, tab, idx, n)
+        elif w == 16:
+            _sum_rows16(acc, tab, idx, n)
+        elif w == 24:
+            _sum_rows24(acc, tab, idx, n)
+        else:
+            _sum_rows32(acc, tab, idx, n)
 
     @intrinsic
     def popcount(typingctx, w):

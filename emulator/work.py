@@ -52,7 +52,7 @@ from hw_models.errors import SimulationError
 
 from . import compile as C
 from ._jit import (add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3, add_marks64_3w,
-                   bits64, hot, popcount, sum_rows8, sum_rows16, sum_rows24, sum_rows32)
+                   bits64, hot, popcount, sum_rows)
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -417,10 +417,10 @@ class Structures:
         """Choose the structure of ``key`` (int64 per neuron, rows of ``L``) and record it in
         the population's ``pinfo`` row at ``col`` (I_SMODE or I_RMODE).  ``kq`` > 0: an
         S_ROWS structure of 64 lanes will also sum spike marks weighted by up to ``kq``
-        (:data:`I_KW`).  Returns the mode."""
+        (:data:`I_KW`)."""
         mode, rows, lanes, W = _structure(np.asarray(key, np.int64), L)
         if mode == S_NONE:
-            return mode
+            return
         if mode == S_ROWS and W == 64:
             rows = _plan64(rows, len(lanes), kq)
         npat = len(lanes)
@@ -440,7 +440,6 @@ class Structures:
         self.seg.extend(rows)
         self.lanes_max = max(self.lanes_max, len(lanes) * W)
         self.pat_max = max(self.pat_max, len(lanes))
-        return mode
 
     def arrays(self) -> dict:
         tab = (lambda x: np.asarray(x, np.int64).reshape(-1, 3) if x
@@ -735,16 +734,8 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
         tab = wk.drow[pi[p, I_ROW0]:]
         for j in range(W):
             acc[j] = 0
-        # one loop per width (a multiple of 8, at most ROW_DMAX = 32), its sums in vector
-        # registers
-        if W == 8:
-            sum_rows8(acc, tab, rg, cnt)
-        elif W == 16:
-            sum_rows16(acc, tab, rg, cnt)
-        elif W == 24:
-            sum_rows24(acc, tab, rg, cnt)
-        else:  # (32 = ROW_DMAX)
-            sum_rows32(acc, tab, rg, cnt)
+        # (W a multiple of 8, at most ROW_DMAX = 32: one loop per width, sums in registers)
+        sum_rows(acc, tab, rg, cnt, W)
         dc = wk.dcol_r
         c0 = pi[p, I_ROWC]
         for j in range(pi[p, I_ROWN]):

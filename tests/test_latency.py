@@ -285,7 +285,7 @@ def test_counting_structures_count_exactly(case):
     def build(kq):
         sx = WK.Structures()
         row = np.zeros(WK.N_INFO, np.int64)
-        assert sx.add(row, WK.I_SMODE, key, L, kq) == row[WK.I_SMODE]
+        sx.add(row, WK.I_SMODE, key, L, kq)
         return row, WK.off(int(key.max()) + 1)._replace(pinfo=row[None, :], **sx.arrays())
 
     row, wk0 = build(0)
@@ -573,27 +573,15 @@ def test_mark_sum_intrinsics_equal_numpy():
 
 
 def test_row_sum_intrinsics_equal_numpy():
-    """_jit.sum_rows8/16/24/32 (the per-neuron rows of receive work summed over a step's
-    spikes, in vector registers) against NumPy: no spike, one, repeated neurons, the last row
-    of the table; the entries of ``acc`` beyond the row width stay untouched."""
+    """_jit.sum_rows (the per-neuron rows of receive work summed over a step's spikes, in
+    vector registers, one loop per width 8/16/24/32) against NumPy: no spike, one, repeated
+    neurons, the last row of the table; the entries of ``acc`` beyond the row width stay
+    untouched."""
     from numba import njit
 
-    from emulator import _jit as J
+    from emulator._jit import sum_rows
 
-    fns = {8: J.sum_rows8, 16: J.sum_rows16, 24: J.sum_rows24, 32: J.sum_rows32}
-
-    @njit
-    def run(w, acc, tab, idx, n):
-        if w == 8:
-            fns8(acc, tab, idx, n)
-        elif w == 16:
-            fns16(acc, tab, idx, n)
-        elif w == 24:
-            fns24(acc, tab, idx, n)
-        else:
-            fns32(acc, tab, idx, n)
-
-    fns8, fns16, fns24, fns32 = fns[8], fns[16], fns[24], fns[32]
+    run = njit(lambda w, acc, tab, idx, n: sum_rows(acc, tab, idx, n, w))
     rng = np.random.default_rng(8)
     for w in (8, 16, 24, 32):
         rows = 37
