@@ -981,8 +981,9 @@ def _runs_regular(seg, lo, nr, L, mask, do0, mul0, out0, do12, out12, cc, rlo):
             for w in range(nw):
                 s = a + (w << 6)
                 c0 += popcount(bits64(mask, s, B_SPIKE))
-                c1 += popcount(bits64(mask, s, B_ACT_INPUT))
-                c2 += popcount(bits64(mask, s, B_ACT_STATE))
+                if do12:  # (a route-class pass needs no active marks)
+                    c1 += popcount(bits64(mask, s, B_ACT_INPUT))
+                    c2 += popcount(bits64(mask, s, B_ACT_STATE))
             key = np.uint64(seg[r, 2])
             out0[key] += np.int64(c0) * k0
             if fuse:
@@ -998,8 +999,9 @@ def _runs_regular(seg, lo, nr, L, mask, do0, mul0, out0, do12, out12, cc, rlo):
     for w in range(nr // per):
         s = w << 6
         x0 = bits64(mask, s, B_SPIKE)
-        x1 = bits64(mask, s, B_ACT_INPUT)
-        x2 = bits64(mask, s, B_ACT_STATE)
+        # (a route-class pass, tests_99.20's first layer's, needs no active marks)
+        x1 = bits64(mask, s, B_ACT_INPUT) if do12 else np.uint64(0)
+        x2 = bits64(mask, s, B_ACT_STATE) if do12 else np.uint64(0)
         for _ in range(per):
             key = np.uint64(seg[r, 2])
             c0 = np.int64(popcount(x0 & mL))
