@@ -297,6 +297,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     sbuf = np.zeros(wk.depth, np.int64)
     ccnt = np.zeros(cp * wk.cls_ptr.shape[0], np.int64)  # spikes per route class this step
     mpprev = np.zeros(wk.n_cores, np.int64)
+    acs = np.zeros((wk.acores.shape[0], 2), np.int64)  # see WK.const_active
     lat = np.int64(0)
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)
@@ -397,7 +398,12 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             # marked by 32-bit update loops where the population has a structure to count the
             # marks by (WK.count_marks), else counted in a pass of their own
             work = wk.pinfo[p, WK.I_WORK] if won else 0
-            bits = work == 2
+            # an analog-driven layer whose active updates are the same in every step of a
+            # sample (WK.I_ACONST): marked and counted in step 1, added per core after
+            # (WK.const_active), its update loop marking only the spikes from step 2 on
+            cst = won and wk.pinfo[p, WK.I_ACONST] > 0
+            uw = 0 if cst and t > 1 else work  # (the update loop's)
+            bits = uw == 2
             if won and work == 0:
                 WK.count_active(wk, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
             if arrived == 0 and P[p, P_SKIP] == 1:
@@ -415,7 +421,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             pend[p] = -1
             dst = ring_off[p] + slot * ring_cap[p]
             cnt, nsat, bad, badv = _update(P, p, acc, icur, u, v, bias, act, s, ring, dst, mask,
-                                           work, runs, swa)
+                                           uw, runs, swa)
             if bad >= 0:
                 ovf[s, 0] = t
                 ovf[s, 1] = p
@@ -427,12 +433,16 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             _count_spikes(ring, dst, cnt, spk, s, b, rec_slot[p], t, rec_buf, rec_n)
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
+            if cst and t == 1:
+                WK.const_active(wk, p, t, swa, acs, cst)
             if won and (bits or wk.pinfo[p, WK.I_UNIFORM] == 0):
                 lat = WK.count_marks(wk, p, mask, bits, n, cnt, ring, dst, b, t, lat, swp, swa,
                                      rwp, sbuf, ccnt, l8, wide, passes, m32)
             elif won:  # (one core, one message list, no marks: the spike list says it all)
                 lat = max(lat, WK.route_spikes(wk, p, ring, dst, cnt, b, t, swp, rwp, sbuf,
                                                ccnt, m32, wide, WK.R_ALL))
+            if cst:  # (bool variables, not literals: one compiled version)
+                WK.const_active(wk, p, t, swa, acs, not cst)
         # -- read-out
         best = -1
         if pk.readout == 0:

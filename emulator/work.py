@@ -73,8 +73,8 @@ LOW = (1 << PACK) - 1
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
  I_SMODE, I_SLO, I_SHI, I_SW, I_SNPAT, I_SG,
  I_RMODE, I_RLO, I_RHI, I_RW, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP, I_SRSAME,
- I_KW, I_KW0, I_PNDC, I_PP0) = range(38)
-N_INFO = 38
+ I_KW, I_KW0, I_PNDC, I_PP0, I_ACONST) = range(39)
+N_INFO = 39
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
 assert ROW_DMAX == 32  # route_spikes has one loop for each row width: 8, 16, 24, 32
@@ -184,6 +184,8 @@ class WorkPack(NamedTuple):
     lanes_max: int
     pat_max: int
     cls_max: int
+    acores: np.ndarray
+    acptr: np.ndarray
 
 
 def off(n_cores: int = 1) -> WorkPack:
@@ -193,7 +195,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z, z, z,
                     z, z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
-                    np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1)
+                    np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
 
 def _ps(x: float) -> int:
@@ -344,6 +346,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     sx = Structures()
     lat_ord = np.zeros(max(nn, 1), np.int32)
     kmsg = []
+    acores, acptr = [], [0]
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
         if n == 0 or p.is_input:
@@ -384,6 +387,12 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             pinfo[i, I_KW] = kq
             pinfo[i, I_KW0] = sum(a.size for a in kmsg)
             kmsg.append(k.astype(np.uint8))
+        if pinfo[i, I_WORK] == 2 and _constant_activity(pk, i):
+            # both conventions' active updates are the same in every step of a sample:
+            # marked and counted in step 1 only, then added per core (const_active)
+            acores.append(np.unique(core[b:b + n]))
+            acptr.append(acptr[-1] + acores[-1].size)
+            pinfo[i, I_ACONST] = len(acores)
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
         lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
@@ -400,7 +409,31 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
                     lat_ord=lat_ord, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
-                    cls_max=max(1, int(pinfo[:, I_NCLS].max())))
+                    cls_max=max(1, int(pinfo[:, I_NCLS].max())), acores=cat(acores),
+                    acptr=np.asarray(acptr, np.int64))
+
+
+def _constant_activity(pk, i) -> bool:
+    """Are population i's active updates, under both conventions, the same in every step of
+    a sample?  So where its only input is the analog current (Q is the same in every step)
+    and it is an IF neuron without leak under 'saturate' (the 64-bit loops of
+    ``kernels._sat_if_analog`` and ``_sat_if_work``): a neuron with Q ≠ 0 is active under
+    both conventions in every step; with Q = 0 and a bias, under 'state' only, in every step;
+    with Q = 0 and no bias, v + Q + bias = v, so v stays at its initial value — unless that is
+    at or above the firing level (it would fire and reset) or out of range, which is ruled
+    out here for every neuron without bias.  A converted network's analog first layer, its
+    largest layer as a rule (tests_99.20's: 21,632 of 44,810 neurons)."""
+    P = pk.pop
+    b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
+    ks = pk.in_proj[int(P[i, C.P_INLO]):int(P[i, C.P_INHI])]
+    if not (P[i, C.P_ANALOG] == 1 and len(ks) and (pk.proj[ks, C.J_ANALOG] == 1).all()
+            and P[i, C.P_OVF] == 0 and P[i, C.P_DU] == C.DECAY_ONE and P[i, C.P_DV] == 0
+            and P[i, C.P_LANE32] == 0):
+        return False
+    v0 = pk.v0[b:b + n][pk.bias[b:b + n] == 0].astype(np.int64)
+    fire = int(P[i, C.P_THR]) + int(P[i, C.P_RULE])
+    return bool(((v0 >= int(P[i, C.P_VMIN])) & (v0 <= int(P[i, C.P_VMAX]))
+                 & ((v0 < fire) | (P[i, C.P_SPIKING] == 0))).all())
 
 
 class Structures:
@@ -1198,6 +1231,25 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                                   - (wide[o + W + j0 - 1] if j0 else 0))
                 out12[key, 1] += (wide[o + 2 * W + j1 - 1]
                                   - (wide[o + 2 * W + j0 - 1] if j0 else 0))
+
+
+@hot
+def const_active(wk, p, t, swa, acs, first):
+    """Population p's active updates per core where they are the same in every step of a
+    sample (``I_ACONST``, see :func:`_constant_activity`): in step 1 counted from the marks by
+    :func:`count_marks`, taken here as the change of ``swa`` around that call (``first``:
+    before it, else after) and kept in ``acs`` (a row per entry of ``acores``); in later
+    steps added to ``swa``, while the update loop marks only the spikes."""
+    a = wk.pinfo[p, I_ACONST] - 1
+    for k in range(wk.acptr[a], wk.acptr[a + 1]):
+        c = wk.acores[k]
+        for j in range(2):
+            if t > 1:
+                swa[c, j] += acs[k, j]
+            elif first:
+                acs[k, j] = -swa[c, j]
+            else:
+                acs[k, j] += swa[c, j]
 
 
 @hot

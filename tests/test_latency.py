@@ -457,6 +457,9 @@ def test_64_bit_populations_cut_into_short_runs_mark_their_work():
         pi = wk.pinfo
         assert pk.pop[1:3, C.P_LANE32].tolist() == [0, 0] and pk.pop[1, C.P_ANALOG] == 1
         assert pi[1:3, WK.I_WORK].tolist() == [2, 2]
+        # a's only input is the analog current: its active updates are counted in step 1 only
+        # (work.const_active); b's arrive as spikes
+        assert pi[1, WK.I_ACONST] == 1 and pi[2, WK.I_ACONST] == 0
         # a's classes (its positions) send 1, 2 or 4 messages into b's 2 x 2 tiles, flushed
         # message by message, or by destination in steps with many spikes (the runs below
         # take only the latter: both must give the same work)
@@ -470,6 +473,46 @@ def test_64_bit_populations_cut_into_short_runs_mark_their_work():
             spikes = raw["work"]["core"]["spikes"]
             assert (spikes[1:7] > 0).all() and spikes[7:32].sum() > 0
             assert_same(reference.simulate(net, x, 12, timing=tm), raw)
+
+
+def test_analog_layer_active_updates_counted_once_per_sample():
+    """An analog-input IF layer's active updates are the same in every step of a sample
+    (work._constant_activity), so they are marked and counted in step 1 and added per core
+    after, its update loop marking only the spikes: exact where a neuron without bias or
+    input starts below its firing level, with v_init 0 or not (then active under 'state'
+    only); not assumed where such a neuron starts at its firing level (it fires in step 1, v
+    resets, its 'state' activity changes), nor for a leaky layer.  Engine == reference under
+    both conventions, the layer cut into runs of 3 neurons (counted from the marks) and small
+    on one core (counted from the spike list)."""
+    from emulator import work as WK
+    rng = np.random.default_rng(31)
+    v64 = dict(v_min=-(2**40), v_max=2**40 - 1, overflow="saturate")
+    w = (lambda *s: rng.integers(-3, 5, s).astype(np.int8))
+    cases = [(12, dict(v_init=0), 1), (12, dict(v_init=7), 1), (4, dict(v_init=7), 1),
+             (12, dict(v_init=40), 0), (12, dict(v_init=0, decay_v=64), 0)]
+    for hw, kw, flag in cases:
+        n = hw * hw * 8
+        core = _tile_cores((hw, hw, 8), (6, 12, 3), 1) if hw == 12 else np.ones(n, np.int64)
+        a = Population("a", (hw, hw, 8), threshold=40, core=core, **{**v64, **kw})
+        # half the channels without bias: 'state' activity then depends on Q and v_init
+        a.bias = (rng.integers(1, 3, n) * (np.arange(n) % 8 < 4)).astype(np.int32)
+        pops = [Population("in", (hw + 2, hw + 2, 1), kind="input", encoding="analog",
+                           input_max=9, core=np.zeros((hw + 2) ** 2, np.int64)), a,
+                Population("o", (4,), spiking=False, core=np.full(4, 7), **v64)]
+        projs = [Projection("ia", "in", "a", "conv", w(3, 3, 1, 8), delay=1),
+                 Projection("ao", "a", "o", "dense", w(n, 4), delay=1)]
+        net = CoreNetwork(populations=pops, projections=projs, output="o",
+                          readout="v").validate()
+        pk, st = engine.packed_network(net)
+        pi = WK.pack_work(net, pk, st, _timing()).pinfo
+        assert int(pi[1, WK.I_ACONST] > 0) == flag, kw
+        assert pi[1, WK.I_UNIFORM] == (hw == 4)
+        x = rng.integers(0, 10, (3, hw + 2, hw + 2, 1)) * (rng.random((3, hw + 2, hw + 2, 1))
+                                                           < 0.5)
+        for tm in (_timing(), _timing(active_update="state")):
+            raw = engine.simulate(net, x, 6, timing=tm)
+            assert raw["work"]["core"]["neuron_updates_active"].sum() > 0
+            assert_same(reference.simulate(net, x, 6, timing=tm), raw)
 
 
 def test_one_core_populations_equal_and_unequal_events_equal_reference():
