@@ -52,7 +52,7 @@ from hw_models.errors import SimulationError
 
 from . import compile as C
 from ._jit import (add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3, add_marks64_3w,
-                   bits64, hot, popcount, sum_rows)
+                   bits64, hot, popcount, sum8, sum_rows)
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -1124,21 +1124,23 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
         # is planned with the rows (:func:`_plan64`), and ``wide`` is used only if they are
         for j in range(NSETS * 64 * npat):
             l8[j] = 0
-        spilled = False
+        sp_b = False  # (bit sets, weighted set emptied into ``wide`` in this call)
+        sp_w = False
         for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
             a = seg[r, 0]
             n = seg[r, 1] - a
             qf = seg[r, 2]
             o = NSETS * 64 * (qf & ROW_PAT)
             if qf > ROW_PAT:
-                if not spilled:
+                if not (sp_b or sp_w):
                     for j in range(NSETS * 64 * npat):
                         wide[j] = 0
-                    spilled = True
                 if qf & SPILL_BITS:
                     _spill(l8, wide, o, o + 3 * 64)
+                    sp_b = True
                 if qf & SPILL_WEIGHTS:
                     _spill(l8, wide, o + 3 * 64, o + 4 * 64)
+                    sp_w = True
             if dow and do12:
                 add_marks64_3w(l8, o, 64, mask, a, n >> 6, n & 63, wt)
             elif dow:
@@ -1148,7 +1150,8 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             else:
                 add_marks64_1(l8, o, 64, mask, a, n >> 6, n & 63)
         # each run of lanes with one key (wk.frun) summed straight into its key (runs are a
-        # few lanes: the mapper's channel groups; unused lane sets hold zeros)
+        # few lanes: the mapper's channel groups), a run of up to 8 lanes without a loop
+        # (a loop of ~3 lanes mispredicted its exit now and then); only the sets in use
         for q in range(npat):
             o = NSETS * 64 * q
             g = pi[p, x0 + X_G] + q
@@ -1157,17 +1160,30 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                 c1 = np.int64(0)
                 c2 = np.int64(0)
                 c3 = np.int64(0)
-                for j in range(o + frun[rr, 0], o + frun[rr, 1]):
-                    c0 += l8[j]
-                    c1 += l8[j + 64]
-                    c2 += l8[j + 128]
-                    c3 += l8[j + 192]
-                if spilled:
-                    for j in range(o + frun[rr, 0], o + frun[rr, 1]):
+                s0 = frun[rr, 0]
+                ln = frun[rr, 1] - s0
+                j0 = o + s0
+                if ln <= 8 and s0 <= 56:  # (the 8 bytes read stay in the pattern's lanes)
+                    c0 = sum8(l8, j0, ln)
+                    if do12:
+                        c1 = sum8(l8, j0 + 64, ln)
+                        c2 = sum8(l8, j0 + 128, ln)
+                    if dow:
+                        c3 = sum8(l8, j0 + 192, ln)
+                else:
+                    for j in range(j0, j0 + ln):
+                        c0 += l8[j]
+                        c1 += l8[j + 64]
+                        c2 += l8[j + 128]
+                        c3 += l8[j + 192]
+                if sp_b:
+                    for j in range(j0, j0 + ln):
                         c0 += wide[j]
                         c1 += wide[j + 64]
                         c2 += wide[j + 128]
-                        c3 += wide[j + 192]
+                if sp_w:
+                    for j in range(j0 + 192, j0 + 192 + ln):
+                        c3 += wide[j]
                 key = frun[rr, 2]
                 if do0:
                     out0[key] += c0 * mul0 + c3

@@ -615,6 +615,22 @@ def test_mark_sum_intrinsics_equal_numpy():
         assert (accs == want).all(), (n, tail, start, at, w)
 
 
+def test_byte_run_sum_equals_numpy():
+    """_jit.sum8 (a run of 1-8 uint8 lane sums added without a loop, for the S_ROWS
+    structures' runs of lanes per key) against NumPy: every length and offset, the bytes
+    after the run non-zero (they must be masked off), all-255 runs (the largest sum)."""
+    from numba import njit
+
+    from emulator._jit import sum8
+
+    run = njit(lambda a, at, n: sum8(a, at, n))
+    rng = np.random.default_rng(4)
+    for a in (rng.integers(0, 256, 80).astype(np.uint8), np.full(80, 255, np.uint8)):
+        for at in (0, 1, 7, 33, 72):
+            for n in range(1, 9):
+                assert run(a, at, n) == int(a[at:at + n].astype(np.int64).sum()), (at, n)
+
+
 def test_row_sum_intrinsics_equal_numpy():
     """_jit.sum_rows (the per-neuron rows of receive work summed over a step's spikes, in
     vector registers, one loop per width 8/16/24/32) against NumPy: no spike, one, repeated
