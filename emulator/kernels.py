@@ -867,8 +867,8 @@ def _sat_if_work(acc, icur, v, bias, act, mask, cl, an):
     """:func:`_sat_if` (``an``: :func:`_sat_if_analog`, Q = acc + icur) that also marks each
     neuron's active updates in its mark byte, as :func:`_sat_if32_work` does (a 64-bit
     population cut into many short runs on one core: the mapper's channel groups, an analog
-    first layer's above all).  Returns (saturations, −spiking): the compaction that follows
-    finds the spikes."""
+    first layer's above all, in step 1: see work.const_active).  Returns (saturations,
+    −spiking): the compaction that follows finds the spikes."""
     vmin, vmax, th, sub, keep, spiking = cl
     nsat = np.int64(0)
     for i in range(v.shape[0]):

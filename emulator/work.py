@@ -1150,8 +1150,8 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
             else:
                 add_marks64_1(l8, o, 64, mask, a, n >> 6, n & 63)
         # each run of lanes with one key (wk.frun) summed straight into its key (runs are a
-        # few lanes: the mapper's channel groups), a run of up to 8 lanes without a loop
-        # (a loop of ~3 lanes mispredicted its exit now and then); only the sets in use
+        # few lanes: the mapper's channel groups), a run of up to 8 lanes without a loop, only
+        # the sets in use (tests_99.20's first layer: 0.85 against 1.16 µs a step, isolated)
         for q in range(npat):
             o = NSETS * 64 * q
             g = pi[p, x0 + X_G] + q
