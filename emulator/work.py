@@ -415,7 +415,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
 
 def _constant_activity(pk, i) -> bool:
     """Are population i's active updates, under both conventions, the same in every step of
-    a sample?  So where its only input is the analog current (Q is the same in every step)
+    a sample?  Yes where its only input is the analog current (Q is the same in every step)
     and it is an IF neuron without leak under 'saturate' (the 64-bit loops of
     ``kernels._sat_if_analog`` and ``_sat_if_work``): a neuron with Q ≠ 0 is active under
     both conventions in every step; with Q = 0 and a bias, under 'state' only, in every step;
