@@ -271,14 +271,17 @@ else:
 
     def _rows_loop(w):
         """An intrinsic ``(acc, tab, idx, n)``: ``acc[:w] += tab[idx[e]·w:][:w]`` for e < n
-        (int64 ``acc``, ``tab``; int32 ``idx`` ≥ 0), the sums held in ``w / 8`` vector
-        registers for the whole loop: a spike costs its row's loads and adds, where
-        an 8-lane add per spike that stored the sums waited for that store at the next spike."""
+        (``acc``, ``tab`` both int64 or both int32; int32 ``idx`` ≥ 0), the sums held in
+        ``w / 8`` vector registers for the whole loop: a spike costs its row's loads and adds,
+        where an 8-lane add per spike that stored the sums waited for that store at the next
+        spike."""
         nv = w // 8
 
         def typer(typingctx, acc, tab, idx, n):
-            ok = (all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.int64
+            ok = (all(isinstance(a, _nbtypes.Array) and a.dtype in (_nbtypes.int64,
+                                                                     _nbtypes.int32)
                       and a.ndim == 1 and a.layout == "C" for a in (acc, tab))
+                  and acc.dtype == tab.dtype
                   and isinstance(idx, _nbtypes.Array) and idx.dtype == _nbtypes.int32
                   and idx.ndim == 1 and idx.layout == "C" and isinstance(n, _nbtypes.Integer))
             if not ok:
@@ -286,23 +289,25 @@ else:
 
             def codegen(context, builder, signature, args):
                 intp = context.get_value_type(_nbtypes.intp)
-                vty = _llir.VectorType(_llir.IntType(64), 8)
+                bits = 64 if signature.args[0].dtype == _nbtypes.int64 else 32
+                vty = _llir.VectorType(_llir.IntType(bits), 8)
+                al = bits // 8
                 data = (lambda k: context.make_array(signature.args[k])(
                     context, builder, args[k]).data)
                 acc_, tab_, idx_ = data(0), data(1), data(2)
                 n_ = context.cast(builder, args[3], signature.args[3], _nbtypes.intp)
                 ptrs = [builder.bitcast(builder.gep(acc_, [_llir.Constant(intp, 8 * j)]),
                                         vty.as_pointer()) for j in range(nv)]
-                init = [builder.load(p, align=8) for p in ptrs]
+                init = [builder.load(p, align=al) for p in ptrs]
 
                 def row(e):
                     r0 = builder.mul(builder.zext(builder.load(builder.gep(idx_, [e])), intp),
                                      _llir.Constant(intp, w))
                     return [builder.load(builder.bitcast(builder.gep(
                         tab_, [builder.add(r0, _llir.Constant(intp, 8 * j))]),
-                        vty.as_pointer()), align=8) for j in range(nv)]
+                        vty.as_pointer()), align=al) for j in range(nv)]
                 for r, p in zip(_sum_loop(builder, n_, init, row, "rows"), ptrs):
-                    builder.store(r, p, align=8)
+                    builder.store(r, p, align=al)
                 return context.get_dummy_value()
 
             return _nbtypes.none(acc, tab, idx, n), codegen

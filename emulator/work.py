@@ -73,10 +73,13 @@ LOW = (1 << PACK) - 1
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
  I_SMODE, I_SLO, I_SHI, I_SW, I_SNPAT, I_SG,
  I_RMODE, I_RLO, I_RHI, I_RW, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP, I_SRSAME,
- I_KW, I_KW0, I_PNDC, I_PP0, I_ACONST) = range(39)
-N_INFO = 39
+ I_KW, I_KW0, I_PNDC, I_PP0, I_ACONST, I_ROWSH) = range(40)
+N_INFO = 40
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
+#: value bits of the 32-bit receive rows (the sign bit unused); where a population's column
+#: totals need more, its rows are 64-bit
+ROW32_BITS = 31
 assert ROW_DMAX == 32  # route_spikes has one loop for each row width: 8, 16, 24, 32
 DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
 #: offsets of (mode, first row, last row + 1, lane width, patterns, first pattern's index) of
@@ -86,8 +89,9 @@ DENSE_MAX = 1 << 20  # largest dense table of one population (entries)
 X_MODE, X_LO, X_HI, X_W, X_NPAT, X_G = range(6)
 #: how a population's neurons are grouped by a key (sending core, route class) for counting
 #: marked neurons per key without a per-spike step (see :func:`_structure`): none (spike by
-#: spike), runs of equal key (bit words and popcount), rows of equal key pattern (byte lanes)
-S_NONE, S_RUNS, S_ROWS = 0, 1, 2
+#: spike), runs of equal key (bit words and popcount), rows of equal key pattern (byte lanes);
+#: S_ONE (I_RMODE only): the population is one route class, whose count is the spike count
+S_NONE, S_RUNS, S_ROWS, S_ONE = 0, 1, 2, 3
 #: bits of the engine's per-neuron mark byte: spiked, active (input convention), active (state
 #: convention); the update loops of populations with ``I_WORK`` 2 write all three
 SH_SPIKE, SH_ACT_INPUT, SH_ACT_STATE = 0, 1, 2
@@ -135,7 +139,7 @@ class WorkPack(NamedTuple):
     classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for steps with
     many spikes, each destination's (class | events << 32) in ``pl_ent`` from ``pl_ptr``;
     ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
-    receive rows (``drow`` over ``dcol_r``), counting structures (``seg``, ``frun``,
+    receive rows (``drow``, or ``drow32`` where :data:`I_ROWSH` > 0, over ``dcol_r``), counting structures (``seg``, ``frun``,
     ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
     whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
     sending core, messages per neuron, first record and longest route, and whether every
@@ -174,6 +178,7 @@ class WorkPack(NamedTuple):
     pl_ent: np.ndarray
     snd: np.ndarray
     drow: np.ndarray
+    drow32: np.ndarray
     dcol_r: np.ndarray
     row_max: int
     seg: np.ndarray
@@ -194,7 +199,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z, z, z,
-                    z, z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
+                    z, np.zeros(1, np.int32), z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
                     np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
 
@@ -317,7 +322,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     snd = ((((spk << PACK) | np.diff(rt_ptr)) << CORE_BITS) | core) if nn else \
         np.zeros(1, np.int64)
     # per-neuron rows of receive work over a population's few destinations (see route_spikes)
-    drow, dcol_r = [], []
+    drow, drow32, dcol_r = [], [], []
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
         if n == 0 or (p.is_input and analog) or pinfo[i, I_UNIFORM] == 1:
@@ -332,14 +337,28 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         if width > ROW_DMAX or n * width > 1 << 21:
             continue
         k = np.diff(rt_ptr[b:b + n + 1])
-        tab = np.zeros((n, width), np.int64)
-        tab[np.repeat(np.arange(n), k), np.searchsorted(dst, key)] = (
-            (np.int64(1) << PACK) + (x >> EV_SHIFT))
+        at = (np.repeat(np.arange(n), k), np.searchsorted(dst, key))
+        # 32-bit rows (half the memory a spike reads: the input layer's table is read
+        # sparsely every step and does not stay in cache) where a step's sums of a column
+        # provably fit: each neuron spikes at most once a step, so they are at most the
+        # column's totals, messages << sh | events with events < 2^sh
+        msg = np.bincount(at[1], minlength=width)
+        ev = np.bincount(at[1], weights=(x >> EV_SHIFT).astype(np.float64), minlength=width)
+        sh = max(1, int(ev.max()).bit_length())
+        if sh < ROW32_BITS and int(msg.max()) < 1 << (ROW32_BITS - sh):
+            tab = np.zeros((n, width), np.int32)
+            tab[at] = (1 << sh) + (x >> EV_SHIFT)
+            pinfo[i, I_ROWSH] = sh
+            pinfo[i, I_ROW0] = sum(a.size for a in drow32)
+            drow32.append(tab.reshape(-1))
+        else:
+            tab = np.zeros((n, width), np.int64)
+            tab[at] = (np.int64(1) << PACK) + (x >> EV_SHIFT)
+            pinfo[i, I_ROW0] = sum(a.size for a in drow)
+            drow.append(tab.reshape(-1))
         pinfo[i, I_ROWW] = width
-        pinfo[i, I_ROW0] = sum(a.size for a in drow)
         pinfo[i, I_ROWC] = sum(a.size for a in dcol_r)
         pinfo[i, I_ROWN] = dst.size
-        drow.append(tab.reshape(-1))
         dcol_r.append(dst)
     # counting structures: per population by sending core (spikes, messages, active updates)
     # and by route class (messages and synaptic events at the receiving cores)
@@ -359,7 +378,9 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # their own (the messages per sending core, without a step per spike)
         kq = int(k.max()) if pinfo[i, I_KPOP] < 0 and 0 < int(k.max()) <= 255 else 0
         sx.add(pinfo[i], I_SMODE, core[b:b + n], L, kq)
-        if pinfo[i, I_NCLS]:
+        if pinfo[i, I_NCLS] == 1:  # (no structure: no pass over the marks)
+            pinfo[i, I_RMODE] = S_ONE
+        elif pinfo[i, I_NCLS]:
             sx.add(pinfo[i], I_RMODE, pinfo[i, I_CLS0] + cls[b:b + n].astype(np.int64), L)
             # runs by sending core that are also runs by route class (a tile of channels of
             # one position block, sending to one set of cores): one count of a run's spikes
@@ -405,7 +426,9 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     cls=cls, cls_ptr=cls_ptr, cls_ent=cls_ent, dev=dev, dhas=dhas, dcol=dcol,
                     crng=crng, crptr=crptr, pl_ptr=pl_ptr, pl_ent=pl_ent,
                     snd=snd,
-                    drow=cat(drow), dcol_r=cat(dcol_r), row_max=max(
+                    drow=cat(drow), dcol_r=cat(dcol_r),
+                    drow32=(np.concatenate(drow32) if drow32 else np.zeros(1, np.int32)),
+                    row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
                     lat_ord=lat_ord, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
@@ -764,17 +787,30 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
             cc[(np.uint64(e) & ucm) * unct + np.uint64(cid[np.uint64(rg[e])])] += 1
         _flush_classes(wk, p, rwp, sb, ccnt, COPIES, m32, True)
     elif W:
-        tab = wk.drow[pi[p, I_ROW0]:]
-        for j in range(W):
-            acc[j] = 0
         # (W a multiple of 8, at most ROW_DMAX = 32: one loop per width, sums in registers)
-        sum_rows(acc, tab, rg, cnt, W)
         dc = wk.dcol_r
         c0 = pi[p, I_ROWC]
-        for j in range(pi[p, I_ROWN]):
-            if acc[j] != 0:
-                x = dc[c0 + j]
-                rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += acc[j]
+        sh = pi[p, I_ROWSH]
+        if sh:  # 32-bit rows, messages << sh | events
+            a32 = acc.view(np.int32)
+            for j in range(W):
+                a32[j] = 0
+            sum_rows(a32, wk.drow32[pi[p, I_ROW0]:], rg, cnt, W)
+            lo = (np.int64(1) << sh) - 1
+            for j in range(pi[p, I_ROWN]):
+                y = np.int64(a32[j])
+                if y != 0:
+                    x = dc[c0 + j]
+                    rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += (
+                        ((y >> sh) << PACK) + (y & lo))
+        else:
+            for j in range(W):
+                acc[j] = 0
+            sum_rows(acc, wk.drow[pi[p, I_ROW0]:], rg, cnt, W)
+            for j in range(pi[p, I_ROWN]):
+                if acc[j] != 0:
+                    x = dc[c0 + j]
+                    rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += acc[j]
     else:
         rs = np.uint64(D1 * nc)  # one copy of the receive ring
         nr = wk.nrec[base:]
@@ -944,7 +980,9 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     if pi[p, I_RMODE] != S_NONE:
         if not rest:  # (else route_spikes has filled sb)
             _slots(wk, t, sb)
-        if not fuse:  # (bool variables, not literals: one compiled version)
+        if pi[p, I_RMODE] == S_ONE:
+            ccnt[pi[p, I_CLS0]] += cnt
+        elif not fuse:  # (bool variables, not literals: one compiled version)
             _count_struct(wk, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
                           wide, passes, ccnt, -1, wk.kmsg, 0)
         _flush_classes(wk, p, rwp, sb, ccnt, 1, m32, 2 * cnt >= pi[p, I_NCLS])

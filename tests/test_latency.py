@@ -388,7 +388,7 @@ def test_tiled_mapping_work_equals_reference():
     pi = WK.pack_work(net, pk, st, tm).pinfo
     modes = {(int(pi[i, WK.I_SMODE]), int(pi[i, WK.I_RMODE])) for i in range(len(pops))}
     assert {m for m, _ in modes} >= {WK.S_RUNS, WK.S_ROWS, WK.S_NONE}
-    assert {m for _, m in modes} >= {WK.S_RUNS, WK.S_ROWS}
+    assert {m for _, m in modes} >= {WK.S_RUNS, WK.S_ROWS, WK.S_ONE}
     dense = (pi[:, WK.I_NDC] > 0) & (pi[:, WK.I_FRANGE] == 0)
     assert dense.any() and (pi[:, WK.I_FRANGE] == 1).any()  # dense table, ranges of classes
     assert ((pi[:, WK.I_NCLS] > 0) & (pi[:, WK.I_NDC] == 0)).any()  # message by message
@@ -550,11 +550,15 @@ def test_one_core_populations_equal_and_unequal_events_equal_reference():
 
 
 @pytest.mark.parametrize("tile,width", [((5, 5), 8), ((5, 2), 16), ((2, 3), 24), ((2, 2), 32)])
-def test_per_neuron_rows_of_every_width_equal_reference(tile, width):
+@pytest.mark.parametrize("row32", [True, False])
+def test_per_neuron_rows_of_every_width_equal_reference(tile, width, row32, monkeypatch):
     """The input's receive work counted by per-neuron rows (work.route_spikes: one loop per
     row width, 8-lane adds): a conv layer cut into 4, 10, 20 or 25 spatial tiles gives rows
-    8, 16, 24 and 32 wide; each against the reference."""
+    8, 16, 24 and 32 wide; each against the reference, with 32-bit rows (messages << sh |
+    events, where the column totals fit) and with 64-bit rows."""
     from emulator import work as WK
+    if not row32:
+        monkeypatch.setattr(WK, "ROW32_BITS", 0)
     rng = np.random.default_rng(width)
     v = {"v_min": -(2**20), "v_max": 2**20 - 1, "overflow": "saturate"}
     pops = [Population("in", (12, 12, 1), kind="input", encoding="rate", input_max=4,
@@ -570,6 +574,7 @@ def test_per_neuron_rows_of_every_width_equal_reference(tile, width):
     pk, st = engine.packed_network(net)
     pi = WK.pack_work(net, pk, st, timing_for("loihi1")).pinfo
     assert pi[0, WK.I_ROWW] == width and pi[0, WK.I_NCLS] == 0  # rows, not route classes
+    assert (pi[0, WK.I_ROWSH] > 0) == row32
     x = rng.integers(0, 5, (3, 12, 12, 1))
     for t in (timing_for("loihi1"), _timing(synaptic_charge="emission")):
         raw = engine.simulate(net, x, 8, timing=t)
@@ -633,7 +638,7 @@ def test_byte_run_sum_equals_numpy():
 
 def test_row_sum_intrinsics_equal_numpy():
     """_jit.sum_rows (the per-neuron rows of receive work summed over a step's spikes, in
-    vector registers, one loop per width 8/16/24/32) against NumPy: no spike, one, repeated
+    vector registers, one loop per width 8/16/24/32, int64 and int32) against NumPy: no spike, one, repeated
     neurons, the last row of the table; the entries of ``acc`` beyond the row width stay
     untouched."""
     from numba import njit
@@ -642,12 +647,13 @@ def test_row_sum_intrinsics_equal_numpy():
 
     run = njit(lambda w, acc, tab, idx, n: sum_rows(acc, tab, idx, n, w))
     rng = np.random.default_rng(8)
-    for w in (8, 16, 24, 32):
+    for w, dt, big in [(w, dt, big) for w in (8, 16, 24, 32)
+                       for dt, big in ((np.int64, 2**40), (np.int32, 2**20))]:
         rows = 37
-        tab = rng.integers(-2**40, 2**40, rows * w + 8)
+        tab = rng.integers(-big, big, rows * w + 8).astype(dt)
         for idx in ([], [5], [0, 36, 36, 3, 0, 17, 2, 36], list(rng.integers(0, rows, 300))):
             idx = np.asarray(idx, np.int32)
-            acc = rng.integers(-1000, 1000, 40)
+            acc = rng.integers(-1000, 1000, 40).astype(dt)
             want = acc.copy()
             for i in idx:
                 want[:w] += tab[i * w:(i + 1) * w]
