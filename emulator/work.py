@@ -139,8 +139,8 @@ class WorkPack(NamedTuple):
     classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for steps with
     many spikes, each destination's (class | events << 32) in ``pl_ent`` from ``pl_ptr``;
     ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
-    receive rows (``drow``, or ``drow32`` where :data:`I_ROWSH` > 0, over ``dcol_r``), counting structures (``seg``, ``frun``,
-    ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
+    receive rows (``drow``, or ``drow32`` where :data:`I_ROWSH` > 0, over ``dcol_r``),
+    counting structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
     whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
     sending core, messages per neuron, first record and longest route, and whether every
     neuron's messages carry the same events (:data:`I_UEV`); whether any neuron has a bias;
@@ -199,7 +199,8 @@ def off(n_cores: int = 1) -> WorkPack:
                     z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z, z, z,
-                    z, np.zeros(1, np.int32), z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
+                    z, np.zeros(1, np.int32), z, 8, np.zeros((1, 3), np.int64),
+                    np.zeros((1, 3), np.int64), z,
                     np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
 

@@ -638,9 +638,9 @@ def test_byte_run_sum_equals_numpy():
 
 def test_row_sum_intrinsics_equal_numpy():
     """_jit.sum_rows (the per-neuron rows of receive work summed over a step's spikes, in
-    vector registers, one loop per width 8/16/24/32, int64 and int32) against NumPy: no spike, one, repeated
-    neurons, the last row of the table; the entries of ``acc`` beyond the row width stay
-    untouched."""
+    vector registers, one loop per width 8/16/24/32, int64 and int32) against NumPy: no
+    spike, one, repeated neurons, the last row of the table; the entries of ``acc`` beyond
+    the row width stay untouched."""
     from numba import njit
 
     from emulator._jit import sum_rows
