@@ -140,8 +140,8 @@ class WorkPack(NamedTuple):
     many spikes, each destination's (class | events << 32) in ``pl_ent`` from ``pl_ptr``;
     ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
     receive rows (``drow``, or ``drow32`` where :data:`I_ROWSH` > 0, over ``dcol_r``),
-    counting structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population
-    whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
+    counting structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo``
+    (populations, ``I_*``): per population whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
     sending core, messages per neuron, first record and longest route, and whether every
     neuron's messages carry the same events (:data:`I_UEV`); whether any neuron has a bias;
     how its update loop counts active updates (:data:`I_WORK`: 0 not, 1 sums per run,
