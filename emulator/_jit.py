@@ -49,7 +49,7 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
     def add_bits64(acc, at, m8, start, shift):
         acc[at:at + 64] += (m8[start:start + 64] >> shift) & 1
 
-    def _add_marks64(acc, at, w, m8, start, n, tail, nbits, wt=None):
+    def _add_marks64(acc, at, w, m8, start, n, tail, nbits, wt=None, acc16=None, at16=0):
         for k in range(n + (tail > 0)):
             m = m8[start + 64 * k:start + 64 * (k + 1)].copy()
             if k == n:
@@ -57,7 +57,7 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
             for b in range(nbits):
                 acc[at + b * w:at + b * w + 64] += (m >> b) & 1
             if wt is not None:
-                acc[at + 3 * w:at + 3 * w + 64] += (m & 1) * wt[start + 64 * k:][:64]
+                acc16[at16:at16 + 64] += (m & 1).astype(np.uint16) * wt[start + 64 * k:][:64]
 
     def add_marks64_1(acc, at, w, m8, start, n, tail):
         _add_marks64(acc, at, w, m8, start, n, tail, 1)
@@ -65,11 +65,11 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
     def add_marks64_3(acc, at, w, m8, start, n, tail):
         _add_marks64(acc, at, w, m8, start, n, tail, 3)
 
-    def add_marks64_1w(acc, at, w, m8, start, n, tail, wt):
-        _add_marks64(acc, at, w, m8, start, n, tail, 1, wt)
+    def add_marks64_1w(acc, at, w, m8, start, n, tail, wt, acc16, at16):
+        _add_marks64(acc, at, w, m8, start, n, tail, 1, wt, acc16, at16)
 
-    def add_marks64_3w(acc, at, w, m8, start, n, tail, wt):
-        _add_marks64(acc, at, w, m8, start, n, tail, 3, wt)
+    def add_marks64_3w(acc, at, w, m8, start, n, tail, wt, acc16, at16):
+        _add_marks64(acc, at, w, m8, start, n, tail, 3, wt, acc16, at16)
 
     def sum8(a, at, n):
         return int(np.asarray(a[at:at + n], np.int64).sum())
@@ -177,23 +177,28 @@ else:
         return _nbtypes.none(acc, at, m8, start, shift), codegen
 
     def _marks_loop(nbits, weighted=False):
-        """An intrinsic ``(acc, at, w, m8, start, n, tail[, wt])``: for k < n, bit b <
+        """An intrinsic ``(acc, at, w, m8, start, n, tail[, wt, acc16, at16])``: for k < n, bit b <
         ``nbits`` of the 64 mark bytes ``m8[start + 64k:][:64]`` added to
         ``acc[at + b·w:][:64]`` (uint8 lanes, wrapping: the caller empties ``acc`` before they
         could), then, if ``tail`` > 0, the first ``tail`` (< 64) bytes at ``start + 64n`` to
         the first ``tail`` lanes (64 bytes are read there: ``m8`` needs them).  ``weighted``:
         also the weight bytes ``wt[start + 64k:][:64]`` of the neurons whose bit 0 is set
-        added to ``acc[at + 3w:][:64]`` (``wt`` indexed like ``m8``, as long).  The sums stay
+        added to the uint16 lanes ``acc16[at16:][:64]`` (``wt`` indexed like ``m8``, as long;
+        16-bit, so that the weighted sums are rarely emptied).  The sums stay
         in vector registers for the whole loop: one load and store of ``acc`` per call, where
         one :func:`add_bits64` per piece and bit loads and stores them each time (and, both
         being uint8 arrays that LLVM must assume overlap, waits for the store before the next
         load)."""
         def typer_(acc, at, w, m8, start, n, tail, *wt):
-            arrs = (acc, m8) + tuple(wt)
+            arrs = (acc, m8) + tuple(wt[:1])
             u8 = all(isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.uint8
                      and a.ndim == 1 and a.layout == "C" for a in arrs)
-            if not (u8 and len(wt) == int(weighted) and all(
+            if not (u8 and len(wt) == 3 * int(weighted) and all(
                     isinstance(a, _nbtypes.Integer) for a in (at, w, start, n, tail))):
+                return None
+            if weighted and not (isinstance(wt[1], _nbtypes.Array)
+                                 and wt[1].dtype == _nbtypes.uint16 and wt[1].ndim == 1
+                                 and wt[1].layout == "C" and isinstance(wt[2], _nbtypes.Integer)):
                 return None
 
             def codegen(context, builder, signature, args):
@@ -204,12 +209,15 @@ else:
                 at_, w_, start_, n_ = cast(1), cast(2), cast(4), cast(5)
                 acc_ = context.make_array(signature.args[0])(context, builder, args[0]).data
                 m8_ = context.make_array(signature.args[3])(context, builder, args[3]).data
-                sets = list(range(nbits)) + ([3] if weighted else [])
                 ptrs = [builder.bitcast(builder.gep(acc_, [builder.add(
                     at_, builder.mul(w_, _llir.Constant(intp, b)))]), vty.as_pointer())
-                    for b in sets]
+                    for b in range(nbits)]
                 wt_ = (context.make_array(signature.args[7])(context, builder, args[7]).data
                        if weighted else None)
+                v16 = _llir.VectorType(_llir.IntType(16), 64)
+                if weighted:
+                    a16 = context.make_array(signature.args[8])(context, builder, args[8]).data
+                    ptrs.append(builder.bitcast(builder.gep(a16, [cast(9)]), v16.as_pointer()))
 
                 def lanes(m, at8):
                     """The values added to each lane set for the mark bytes m."""
@@ -219,9 +227,9 @@ else:
                     if weighted:
                         wv = builder.load(builder.bitcast(builder.gep(wt_, [at8]),
                                                           vty.as_pointer()), align=1)
-                        ys.append(builder.select(builder.icmp_unsigned(
+                        ys.append(builder.zext(builder.select(builder.icmp_unsigned(
                             "!=", ys[0], _llir.Constant(vty, None)), wv,
-                            _llir.Constant(vty, None)))
+                            _llir.Constant(vty, None)), v16))
                     return ys
                 init = [builder.load(p, align=1) for p in ptrs]
                 one = _splat8(builder, _llir.Constant(_llir.IntType(8), 1), vty)
@@ -257,8 +265,8 @@ else:
 
         # (Numba's intrinsics take no *args: a typer of each arity)
         if weighted:
-            def typer(typingctx, acc, at, w, m8, start, n, tail, wt):
-                return typer_(acc, at, w, m8, start, n, tail, wt)
+            def typer(typingctx, acc, at, w, m8, start, n, tail, wt, acc16, at16):
+                return typer_(acc, at, w, m8, start, n, tail, wt, acc16, at16)
         else:
             def typer(typingctx, acc, at, w, m8, start, n, tail):
                 return typer_(acc, at, w, m8, start, n, tail)

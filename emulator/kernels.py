@@ -290,6 +290,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     swa = np.zeros((wk.n_cores, 2), np.int64)  # this step's active updates per core
     runs = (wk.run_ptr, wk.run_end, wk.run_core)  # neurons on one core, for the update
     l8 = np.zeros(WK.NSETS * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
+    l16 = np.zeros(64 * wk.pat_max, np.uint16)
     wide = np.zeros(max(WK.NSETS * wk.lanes_max, wk.row_max), np.int64)
     passes = np.zeros(2 * wk.pat_max, np.int64)
     m32 = np.zeros(wk.cls_max + 1, np.int32)
@@ -437,7 +438,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 WK.const_active(wk, p, t, swa, acs, cst)
             if won and (bits or wk.pinfo[p, WK.I_UNIFORM] == 0):
                 lat = WK.count_marks(wk, p, mask, bits, n, cnt, ring, dst, b, t, lat, swp, swa,
-                                     rwp, sbuf, ccnt, l8, wide, passes, m32)
+                                     rwp, sbuf, ccnt, l8, l16, wide, passes, m32)
             elif won:  # (one core, one message list, no marks: the spike list says it all)
                 lat = max(lat, WK.route_spikes(wk, p, ring, dst, cnt, b, t, swp, rwp, sbuf,
                                                ccnt, m32, wide, WK.R_ALL))

@@ -111,6 +111,8 @@ ROWS_WMAX = 4096
 #: sets (they would pass 255 pieces) or the weighted set (255 / its largest weight)
 ROW_PAT = (1 << 32) - 1
 SPILL_BITS, SPILL_WEIGHTS = 1 << 32, 1 << 33
+#: largest sum of the uint16 weighted lane set of an S_ROWS structure before it is emptied
+W16 = 65535
 CORE_BITS = 20
 #: lane sets of an S_ROWS pattern: spikes, active (input), active (state), messages (the
 #: spikes weighted by each neuron's messages, :data:`I_KW`)
@@ -132,7 +134,7 @@ class WorkPack(NamedTuple):
     ``rt_ent`` per message of a spike its destination core, delay and synaptic events; ``snd``
     per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the longest mesh
     route of its messages (0 without the mesh term); ``lat_ord`` each population's neurons by
-    it, longest first.  Runs of equal core inside each population (``run_ptr`` per population
+    it, longest first, and ``lat_val`` their routes in that order.  Runs of equal core inside each population (``run_ptr`` per population
     into ``run_end`` (exclusive, local index) and ``run_core``) for :func:`count_active`.  Route
     classes (``cls`` per neuron, local; ``cls_ptr`` / ``cls_ent`` their messages; dense tables
     ``dhas`` / ``dev`` over ``dcol``, or ranges of classes per destination ``crng`` (first, last
@@ -184,6 +186,7 @@ class WorkPack(NamedTuple):
     frun: np.ndarray
     fptr: np.ndarray
     lat_ord: np.ndarray
+    lat_val: np.ndarray
     kmsg: np.ndarray
     lanes_max: int
     pat_max: int
@@ -200,7 +203,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     np.zeros((1, 3), np.int64), z, z, z, z,
                     z, np.zeros(1, np.int32), z, 8, np.zeros((1, 3), np.int64),
                     np.zeros((1, 3), np.int64), z,
-                    np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
+                    np.zeros(1, np.int32), z, np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
 
 def _ps(x: float) -> int:
@@ -364,6 +367,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     # and by route class (messages and synaptic events at the receiving cores)
     sx = Structures()
     lat_ord = np.zeros(max(nn, 1), np.int32)
+    lat_val = np.zeros(max(nn, 1), np.int64)
     kmsg = []
     acores, acptr = [], [0]
     for i, p in enumerate(pops):
@@ -417,6 +421,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
         lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
+        lat_val[b:b + n] = route_lat[b + lat_ord[b:b + n]]
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
@@ -431,7 +436,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
-                    lat_ord=lat_ord, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
+                    lat_ord=lat_ord, lat_val=lat_val, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
                     cls_max=max(1, int(pinfo[:, I_NCLS].max())), acores=cat(acores),
                     acptr=np.asarray(acptr, np.int64))
 
@@ -506,11 +511,12 @@ class Structures:
 
 def _plan64(rows, npat, kq):
     """The rows of an S_ROWS structure of 64 lanes cut so that one call adds at most 255
-    pieces (64 neurons, the last of a row partial) to a lane, and at most 255 // ``kq`` when
-    the weighted set is summed, and marked where their pattern's uint8 sums must be emptied
-    first (:data:`SPILL_BITS`, :data:`SPILL_WEIGHTS`): every step adds the same rows in the
-    same order, so when a sum could wrap is known before the run."""
-    cap = min(255, 255 // kq) if kq > 0 else 255
+    pieces (64 neurons, the last of a row partial) to a lane, and at most ``W16`` // ``kq``
+    when the weighted set (uint16 lanes) is summed, and marked where their pattern's sums
+    must be emptied first (:data:`SPILL_BITS`: the uint8 bit sets, :data:`SPILL_WEIGHTS`):
+    every step adds the same rows in the same order, so when a sum could wrap is known before
+    the run."""
+    cap = min(255, W16 // kq) if kq > 0 else 255
     nbits, nwt = [0] * npat, [0] * npat
     out = []
     for a, b, q in rows:
@@ -524,7 +530,7 @@ def _plan64(rows, npat, kq):
                 nbits[q] = 0
             nbits[q] += take
             if kq > 0:
-                if nwt[q] + take * kq > 255:
+                if nwt[q] + take * kq > W16:
                     flags |= SPILL_WEIGHTS
                     nwt[q] = 0
                 nwt[q] += take * kq
@@ -948,7 +954,7 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
 
 @hot
 def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rwp, sb, ccnt,
-                l8, wide, passes, m32):
+                l8, l16, wide, passes, m32):
     """The work of non-input population p in step t, counted from its mark bytes ``mask``
     (local index, ``n`` neurons) just after its update, by the population's counting structures (see
     :func:`_structure`): spikes and messages per sending core, the active updates per core
@@ -967,7 +973,7 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     if bits or spk_here or fuse:
         _count_struct(wk, p, I_SMODE, mask, spk_here or fuse,
                       (np.int64(1) << PACK) + max(kpop, 0) if spk_here else np.int64(0), swp,
-                      bits, swa, l8, wide, passes, ccnt, pi[p, I_RLO] if fuse else -1,
+                      bits, swa, l8, l16, wide, passes, ccnt, pi[p, I_RLO] if fuse else -1,
                       wk.kmsg[pi[p, I_KW0]:], kw if spk_here else 0)
     if cnt == 0:
         return lat
@@ -984,7 +990,7 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
             ccnt[pi[p, I_CLS0]] += cnt
         elif not fuse:  # (bool variables, not literals: one compiled version)
             _count_struct(wk, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
-                          wide, passes, ccnt, -1, wk.kmsg, 0)
+                          l16, wide, passes, ccnt, -1, wk.kmsg, 0)
         _flush_classes(wk, p, rwp, sb, ccnt, 1, m32, 2 * cnt >= pi[p, I_NCLS])
     if wk.mesh == 1:
         # neurons by longest route, longest first: the first that spiked has the longest.
@@ -992,15 +998,15 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
         # longest routes start at neurons that rarely spike (an image's blank border) the
         # search ran through thousands of neurons (tests_99.20's first layer: ~1 us a step)
         rl = wk.route_lat[base:]
-        lo = wk.lat_ord[base:]  # (lat_ord is indexed like the neurons)
+        lo = wk.lat_ord[base:]  # (lat_ord, lat_val are indexed like the neurons)
+        lv = wk.lat_val[base:]  # (read in order: no load waits for lat_ord's)
         m = min(n, cnt)
         i = 0
         while i < m:
-            j = lo[i]
-            v = rl[j]
+            v = lv[i]
             if v <= lat:
                 break
-            if mask[j] & 1:
+            if mask[lo[i]] & 1:
                 lat = v
                 break
             i += 1
@@ -1067,6 +1073,32 @@ def _runs_regular(seg, lo, nr, L, mask, do0, mul0, out0, do12, out12, cc, rlo):
     uL = np.uint64(L)
     mL = (np.uint64(1) << uL) - np.uint64(1)
     r = lo
+    if L == 32:
+        # two runs a word, unrolled (tests_99.20's first layer: a position's 32 channels a
+        # route class; its pooling layer: 32 channels on one core)
+        lo32 = np.uint64(0xFFFFFFFF)
+        s32 = np.uint64(32)
+        for w in range(nr >> 1):
+            s = w << 6
+            x0 = bits64(mask, s, B_SPIKE)
+            ka = np.uint64(seg[r, 2])
+            kb = np.uint64(seg[r + 1, 2])
+            ca = np.int64(popcount(x0 & lo32))
+            cb = np.int64(popcount(x0 >> s32))
+            out0[ka] += ca * k0
+            out0[kb] += cb * k0
+            if fuse:
+                cc[np.uint64(seg[rlo + r - lo, 2])] += ca
+                cc[np.uint64(seg[rlo + r + 1 - lo, 2])] += cb
+            if do12:
+                x1 = bits64(mask, s, B_ACT_INPUT)
+                x2 = bits64(mask, s, B_ACT_STATE)
+                out12[ka, 0] += np.int64(popcount(x1 & lo32))
+                out12[ka, 1] += np.int64(popcount(x2 & lo32))
+                out12[kb, 0] += np.int64(popcount(x1 >> s32))
+                out12[kb, 1] += np.int64(popcount(x2 >> s32))
+            r += 2
+        return r
     for w in range(nr // per):
         s = w << 6
         x0 = bits64(mask, s, B_SPIKE)
@@ -1090,15 +1122,16 @@ def _runs_regular(seg, lo, nr, L, mask, do0, mul0, out0, do12, out12, cc, rlo):
 
 
 @hot
-def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passes, cc, rlo, wt,
-                  kw):
+def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, passes, cc,
+                  rlo, wt, kw):
     """Marked neurons of population p per key of its structure at ``pinfo[p, x0:]``:
     ``out0[key] += mul0 · (spike marks)`` if ``do0``; ``out12[key, 0/1] +=`` the two active
     marks if ``do12``; with ``rlo`` ≥ 0 (runs whose boundaries are those of the route classes'
     runs from row ``rlo``, :data:`I_SRSAME`) also ``cc[class] +=`` the spike marks; with
     ``kw`` > 0 (S_ROWS, W = 64: :data:`I_KW`) also ``out0[key] +=`` the weights ``wt`` (uint8,
     indexed like ``mask``, at most ``kw``) of the neurons with a spike mark.  Scratch: ``l8``
-    uint8 and ``wide`` int64 (NSETS · lanes_max), ``passes`` int64 (2 · patterns)."""
+    uint8 and ``wide`` int64 (NSETS · lanes_max), ``l16`` uint16 (64 · patterns: the
+    weighted lane sets), ``passes`` int64 (2 · patterns)."""
     pi = wk.pinfo
     seg = wk.seg
     mode = pi[p, x0 + X_MODE]
@@ -1162,6 +1195,9 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
         # is planned with the rows (:func:`_plan64`), and ``wide`` is used only if they are
         for j in range(NSETS * 64 * npat):
             l8[j] = 0
+        if dow:
+            for j in range(64 * npat):
+                l16[j] = 0
         sp_b = False  # (bit sets, weighted set emptied into ``wide`` in this call)
         sp_w = False
         for r in range(pi[p, x0 + X_LO], pi[p, x0 + X_HI]):
@@ -1177,12 +1213,15 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                     _spill(l8, wide, o, o + 3 * 64)
                     sp_b = True
                 if qf & SPILL_WEIGHTS:
-                    _spill(l8, wide, o + 3 * 64, o + 4 * 64)
+                    o16 = 64 * (qf & ROW_PAT)
+                    for j in range(64):
+                        wide[o + 192 + j] += l16[o16 + j]
+                        l16[o16 + j] = 0
                     sp_w = True
             if dow and do12:
-                add_marks64_3w(l8, o, 64, mask, a, n >> 6, n & 63, wt)
+                add_marks64_3w(l8, o, 64, mask, a, n >> 6, n & 63, wt, l16, 64 * (qf & ROW_PAT))
             elif dow:
-                add_marks64_1w(l8, o, 64, mask, a, n >> 6, n & 63, wt)
+                add_marks64_1w(l8, o, 64, mask, a, n >> 6, n & 63, wt, l16, 64 * (qf & ROW_PAT))
             elif do12:
                 add_marks64_3(l8, o, 64, mask, a, n >> 6, n & 63)
             else:
@@ -1206,14 +1245,14 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, wide, passe
                     if do12:
                         c1 = sum8(l8, j0 + 64, ln)
                         c2 = sum8(l8, j0 + 128, ln)
-                    if dow:
-                        c3 = sum8(l8, j0 + 192, ln)
                 else:
                     for j in range(j0, j0 + ln):
                         c0 += l8[j]
                         c1 += l8[j + 64]
                         c2 += l8[j + 128]
-                        c3 += l8[j + 192]
+                if dow:
+                    for j in range(64 * q + s0, 64 * q + s0 + ln):
+                        c3 += l16[j]
                 if sp_b:
                     for j in range(j0, j0 + ln):
                         c0 += wide[j]

@@ -255,8 +255,8 @@ def test_counting_structures_count_exactly(case):
     64), more than 255 passes of one pattern (the uint8 lane sums wrap if not emptied in
     time), two patterns, one key per row, and a key with no structure (left to per-spike
     counting).  Runs also counted into a second key table in the same pass (I_SRSAME); rows
-    with W = 64 also with per-neuron weights of the spike marks (I_KW, up to 255: the sums
-    must be emptied sooner)."""
+    with W = 64 also with per-neuron weights of the spike marks (I_KW, up to 255, summed in
+    uint16 lanes: 324 pieces of weight 255 must be emptied once, rows_wrap)."""
     from emulator import work as WK
     rng = np.random.default_rng(3)
     shape, L = None, None
@@ -312,6 +312,8 @@ def test_counting_structures_count_exactly(case):
             for kw in ((0, 1, 255) if weighted and do0 else (0,)):
                 # (the rows are planned for the largest weight: when the sums are emptied)
                 wk = build(kw)[1] if kw else wk0
+                if case == "rows_wrap" and kw == 255:  # (the weighted sums emptied in time)
+                    assert (wk.seg[:, 2] & WK.SPILL_WEIGHTS).any()
                 wt = rng.integers(0, kw + 1, n + 64).astype(np.uint8)
                 wt[n:] = kw  # (beyond the population: read, never counted)
                 out0, out12 = np.zeros(nk, np.int64), np.zeros((nk, 2), np.int64)
@@ -319,6 +321,7 @@ def test_counting_structures_count_exactly(case):
                 rlo = row[WK.I_SMODE + WK.X_LO] if want == WK.S_RUNS else -1
                 count(wk, 0, WK.I_SMODE, mask, do0, np.int64(3), out0, do12, out12,
                       np.zeros(WK.NSETS * wk.lanes_max, np.uint8),
+                      np.zeros(64 * wk.pat_max, np.uint16),
                       np.zeros(WK.NSETS * wk.lanes_max, np.int64),
                       np.zeros(2 * wk.pat_max, np.int64), cc, rlo, wt, kw)
                 wsum = np.bincount(key, weights=marks[:, 0] * wt[:n].astype(np.int64),
@@ -584,7 +587,7 @@ def test_per_neuron_rows_of_every_width_equal_reference(tile, width, row32, monk
 
 def test_mark_sum_intrinsics_equal_numpy():
     """_jit.add_marks64_1 / _3 (the rows structures' lane sums, in vector registers) and their
-    weighted forms _1w / _3w (plus each spiking neuron's weight byte in a fourth lane set)
+    weighted forms _1w / _3w (plus each spiking neuron's weight byte in a uint16 lane set)
     against a NumPy model: whole pieces, a last partial piece of 1-63 lanes, none, and lane
     sets w apart, at unaligned offsets; bytes outside the summed lanes stay untouched."""
     from numba import njit
@@ -592,11 +595,11 @@ def test_mark_sum_intrinsics_equal_numpy():
     from emulator._jit import add_marks64_1, add_marks64_1w, add_marks64_3, add_marks64_3w
 
     @njit
-    def run(accs, at, w, m8, start, n, tail, wt):
+    def run(accs, at, w, m8, start, n, tail, wt, a16, at16):
         add_marks64_1(accs[0], at, w, m8, start, n, tail)
         add_marks64_3(accs[1], at, w, m8, start, n, tail)
-        add_marks64_1w(accs[2], at, w, m8, start, n, tail, wt)
-        add_marks64_3w(accs[3], at, w, m8, start, n, tail, wt)
+        add_marks64_1w(accs[2], at, w, m8, start, n, tail, wt, a16[0], at16)
+        add_marks64_3w(accs[3], at, w, m8, start, n, tail, wt, a16[1], at16)
 
     rng = np.random.default_rng(5)
     m8 = rng.integers(0, 256, 64 * 12).astype(np.uint8)
@@ -606,6 +609,9 @@ def test_mark_sum_intrinsics_equal_numpy():
         a = rng.integers(0, 200, 64 * 8).astype(np.uint8)
         accs = np.stack([a] * 4)
         want = accs.copy()
+        a16 = np.stack([rng.integers(0, 60000, 200).astype(np.uint16)] * 2)
+        at16 = at + 7
+        want16 = a16.copy()
         for k in range(n + (tail > 0)):
             m = m8[start + 64 * k:start + 64 * (k + 1)].copy()
             if k == n:
@@ -614,10 +620,10 @@ def test_mark_sum_intrinsics_equal_numpy():
                 for b in range(nb):
                     want[j, at + b * w:at + b * w + 64] += (m >> b) & 1
                 if j >= 2:
-                    want[j, at + 3 * w:at + 3 * w + 64] += (
-                        (m & 1) * wt[start + 64 * k:start + 64 * (k + 1)])
-        run(accs, at, w, m8, start, n, tail, wt)
-        assert (accs == want).all(), (n, tail, start, at, w)
+                    want16[j - 2, at16:at16 + 64] += (
+                        (m & 1) * wt[start + 64 * k:start + 64 * (k + 1)]).astype(np.uint16)
+        run(accs, at, w, m8, start, n, tail, wt, a16, at16)
+        assert (accs == want).all() and (a16 == want16).all(), (n, tail, start, at, w)
 
 
 def test_byte_run_sum_equals_numpy():
