@@ -134,23 +134,24 @@ class WorkPack(NamedTuple):
     ``rt_ent`` per message of a spike its destination core, delay and synaptic events; ``snd``
     per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the longest mesh
     route of its messages (0 without the mesh term); ``lat_ord`` each population's neurons by
-    it, longest first, and ``lat_val`` their routes in that order.  Runs of equal core inside each population (``run_ptr`` per population
-    into ``run_end`` (exclusive, local index) and ``run_core``) for :func:`count_active`.  Route
-    classes (``cls`` per neuron, local; ``cls_ptr`` / ``cls_ent`` their messages; dense tables
-    ``dhas`` / ``dev`` over ``dcol``, or ranges of classes per destination ``crng`` (first, last
-    + 1, events) from ``crptr``; for steps with many spikes, each destination's (class | events
-    << 32) in ``pl_ent`` from ``pl_ptr``; ``kmsg`` messages per neuron as weights of the rows
-    structures), per-neuron receive rows (``drow``, or ``drow32`` where :data:`I_ROWSH` > 0,
-    over ``dcol_r``), counting structures (``seg``, ``frun``, ``fptr``, see
-    :class:`Structures`).  ``pinfo`` (populations, ``I_*``): per population whether its routes
-    are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one sending core,
-    messages per neuron, first record and longest route, and whether every neuron's messages
-    carry the same events (:data:`I_UEV`); whether any neuron has a bias; how its update loop
-    counts active updates (:data:`I_WORK`: 0 not, 1 sums per run, 2 marks); its route classes,
-    dense table or ranges (:data:`I_FRANGE`, :data:`I_CRP`), messages per neuron if all equal
-    (:data:`I_KPOP`, else −1), receive rows and its two structures (``I_SMODE``/``I_RMODE`` +
-    ``X_*``).  ``depth`` = largest delay + 1 (ring of receive work); ``lanes_max``, ``pat_max``,
-    ``cls_max``, ``row_max`` size the kernel's scratch."""
+    it, longest first, and ``lat_val`` their routes in that order.  Runs of equal core inside
+    each population (``run_ptr`` per population into ``run_end`` (exclusive, local index) and
+    ``run_core``) for :func:`count_active`.  Route classes (``cls`` per neuron, local;
+    ``cls_ptr`` / ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or
+    ranges of classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for
+    steps with many spikes, each destination's (class | events << 32) in ``pl_ent`` from
+    ``pl_ptr``; ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
+    receive rows (``drow``, or ``drow32`` where :data:`I_ROWSH` > 0, over ``dcol_r``), counting
+    structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo`` (populations,
+    ``I_*``): per population whether its routes are uniform (:data:`I_UNIFORM`, see
+    :func:`route_spikes`) with its one sending core, messages per neuron, first record and
+    longest route, and whether every neuron's messages carry the same events (:data:`I_UEV`);
+    whether any neuron has a bias; how its update loop counts active updates (:data:`I_WORK`: 0
+    not, 1 sums per run, 2 marks); its route classes, dense table or ranges (:data:`I_FRANGE`,
+    :data:`I_CRP`), messages per neuron if all equal (:data:`I_KPOP`, else −1), receive rows and
+    its two structures (``I_SMODE``/``I_RMODE`` + ``X_*``).  ``depth`` = largest delay + 1 (ring
+    of receive work); ``lanes_max``, ``pat_max``, ``cls_max``, ``row_max`` size the kernel's
+    scratch."""
     on: int
     charge: int
     active: int
@@ -436,7 +437,8 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
-                    lat_ord=lat_ord, lat_val=lat_val, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
+                    lat_ord=lat_ord, lat_val=lat_val,
+                    kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
                     cls_max=max(1, int(pinfo[:, I_NCLS].max())), acores=cat(acores),
                     acptr=np.asarray(acptr, np.int64))
 
