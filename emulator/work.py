@@ -134,7 +134,7 @@ class WorkPack(NamedTuple):
     ``rt_ent`` per message of a spike its destination core, delay and synaptic events; ``snd``
     per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the longest mesh
     route of its messages (0 without the mesh term); ``lat_ord`` each population's neurons by
-    it, longest first, and ``lat_val`` their routes in that order.  Runs of equal core inside
+    it, longest first.  Runs of equal core inside
     each population (``run_ptr`` per population into ``run_end`` (exclusive, local index) and
     ``run_core``) for :func:`count_active`.  Route classes (``cls`` per neuron, local;
     ``cls_ptr`` / ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or
@@ -187,7 +187,6 @@ class WorkPack(NamedTuple):
     frun: np.ndarray
     fptr: np.ndarray
     lat_ord: np.ndarray
-    lat_val: np.ndarray
     kmsg: np.ndarray
     lanes_max: int
     pat_max: int
@@ -204,7 +203,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     np.zeros((1, 3), np.int64), z, z, z, z,
                     z, np.zeros(1, np.int32), z, 8, np.zeros((1, 3), np.int64),
                     np.zeros((1, 3), np.int64), z,
-                    np.zeros(1, np.int32), z, np.zeros(64, np.uint8), 64, 1, 1, z, z)
+                    np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
 
 def _ps(x: float) -> int:
@@ -368,7 +367,6 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     # and by route class (messages and synaptic events at the receiving cores)
     sx = Structures()
     lat_ord = np.zeros(max(nn, 1), np.int32)
-    lat_val = np.zeros(max(nn, 1), np.int64)
     kmsg = []
     acores, acptr = [], [0]
     for i, p in enumerate(pops):
@@ -422,7 +420,6 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
         lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
-        lat_val[b:b + n] = route_lat[b + lat_ord[b:b + n]]
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
@@ -437,7 +434,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
-                    lat_ord=lat_ord, lat_val=lat_val,
+                    lat_ord=lat_ord,
                     kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
                     cls_max=max(1, int(pinfo[:, I_NCLS].max())), acores=cat(acores),
                     acptr=np.asarray(acptr, np.int64))
@@ -1000,15 +997,15 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
         # longest routes start at neurons that rarely spike (an image's blank border) the
         # search ran through thousands of neurons (tests_99.20's first layer: ~1 us a step)
         rl = wk.route_lat[base:]
-        lo = wk.lat_ord[base:]  # (lat_ord, lat_val are indexed like the neurons)
-        lv = wk.lat_val[base:]  # (read in order: no load waits for lat_ord's)
+        lo = wk.lat_ord[base:]  # (lat_ord is indexed like the neurons)
         m = min(n, cnt)
         i = 0
         while i < m:
-            v = lv[i]
+            j = lo[i]
+            v = rl[j]
             if v <= lat:
                 break
-            if mask[lo[i]] & 1:
+            if mask[j] & 1:
                 lat = v
                 break
             i += 1
