@@ -141,7 +141,7 @@ class WorkPack(NamedTuple):
     ranges of classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for
     steps with many spikes, each destination's (class | events << 32) in ``pl_ent`` from
     ``pl_ptr``; ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
-    receive rows (``drow``, or ``drow32`` where :data:`I_ROWSH` > 0, over ``dcol_r``), counting
+    receive rows (``drow``, int64, or int32 where :data:`I_ROWSH` > 0, over ``dcol_r``), counting
     structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo`` (populations,
     ``I_*``): per population whether its routes are uniform (:data:`I_UNIFORM`, see
     :func:`route_spikes`) with its one sending core, messages per neuron, first record and
@@ -180,7 +180,6 @@ class WorkPack(NamedTuple):
     pl_ent: np.ndarray
     snd: np.ndarray
     drow: np.ndarray
-    drow32: np.ndarray
     dcol_r: np.ndarray
     row_max: int
     seg: np.ndarray
@@ -201,7 +200,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z, z, z,
-                    z, np.zeros(1, np.int32), z, 8, np.zeros((1, 3), np.int64),
+                    z, z, 8, np.zeros((1, 3), np.int64),
                     np.zeros((1, 3), np.int64), z,
                     np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
@@ -325,7 +324,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     snd = ((((spk << PACK) | np.diff(rt_ptr)) << CORE_BITS) | core) if nn else \
         np.zeros(1, np.int64)
     # per-neuron rows of receive work over a population's few destinations (see route_spikes)
-    drow, drow32, dcol_r = [], [], []
+    drow, dcol_r = [], []
     for i, p in enumerate(pops):
         b, n = int(P[i, C.P_BASE]), int(P[i, C.P_SIZE])
         if n == 0 or (p.is_input and analog) or pinfo[i, I_UNIFORM] == 1:
@@ -352,8 +351,10 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             tab = np.zeros((n, width), np.int32)
             tab[at] = (1 << sh) + (x >> EV_SHIFT)
             pinfo[i, I_ROWSH] = sh
-            pinfo[i, I_ROW0] = sum(a.size for a in drow32)
-            drow32.append(tab.reshape(-1))
+            # (kept in ``drow`` too, read as int32 from twice its int64 offset: one more
+            # WorkPack field measurably slowed the kernel of other networks, see README)
+            pinfo[i, I_ROW0] = 2 * sum(a.size for a in drow)
+            drow.append(tab.reshape(-1).view(np.int64))  # (n · width even: width % 8 == 0)
         else:
             tab = np.zeros((n, width), np.int64)
             tab[at] = (np.int64(1) << PACK) + (x >> EV_SHIFT)
@@ -430,7 +431,6 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     crng=crng, crptr=crptr, pl_ptr=pl_ptr, pl_ent=pl_ent,
                     snd=snd,
                     drow=cat(drow), dcol_r=cat(dcol_r),
-                    drow32=(np.concatenate(drow32) if drow32 else np.zeros(1, np.int32)),
                     row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
@@ -800,7 +800,7 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
             a32 = acc.view(np.int32)
             for j in range(W):
                 a32[j] = 0
-            sum_rows(a32, wk.drow32[pi[p, I_ROW0]:], rg, cnt, W)
+            sum_rows(a32, wk.drow.view(np.int32)[pi[p, I_ROW0]:], rg, cnt, W)
             lo = (np.int64(1) << sh) - 1
             for j in range(pi[p, I_ROWN]):
                 y = np.int64(a32[j])
