@@ -115,7 +115,8 @@ SPILL_BITS, SPILL_WEIGHTS = 1 << 32, 1 << 33
 W16 = 65535
 CORE_BITS = 20
 #: lane sets of an S_ROWS pattern: spikes, active (input), active (state), messages (the
-#: spikes weighted by each neuron's messages, :data:`I_KW`)
+#: spikes weighted by each neuron's messages, :data:`I_KW`: summed in uint16 lanes of their
+#: own, the fourth set of the int64 sums when emptied)
 NSETS = 4
 #: copies of the per-step work buffers that consecutive spikes use in turn (see route_spikes)
 COPIES = 4
@@ -131,27 +132,28 @@ class WorkPack(NamedTuple):
     ``active`` 0 = input, 1 = state.  ``times`` int64 ps in the ``T_*`` order; ``barrier`` ps.
     ``ncn`` mapped non-input neurons per core.  Routes, packed one int64 per record (see
     ``CORE_BITS``): ``nrec`` per neuron (plus one end record) its first message and its core,
-    ``rt_ent`` per message of a spike its destination core, delay and synaptic events; ``snd``
-    per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the longest mesh
-    route of its messages (0 without the mesh term); ``lat_ord`` each population's neurons by
-    it, longest first.  Runs of equal core inside
-    each population (``run_ptr`` per population into ``run_end`` (exclusive, local index) and
-    ``run_core``) for :func:`count_active`.  Route classes (``cls`` per neuron, local;
-    ``cls_ptr`` / ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or
-    ranges of classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for
-    steps with many spikes, each destination's (class | events << 32) in ``pl_ent`` from
-    ``pl_ptr``; ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
-    receive rows (``drow``, int64, or int32 where :data:`I_ROWSH` > 0, over ``dcol_r``), counting
-    structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo`` (populations,
-    ``I_*``): per population whether its routes are uniform (:data:`I_UNIFORM`, see
-    :func:`route_spikes`) with its one sending core, messages per neuron, first record and
-    longest route, and whether every neuron's messages carry the same events (:data:`I_UEV`);
-    whether any neuron has a bias; how its update loop counts active updates (:data:`I_WORK`: 0
-    not, 1 sums per run, 2 marks); its route classes, dense table or ranges (:data:`I_FRANGE`,
-    :data:`I_CRP`), messages per neuron if all equal (:data:`I_KPOP`, else −1), receive rows and
-    its two structures (``I_SMODE``/``I_RMODE`` + ``X_*``).  ``depth`` = largest delay + 1 (ring
-    of receive work); ``lanes_max``, ``pat_max``, ``cls_max``, ``row_max`` size the kernel's
-    scratch."""
+    ``rt_ent`` per message of a spike its destination core, delay and synaptic events;
+    ``snd`` per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the
+    longest mesh route of its messages (0 without the mesh term); ``lat_ord`` each
+    population's neurons by it, longest first.  Runs of equal core inside each population
+    (``run_ptr`` per population into ``run_end`` (exclusive, local index) and ``run_core``)
+    for :func:`count_active`.  Route classes (``cls`` per neuron, local; ``cls_ptr`` /
+    ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or ranges of
+    classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for steps with
+    many spikes, each destination's (class | events << 32) in ``pl_ent`` from ``pl_ptr``;
+    ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
+    receive rows (``drow``: int64, or int32 where :data:`I_ROWSH` > 0; over ``dcol_r``),
+    counting structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo``
+    (populations, ``I_*``): per population
+    whether its routes are uniform (:data:`I_UNIFORM`, see :func:`route_spikes`) with its one
+    sending core, messages per neuron, first record and longest route, and whether every
+    neuron's messages carry the same events (:data:`I_UEV`); whether any neuron has a bias;
+    how its update loop counts active updates (:data:`I_WORK`: 0 not, 1 sums per run,
+    2 marks); its route classes, dense table or ranges (:data:`I_FRANGE`, :data:`I_CRP`),
+    messages per neuron if all equal (:data:`I_KPOP`, else −1), receive rows and its two
+    structures (``I_SMODE``/``I_RMODE`` + ``X_*``).  ``depth`` = largest delay + 1
+    (ring of receive work); ``lanes_max``, ``pat_max``, ``cls_max``, ``row_max`` size the
+    kernel's scratch."""
     on: int
     charge: int
     active: int
@@ -200,8 +202,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     z, z, z, z, z, z, np.zeros((1, N_INFO), np.int64), 1, max(n_cores, 1),
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z, z, z,
-                    z, z, 8, np.zeros((1, 3), np.int64),
-                    np.zeros((1, 3), np.int64), z,
+                    z, z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
                     np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
 
@@ -430,12 +431,10 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     cls=cls, cls_ptr=cls_ptr, cls_ent=cls_ent, dev=dev, dhas=dhas, dcol=dcol,
                     crng=crng, crptr=crptr, pl_ptr=pl_ptr, pl_ent=pl_ent,
                     snd=snd,
-                    drow=cat(drow), dcol_r=cat(dcol_r),
-                    row_max=max(
+                    drow=cat(drow), dcol_r=cat(dcol_r), row_max=max(
                         [8] + [int(w) for w in pinfo[:, I_ROWW]]),
                     **sx.arrays(),
-                    lat_ord=lat_ord,
-                    kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
+                    lat_ord=lat_ord, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
                     cls_max=max(1, int(pinfo[:, I_NCLS].max())), acores=cat(acores),
                     acptr=np.asarray(acptr, np.int64))
 
