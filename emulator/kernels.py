@@ -295,7 +295,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     passes = np.zeros(2 * wk.pat_max, np.int64)
     m32 = np.zeros(wk.cls_max + 1, np.int32)
     rwp = np.zeros(cp * wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
-    sbuf = np.zeros(wk.depth, np.int64)
+    sbuf = np.zeros(wk.depth + WK.SB_EXTRA, np.int64)  # see WK._slots, WK.SB_SEND
+    sbuf[wk.depth + WK.SB_RLAST] = -wk.depth
     ccnt = np.zeros(cp * wk.cls_ptr.shape[0], np.int64)  # spikes per route class this step
     mpprev = np.zeros(wk.n_cores, np.int64)
     acs = np.zeros((wk.acores.shape[0], 2), np.int64)  # see WK.const_active
@@ -461,8 +462,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     best = i
         predl[t - 1] = best
         if won:
-            WK.close_step(wk, t, swp, swa, rwp, mpcore, mpprev, lat, step_time, s, tb_time,
-                          tb_work, tb_crit, tid)
+            WK.close_step(wk, t, swp, swa, rwp, sbuf, mpcore, mpprev, lat, step_time, s,
+                          tb_time, tb_work, tb_crit, tid)
             lat = 0
     # per-sample results are kept locally and written once: rows of neighbouring samples
     # share cache lines, and neighbouring samples usually run on different threads

@@ -120,6 +120,12 @@ CORE_BITS = 20
 NSETS = 4
 #: copies of the per-step work buffers that consecutive spikes use in turn (see route_spikes)
 COPIES = 4
+#: after the depth slots of the kernel's ``sbuf`` (see :func:`_slots`): flags that this
+#: step's work used the copies beyond the first (``SB_SEND``: of ``swp``; ``SB_RECV``: of the
+#: receive ring ``rwp``), and the last step whose work did (``SB_RLAST``), so that
+#: :func:`close_step` sums only copies that may hold work
+SB_SEND, SB_RECV, SB_RLAST = 0, 1, 2
+SB_EXTRA = 3
 CORE_MASK = (1 << CORE_BITS) - 1
 DELAY_MASK = 63
 EV_SHIFT = CORE_BITS + 6
@@ -777,6 +783,7 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
     if parts & R_SEND:  # one packed word per neuron (WorkPack.snd)
         sn = wk.snd[base:]
         unc = np.uint64(nc)
+        sb[D1 + SB_SEND] = 1  # (close_step sums the copies)
         for e in range(cnt):
             x = sn[np.uint64(rg[e])]
             swp[(np.uint64(e) & ucm) * unc + np.uint64(x & CORE_MASK)] += x >> CORE_BITS
@@ -818,6 +825,7 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
                     rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += acc[j]
     else:
         rs = np.uint64(D1 * nc)  # one copy of the receive ring
+        sb[D1 + SB_RECV] = 1
         nr = wk.nrec[base:]
         ent = wk.rt_ent
         q = np.uint64(0)
@@ -938,6 +946,7 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
     one = np.int64(1) << PACK
     rs = np.uint64(wk.depth * wk.n_cores)
     ucm = np.uint64(COPIES - 1)
+    sb[wk.depth + SB_RECV] = 1
     cq = cp[c0:]
     for k in range(np.uint64(ncl)):
         m = cc[k]
@@ -1390,29 +1399,45 @@ def count_active(wk, p, b, n, an, acc, icur_all, v_all, bias_all, swa):
 
 
 @hot
-def close_step(wk, t, swp, swa, rwp, mpcore, mpprev, mesh_lat, step_time, s, tb_time, tb_work,
-               tb_crit, tid):
+def close_step(wk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s, tb_time,
+               tb_work, tb_crit, tid):
     """End of step t of sample s: core times, the slowest core, the step time; add to the
     thread's sums; clear the step's work (``mpcore[s]``: the sample's max-pool deliveries per
-    core so far)."""
+    core so far).  The copies of ``swp`` and ``rwp`` beyond the first are summed into it only
+    where this step's work may lie in them (the flags in ``sb``, see :data:`SB_SEND`)."""
     mpc = mpcore[s]
     tm = wk.times
     nc = wk.n_cores
-    o = (t % wk.depth) * nc
-    rs = wk.depth * nc  # one copy of the receive ring (see route_spikes)
+    D1 = wk.depth
+    o = (t % D1) * nc
+    rs = D1 * nc  # one copy of the receive ring (see route_spikes)
+    if sb[D1 + SB_RECV] != 0:
+        sb[D1 + SB_RECV] = 0
+        sb[D1 + SB_RLAST] = t
+    if t - sb[D1 + SB_RLAST] < D1:  # (a message sent then may be charged to step t)
+        r0 = rwp[o:o + nc]
+        for j in range(1, COPIES):
+            rj = rwp[j * rs + o:j * rs + o + nc]
+            for c in range(nc):
+                r0[c] += rj[c]
+                rj[c] = 0
+    if sb[D1 + SB_SEND] != 0:
+        sb[D1 + SB_SEND] = 0
+        for j in range(1, COPIES):
+            sj = swp[j * nc:(j + 1) * nc]
+            for c in range(nc):
+                swp[c] += sj[c]
+                sj[c] = 0
     best = np.int64(-1)
     arg = 0
     ac = 1 if wk.active == 1 else 0
     for c in range(nc):
         d = mpc[c] - mpprev[c]  # max-pool gate deliveries of this step
         mpprev[c] = mpc[c]
-        rv = np.int64(0)
-        sv = np.int64(0)
-        for j in range(COPIES):
-            rv += rwp[j * rs + o + c]
-            rwp[j * rs + o + c] = 0
-            sv += swp[j * nc + c]
-            swp[j * nc + c] = 0
+        rv = rwp[o + c]
+        rwp[o + c] = 0
+        sv = swp[c]
+        swp[c] = 0
         mi = rv >> PACK
         ev = (rv & LOW) + d
         sp = sv >> PACK
