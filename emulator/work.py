@@ -51,8 +51,8 @@ from hw_models.errors import SimulationError
 
 
 from . import compile as C
-from ._jit import (add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3, add_marks64_3w,
-                   bits64, hot, popcount, sum8, sum_rows)
+from ._jit import (_BORROW, add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3,
+                   add_marks64_3w, bits64, hot, popcount, sum8, sum_rows)
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -126,6 +126,9 @@ COPIES = 4
 #: :func:`close_step` sums only copies that may hold work
 SB_SEND, SB_RECV, SB_RLAST = 0, 1, 2
 SB_EXTRA = 3
+#: ``lat_ord``: (route latency << LAT_SHIFT) | neuron (local index), longest route first
+LAT_SHIFT = 32
+LAT_LOW = (1 << LAT_SHIFT) - 1
 CORE_MASK = (1 << CORE_BITS) - 1
 DELAY_MASK = 63
 EV_SHIFT = CORE_BITS + 6
@@ -140,14 +143,14 @@ class WorkPack(NamedTuple):
     ``CORE_BITS``): ``nrec`` per neuron (plus one end record) its first message and its core,
     ``rt_ent`` per message of a spike its destination core, delay and synaptic events;
     ``snd`` per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the
-    longest mesh route of its messages (0 without the mesh term); ``lat_ord`` each
-    population's neurons by it, longest first.  Runs of equal core inside each population
-    (``run_ptr`` per population into ``run_end`` (exclusive, local index) and ``run_core``)
-    for :func:`count_active`.  Route classes (``cls`` per neuron, local; ``cls_ptr`` /
-    ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or ranges of
-    classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for steps with
-    many spikes, each destination's (class | events << 32) in ``pl_ent`` from ``pl_ptr``;
-    ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
+    longest mesh route of its messages (0 without the mesh term); ``lat_ord`` each population's
+    neurons by it, longest first (packed with it, :data:`LAT_SHIFT`).  Runs of equal core inside
+    each population (``run_ptr`` per population into ``run_end`` (exclusive, local index) and
+    ``run_core``) for :func:`count_active`.  Route classes (``cls`` per neuron, local;
+    ``cls_ptr`` / ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or
+    ranges of classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for
+    steps with many spikes, each destination's (class | events << 32) in ``pl_ent`` from
+    ``pl_ptr``; ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
     receive rows (``drow``: int64, or int32 where :data:`I_ROWSH` > 0; over ``dcol_r``),
     counting structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo``
     (populations, ``I_*``): per population
@@ -202,6 +205,73 @@ class WorkPack(NamedTuple):
     acptr: np.ndarray
 
 
+class MarkTables(NamedTuple):
+    """What :func:`count_marks` and :func:`route_spikes` read of the WorkPack.  The kernel's
+    helpers take such small tuples, not the WorkPack: a call passes every array of a tuple
+    argument, seven values per 1-D array, nearly all pushed on the stack, and a call with the
+    whole WorkPack pushed ~270 of them (~300–600 instructions a call, in the assembly).
+    :func:`count_marks`' own helpers are inlined into it: no call at all."""
+    mesh: int
+    charge: int
+    depth: int
+    n_cores: int
+    pinfo: np.ndarray
+    kmsg: np.ndarray
+    lat_ord: np.ndarray
+    route_lat: np.ndarray
+    seg: np.ndarray
+    fptr: np.ndarray
+    frun: np.ndarray
+    snd: np.ndarray
+    cls: np.ndarray
+    cls_ptr: np.ndarray
+    cls_ent: np.ndarray
+    dcol_r: np.ndarray
+    drow: np.ndarray
+    nrec: np.ndarray
+    rt_ent: np.ndarray
+    dev: np.ndarray
+    dhas: np.ndarray
+    dcol: np.ndarray
+    crng: np.ndarray
+    crptr: np.ndarray
+    pl_ptr: np.ndarray
+    pl_ent: np.ndarray
+
+
+class StepTables(NamedTuple):
+    """What :func:`close_step`, :func:`count_active` and :func:`const_active` read (see
+    :class:`MarkTables`)."""
+    active: int
+    barrier: int
+    depth: int
+    n_cores: int
+    times: np.ndarray
+    ncn: np.ndarray
+    pinfo: np.ndarray
+    run_ptr: np.ndarray
+    run_end: np.ndarray
+    run_core: np.ndarray
+    acores: np.ndarray
+    acptr: np.ndarray
+
+
+@njit(cache=True, inline="always")
+def mark_tables(wk):
+    """The :class:`MarkTables` of a WorkPack (built once per sample by the kernel)."""
+    return MarkTables(wk.mesh, wk.charge, wk.depth, wk.n_cores, wk.pinfo, wk.kmsg,
+                      wk.lat_ord, wk.route_lat, wk.seg, wk.fptr, wk.frun, wk.snd, wk.cls,
+                      wk.cls_ptr, wk.cls_ent, wk.dcol_r, wk.drow, wk.nrec, wk.rt_ent, wk.dev,
+                      wk.dhas, wk.dcol, wk.crng, wk.crptr, wk.pl_ptr, wk.pl_ent)
+
+
+@njit(cache=True, inline="always")
+def step_tables(wk):
+    """The :class:`StepTables` of a WorkPack (built once per sample by the kernel)."""
+    return StepTables(wk.active, wk.barrier, wk.depth, wk.n_cores, wk.times, wk.ncn, wk.pinfo,
+                      wk.run_ptr, wk.run_end, wk.run_core, wk.acores, wk.acptr)
+
+
 def off(n_cores: int = 1) -> WorkPack:
     z = np.zeros(1, np.int64)
     return WorkPack(0, 0, 0, 0, np.zeros(8, np.int64), 0, np.zeros(max(n_cores, 1), np.int64),
@@ -209,7 +279,7 @@ def off(n_cores: int = 1) -> WorkPack:
                     np.zeros(1, np.int32), z, z, np.zeros(1, np.int32), np.zeros(1, np.int8), z,
                     np.zeros((1, 3), np.int64), z, z, z, z,
                     z, z, 8, np.zeros((1, 3), np.int64), np.zeros((1, 3), np.int64), z,
-                    np.zeros(1, np.int32), np.zeros(64, np.uint8), 64, 1, 1, z, z)
+                    z, np.zeros(64, np.uint8), 64, 1, 1, z, z)
 
 
 def _ps(x: float) -> int:
@@ -374,7 +444,10 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     # counting structures: per population by sending core (spikes, messages, active updates)
     # and by route class (messages and synaptic events at the receiving cores)
     sx = Structures()
-    lat_ord = np.zeros(max(nn, 1), np.int32)
+    if route_lat.max(initial=0) >> LAT_SHIFT:
+        raise SimulationError(f"a mesh route of {route_lat.max()} ps is longer than the "
+                              f"latency counters hold ({(1 << LAT_SHIFT) - 1} ps)")
+    lat_ord = np.zeros(max(nn, 1), np.int64)
     kmsg = []
     acores, acptr = [], [0]
     for i, p in enumerate(pops):
@@ -427,7 +500,8 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             pinfo[i, I_ACONST] = len(acores)
         # neurons by longest route, longest first: the step's longest route among the spikes
         # is found by looking down this list for the first neuron that spiked
-        lat_ord[b:b + n] = np.argsort(-route_lat[b:b + n], kind="stable")
+        o = np.argsort(-route_lat[b:b + n], kind="stable")
+        lat_ord[b:b + n] = (route_lat[b:b + n][o] << LAT_SHIFT) | o
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
@@ -716,7 +790,7 @@ R_SEND, R_RECV, R_LAT = 1, 2, 4
 R_ALL = R_SEND | R_RECV | R_LAT
 
 
-@hot
+@njit(cache=True, nogil=True, boundscheck=False, inline="always", **_BORROW)
 def _slots(wk, t, sb):
     """``sb[d]``: the offset in the receive ring of the step that a message with delay d,
     sent in step t, is charged to."""
@@ -726,8 +800,7 @@ def _slots(wk, t, sb):
         sb[d] = ((t if wk.charge == 1 else t + d) % D1) * nc
 
 
-@hot
-def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, parts):
+def _route_spikes(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, parts):
     """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
     ``base``) emitted in step t from the spike list: the ``parts`` (``R_*`` bits) the caller
     does not count otherwise (input populations, whose marks are not per neuron: all;
@@ -749,10 +822,10 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
     them."""
     if cnt == 0:
         return np.int64(0)
-    nc = wk.n_cores
-    D1 = wk.depth
-    _slots(wk, t, sb)
-    pi = wk.pinfo
+    nc = mt.n_cores
+    D1 = mt.depth
+    _slots(mt, t, sb)
+    pi = mt.pinfo
     one = np.int64(1) << PACK
     # the loops over the spikes index with unsigned integers: a signed index (which Numba
     # cannot prove non-negative) gets wrap-around code at every access, which made these
@@ -763,10 +836,10 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
         # one sending core, every neuron sends its K messages to the same (core, delay) list:
         # cnt times a constant, except the synaptic events, one gather-sum per message column
         # unless every neuron's message carries the same events (I_UEV)
-        ent = wk.rt_ent
+        ent = mt.rt_ent
         K = pi[p, I_K]
         r0 = pi[p, I_REC0]
-        swp[pi[p, I_CORE]] += cnt * (wk.snd[base] >> CORE_BITS)  # spikes, messages
+        swp[pi[p, I_CORE]] += cnt * (mt.snd[base] >> CORE_BITS)  # spikes, messages
         uev = pi[p, I_UEV] == 1
         for j in range(K):
             x = ent[r0 + j]
@@ -781,7 +854,7 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
             rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
         return pi[p, I_LAT] if parts & R_LAT else np.int64(0)
     if parts & R_SEND:  # one packed word per neuron (WorkPack.snd)
-        sn = wk.snd[base:]
+        sn = mt.snd[base:]
         unc = np.uint64(nc)
         sb[D1 + SB_SEND] = 1  # (close_step sums the copies)
         for e in range(cnt):
@@ -792,22 +865,22 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
     if not parts & R_RECV:
         pass
     elif ncl != 0 and ncl <= cnt:
-        cid = wk.cls[base:]
-        unct = np.uint64(wk.cls_ptr.shape[0] - 1)
+        cid = mt.cls[base:]
+        unct = np.uint64(mt.cls_ptr.shape[0] - 1)
         cc = ccnt[pi[p, I_CLS0]:]
         for e in range(cnt):
             cc[(np.uint64(e) & ucm) * unct + np.uint64(cid[np.uint64(rg[e])])] += 1
-        _flush_classes(wk, p, rwp, sb, ccnt, COPIES, m32, True)
+        _flush_classes(mt, p, rwp, sb, ccnt, COPIES, m32, True)
     elif W:
         # (W a multiple of 8, at most ROW_DMAX = 32: one loop per width, sums in registers)
-        dc = wk.dcol_r
+        dc = mt.dcol_r
         c0 = pi[p, I_ROWC]
         sh = pi[p, I_ROWSH]
         if sh:  # 32-bit rows, messages << sh | events
             a32 = acc.view(np.int32)
             for j in range(W):
                 a32[j] = 0
-            sum_rows(a32, wk.drow.view(np.int32)[pi[p, I_ROW0]:], rg, cnt, W)
+            sum_rows(a32, mt.drow.view(np.int32)[pi[p, I_ROW0]:], rg, cnt, W)
             lo = (np.int64(1) << sh) - 1
             for j in range(pi[p, I_ROWN]):
                 y = np.int64(a32[j])
@@ -818,7 +891,7 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
         else:
             for j in range(W):
                 acc[j] = 0
-            sum_rows(acc, wk.drow[pi[p, I_ROW0]:], rg, cnt, W)
+            sum_rows(acc, mt.drow[pi[p, I_ROW0]:], rg, cnt, W)
             for j in range(pi[p, I_ROWN]):
                 if acc[j] != 0:
                     x = dc[c0 + j]
@@ -826,8 +899,8 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
     else:
         rs = np.uint64(D1 * nc)  # one copy of the receive ring
         sb[D1 + SB_RECV] = 1
-        nr = wk.nrec[base:]
-        ent = wk.rt_ent
+        nr = mt.nrec[base:]
+        ent = mt.rt_ent
         q = np.uint64(0)
         for e in range(cnt):
             g = np.uint64(rg[e])
@@ -838,23 +911,29 @@ def route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, p
                                                + (y & CORE_MASK))] += one + (y >> EV_SHIFT)
                 q += np.uint64(1)
     lat = np.int64(0)
-    if parts & R_LAT and wk.mesh == 1:
-        rl = wk.route_lat[base:]
+    if parts & R_LAT and mt.mesh == 1:
+        rl = mt.route_lat[base:]
         for e in range(cnt):
             lat = max(lat, rl[np.uint64(rg[e])])
     return lat
 
 
-@hot
-def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
+#: the kernel's (out of line); count_marks inlines its own copy
+route_spikes = hot(_route_spikes)
+_route_spikes_inline = njit(cache=True, nogil=True, boundscheck=False, inline="always",
+                            **_BORROW)(_route_spikes)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always", **_BORROW)
+def _flush_classes(ct, p, rwp, sb, ccnt, copies, m32, dense):
     """Each route class of population p with spikes this step: its messages, times its
     spikes, into the receive ring; the class counts (``copies`` of them) are cleared.  As
     chosen in :func:`_route_classes`: message by message for the classes with spikes; a
     dense (destination × class) table times the counts (a vectorised product with one store
     per destination, instead of a read-modify-write per message); or per destination its
     ranges of classes, each a difference of prefix sums of the counts."""
-    pi = wk.pinfo
-    nct = wk.cls_ptr.shape[0] - 1
+    pi = ct.pinfo
+    nct = ct.cls_ptr.shape[0] - 1
     c0 = pi[p, I_CLS0]
     ncl = pi[p, I_NCLS]
     for j in range(1, copies):
@@ -871,9 +950,9 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
             c = np.int32(c + np.int32(ccnt[c0 + k]))
             ccnt[c0 + k] = 0
             m32[k + 1] = c
-        rg = wk.crng.reshape(-1)
-        cr = wk.crptr[pi[p, I_CRP]:]
-        dc = wk.dcol[pi[p, I_DC0]:]
+        rg = ct.crng.reshape(-1)
+        cr = ct.crptr[pi[p, I_CRP]:]
+        dc = ct.dcol[pi[p, I_DC0]:]
         u3 = np.uint64(3)
         for d in range(ndc):
             a = np.int64(0)
@@ -894,10 +973,10 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
             ccnt[c0 + k] = 0
         m = m32[:ncl]
         dm0 = pi[p, I_DM0]
-        dc = wk.dcol
+        dc = ct.dcol
         evu = pi[p, I_EVU]
         for d in range(ndc):
-            has = wk.dhas[dm0 + d * ncl:dm0 + (d + 1) * ncl]
+            has = ct.dhas[dm0 + d * ncl:dm0 + (d + 1) * ncl]
             a = np.int32(0)
             e = np.int32(0)
             if evu >= 0:  # every message carries evu synaptic events: count the messages
@@ -905,7 +984,7 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
                     a = np.int32(a + (m[k] & np.int32(has[k])))
                 e = np.int32(a * evu)
             else:
-                ev = wk.dev[dm0 + d * ncl:dm0 + (d + 1) * ncl]
+                ev = ct.dev[dm0 + d * ncl:dm0 + (d + 1) * ncl]
                 for k in range(ncl):
                     a = np.int32(a + (m[k] & np.int32(has[k])))
                     e = np.int32(e + np.int32(m[k] * ev[k]))
@@ -919,9 +998,9 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
         # at least half as many spikes as classes: by destination, each a sum over its
         # classes (tests_99.20's first layer: 64 % of its 672 classes have spikes in a step;
         # 3.2 -> 1.1 us a step on its real class counts, measured in isolation)
-        dc = wk.dcol[pi[p, I_DC0]:]
-        pp = wk.pl_ptr[pi[p, I_PP0]:]
-        pe = wk.pl_ent
+        dc = ct.dcol[pi[p, I_DC0]:]
+        pp = ct.pl_ptr[pi[p, I_PP0]:]
+        pe = ct.pl_ent
         lo32 = np.uint64(0xFFFFFFFF)
         for d in range(pi[p, I_PNDC]):
             a = np.int64(0)
@@ -941,12 +1020,12 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
     # message by message; consecutive classes (neighbouring positions, the same
     # destinations) add to different copies of the receive ring, so that no add waits for the
     # one before it on the same address (close_step sums the copies)
-    cp = wk.cls_ptr
-    ce = wk.cls_ent
+    cp = ct.cls_ptr
+    ce = ct.cls_ent
     one = np.int64(1) << PACK
-    rs = np.uint64(wk.depth * wk.n_cores)
+    rs = np.uint64(ct.depth * ct.n_cores)
     ucm = np.uint64(COPIES - 1)
-    sb[wk.depth + SB_RECV] = 1
+    sb[ct.depth + SB_RECV] = 1
     cq = cp[c0:]
     for k in range(np.uint64(ncl)):
         m = cc[k]
@@ -961,7 +1040,7 @@ def _flush_classes(wk, p, rwp, sb, ccnt, copies, m32, dense):
 
 
 @hot
-def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rwp, sb, ccnt,
+def count_marks(mt, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rwp, sb, ccnt,
                 l8, l16, wide, passes, m32):
     """The work of non-input population p in step t, counted from its mark bytes ``mask``
     (local index, ``n`` neurons) just after its update, by the population's counting structures (see
@@ -970,7 +1049,7 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     work.  Where a population has no structure for one of them, that part is counted from the
     spike list ``ring[dst:dst+cnt]`` as :func:`route_spikes` does.  Returns the longest mesh
     route so far (``lat`` or longer)."""
-    pi = wk.pinfo
+    pi = mt.pinfo
     uniform = pi[p, I_UNIFORM] == 1
     kpop = pi[p, I_KPOP]
     kw = pi[p, I_KW]  # (messages per neuron differ: summed as weights of the spike marks)
@@ -979,46 +1058,48 @@ def count_marks(wk, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     # the class counts in the same pass (I_SRSAME)
     fuse = cnt > 0 and pi[p, I_SRSAME] == 1
     if bits or spk_here or fuse:
-        _count_struct(wk, p, I_SMODE, mask, spk_here or fuse,
+        _count_struct(mt, p, I_SMODE, mask, spk_here or fuse,
                       (np.int64(1) << PACK) + max(kpop, 0) if spk_here else np.int64(0), swp,
                       bits, swa, l8, l16, wide, passes, ccnt, pi[p, I_RLO] if fuse else -1,
-                      wk.kmsg[pi[p, I_KW0]:], kw if spk_here else 0)
+                      mt.kmsg[pi[p, I_KW0]:], kw if spk_here else 0)
     if cnt == 0:
         return lat
     if uniform:
-        return max(lat, route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32,
-                                     wide, R_ALL))
+        return max(lat, _route_spikes_inline(mt, p, ring, dst, cnt, base, t, swp, rwp, sb,
+                                     ccnt, m32, wide, R_ALL))
     rest = (0 if spk_here else R_SEND) | (0 if pi[p, I_RMODE] != S_NONE else R_RECV)
     if rest:
-        route_spikes(wk, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, wide, rest)
+        _route_spikes_inline(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, wide, rest)
     if pi[p, I_RMODE] != S_NONE:
         if not rest:  # (else route_spikes has filled sb)
-            _slots(wk, t, sb)
+            _slots(mt, t, sb)
         if pi[p, I_RMODE] == S_ONE:
             ccnt[pi[p, I_CLS0]] += cnt
         elif not fuse:  # (bool variables, not literals: one compiled version)
-            _count_struct(wk, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
-                          l16, wide, passes, ccnt, -1, wk.kmsg, 0)
-        _flush_classes(wk, p, rwp, sb, ccnt, 1, m32, 2 * cnt >= pi[p, I_NCLS])
-    if wk.mesh == 1:
+            _count_struct(mt, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
+                          l16, wide, passes, ccnt, -1, mt.kmsg, 0)
+        _flush_classes(mt, p, rwp, sb, ccnt, 1, m32, 2 * cnt >= pi[p, I_NCLS])
+    if mt.mesh == 1:
         # neurons by longest route, longest first: the first that spiked has the longest.
         # Looked for among as many neurons as spiked, then over the spike list: where the
         # longest routes start at neurons that rarely spike (an image's blank border) the
         # search ran through thousands of neurons (tests_99.20's first layer: ~1 us a step)
-        rl = wk.route_lat[base:]
-        lo = wk.lat_ord[base:]  # (lat_ord is indexed like the neurons)
+        # (the latencies sit in lat_ord beside the neurons: a sequential read, where a read of
+        # route_lat by neuron missed the cache; tests_99.20's first layer looks at ~180 a step)
+        lo = mt.lat_ord[base:]  # (lat_ord is indexed like the neurons)
         m = min(n, cnt)
         i = 0
         while i < m:
-            j = lo[i]
-            v = rl[j]
+            y = lo[i]
+            v = y >> LAT_SHIFT
             if v <= lat:
                 break
-            if mask[j] & 1:
+            if mask[y & LAT_LOW] & 1:
                 lat = v
                 break
             i += 1
         if i == m and m < n:
+            rl = mt.route_lat[base:]
             for e in range(cnt):
                 lat = max(lat, rl[np.uint64(ring[dst + e])])
     return lat
@@ -1130,8 +1211,8 @@ def _runs_regular(seg, lo, nr, L, mask, do0, mul0, out0, do12, out12, cc, rlo):
     return r
 
 
-@hot
-def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, passes, cc,
+@njit(cache=True, nogil=True, boundscheck=False, inline="always", **_BORROW)
+def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, passes, cc,
                   rlo, wt, kw):
     """Marked neurons of population p per key of its structure at ``pinfo[p, x0:]``:
     ``out0[key] += mul0 · (spike marks)`` if ``do0``; ``out12[key, 0/1] +=`` the two active
@@ -1141,8 +1222,8 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
     indexed like ``mask``, at most ``kw``) of the neurons with a spike mark.  Scratch: ``l8``
     uint8 and ``wide`` int64 (NSETS · lanes_max), ``l16`` uint16 (64 · patterns: the
     weighted lane sets), ``passes`` int64 (2 · patterns)."""
-    pi = wk.pinfo
-    seg = wk.seg
+    pi = st.pinfo
+    seg = st.seg
     mode = pi[p, x0 + X_MODE]
     if mode == S_RUNS:
         one = np.uint64(1)
@@ -1197,7 +1278,7 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
     W = pi[p, x0 + X_W]
     npat = pi[p, x0 + X_NPAT]
     dow = kw > 0  # (W = 64 then: pack_work)
-    frun = wk.frun
+    frun = st.frun
     if W == 64:
         # the common case: every piece on the same 64 lanes, a row's pieces (its partial
         # last one too) summed in vector registers in one call; when the sums must be emptied
@@ -1235,13 +1316,13 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
                 add_marks64_3(l8, o, 64, mask, a, n >> 6, n & 63)
             else:
                 add_marks64_1(l8, o, 64, mask, a, n >> 6, n & 63)
-        # each run of lanes with one key (wk.frun) summed straight into its key (runs are a
+        # each run of lanes with one key (st.frun) summed straight into its key (runs are a
         # few lanes: the mapper's channel groups), a run of up to 8 lanes without a loop, only
         # the sets in use (tests_99.20's first layer: 0.85 against 1.16 µs a step, isolated)
         for q in range(npat):
             o = NSETS * 64 * q
             g = pi[p, x0 + X_G] + q
-            for rr in range(wk.fptr[g], wk.fptr[g + 1]):
+            for rr in range(st.fptr[g], st.fptr[g + 1]):
                 c0 = np.int64(0)
                 c1 = np.int64(0)
                 c2 = np.int64(0)
@@ -1312,7 +1393,7 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
             wide[o + W + lane + j] += (x >> SH_ACT_INPUT) & 1
             wide[o + 2 * W + lane + j] += (x >> SH_ACT_STATE) & 1
     # each pattern's lane sums to their keys: prefix sums over the lanes (in ``wide``), then
-    # one difference per run of lanes with one key (wk.frun)
+    # one difference per run of lanes with one key (st.frun)
     for q in range(npat):
         o = NSETS * q * W
         for k in range(3):
@@ -1322,7 +1403,7 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
                     c += wide[j] + l8[j]
                     wide[j] = c
         g = pi[p, x0 + X_G] + q
-        for rr in range(wk.fptr[g], wk.fptr[g + 1]):
+        for rr in range(st.fptr[g], st.fptr[g + 1]):
             j0 = frun[rr, 0]
             j1 = frun[rr, 1]
             key = frun[rr, 2]
@@ -1336,15 +1417,15 @@ def _count_struct(wk, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
 
 
 @hot
-def const_active(wk, p, t, swa, acs, first):
+def const_active(sk, p, t, swa, acs, first):
     """Population p's active updates per core where they are the same in every step of a
     sample (``I_ACONST``, see :func:`_constant_activity`): in step 1 counted from the marks by
     :func:`count_marks`, taken here as the change of ``swa`` around that call (``first``:
     before it, else after) and kept in ``acs`` (a row per entry of ``acores``); in later
     steps added to ``swa``, while the update loop marks only the spikes."""
-    a = wk.pinfo[p, I_ACONST] - 1
-    for k in range(wk.acptr[a], wk.acptr[a + 1]):
-        c = wk.acores[k]
+    a = sk.pinfo[p, I_ACONST] - 1
+    for k in range(sk.acptr[a], sk.acptr[a + 1]):
+        c = sk.acores[k]
         for j in range(2):
             if t > 1:
                 swa[c, j] += acs[k, j]
@@ -1355,7 +1436,7 @@ def const_active(wk, p, t, swa, acs, first):
 
 
 @hot
-def count_active(wk, p, b, n, an, acc, icur_all, v_all, bias_all, swa):
+def count_active(sk, p, b, n, an, acc, icur_all, v_all, bias_all, swa):
     """Population p's active updates of this step per core into ``swa`` (cores, 2), counted
     just before its update from what the update reads: column 0 the ``input`` convention
     (Q ≠ 0), column 1 the ``state`` convention (v before the step, Q or the bias ≠ 0).
@@ -1368,9 +1449,9 @@ def count_active(wk, p, b, n, an, acc, icur_all, v_all, bias_all, swa):
     v, bias = v_all[b:b + n], bias_all[b:b + n]
     icur = icur_all[b:b + n] if an else icur_all[:0]
     lo = 0
-    nb = an or wk.pinfo[p, I_BIAS] == 1
-    for r in range(wk.run_ptr[p], wk.run_ptr[p + 1]):
-        hi = wk.run_end[r]
+    nb = an or sk.pinfo[p, I_BIAS] == 1
+    for r in range(sk.run_ptr[p], sk.run_ptr[p + 1]):
+        hi = sk.run_end[r]
         # loops over views from index 0: with range(lo, hi) Numba cannot prove the index
         # non-negative, and its wrap-around test keeps the loop scalar (4x slower, measured)
         q_, v_, b_ = acc[lo:hi], v[lo:hi], bias[lo:hi]
@@ -1392,23 +1473,23 @@ def count_active(wk, p, b, n, an, acc, icur_all, v_all, bias_all, swa):
                 nz = q_[i] != 0
                 s1 = np.int32(s1 + np.int32(nz))
                 s2 = np.int32(s2 + np.int32(nz | (v_[i] != 0) | (b_[i] != 0)))
-        c = wk.run_core[r]
+        c = sk.run_core[r]
         swa[c, 0] += s1
         swa[c, 1] += s2
         lo = hi
 
 
 @hot
-def close_step(wk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s, tb_time,
+def close_step(sk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s, tb_time,
                tb_work, tb_crit, tid):
     """End of step t of sample s: core times, the slowest core, the step time; add to the
     thread's sums; clear the step's work (``mpcore[s]``: the sample's max-pool deliveries per
     core so far).  The copies of ``swp`` and ``rwp`` beyond the first are summed into it only
     where this step's work may lie in them (the flags in ``sb``, see :data:`SB_SEND`)."""
     mpc = mpcore[s]
-    tm = wk.times
-    nc = wk.n_cores
-    D1 = wk.depth
+    tm = sk.times
+    nc = sk.n_cores
+    D1 = sk.depth
     o = (t % D1) * nc
     rs = D1 * nc  # one copy of the receive ring (see route_spikes)
     if sb[D1 + SB_RECV] != 0:
@@ -1430,7 +1511,7 @@ def close_step(wk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s,
                 sj[c] = 0
     best = np.int64(-1)
     arg = 0
-    ac = 1 if wk.active == 1 else 0
+    ac = 1 if sk.active == 1 else 0
     for c in range(nc):
         d = mpc[c] - mpprev[c]  # max-pool gate deliveries of this step
         mpprev[c] = mpc[c]
@@ -1442,7 +1523,7 @@ def close_step(wk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s,
         ev = (rv & LOW) + d
         sp = sv >> PACK
         mo = sv & LOW
-        send = (wk.ncn[c] * tm[T_ACCESS] + swa[c, ac] * tm[T_UPDATE] + sp * tm[T_SPIKE]
+        send = (sk.ncn[c] * tm[T_ACCESS] + swa[c, ac] * tm[T_UPDATE] + sp * tm[T_SPIKE]
                 + mo * tm[T_MSG_OUT])
         recv = mi * tm[T_MSG_IN] + ev * tm[T_SYN]
         ct = send if send > recv else recv
@@ -1459,7 +1540,7 @@ def close_step(wk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s,
         swa[c, 0] = 0
         swa[c, 1] = 0
     tb_crit[tid, arg] += 1
-    step_time[s, t - 1] = best + mesh_lat + wk.barrier
+    step_time[s, t - 1] = best + mesh_lat + sk.barrier
 
 
 def work_raw(timing, wk, step_time, core_time, core_work, critical) -> dict:

@@ -319,7 +319,8 @@ def test_counting_structures_count_exactly(case):
                 out0, out12 = np.zeros(nk, np.int64), np.zeros((nk, 2), np.int64)
                 cc = np.zeros(nk, np.int64)
                 rlo = row[WK.I_SMODE + WK.X_LO] if want == WK.S_RUNS else -1
-                count(wk, 0, WK.I_SMODE, mask, do0, np.int64(3), out0, do12, out12,
+                count(wk, 0, WK.I_SMODE, mask,
+                      do0, np.int64(3), out0, do12, out12,
                       np.zeros(WK.NSETS * wk.lanes_max, np.uint8),
                       np.zeros(64 * wk.pat_max, np.uint16),
                       np.zeros(WK.NSETS * wk.lanes_max, np.int64),
@@ -421,10 +422,10 @@ def _flush_both_ways(wk, p, rng):
         for dense in (False, True):
             ccnt = np.zeros(WK.COPIES * wk.cls_ptr.shape[0], np.int64)
             ccnt[c0:c0 + ncl] = counts
-            rwp, sb = np.zeros(size, np.int64), np.zeros(wk.depth, np.int64)
+            rwp, sb = np.zeros(size, np.int64), np.zeros(wk.depth + WK.SB_EXTRA, np.int64)
             WK._slots(wk, t, sb)
-            WK._flush_classes(wk, p, rwp, sb, ccnt, 1, np.zeros(wk.cls_max + 1, np.int32),
-                              dense)
+            WK._flush_classes(wk, p, rwp, sb, ccnt, 1,
+                              np.zeros(wk.cls_max + 1, np.int32), dense)
             assert not ccnt.any()  # (the counts are cleared)
             out.append(rwp.reshape(WK.COPIES, -1).sum(axis=0))
         assert out[0].any() and np.array_equal(out[0], out[1])
