@@ -302,7 +302,8 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     acs = np.zeros((wk.acores.shape[0], 2), np.int64)  # see WK.const_active
     # the tables the helpers read (see WK.MarkTables: a call with the whole WorkPack costs
     # ~300-600 instructions)
-    wmt, wsk = WK.mark_tables(wk), WK.step_tables(wk)
+    wmt = WK.mark_tables(wk)
+    wut, wct, wat = WK.step_tables(wk)
     lat = np.int64(0)
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)
@@ -410,7 +411,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             uw = 0 if cst and t > 1 else work  # (the update loop's)
             bits = uw == 2
             if won and work == 0:
-                WK.count_active(wsk, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
+                WK.count_active(wat, p, b, n, P[p, P_ANALOG] == 1, acc, icur, v, bias, swa)
             if arrived == 0 and P[p, P_SKIP] == 1:
                 # nothing arrived, no bias, no decay: if no neuron is at its firing level, no
                 # v changes and nothing fires, and the skipped updates count as inactive.
@@ -421,7 +422,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                 if pend[p] == 0:
                     rcnt[rcnt_off[p] + slot] = 0
                     if work:  # a skipped update still counts under the 'state' convention
-                        WK.count_active(wsk, p, b, n, False, acc, icur, v, bias, swa)
+                        WK.count_active(wat, p, b, n, False, acc, icur, v, bias, swa)
                     continue
             pend[p] = -1
             dst = ring_off[p] + slot * ring_cap[p]
@@ -439,15 +440,14 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
             rcnt[rcnt_off[p] + slot] = cnt
             satl[p] += nsat
             if cst and t == 1:
-                WK.const_active(wsk, p, t, swa, acs, cst)
+                WK.const_active(wat, p, t, swa, acs, cst)
             if won and (bits or wk.pinfo[p, WK.I_UNIFORM] == 0):
                 lat = WK.count_marks(wmt, p, mask, bits, n, cnt, ring, dst, b, t, lat, swp, swa,
                                      rwp, sbuf, ccnt, l8, l16, wide, passes, m32)
             elif won:  # (one core, one message list, no marks: the spike list says it all)
-                lat = max(lat, WK.route_spikes(wmt, p, ring, dst, cnt, b, t, swp, rwp, sbuf,
-                                               ccnt, m32, wide, WK.R_ALL))
+                lat = max(lat, WK.route_uniform(wut, p, ring, dst, cnt, b, t, swp, rwp, sbuf))
             if cst:  # (bool variables, not literals: one compiled version)
-                WK.const_active(wsk, p, t, swa, acs, not cst)
+                WK.const_active(wat, p, t, swa, acs, not cst)
         # -- read-out
         best = -1
         if pk.readout == 0:
@@ -465,7 +465,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
                     best = i
         predl[t - 1] = best
         if won:
-            WK.close_step(wsk, t, swp, swa, rwp, sbuf, mpcore, mpprev, lat, step_time, s,
+            WK.close_step(wct, t, swp, swa, rwp, sbuf, mpcore, mpprev, lat, step_time, s,
                           tb_time, tb_work, tb_crit, tid)
             lat = 0
     # per-sample results are kept locally and written once: rows of neighbouring samples

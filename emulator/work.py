@@ -239,15 +239,28 @@ class MarkTables(NamedTuple):
     pl_ent: np.ndarray
 
 
-class StepTables(NamedTuple):
-    """What :func:`close_step`, :func:`count_active` and :func:`const_active` read (see
-    :class:`MarkTables`)."""
+class UniformTables(NamedTuple):
+    """What :func:`route_uniform` reads (see :class:`MarkTables`)."""
+    charge: int
+    depth: int
+    n_cores: int
+    pinfo: np.ndarray
+    snd: np.ndarray
+    rt_ent: np.ndarray
+
+
+class CloseTables(NamedTuple):
+    """What :func:`close_step` reads (see :class:`MarkTables`)."""
     active: int
     barrier: int
     depth: int
     n_cores: int
     times: np.ndarray
     ncn: np.ndarray
+
+
+class ActiveTables(NamedTuple):
+    """What :func:`count_active` and :func:`const_active` read (see :class:`MarkTables`)."""
     pinfo: np.ndarray
     run_ptr: np.ndarray
     run_end: np.ndarray
@@ -267,9 +280,11 @@ def mark_tables(wk):
 
 @njit(cache=True, inline="always")
 def step_tables(wk):
-    """The :class:`StepTables` of a WorkPack (built once per sample by the kernel)."""
-    return StepTables(wk.active, wk.barrier, wk.depth, wk.n_cores, wk.times, wk.ncn, wk.pinfo,
-                      wk.run_ptr, wk.run_end, wk.run_core, wk.acores, wk.acptr)
+    """The :class:`UniformTables`, :class:`CloseTables` and :class:`ActiveTables` of a
+    WorkPack (built once per sample by the kernel)."""
+    return (UniformTables(wk.charge, wk.depth, wk.n_cores, wk.pinfo, wk.snd, wk.rt_ent),
+            CloseTables(wk.active, wk.barrier, wk.depth, wk.n_cores, wk.times, wk.ncn),
+            ActiveTables(wk.pinfo, wk.run_ptr, wk.run_end, wk.run_core, wk.acores, wk.acptr))
 
 
 def off(n_cores: int = 1) -> WorkPack:
@@ -800,6 +815,43 @@ def _slots(wk, t, sb):
         sb[d] = ((t if wk.charge == 1 else t + d) % D1) * nc
 
 
+@njit(cache=True, nogil=True, boundscheck=False, inline="always", **_BORROW)
+def _uniform(ut, p, rg, cnt, base, swp, rwp, sb, parts):
+    """:func:`route_spikes` of a population with uniform routes (``I_UNIFORM``): one sending
+    core, every neuron sends its K messages to the same (core, delay) list: cnt times a
+    constant, except the synaptic events, one gather-sum per message column unless every
+    neuron's message carries the same events (``I_UEV``).  ``sb`` filled by the caller."""
+    pi = ut.pinfo
+    one = np.int64(1) << PACK
+    ent = ut.rt_ent
+    K = pi[p, I_K]
+    r0 = pi[p, I_REC0]
+    swp[pi[p, I_CORE]] += cnt * (ut.snd[base] >> CORE_BITS)  # spikes, messages
+    uev = pi[p, I_UEV] == 1
+    for j in range(K):
+        x = ent[r0 + j]
+        if uev:
+            ev = cnt * (x >> EV_SHIFT)
+        else:
+            ev = np.int64(0)
+            col = ent[r0 + j:]
+            uk = np.uint64(K)
+            for e in range(cnt):
+                ev += col[np.uint64(rg[e]) * uk] >> EV_SHIFT
+        rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
+    return pi[p, I_LAT] if parts & R_LAT else np.int64(0)
+
+
+@hot
+def route_uniform(ut, p, ring, dst, cnt, base, t, swp, rwp, sb):
+    """:func:`route_spikes` (all parts) for the kernel's populations with uniform routes and
+    no marks to count, reading only the :class:`UniformTables`."""
+    if cnt == 0:
+        return np.int64(0)
+    _slots(ut, t, sb)
+    return _uniform(ut, p, ring[dst:dst + cnt], cnt, base, swp, rwp, sb, R_ALL)
+
+
 def _route_spikes(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, parts):
     """Count the spikes ``ring[dst:dst+cnt]`` (local ids) of population p (first neuron
     ``base``) emitted in step t from the spike list: the ``parts`` (``R_*`` bits) the caller
@@ -833,26 +885,7 @@ def _route_spikes(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, 
     ucm = np.uint64(COPIES - 1)
     rg = ring[dst:dst + cnt]
     if pi[p, I_UNIFORM] == 1:
-        # one sending core, every neuron sends its K messages to the same (core, delay) list:
-        # cnt times a constant, except the synaptic events, one gather-sum per message column
-        # unless every neuron's message carries the same events (I_UEV)
-        ent = mt.rt_ent
-        K = pi[p, I_K]
-        r0 = pi[p, I_REC0]
-        swp[pi[p, I_CORE]] += cnt * (mt.snd[base] >> CORE_BITS)  # spikes, messages
-        uev = pi[p, I_UEV] == 1
-        for j in range(K):
-            x = ent[r0 + j]
-            if uev:
-                ev = cnt * (x >> EV_SHIFT)
-            else:
-                ev = np.int64(0)
-                col = ent[r0 + j:]
-                uk = np.uint64(K)
-                for e in range(cnt):
-                    ev += col[np.uint64(rg[e]) * uk] >> EV_SHIFT
-            rwp[sb[(x >> CORE_BITS) & DELAY_MASK] + (x & CORE_MASK)] += cnt * one + ev
-        return pi[p, I_LAT] if parts & R_LAT else np.int64(0)
+        return _uniform(mt, p, rg, cnt, base, swp, rwp, sb, parts)
     if parts & R_SEND:  # one packed word per neuron (WorkPack.snd)
         sn = mt.snd[base:]
         unc = np.uint64(nc)

@@ -205,6 +205,16 @@ def test_bad_timing_is_an_error():
         emulator.run(_tiny(), np.array([[1, 1]]), 2).latency_report()
 
 
+def test_route_latency_too_long_for_its_field_is_refused(monkeypatch):
+    """The longest-route search reads (latency << LAT_SHIFT) | neuron: a latency that does not
+    fit above the neuron is refused when the counters are packed, never wrapped."""
+    from emulator import work as WK
+    from hw_models.errors import SimulationError
+    monkeypatch.setattr(WK, "LAT_SHIFT", 16)  # 65,535 ps: _tiny's one hop is 128,000 ps
+    with pytest.raises(SimulationError, match=r"mesh route of 128000 ps .* \(65535 ps\)"):
+        engine.simulate(_tiny(), np.array([[1, 1]]), 3, timing=_timing())
+
+
 def test_unpublished_times_are_flagged():
     assert not timing_for("loihi2").published
     r = emulator.run(_tiny(), np.array([[1, 1]]), 2, timing="loihi2")
