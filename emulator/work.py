@@ -239,6 +239,14 @@ class MarkTables(NamedTuple):
     pl_ent: np.ndarray
 
 
+class SegTables(NamedTuple):
+    """The counting structures: what :func:`_count_struct` reads (see :class:`MarkTables`)."""
+    pinfo: np.ndarray
+    seg: np.ndarray
+    fptr: np.ndarray
+    frun: np.ndarray
+
+
 class UniformTables(NamedTuple):
     """What :func:`route_uniform` reads (see :class:`MarkTables`)."""
     charge: int
@@ -953,8 +961,6 @@ def _route_spikes(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, 
 
 #: the kernel's (out of line); count_marks inlines its own copy
 route_spikes = hot(_route_spikes)
-_route_spikes_inline = njit(cache=True, nogil=True, boundscheck=False, inline="always",
-                            **_BORROW)(_route_spikes)
 
 
 @njit(cache=True, nogil=True, boundscheck=False, inline="always", **_BORROW)
@@ -1090,26 +1096,27 @@ def count_marks(mt, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
     # runs by sending core that are also the route classes' runs: their spike counts go to
     # the class counts in the same pass (I_SRSAME)
     fuse = cnt > 0 and pi[p, I_SRSAME] == 1
+    st = SegTables(pi, mt.seg, mt.fptr, mt.frun)
     if bits or spk_here or fuse:
-        _count_struct(mt, p, I_SMODE, mask, spk_here or fuse,
+        _count_struct(st, p, I_SMODE, mask, spk_here or fuse,
                       (np.int64(1) << PACK) + max(kpop, 0) if spk_here else np.int64(0), swp,
                       bits, swa, l8, l16, wide, passes, ccnt, pi[p, I_RLO] if fuse else -1,
                       mt.kmsg[pi[p, I_KW0]:], kw if spk_here else 0)
     if cnt == 0:
         return lat
     if uniform:
-        return max(lat, _route_spikes_inline(mt, p, ring, dst, cnt, base, t, swp, rwp, sb,
-                                     ccnt, m32, wide, R_ALL))
+        _slots(mt, t, sb)
+        return max(lat, _uniform(mt, p, ring[dst:dst + cnt], cnt, base, swp, rwp, sb, R_ALL))
     rest = (0 if spk_here else R_SEND) | (0 if pi[p, I_RMODE] != S_NONE else R_RECV)
     if rest:
-        _route_spikes_inline(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, wide, rest)
+        route_spikes(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, wide, rest)
     if pi[p, I_RMODE] != S_NONE:
         if not rest:  # (else route_spikes has filled sb)
             _slots(mt, t, sb)
         if pi[p, I_RMODE] == S_ONE:
             ccnt[pi[p, I_CLS0]] += cnt
         elif not fuse:  # (bool variables, not literals: one compiled version)
-            _count_struct(mt, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
+            _count_struct(st, p, I_RMODE, mask, cnt > 0, np.int64(1), ccnt, cnt < 0, swa, l8,
                           l16, wide, passes, ccnt, -1, mt.kmsg, 0)
         _flush_classes(mt, p, rwp, sb, ccnt, 1, m32, 2 * cnt >= pi[p, I_NCLS])
     if mt.mesh == 1:
@@ -1244,7 +1251,7 @@ def _runs_regular(seg, lo, nr, L, mask, do0, mul0, out0, do12, out12, cc, rlo):
     return r
 
 
-@njit(cache=True, nogil=True, boundscheck=False, inline="always", **_BORROW)
+@hot
 def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, passes, cc,
                   rlo, wt, kw):
     """Marked neurons of population p per key of its structure at ``pinfo[p, x0:]``:

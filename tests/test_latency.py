@@ -329,7 +329,7 @@ def test_counting_structures_count_exactly(case):
                 out0, out12 = np.zeros(nk, np.int64), np.zeros((nk, 2), np.int64)
                 cc = np.zeros(nk, np.int64)
                 rlo = row[WK.I_SMODE + WK.X_LO] if want == WK.S_RUNS else -1
-                count(wk, 0, WK.I_SMODE, mask,
+                count(WK.SegTables(wk.pinfo, wk.seg, wk.fptr, wk.frun), 0, WK.I_SMODE, mask,
                       do0, np.int64(3), out0, do12, out12,
                       np.zeros(WK.NSETS * wk.lanes_max, np.uint8),
                       np.zeros(64 * wk.pat_max, np.uint16),
