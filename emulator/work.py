@@ -126,9 +126,11 @@ COPIES = 4
 #: :func:`close_step` sums only copies that may hold work
 SB_SEND, SB_RECV, SB_RLAST = 0, 1, 2
 SB_EXTRA = 3
-#: ``lat_ord``: (route latency << LAT_SHIFT) | neuron (local index), longest route first
+#: ``lat_ord``: runs of up to 64 consecutive neurons (local index) of one route latency,
+#: longest first, each (latency << LAT_SHIFT) | (length - 1) << RUN_SHIFT | first neuron
 LAT_SHIFT = 32
-LAT_LOW = (1 << LAT_SHIFT) - 1
+RUN_SHIFT = LAT_SHIFT - 6
+RUN_FIRST = (1 << RUN_SHIFT) - 1
 CORE_MASK = (1 << CORE_BITS) - 1
 DELAY_MASK = 63
 EV_SHIFT = CORE_BITS + 6
@@ -144,7 +146,8 @@ class WorkPack(NamedTuple):
     ``rt_ent`` per message of a spike its destination core, delay and synaptic events;
     ``snd`` per neuron its packed sending work and core.  ``route_lat`` ps: per neuron, the
     longest mesh route of its messages (0 without the mesh term); ``lat_ord`` each population's
-    neurons by it, longest first (packed with it, :data:`LAT_SHIFT`).  Runs of equal core inside
+    neurons by it, longest first, in runs of consecutive neurons (packed with it,
+    :data:`LAT_SHIFT`; zero after the last run).  Runs of equal core inside
     each population (``run_ptr`` per population into ``run_end`` (exclusive, local index) and
     ``run_core``) for :func:`count_active`.  Route classes (``cls`` per neuron, local;
     ``cls_ptr`` / ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or
@@ -470,6 +473,10 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     if route_lat.max(initial=0) >> LAT_SHIFT:
         raise SimulationError(f"a mesh route of {route_lat.max()} ps is longer than the "
                               f"latency counters hold ({(1 << LAT_SHIFT) - 1} ps)")
+    if mesh and P[:, C.P_SIZE].max(initial=0) > 1 << (LAT_SHIFT - 6):
+        raise SimulationError(f"a population of {P[:, C.P_SIZE].max()} neurons is larger than "
+                              f"the longest-route search holds ({1 << (LAT_SHIFT - 6)} neurons); "
+                              "time it without the mesh term (mesh='none')")
     lat_ord = np.zeros(max(nn, 1), np.int64)
     kmsg = []
     acores, acptr = [], [0]
@@ -521,10 +528,7 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             acores.append(np.unique(core[b:b + n]))
             acptr.append(acptr[-1] + acores[-1].size)
             pinfo[i, I_ACONST] = len(acores)
-        # neurons by longest route, longest first: the step's longest route among the spikes
-        # is found by looking down this list for the first neuron that spiked
-        o = np.argsort(-route_lat[b:b + n], kind="stable")
-        lat_ord[b:b + n] = (route_lat[b:b + n][o] << LAT_SHIFT) | o
+        lat_ord[b:b + n] = _latency_runs(route_lat[b:b + n])
     return WorkPack(on=1, charge=1 if timing.synaptic_charge == "emission" else 0,
                     active=1 if timing.active_update == "state" else 0, mesh=mesh,
                     times=times, barrier=_ps(timing.barrier_for(tiles_in_use(net))),
@@ -540,6 +544,28 @@ def pack_work(net, pk, st, timing) -> WorkPack:
                     lat_ord=lat_ord, kmsg=np.concatenate(kmsg + [np.zeros(64, np.uint8)]),
                     cls_max=max(1, int(pinfo[:, I_NCLS].max())), acores=cat(acores),
                     acptr=np.asarray(acptr, np.int64))
+
+
+def _latency_runs(rl):
+    """``lat_ord`` of one population (route latencies ``rl`` by local neuron): its neurons by
+    latency, longest first, in runs of up to 64 consecutive neurons of one latency (packed,
+    :data:`LAT_SHIFT`), zero after the last.  The step's longest route among the spikes is
+    the latency of the first run with a spike: one 64-byte test a run where a test per neuron
+    looked at ~180 neurons a step in tests_99.20's first layer (its blank border's neurons
+    have the longest routes and rarely spike)."""
+    n = rl.size
+    o = np.argsort(-rl, kind="stable")
+    lat = rl[o]
+    cut = np.flatnonzero((np.diff(o) != 1) | (np.diff(lat) != 0)) + 1
+    lo = np.concatenate(([0], cut))
+    hi = np.concatenate((cut, [n]))
+    pieces = (hi - lo + 63) >> 6  # (runs longer than 64 cut into pieces)
+    k = np.repeat(np.arange(lo.size), pieces)
+    a = lo[k] + 64 * (np.arange(k.size) - np.repeat(np.cumsum(pieces) - pieces, pieces))
+    ln = np.minimum(hi[k] - a, 64)
+    out = np.zeros(n, np.int64)
+    out[:a.size] = (lat[a] << LAT_SHIFT) | ((ln - 1) << RUN_SHIFT) | o[a]
+    return out
 
 
 def _constant_activity(pk, i) -> bool:
@@ -1120,21 +1146,22 @@ def count_marks(mt, p, mask, bits, n, cnt, ring, dst, base, t, lat, swp, swa, rw
                           l16, wide, passes, ccnt, -1, mt.kmsg, 0)
         _flush_classes(mt, p, rwp, sb, ccnt, 1, m32, 2 * cnt >= pi[p, I_NCLS])
     if mt.mesh == 1:
-        # neurons by longest route, longest first: the first that spiked has the longest.
-        # Looked for among as many neurons as spiked, then over the spike list: where the
-        # longest routes start at neurons that rarely spike (an image's blank border) the
-        # search ran through thousands of neurons (tests_99.20's first layer: ~1 us a step)
-        # (the latencies sit in lat_ord beside the neurons: a sequential read, where a read of
-        # route_lat by neuron missed the cache; tests_99.20's first layer looks at ~180 a step)
-        lo = mt.lat_ord[base:]  # (lat_ord is indexed like the neurons)
+        # runs of neurons by longest route, longest first (_latency_runs): the first run
+        # with a spike has the longest.  Looked for among as many runs as spikes, then over
+        # the spike list: where the longest routes start at neurons that rarely spike (an
+        # image's blank border) the search ran through thousands of neurons (tests_99.20's
+        # first layer: ~1 us a step, when neuron by neuron)
+        lo = mt.lat_ord[base:]  # (lat_ord is indexed like the neurons; zero after the runs)
         m = min(n, cnt)
         i = 0
+        full = np.uint64(0xFFFFFFFFFFFFFFFF)
         while i < m:
             y = lo[i]
             v = y >> LAT_SHIFT
             if v <= lat:
                 break
-            if mask[y & LAT_LOW] & 1:
+            ln = np.uint64((y >> RUN_SHIFT) & 63)  # (length - 1; the marks have 64 bytes'
+            if bits64(mask, y & RUN_FIRST, B_SPIKE) & (full >> (np.uint64(63) - ln)):  # slack)
                 lat = v
                 break
             i += 1
