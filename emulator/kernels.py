@@ -295,7 +295,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     passes = np.zeros(2 * wk.pat_max, np.int64)
     m32 = np.zeros(wk.cls_max + 1, np.int32)
     rwp = np.zeros(cp * wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
-    sbuf = np.zeros(wk.depth + WK.SB_EXTRA, np.int64)  # see WK._slots, WK.SB_SEND
+    sbuf = np.zeros(wk.depth + WK.SB_EXTRA, np.int64)  # see WK._slots, WK.SB_RECV
     sbuf[wk.depth + WK.SB_RLAST] = -wk.depth
     ccnt = np.zeros(cp * wk.cls_ptr.shape[0], np.int64)  # spikes per route class this step
     mpprev = np.zeros(wk.n_cores, np.int64)
@@ -303,7 +303,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     # the tables the helpers read (see WK.MarkTables: a call with the whole WorkPack costs
     # ~300-600 instructions)
     wmt = WK.mark_tables(wk)
-    wut, wct, wat = WK.step_tables(wk)
+    wut, wct, wat = WK.step_tables(wk, pk.n_mpcount > 0)
     lat = np.int64(0)
     enc = pk.encoding
     icur = np.zeros(nn if enc == 0 else 1, np.int64)

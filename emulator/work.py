@@ -73,8 +73,8 @@ LOW = (1 << PACK) - 1
  I_DM0, I_NDC, I_DC0, I_EVU, I_ROWW, I_ROW0, I_ROWC, I_ROWN,
  I_SMODE, I_SLO, I_SHI, I_SW, I_SNPAT, I_SG,
  I_RMODE, I_RLO, I_RHI, I_RW, I_RNPAT, I_RG, I_UEV, I_FRANGE, I_CRP, I_SRSAME,
- I_KW, I_KW0, I_PNDC, I_PP0, I_ACONST, I_ROWSH) = range(40)
-N_INFO = 40
+ I_KW, I_KW0, I_PNDC, I_PP0, I_ACONST, I_ROWSH, I_SCLO, I_SCHI) = range(42)
+N_INFO = 42
 #: most destinations (delay, core) of a population counted with per-neuron rows (route_spikes)
 ROW_DMAX = 32
 #: value bits of the 32-bit receive rows (the sign bit unused); where a population's column
@@ -120,12 +120,12 @@ CORE_BITS = 20
 NSETS = 4
 #: copies of the per-step work buffers that consecutive spikes use in turn (see route_spikes)
 COPIES = 4
-#: after the depth slots of the kernel's ``sbuf`` (see :func:`_slots`): flags that this
-#: step's work used the copies beyond the first (``SB_SEND``: of ``swp``; ``SB_RECV``: of the
-#: receive ring ``rwp``), and the last step whose work did (``SB_RLAST``), so that
-#: :func:`close_step` sums only copies that may hold work
-SB_SEND, SB_RECV, SB_RLAST = 0, 1, 2
-SB_EXTRA = 3
+#: after the depth slots of the kernel's ``sbuf`` (see :func:`_slots`): a flag that this
+#: step's work used the receive ring's copies beyond the first (``SB_RECV``), and the last
+#: step whose work did (``SB_RLAST``), so that :func:`close_step` sums only copies that may
+#: hold work (``swp``'s copies are summed where they are used: :func:`route_spikes`)
+SB_RECV, SB_RLAST = 0, 1
+SB_EXTRA = 2
 #: ``lat_ord``: runs of up to 64 consecutive neurons (local index) of one route latency,
 #: longest first, each (latency << LAT_SHIFT) | (length - 1) << RUN_SHIFT | first neuron
 LAT_SHIFT = 32
@@ -152,8 +152,9 @@ class WorkPack(NamedTuple):
     ``run_core``) for :func:`count_active`.  Route classes (``cls`` per neuron, local;
     ``cls_ptr`` / ``cls_ent`` their messages; dense tables ``dhas`` / ``dev`` over ``dcol``, or
     ranges of classes per destination ``crng`` (first, last + 1, events) from ``crptr``; for
-    steps with many spikes, each destination's (class | events << 32) in ``pl_ent`` from
-    ``pl_ptr``; ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
+    steps with many spikes, each destination's classes in ``pl_ent`` from ``pl_ptr``, each
+    followed, as many entries on (a population's classes, then its coefficients), by its
+    coefficient 1 << PACK | events; ``kmsg`` messages per neuron as weights of the rows structures), per-neuron
     receive rows (``drow``: int64, or int32 where :data:`I_ROWSH` > 0; over ``dcol_r``),
     counting structures (``seg``, ``frun``, ``fptr``, see :class:`Structures`).  ``pinfo``
     (populations, ``I_*``): per population
@@ -261,11 +262,13 @@ class UniformTables(NamedTuple):
 
 
 class CloseTables(NamedTuple):
-    """What :func:`close_step` reads (see :class:`MarkTables`)."""
+    """What :func:`close_step` reads (see :class:`MarkTables`); ``gates``: 1 if the network
+    has max-pool gates (their deliveries per core are read only then)."""
     active: int
     barrier: int
     depth: int
     n_cores: int
+    gates: int
     times: np.ndarray
     ncn: np.ndarray
 
@@ -290,11 +293,12 @@ def mark_tables(wk):
 
 
 @njit(cache=True, inline="always")
-def step_tables(wk):
+def step_tables(wk, gates):
     """The :class:`UniformTables`, :class:`CloseTables` and :class:`ActiveTables` of a
-    WorkPack (built once per sample by the kernel)."""
+    WorkPack (built once per sample by the kernel; ``gates``: has max-pool gates)."""
     return (UniformTables(wk.charge, wk.depth, wk.n_cores, wk.pinfo, wk.snd, wk.rt_ent),
-            CloseTables(wk.active, wk.barrier, wk.depth, wk.n_cores, wk.times, wk.ncn),
+            CloseTables(wk.active, wk.barrier, wk.depth, wk.n_cores, 1 if gates else 0,
+                        wk.times, wk.ncn),
             ActiveTables(wk.pinfo, wk.run_ptr, wk.run_end, wk.run_core, wk.acores, wk.acptr))
 
 
@@ -426,6 +430,9 @@ def pack_work(net, pk, st, timing) -> WorkPack:
             spk[int(P[i, C.P_BASE]):int(P[i, C.P_BASE] + P[i, C.P_SIZE])] = 0
     snd = ((((spk << PACK) | np.diff(rt_ptr)) << CORE_BITS) | core) if nn else \
         np.zeros(1, np.int64)
+    for i in range(len(pops)):  # the range of a population's sending cores (route_spikes)
+        c = core[int(P[i, C.P_BASE]):int(P[i, C.P_BASE] + P[i, C.P_SIZE])]
+        pinfo[i, I_SCLO], pinfo[i, I_SCHI] = (c.min(), c.max() + 1) if c.size else (0, 0)
     # per-neuron rows of receive work over a population's few destinations (see route_spikes)
     drow, dcol_r = [], []
     for i, p in enumerate(pops):
@@ -794,17 +801,18 @@ def _route_classes(pops, P, rt_ptr, ent, pinfo, analog):
                 dense.append(ev.astype(np.int32).reshape(-1))
                 dmask.append(has.reshape(-1))
                 dcols.append(dst)
-        if pinfo[i, I_NDC] == 0 and (e_.size == 0 or int(e_.max()) < 1 << 31):
+        if pinfo[i, I_NDC] == 0 and (e_.size == 0 or int(e_.max()) < 1 << PACK):
             # message by message, and also by destination for steps where most classes
-            # have spikes: each destination's classes and events (class | events << 32), the
-            # class counts gathered into sums held in registers (no read-modify-write of the
-            # receive ring per message, no branch on a class's count or message number)
+            # have spikes: each destination's classes, then (as many entries on) their
+            # coefficients (1 << PACK) + events, the class counts times them summed in
+            # registers (no read-modify-write of the receive ring per message, no branch on a
+            # class's count or message number)
             pinfo[i, I_PNDC] = dst.size
             pinfo[i, I_DC0] = sum(a.size for a in dcols)  # (unused by this mode otherwise)
             pinfo[i, I_PP0] = sum(a.size for a in pl_ptr)
             ent0 = sum(a.size for a in pl_ent)
             pl_ptr.append(ent0 + np.searchsorted(c_, np.arange(dst.size + 1)))
-            pl_ent.append((e_ << 32) | k_)
+            pl_ent.append(np.concatenate((k_, (np.int64(1) << PACK) + e_)))
             dcols.append(dst)
         for row in uniq:
             row = row[row >= 0]
@@ -904,8 +912,9 @@ def _route_spikes(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, 
     :data:`I_ROWSH`) to the step's sums ``acc`` (a few vector adds, no branch); else message
     by message.  ``swp``, ``rwp`` and the class counts ``ccnt`` hold
     :data:`COPIES` copies, used in turn by consecutive spikes, so that no add waits for the
-    one before it on the same address and no branch is needed; :func:`close_step` sums
-    them."""
+    one before it on the same address and no branch is needed; those of ``swp`` are summed
+    here over the population's range of sending cores (where it holds no more cores than
+    spikes, else one copy is used), the others by :func:`close_step`."""
     if cnt == 0:
         return np.int64(0)
     nc = mt.n_cores
@@ -923,10 +932,17 @@ def _route_spikes(mt, p, ring, dst, cnt, base, t, swp, rwp, sb, ccnt, m32, acc, 
     if parts & R_SEND:  # one packed word per neuron (WorkPack.snd)
         sn = mt.snd[base:]
         unc = np.uint64(nc)
-        sb[D1 + SB_SEND] = 1  # (close_step sums the copies)
+        lo, hi = pi[p, I_SCLO], pi[p, I_SCHI]
+        scm = ucm if hi - lo <= cnt else np.uint64(0)
         for e in range(cnt):
             x = sn[np.uint64(rg[e])]
-            swp[(np.uint64(e) & ucm) * unc + np.uint64(x & CORE_MASK)] += x >> CORE_BITS
+            swp[(np.uint64(e) & scm) * unc + np.uint64(x & CORE_MASK)] += x >> CORE_BITS
+        if scm:
+            for j in range(1, COPIES):
+                sj = swp[j * nc:]
+                for c in range(lo, hi):
+                    swp[c] += sj[c]
+                    sj[c] = 0
     ncl = pi[p, I_NCLS]
     W = pi[p, I_ROWW]
     if not parts & R_RECV:
@@ -1061,24 +1077,32 @@ def _flush_classes(ct, p, rwp, sb, ccnt, copies, m32, dense):
     cc = ccnt[c0:]
     if dense and pi[p, I_PNDC] > 0:
         # at least half as many spikes as classes: by destination, each a sum over its
-        # classes (tests_99.20's first layer: 64 % of its 672 classes have spikes in a step;
-        # 3.2 -> 1.1 us a step on its real class counts, measured in isolation)
+        # classes of count times coefficient (messages << PACK | events at once), in two
+        # chains of adds (tests_99.20's first layer: 64 % of its 672 classes have spikes in
+        # a step; 3.2 -> 1.1 us a step on its real class counts, measured in isolation, then
+        # 0.69 -> 0.55 us with the packed coefficients and two chains)
+        nd = pi[p, I_PNDC]
         dc = ct.dcol[pi[p, I_DC0]:]
         pp = ct.pl_ptr[pi[p, I_PP0]:]
         pe = ct.pl_ent
-        lo32 = np.uint64(0xFFFFFFFF)
-        for d in range(pi[p, I_PNDC]):
-            a = np.int64(0)
-            e = np.int64(0)
-            for r in range(np.uint64(pp[d]), np.uint64(pp[d + 1])):
-                y = pe[r]
-                m = cc[np.uint64(y) & lo32]
-                a += m
-                e += m * (y >> 32)
-            if a != 0:
+        u1 = np.uint64(1)
+        u2 = np.uint64(2)
+        npr = np.uint64(pp[nd] - pp[0])  # (the coefficients follow the classes)
+        for d in range(nd):
+            s0 = np.int64(0)
+            s1 = np.int64(0)
+            r = np.uint64(pp[d])
+            hi = np.uint64(pp[d + 1])
+            while r + u1 < hi:
+                s0 += cc[np.uint64(pe[r])] * pe[r + npr]
+                s1 += cc[np.uint64(pe[r + u1])] * pe[r + u1 + npr]
+                r += u2
+            if r < hi:
+                s0 += cc[np.uint64(pe[r])] * pe[r + npr]
+            if s0 + s1 != 0:
                 x = dc[d]
                 rwp[np.uint64(sb[np.uint64((x >> CORE_BITS) & DELAY_MASK)] + (x & CORE_MASK))] += (
-                    (a << PACK) + e)
+                    s0 + s1)
         for k in range(ncl):
             cc[k] = 0
         return
@@ -1551,8 +1575,8 @@ def close_step(sk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s,
                tb_work, tb_crit, tid):
     """End of step t of sample s: core times, the slowest core, the step time; add to the
     thread's sums; clear the step's work (``mpcore[s]``: the sample's max-pool deliveries per
-    core so far).  The copies of ``swp`` and ``rwp`` beyond the first are summed into it only
-    where this step's work may lie in them (the flags in ``sb``, see :data:`SB_SEND`)."""
+    core so far).  The copies of the receive ring ``rwp`` beyond the first are summed into it
+    only where this step's work may lie in them (the flags in ``sb``, see :data:`SB_RECV`)."""
     mpc = mpcore[s]
     tm = sk.times
     nc = sk.n_cores
@@ -1569,19 +1593,15 @@ def close_step(sk, t, swp, swa, rwp, sb, mpcore, mpprev, mesh_lat, step_time, s,
             for c in range(nc):
                 r0[c] += rj[c]
                 rj[c] = 0
-    if sb[D1 + SB_SEND] != 0:
-        sb[D1 + SB_SEND] = 0
-        for j in range(1, COPIES):
-            sj = swp[j * nc:(j + 1) * nc]
-            for c in range(nc):
-                swp[c] += sj[c]
-                sj[c] = 0
     best = np.int64(-1)
     arg = 0
     ac = 1 if sk.active == 1 else 0
+    gates = sk.gates == 1
     for c in range(nc):
-        d = mpc[c] - mpprev[c]  # max-pool gate deliveries of this step
-        mpprev[c] = mpc[c]
+        d = np.int64(0)
+        if gates:
+            d = mpc[c] - mpprev[c]  # max-pool gate deliveries of this step
+            mpprev[c] = mpc[c]
         rv = rwp[o + c]
         rwp[o + c] = 0
         sv = swp[c]
