@@ -498,7 +498,9 @@ def pack_work(net, pk, st, timing) -> WorkPack:
         # in 64 byte lanes, the spikes weighted by their messages are summed in a lane set of
         # their own (the messages per sending core, without a step per spike)
         kq = int(k.max()) if pinfo[i, I_KPOP] < 0 and 0 < int(k.max()) <= 255 else 0
-        sx.add(pinfo[i], I_SMODE, core[b:b + n], L, kq)
+        # (a structure by sending core also lets the update loop mark the active updates:
+        # no pass of count_active's own, measured ~3 cycles a neuron on tests_99.20's 128)
+        sx.add(pinfo[i], I_SMODE, core[b:b + n], L, kq, 3 * n)
         if pinfo[i, I_NCLS] == 1:  # (no structure: no pass over the marks)
             pinfo[i, I_RMODE] = S_ONE
         elif pinfo[i, I_NCLS]:
@@ -608,12 +610,12 @@ class Structures:
         self.seg, self.frun, self.fptr = [], [], [0]
         self.lanes_max, self.pat_max = 64, 1
 
-    def add(self, row, col, key, L, kq=0):
+    def add(self, row, col, key, L, kq=0, spare=0):
         """Choose the structure of ``key`` (int64 per neuron, rows of ``L``) and record it in
         the population's ``pinfo`` row at ``col`` (I_SMODE or I_RMODE).  ``kq`` > 0: an
         S_ROWS structure of 64 lanes will also sum spike marks weighted by up to ``kq``
-        (:data:`I_KW`)."""
-        mode, rows, lanes, W = _structure(np.asarray(key, np.int64), L)
+        (:data:`I_KW`); ``spare``: what a structure saves besides (see :func:`_structure`)."""
+        mode, rows, lanes, W = _structure(np.asarray(key, np.int64), L, spare)
         if mode == S_NONE:
             return
         if mode == S_ROWS and W == 64:
@@ -673,7 +675,7 @@ def _plan64(rows, npat, kq):
     return out
 
 
-def _structure(key, L):
+def _structure(key, L, spare=0):
     """How to count a population's marked neurons per value of ``key`` (int64 per neuron)
     without a step per spike, viewing the population as rows of ``L`` neurons (its channels;
     the whole population if flat).  Returns (mode, rows, patterns, W), ``rows`` a list of
@@ -686,7 +688,9 @@ def _structure(key, L):
       (W = lcm(L, 64), so lane j holds column j mod L) of its pattern's accumulator, 64 lanes
       in one vector operation, and each lane's sum goes to its key (``pattern[j]``) once per
       step: ~1 vector operation per 64 neurons, plus W steps per pattern;
-    * :data:`S_NONE`: neither is cheaper than a step per spike at ~10 % activity.
+    * :data:`S_NONE`: neither is cheaper than a step per spike at ~10 % activity and the
+      ``spare`` work a structure saves besides (sending cores: the pass of
+      :func:`count_active` over the neurons, ~3n, that marks counted by it replace).
 
     The estimates are in rough instruction counts."""
     n = key.size
@@ -703,11 +707,12 @@ def _structure(key, L):
         which = which.reshape(-1)
         tail = int(np.sum(((bhi - blo) * L % W) % 64))
         cost_rows = 4 * (n // 64) + 6 * blo.size + 2 * tail + 4 * W * uniq.shape[0]
+    budget = max(n, 64) + spare
     if cost_rows is None or cost_runs <= cost_rows:
-        if cost_runs > max(n, 64):
+        if cost_runs > budget:
             return S_NONE, [], [], 0
         return S_RUNS, [[int(a), int(b), int(key[a])] for a, b in zip(lo, hi)], [], 0
-    if cost_rows > max(n, 64):
+    if cost_rows > budget:
         return S_NONE, [], [], 0
     return S_ROWS, [[int(a) * L, int(b) * L, int(w)] for a, b, w in zip(blo, bhi, which)], \
         [np.resize(u, W).astype(np.int64) for u in uniq], W
