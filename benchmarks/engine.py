@@ -29,6 +29,7 @@ Figures only: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -615,6 +616,71 @@ def _print_overhead(name, off, on, med, per):
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})")
 
 
+def _overheads(quick, target, pairs):
+    """The counters' cost per network, measured in this process: yields (name, best off,
+    best on, median of the paired on / off ratios, sample-steps a run)."""
+    T = 16 if quick else 32
+    pairs = pairs or (7 if quick else 15)
+    for name, spec, shape, n, prof in (
+            ("LeNet-5 6/16 (28x28x1)", LENET, (28, 28, 1), 64, None),
+            ("LeNet 32/64 (28x28x1)", LENET64, (28, 28, 1), 32, None),
+            # populations split over many cores: counted by the tiles' structures
+            ("LeNet 32/64 mapped to loihi1", LENET64, (28, 28, 1), 32, "loihi1"),
+            ("VGG (32x32x3, 64-128-256)", VGG, (32, 32, 3), 8, None)):
+        net = build(spec, shape, seed=1)
+        if prof:
+            from converter.mapping import map_to_cores
+            from hw_models.profiles import get_profile
+            net, rep = map_to_cores(net, get_profile(prof))
+            name += f" ({rep.cores} cores)"
+        x = inputs(net, n, 2)
+        tune(net, target, x[:4], T)
+        yield (name,) + timing_overhead(net, x, T, pairs) + (n * T,)
+    # the network of issue 13's SANA-FE comparison: tests_99.20 converted for loihi1
+    # (analog input, 142 cores, its first layer's channel groups in runs of 3 neurons)
+    try:
+        from neuroemu.datasets import load_mnist
+        from sanafe_compare import convert_network
+        net = convert_network(64)
+        x = load_mnist()[0][:32].reshape((32,) + tuple(net.populations[0].shape))
+    except (OSError, ValueError) as e:  # (the shared data is optional)
+        print(f"tests_99.20 for loihi1: skipped ({e})")
+        return
+    yield ((f"tests_99.20 for loihi1, real MNIST ({net.n_cores} cores)",)
+           + timing_overhead(net, x, T, pairs) + (len(x) * T,))
+
+
+def _overhead_processes(a):
+    """``--processes N``: the counters' cost measured by N fresh processes one after another,
+    each as one run of ``--timing-only`` does.  On a shared machine the ratio moves by a few
+    per cent from one process to the next with no change of code (not within a process: its
+    paired runs agree), so one process's figure is one draw; this prints per network the
+    median over the processes of their medians, with the lowest and highest."""
+    import subprocess
+    cmd = [sys.executable, __file__, "--timing-only", "--json", "--target", str(a.target)]
+    cmd += (["--quick"] if a.quick else []) + (["--pairs", str(a.pairs)] if a.pairs else [])
+    got = {}
+    for k in range(a.processes):
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"process {k + 1} of {a.processes} failed:\n{out.stderr}")
+        for line in out.stdout.splitlines():
+            if line.startswith("OVERHEAD "):
+                r = json.loads(line[len("OVERHEAD "):])
+                got.setdefault(r["name"], []).append(r)
+            else:
+                print(line)
+        print(f"process {k + 1} of {a.processes} done (load average "
+              f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})", flush=True)
+    for name, rs in got.items():
+        med = np.array([r["median"] for r in rs])
+        on = min(r["on"] for r in rs) / rs[0]["per"]
+        off = min(r["off"] for r in rs) / rs[0]["per"]
+        print(f"{name}: on / off x{np.median(med):.3f} (median of {len(rs)} processes' medians; "
+              f"lowest x{med.min():.3f}, highest x{med.max():.3f}); best times on "
+              f"{on * 1e6:.1f}, off {off * 1e6:.1f} µs/sample-step")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples and steps")
@@ -626,39 +692,24 @@ def main(argv=None):
                     help="target activities (0 = all-zero input)")
     ap.add_argument("--timing-only", action="store_true",
                     help="only the cost of the latency counters (timing= on vs off)")
+    ap.add_argument("--processes", type=int, default=1, metavar="N",
+                    help="--timing-only: measure in N fresh processes, one after another, and "
+                         "print the median over them (the ratio moves from process to process)")
+    ap.add_argument("--pairs", type=int, default=0, metavar="K",
+                    help="--timing-only: on/off pairs of runs per network and process "
+                         "(default 15, --quick 7)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.timing_only:
-        T = 16 if a.quick else 32
-        for name, spec, shape, n, prof in (
-                ("LeNet-5 6/16 (28x28x1)", LENET, (28, 28, 1), 64, None),
-                ("LeNet 32/64 (28x28x1)", LENET64, (28, 28, 1), 32, None),
-                # populations split over many cores: counted by the tiles' structures
-                ("LeNet 32/64 mapped to loihi1", LENET64, (28, 28, 1), 32, "loihi1"),
-                ("VGG (32x32x3, 64-128-256)", VGG, (32, 32, 3), 8, None)):
-            net = build(spec, shape, seed=1)
-            if prof:
-                from converter.mapping import map_to_cores
-                from hw_models.profiles import get_profile
-                net, rep = map_to_cores(net, get_profile(prof))
-                name += f" ({rep.cores} cores)"
-            x = inputs(net, n, 2)
-            tune(net, a.target, x[:4], T)
-            off, on, med = timing_overhead(net, x, T, 7 if a.quick else 15)
-            per = n * T
-            _print_overhead(name, off, on, med, n * T)
-        # the network of issue 13's SANA-FE comparison: tests_99.20 converted for loihi1
-        # (analog input, 142 cores, its first layer's channel groups in runs of 3 neurons)
-        try:
-            from neuroemu.datasets import load_mnist
-            from sanafe_compare import convert_network
-            net = convert_network(64)
-            x = load_mnist()[0][:32].reshape((32,) + tuple(net.populations[0].shape))
-        except (OSError, ValueError) as e:  # (the shared data is optional)
-            print(f"tests_99.20 for loihi1: skipped ({e})")
+        if a.processes > 1:
+            _overhead_processes(a)
             return
-        off, on, med = timing_overhead(net, x, T, 7 if a.quick else 15)
-        _print_overhead(f"tests_99.20 for loihi1, real MNIST ({net.n_cores} cores)", off, on,
-                        med, len(x) * T)
+        for name, off, on, med, per in _overheads(a.quick, a.target, a.pairs):
+            if a.json:
+                print("OVERHEAD " + json.dumps(dict(name=name, off=off, on=on, median=med,
+                                                    per=per)), flush=True)
+            else:
+                _print_overhead(name, off, on, med, per)
         return
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min); "
           f"single-thread times are CPU time while the 1-minute load is above {BUSY}, wall time "
