@@ -1317,7 +1317,7 @@ def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
     ``kw`` > 0 (S_ROWS, W = 64: :data:`I_KW`) also ``out0[key] +=`` the weights ``wt`` (uint8,
     indexed like ``mask``, at most ``kw``) of the neurons with a spike mark.  Scratch: ``l8``
     uint8 and ``wide`` int64 (NSETS · lanes_max), ``l16`` uint16 (64 · patterns: the
-    weighted lane sets), ``passes`` int64 (2 · patterns)."""
+    weighted lane sets), ``passes`` int64 (2 · patterns, at least 130)."""
     pi = st.pinfo
     seg = st.seg
     mode = pi[p, x0 + X_MODE]
@@ -1412,6 +1412,36 @@ def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
                 add_marks64_3(l8, o, 64, mask, a, n >> 6, n & 63)
             else:
                 add_marks64_1(l8, o, 64, mask, a, n >> 6, n & 63)
+        if not do12:
+            # (the usual step of an analog first layer, its active updates counted once,
+            # I_ACONST) per pattern the prefix sums of its lanes' spike marks and weights
+            # (``passes``), then one difference per run of lanes with one key: tests_99.20's
+            # first layer has ~22 runs of ~3 lanes a pattern, and a sum per run cost its loop
+            for q in range(npat):
+                o = NSETS * 64 * q
+                o16 = 64 * q
+                a0 = np.int64(0)
+                a3 = np.int64(0)
+                passes[0] = 0
+                passes[65] = 0
+                for j in range(64):
+                    a0 += l8[o + j]
+                    if sp_b:
+                        a0 += wide[o + j]
+                    if dow:
+                        a3 += l16[o16 + j]
+                        if sp_w:
+                            a3 += wide[o + 192 + j]
+                    passes[j + 1] = a0
+                    passes[66 + j] = a3
+                g = pi[p, x0 + X_G] + q
+                if do0:
+                    for rr in range(st.fptr[g], st.fptr[g + 1]):
+                        j0 = frun[rr, 0]
+                        j1 = frun[rr, 1]
+                        out0[frun[rr, 2]] += ((passes[j1] - passes[j0]) * mul0
+                                              + passes[65 + j1] - passes[65 + j0])
+            return
         # each run of lanes with one key (st.frun) summed straight into its key (runs are a
         # few lanes: the mapper's channel groups), a run of up to 8 lanes without a loop, only
         # the sets in use (tests_99.20's first layer: 0.85 against 1.16 µs a step, isolated)

@@ -334,7 +334,7 @@ def test_counting_structures_count_exactly(case):
                       np.zeros(WK.NSETS * wk.lanes_max, np.uint8),
                       np.zeros(64 * wk.pat_max, np.uint16),
                       np.zeros(WK.NSETS * wk.lanes_max, np.int64),
-                      np.zeros(2 * wk.pat_max, np.int64), cc, rlo, wt, kw)
+                      np.zeros(max(2 * wk.pat_max, 130), np.int64), cc, rlo, wt, kw)
                 wsum = np.bincount(key, weights=marks[:, 0] * wt[:n].astype(np.int64),
                                    minlength=nk).astype(np.int64)
                 assert np.array_equal(out0, 3 * ref[0] + (wsum if kw else 0) if do0 else 0 * out0)
