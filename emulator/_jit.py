@@ -71,9 +71,6 @@ if config.DISABLE_JIT:  # pure-Python run (coverage of the kernels): the intrins
     def add_marks64_3w(acc, at, w, m8, start, n, tail, wt, acc16, at16):
         _add_marks64(acc, at, w, m8, start, n, tail, 3, wt, acc16, at16)
 
-    def sum8(a, at, n):
-        return int(np.asarray(a[at:at + n], np.int64).sum())
-
     def sum_rows(acc, tab, idx, n, w):
         for e in range(n):
             r = int(idx[e]) * w
@@ -336,32 +333,6 @@ else:
             _sum_rows24(acc, tab, idx, n)
         else:
             _sum_rows32(acc, tab, idx, n)
-
-    @intrinsic
-    def sum8(typingctx, a, at, n):
-        """``a[at:at+n].sum()`` of uint8 ``a`` for 1 ≤ n ≤ 8, as int64, without a loop: one
-        unaligned 8-byte load (the 8 bytes must exist), the n low bytes kept, the bytes added
-        in pairs, then the four 16-bit sums by one multiply (at most 8 · 255 < 2^16)."""
-        if not (isinstance(a, _nbtypes.Array) and a.dtype == _nbtypes.uint8 and a.ndim == 1
-                and a.layout == "C" and isinstance(at, _nbtypes.Integer)
-                and isinstance(n, _nbtypes.Integer)):
-            return None
-
-        def codegen(context, builder, signature, args):
-            i64 = _llir.IntType(64)
-            k = (lambda v: _llir.Constant(i64, v))
-            ary = context.make_array(signature.args[0])(context, builder, args[0])
-            off = context.cast(builder, args[1], signature.args[1], _nbtypes.intp)
-            x = builder.load(builder.bitcast(builder.gep(ary.data, [off]), i64.as_pointer()),
-                             align=1)
-            nb = builder.shl(context.cast(builder, args[2], signature.args[2], _nbtypes.int64),
-                             k(3))
-            x = builder.and_(x, builder.lshr(k(-1), builder.sub(k(64), nb)))
-            m8 = k(0x00FF00FF00FF00FF)
-            y = builder.add(builder.and_(x, m8), builder.and_(builder.lshr(x, k(8)), m8))
-            return builder.lshr(builder.mul(y, k(0x0001000100010001)), k(48))
-
-        return _nbtypes.int64(a, at, n), codegen
 
     @intrinsic
     def popcount(typingctx, w):

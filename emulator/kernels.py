@@ -292,7 +292,7 @@ def _run_sample(pk, core, s, sg, T, xrow, ev_stp, ev_neu, e_lo, e_hi, seed, ring
     l8 = np.zeros(WK.NSETS * wk.lanes_max, np.uint8)  # scratch of WK.count_marks
     l16 = np.zeros(64 * wk.pat_max, np.uint16)
     wide = np.zeros(max(WK.NSETS * wk.lanes_max, wk.row_max), np.int64)
-    passes = np.zeros(max(2 * wk.pat_max, 130), np.int64)
+    passes = np.zeros(max(2 * wk.pat_max, 260), np.int64)
     m32 = np.zeros(wk.cls_max + 1, np.int32)
     rwp = np.zeros(cp * wk.depth * wk.n_cores, np.int64)  # receive work (packed), ring over delays
     sbuf = np.zeros(wk.depth + WK.SB_EXTRA, np.int64)  # see WK._slots, WK.SB_RECV

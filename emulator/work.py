@@ -52,7 +52,7 @@ from hw_models.errors import SimulationError
 
 from . import compile as C
 from ._jit import (_BORROW, add_bits64, add_marks64_1, add_marks64_1w, add_marks64_3,
-                   add_marks64_3w, bits64, hot, popcount, sum8, sum_rows)
+                   add_marks64_3w, bits64, hot, popcount, sum_rows)
 
 #: columns of the per-core work counters (the per-step sending side first)
 W_ACT_INPUT, W_ACT_STATE, W_SPIKES, W_MSG_OUT, W_MSG_IN, W_SYN = range(6)
@@ -1317,7 +1317,7 @@ def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
     ``kw`` > 0 (S_ROWS, W = 64: :data:`I_KW`) also ``out0[key] +=`` the weights ``wt`` (uint8,
     indexed like ``mask``, at most ``kw``) of the neurons with a spike mark.  Scratch: ``l8``
     uint8 and ``wide`` int64 (NSETS · lanes_max), ``l16`` uint16 (64 · patterns: the
-    weighted lane sets), ``passes`` int64 (2 · patterns, at least 130)."""
+    weighted lane sets), ``passes`` int64 (2 · patterns, at least 260)."""
     pi = st.pinfo
     seg = st.seg
     mode = pi[p, x0 + X_MODE]
@@ -1412,18 +1412,40 @@ def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
                 add_marks64_3(l8, o, 64, mask, a, n >> 6, n & 63)
             else:
                 add_marks64_1(l8, o, 64, mask, a, n >> 6, n & 63)
-        if not do12:
-            # (the usual step of an analog first layer, its active updates counted once,
-            # I_ACONST) per pattern the prefix sums of its lanes' spike marks and weights
-            # (``passes``), then one difference per run of lanes with one key: tests_99.20's
-            # first layer has ~22 runs of ~3 lanes a pattern, and a sum per run cost its loop
-            for q in range(npat):
-                o = NSETS * 64 * q
-                o16 = 64 * q
-                a0 = np.int64(0)
-                a3 = np.int64(0)
-                passes[0] = 0
-                passes[65] = 0
+        # per pattern the prefix sums of its lanes' sets in use (``passes``), then one
+        # difference per run of lanes with one key, where a sum per run cost a loop each (runs
+        # are a few lanes, the mapper's channel groups: tests_99.20's first layer has ~22 runs
+        # of ~3 lanes a pattern; cycles a step, medians of 11: its flush 806 -> 520-590, the
+        # mapped LeNet 32/64's pooling layer's, with active marks, 702 -> 575-594)
+        for q in range(npat):
+            o = NSETS * 64 * q
+            o16 = 64 * q
+            a0 = np.int64(0)
+            a1 = np.int64(0)
+            a2 = np.int64(0)
+            a3 = np.int64(0)
+            passes[0] = 0
+            passes[65] = 0
+            passes[130] = 0
+            passes[195] = 0
+            if do12:  # (a loop each: the usual step stores two sums a lane, not four)
+                for j in range(64):
+                    a0 += l8[o + j]
+                    a1 += l8[o + 64 + j]
+                    a2 += l8[o + 128 + j]
+                    if sp_b:
+                        a0 += wide[o + j]
+                        a1 += wide[o + 64 + j]
+                        a2 += wide[o + 128 + j]
+                    if dow:
+                        a3 += l16[o16 + j]
+                        if sp_w:
+                            a3 += wide[o + 192 + j]
+                    passes[j + 1] = a0
+                    passes[66 + j] = a3
+                    passes[131 + j] = a1
+                    passes[196 + j] = a2
+            else:
                 for j in range(64):
                     a0 += l8[o + j]
                     if sp_b:
@@ -1434,55 +1456,17 @@ def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
                             a3 += wide[o + 192 + j]
                     passes[j + 1] = a0
                     passes[66 + j] = a3
-                g = pi[p, x0 + X_G] + q
-                if do0:
-                    for rr in range(st.fptr[g], st.fptr[g + 1]):
-                        j0 = frun[rr, 0]
-                        j1 = frun[rr, 1]
-                        out0[frun[rr, 2]] += ((passes[j1] - passes[j0]) * mul0
-                                              + passes[65 + j1] - passes[65 + j0])
-            return
-        # each run of lanes with one key (st.frun) summed straight into its key (runs are a
-        # few lanes: the mapper's channel groups), a run of up to 8 lanes without a loop, only
-        # the sets in use (tests_99.20's first layer: 0.85 against 1.16 µs a step, isolated)
-        for q in range(npat):
-            o = NSETS * 64 * q
             g = pi[p, x0 + X_G] + q
             for rr in range(st.fptr[g], st.fptr[g + 1]):
-                c0 = np.int64(0)
-                c1 = np.int64(0)
-                c2 = np.int64(0)
-                c3 = np.int64(0)
-                s0 = frun[rr, 0]
-                ln = frun[rr, 1] - s0
-                j0 = o + s0
-                if ln <= 8 and s0 <= 56:  # (the 8 bytes read stay in the pattern's lanes)
-                    c0 = sum8(l8, j0, ln)
-                    if do12:
-                        c1 = sum8(l8, j0 + 64, ln)
-                        c2 = sum8(l8, j0 + 128, ln)
-                else:
-                    for j in range(j0, j0 + ln):
-                        c0 += l8[j]
-                        c1 += l8[j + 64]
-                        c2 += l8[j + 128]
-                if dow:
-                    for j in range(64 * q + s0, 64 * q + s0 + ln):
-                        c3 += l16[j]
-                if sp_b:
-                    for j in range(j0, j0 + ln):
-                        c0 += wide[j]
-                        c1 += wide[j + 64]
-                        c2 += wide[j + 128]
-                if sp_w:
-                    for j in range(j0 + 192, j0 + 192 + ln):
-                        c3 += wide[j]
+                j0 = frun[rr, 0]
+                j1 = frun[rr, 1]
                 key = frun[rr, 2]
                 if do0:
-                    out0[key] += c0 * mul0 + c3
+                    out0[key] += ((passes[j1] - passes[j0]) * mul0
+                                  + passes[65 + j1] - passes[65 + j0])
                 if do12:
-                    out12[key, 0] += c1
-                    out12[key, 1] += c2
+                    out12[key, 0] += passes[130 + j1] - passes[130 + j0]
+                    out12[key, 1] += passes[195 + j1] - passes[195 + j0]
         return
     # W a multiple of 64: a pattern's lanes are counted in passes of W lanes
     wp = W >> 6  # 64-lane pieces per pass
