@@ -19,6 +19,9 @@ to each target activity; activity 0 is an all-zero input) and prints, per activi
   the load average beside it.
 
 ``--legacy`` prints the older figures (NumPy reference, dense PyTorch if importable, VGG).
+``--timing-only`` prints the cost of the latency counters (``timing=`` on ÷ off, paired runs)
+on five networks; ``--processes N`` measures it in N fresh processes and prints the median over
+them (the ratio moves by a few per cent from one process to the next).
 Single-thread figures are wall time on a quiet machine and process CPU time when the 1-minute
 load average is above 0.5 (another job would otherwise be billed to us); the output says which.
 Two-thread figures are always wall time, and the 1 → 2 thread speed-up compares wall with wall.

@@ -480,9 +480,9 @@ def pack_work(net, pk, st, timing) -> WorkPack:
     if route_lat.max(initial=0) >> LAT_SHIFT:
         raise SimulationError(f"a mesh route of {route_lat.max()} ps is longer than the "
                               f"latency counters hold ({(1 << LAT_SHIFT) - 1} ps)")
-    if mesh and P[:, C.P_SIZE].max(initial=0) > 1 << (LAT_SHIFT - 6):
+    if mesh and P[:, C.P_SIZE].max(initial=0) > 1 << RUN_SHIFT:
         raise SimulationError(f"a population of {P[:, C.P_SIZE].max()} neurons is larger than "
-                              f"the longest-route search holds ({1 << (LAT_SHIFT - 6)} neurons); "
+                              f"the longest-route search holds ({1 << RUN_SHIFT} neurons); "
                               "time it without the mesh term (mesh='none')")
     lat_ord = np.zeros(max(nn, 1), np.int64)
     kmsg = []

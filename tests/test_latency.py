@@ -215,6 +215,18 @@ def test_route_latency_too_long_for_its_field_is_refused(monkeypatch):
         engine.simulate(_tiny(), np.array([[1, 1]]), 3, timing=_timing())
 
 
+def test_population_too_large_for_the_route_search_is_refused(monkeypatch):
+    """The longest-route search reads runs of neurons, their first neuron in RUN_SHIFT bits: a
+    population that does not fit is refused when the counters are packed (before any kernel
+    runs: a kernel compiled now would keep the patched constant), naming the way out."""
+    from emulator import work as WK
+    from hw_models.errors import SimulationError
+    monkeypatch.setattr(WK, "RUN_SHIFT", 0)  # (one neuron: _tiny's layers have two)
+    with pytest.raises(SimulationError, match=r"population of 2 neurons .* \(1 neurons\); "
+                                              r"time it without the mesh term"):
+        engine.simulate(_tiny(), np.array([[1, 1]]), 3, timing=_timing())
+
+
 def test_unpublished_times_are_flagged():
     assert not timing_for("loihi2").published
     r = emulator.run(_tiny(), np.array([[1, 1]]), 2, timing="loihi2")
