@@ -1428,34 +1428,25 @@ def _count_struct(st, p, x0, mask, do0, mul0, out0, do12, out12, l8, l16, wide, 
             passes[65] = 0
             passes[130] = 0
             passes[195] = 0
-            if do12:  # (a loop each: the usual step stores two sums a lane, not four)
+            for j in range(64):
+                a0 += l8[o + j]
+                if sp_b:
+                    a0 += wide[o + j]
+                if dow:
+                    a3 += l16[o16 + j]
+                    if sp_w:
+                        a3 += wide[o + 192 + j]
+                passes[j + 1] = a0
+                passes[66 + j] = a3
+            if do12:  # (a loop of its own: the usual step has no active marks)
                 for j in range(64):
-                    a0 += l8[o + j]
                     a1 += l8[o + 64 + j]
                     a2 += l8[o + 128 + j]
                     if sp_b:
-                        a0 += wide[o + j]
                         a1 += wide[o + 64 + j]
                         a2 += wide[o + 128 + j]
-                    if dow:
-                        a3 += l16[o16 + j]
-                        if sp_w:
-                            a3 += wide[o + 192 + j]
-                    passes[j + 1] = a0
-                    passes[66 + j] = a3
                     passes[131 + j] = a1
                     passes[196 + j] = a2
-            else:
-                for j in range(64):
-                    a0 += l8[o + j]
-                    if sp_b:
-                        a0 += wide[o + j]
-                    if dow:
-                        a3 += l16[o16 + j]
-                        if sp_w:
-                            a3 += wide[o + 192 + j]
-                    passes[j + 1] = a0
-                    passes[66 + j] = a3
             g = pi[p, x0 + X_G] + q
             for rr in range(st.fptr[g], st.fptr[g + 1]):
                 j0 = frun[rr, 0]
